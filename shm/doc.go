@@ -1,0 +1,39 @@
+// Package shm implements the state file that every process on a machine
+// maps: a growable, crash-safe heap of blocks addressed by offsets, with one
+// writer at a time per file and lock-free readers.
+//
+// # Layout
+//
+// A state file starts with a one-page header (magic, format version,
+// endianness marker, page size, sizes, the seqlock counter, the writer's
+// in-progress marker, allocator roots and 32 user root words). The heap
+// follows. Everything in the file refers to other things by offset from the
+// start of the file; offset 0 is nil.
+//
+// The file is mapped once over a large reserved range (Options.MaxSize) and
+// grown underneath the mapping with fallocate, so base addresses never move,
+// readers never wait for growth, and a full disk is an error when the file
+// grows rather than a SIGBUS later.
+//
+// # Readers
+//
+// Readers take no lock. A reader calls ReadBegin, reads what it needs
+// (copying values out), and calls ReadValid; if a writer changed anything in
+// between, ReadValid reports false and the reader retries. Because a writer
+// may reuse memory a reader is looking at, every read must bounds-check the
+// offsets it follows (Size, Bytes, Uint64 do) and bound its loops; garbage is
+// rejected by ReadValid before it is used.
+//
+// # Writers
+//
+// Begin takes an in-process mutex and a cross-process open-file-description
+// lock that the kernel releases when its holder dies. Every change to memory
+// that readers can reach goes through a Tx method that first records the old
+// bytes in an undo journal kept inside the file; new blocks are filled
+// through Tx.Fresh without journaling. The whole transaction is one seqlock
+// write section, so readers see all of it or none of it. If a writer dies,
+// the next writer (or a reader that finds the counter stuck) rolls the
+// journal back and rebuilds the allocator from the blocks reachable from the
+// roots (Options.Walk), so a crash at any instant leaves a usable state that
+// Check verifies.
+package shm

@@ -1,0 +1,27 @@
+package shm
+
+import "errors"
+
+// Sentinel errors. Errors returned by this package wrap one of these.
+var (
+	// ErrCorrupt is returned when a file is not a valid state file: wrong
+	// magic, unsupported format version, other endianness or page size,
+	// truncation, or a structure that fails Check.
+	ErrCorrupt = errors.New("shm: corrupt state file")
+
+	// ErrNoSpace is returned when the file cannot grow: the disk is full or
+	// the file reached Options.MaxSize. The transaction that needed the
+	// space can be rolled back; earlier data stays readable.
+	ErrNoSpace = errors.New("shm: no space left for the state file")
+
+	// ErrTooLarge is returned by Alloc for a size no block can have.
+	ErrTooLarge = errors.New("shm: allocation too large")
+
+	// ErrClosed is returned by methods of a closed File or finished Tx.
+	ErrClosed = errors.New("shm: file closed")
+
+	// ErrRetired is returned by ReadBegin and Begin once the file has been
+	// retired (replaced by another state file or deleted). The caller
+	// should reopen the path.
+	ErrRetired = errors.New("shm: state file retired")
+)

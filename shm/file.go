@@ -1,0 +1,281 @@
+package shm
+
+import (
+	"crypto/rand"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// WalkFunc reports every block reachable from the user roots by calling mark
+// with the block's offset and the size it was allocated with. It is called
+// with the writer lock held (during Check and crash repair) and must only
+// read the file. It must return an error wrapping ErrCorrupt for a structure
+// it cannot follow.
+type WalkFunc func(f *File, mark func(off, size uint64) error) error
+
+// Options configure Open. They are fixed for the life of a File.
+type Options struct {
+	// MaxSize is the largest the file may grow, in bytes. It is fixed when
+	// the file is created (later opens use the value in the header); 0
+	// means DefaultMaxSize. The whole range is reserved as address space.
+	MaxSize int64
+
+	// FileMode is the permission of a created file; 0 means 0600.
+	FileMode os.FileMode
+
+	// NoCreate makes Open fail with an error wrapping os.ErrNotExist
+	// instead of creating a missing file.
+	NoCreate bool
+
+	// Walk enumerates the blocks reachable from the user roots. It is
+	// required to repair after a writer died and for Check; without it,
+	// those return an error.
+	Walk WalkFunc
+}
+
+// File is an open state file. Read methods are safe for any number of
+// goroutines at once and take no lock; writes go through Begin. A File must
+// not be used after Close; Close must not run while other goroutines use
+// the File.
+type File struct {
+	path string
+	fd   int
+	mem  []byte // the whole reserved mapping; only [0, Size()) is backed by the file
+	opts Options
+
+	// wmu serializes writers in this process; it guards the following and
+	// is held for the life of a Tx.
+	wmu    sync.Mutex
+	tx     *Tx  // the open transaction, nil when none
+	closed bool // set by Close
+}
+
+// Open opens the state file at path, creating and initializing it if it
+// does not exist (unless opts.NoCreate). A file that is not a valid state
+// file of this format version is rejected with an error wrapping
+// ErrCorrupt; it is never modified.
+func Open(path string, opts Options) (*File, error) {
+	if opts.FileMode == 0 {
+		opts.FileMode = 0o600
+	}
+	if opts.MaxSize == 0 {
+		opts.MaxSize = DefaultMaxSize
+	}
+	if opts.MaxSize < 2*PageSize || opts.MaxSize > maxMaxSize {
+		return nil, fmt.Errorf("shm: MaxSize %d out of range [%d, %d]", opts.MaxSize, 2*PageSize, int64(maxMaxSize))
+	}
+	fd, err := openOrCreate(path, opts)
+	if err != nil {
+		return nil, err
+	}
+	f, err := mapFile(path, fd, opts)
+	if err != nil {
+		unix.Close(fd)
+		return nil, err
+	}
+	return f, nil
+}
+
+func openOrCreate(path string, opts Options) (int, error) {
+	for attempt := 0; ; attempt++ {
+		fd, err := unix.Open(path, unix.O_RDWR|unix.O_CLOEXEC, 0)
+		if err == nil {
+			return fd, nil
+		}
+		if !errors.Is(err, unix.ENOENT) || opts.NoCreate || attempt > 3 {
+			return -1, fmt.Errorf("shm: open %s: %w", path, &os.PathError{Op: "open", Path: path, Err: err})
+		}
+		if err := create(path, opts); err != nil {
+			return -1, err
+		}
+	}
+}
+
+// create writes a fresh file beside path and links it into place, so
+// another process never sees a half-initialized header. If another process
+// won the race, its file is kept.
+func create(path string, opts Options) error {
+	var rnd [8]byte
+	_, _ = rand.Read(rnd[:])
+	tmp := filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+".new-"+hex.EncodeToString(rnd[:]))
+	fd, err := unix.Open(tmp, unix.O_RDWR|unix.O_CREAT|unix.O_EXCL|unix.O_CLOEXEC, uint32(opts.FileMode.Perm()))
+	if err != nil {
+		return fmt.Errorf("shm: create %s: %w", tmp, err)
+	}
+	defer unix.Close(fd)
+	defer os.Remove(tmp)
+	// The umask may have narrowed the mode; the option is what counts.
+	if err := unix.Fchmod(fd, uint32(opts.FileMode.Perm())); err != nil {
+		return fmt.Errorf("shm: chmod %s: %w", tmp, err)
+	}
+	if err := unix.Fallocate(fd, 0, 0, PageSize); err != nil {
+		return fmt.Errorf("shm: allocate header: %w: %w", ErrNoSpace, err)
+	}
+	h := make([]byte, PageSize)
+	copy(h[offMagic:], Magic)
+	binary.LittleEndian.PutUint32(h[offVersion:], FormatVersion)
+	binary.LittleEndian.PutUint32(h[offEndian:], endianMarker)
+	binary.LittleEndian.PutUint32(h[offPageSize:], PageSize)
+	binary.LittleEndian.PutUint32(h[offHeaderSize:], HeapStart)
+	binary.LittleEndian.PutUint64(h[offMaxSize:], uint64(opts.MaxSize))
+	binary.LittleEndian.PutUint64(h[offCreated:], uint64(time.Now().UnixNano()))
+	binary.LittleEndian.PutUint64(h[offSize:], PageSize)
+	binary.LittleEndian.PutUint64(h[offBump:], HeapStart)
+	if _, err := unix.Pwrite(fd, h, 0); err != nil {
+		return fmt.Errorf("shm: write header: %w", err)
+	}
+	if err := unix.Link(tmp, path); err != nil && !errors.Is(err, unix.EEXIST) {
+		return fmt.Errorf("shm: link %s: %w", path, err)
+	}
+	return nil
+}
+
+// mapFile validates the header of an open file and maps it.
+func mapFile(path string, fd int, opts Options) (*File, error) {
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return nil, fmt.Errorf("shm: stat %s: %w", path, err)
+	}
+	if st.Size < PageSize {
+		return nil, fmt.Errorf("shm: %s: %w: file is %d bytes, shorter than its header", path, ErrCorrupt, st.Size)
+	}
+	h := make([]byte, PageSize)
+	if _, err := unix.Pread(fd, h, 0); err != nil {
+		return nil, fmt.Errorf("shm: read header of %s: %w", path, err)
+	}
+	maxSize, err := validateHeader(h, uint64(st.Size))
+	if err != nil {
+		return nil, fmt.Errorf("shm: %s: %w", path, err)
+	}
+	mem, err := unix.Mmap(fd, 0, int(maxSize), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	if err != nil {
+		return nil, fmt.Errorf("shm: map %s (%d bytes reserved): %w", path, maxSize, err)
+	}
+	return &File{path: path, fd: fd, mem: mem, opts: opts}, nil
+}
+
+// validateHeader checks a header read from a file of fileSize bytes and
+// returns the mapping size it asks for.
+func validateHeader(h []byte, fileSize uint64) (uint64, error) {
+	if string(h[offMagic:offMagic+8]) != Magic {
+		return 0, fmt.Errorf("%w: not a whycache state file (bad magic)", ErrCorrupt)
+	}
+	if m := binary.LittleEndian.Uint32(h[offEndian:]); m != endianMarker {
+		return 0, fmt.Errorf("%w: written on a machine of other byte order (marker %#x)", ErrCorrupt, m)
+	}
+	if v := binary.LittleEndian.Uint32(h[offVersion:]); v != FormatVersion {
+		return 0, fmt.Errorf("%w: unsupported format version %d (this build reads %d)", ErrCorrupt, v, FormatVersion)
+	}
+	if p := binary.LittleEndian.Uint32(h[offPageSize:]); p != PageSize {
+		return 0, fmt.Errorf("%w: page size %d, expected %d", ErrCorrupt, p, PageSize)
+	}
+	if hs := binary.LittleEndian.Uint32(h[offHeaderSize:]); hs != HeapStart {
+		return 0, fmt.Errorf("%w: header size %d, expected %d", ErrCorrupt, hs, HeapStart)
+	}
+	maxSize := binary.LittleEndian.Uint64(h[offMaxSize:])
+	size := binary.LittleEndian.Uint64(h[offSize:])
+	bump := binary.LittleEndian.Uint64(h[offBump:])
+	switch {
+	case maxSize < 2*PageSize || maxSize > maxMaxSize || maxSize%PageSize != 0:
+		return 0, fmt.Errorf("%w: reserved size %d out of range", ErrCorrupt, maxSize)
+	case size < PageSize || size > maxSize || size%PageSize != 0:
+		return 0, fmt.Errorf("%w: recorded size %d invalid", ErrCorrupt, size)
+	case size > fileSize:
+		return 0, fmt.Errorf("%w: file truncated: header says %d bytes, file has %d", ErrCorrupt, size, fileSize)
+	case bump < HeapStart || bump > size || bump%Align != 0:
+		return 0, fmt.Errorf("%w: heap end %d outside [%d, %d]", ErrCorrupt, bump, HeapStart, size)
+	}
+	return maxSize, nil
+}
+
+// Path returns the path the file was opened at.
+func (f *File) Path() string { return f.path }
+
+// MaxSize returns the largest size the file may grow to.
+func (f *File) MaxSize() uint64 { return uint64(len(f.mem)) }
+
+// Size returns the number of bytes of the file that readers may access.
+// It only grows.
+func (f *File) Size() uint64 { return atomicLoad(f.mem, offSize) }
+
+// FileSize returns the size of the file on disk, from fstat.
+func (f *File) FileSize() (int64, error) {
+	var st unix.Stat_t
+	if err := unix.Fstat(f.fd, &st); err != nil {
+		return 0, fmt.Errorf("shm: stat %s: %w", f.path, err)
+	}
+	return st.Size, nil
+}
+
+// Inode returns the device and inode numbers of the open file, which tell
+// whether the path still names this file.
+func (f *File) Inode() (dev, ino uint64, err error) {
+	var st unix.Stat_t
+	if err := unix.Fstat(f.fd, &st); err != nil {
+		return 0, 0, fmt.Errorf("shm: stat %s: %w", f.path, err)
+	}
+	return uint64(st.Dev), st.Ino, nil
+}
+
+// Close unmaps and closes the file. Close waits for an open transaction of
+// this File to end; it must not be called while other goroutines read.
+func (f *File) Close() error {
+	f.wmu.Lock()
+	defer f.wmu.Unlock()
+	if f.closed {
+		return nil
+	}
+	f.closed = true
+	err := unix.Munmap(f.mem)
+	f.mem = nil
+	if cerr := unix.Close(f.fd); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("shm: close %s: %w", f.path, err)
+	}
+	return nil
+}
+
+// growLocked makes at least need bytes of the file accessible, extending
+// it on disk with fallocate. It grows by a quarter of the current size at
+// least (so growth is amortized), falling back to exactly need when the
+// disk cannot hold more. The caller holds the writer lock.
+func (f *File) growLocked(need uint64) error {
+	size := f.Size()
+	if need <= size {
+		return nil
+	}
+	max := f.MaxSize()
+	if need > max {
+		return fmt.Errorf("%w: need %d bytes, MaxSize is %d", ErrNoSpace, need, max)
+	}
+	need = roundUp(need, PageSize)
+	want := roundUp(size+size/4, 1<<20)
+	if want < need {
+		want = need
+	}
+	if want > max {
+		want = max
+	}
+	err := unix.Fallocate(f.fd, 0, int64(size), int64(want-size))
+	if err != nil && want > need {
+		want = need
+		err = unix.Fallocate(f.fd, 0, int64(size), int64(want-size))
+	}
+	if err != nil {
+		return fmt.Errorf("%w: growing %s to %d bytes: %w", ErrNoSpace, f.path, want, err)
+	}
+	atomicStore(f.mem, offSize, want)
+	return nil
+}
+
+func roundUp(n, to uint64) uint64 { return (n + to - 1) / to * to }

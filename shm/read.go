@@ -1,0 +1,115 @@
+package shm
+
+import (
+	"encoding/binary"
+	"fmt"
+	"runtime"
+	"time"
+)
+
+// ReadBegin starts a lock-free read and returns the token to pass to
+// ReadValid. It waits while a writer is changing reachable memory (a few
+// microseconds for ordinary transactions); if the writer died, it repairs
+// the file first. It returns an error wrapping ErrRetired once the file was
+// retired.
+func (f *File) ReadBegin() (uint64, error) {
+	s := atomicLoad(f.mem, offSeq)
+	if s&(seqWriting|seqRetired) == 0 {
+		return s, nil
+	}
+	return f.readBeginSlow()
+}
+
+// ReadValid reports whether no writer changed reachable memory since the
+// ReadBegin that returned seq. Everything read in between must be discarded
+// when it returns false.
+func (f *File) ReadValid(seq uint64) bool { return atomicLoad(f.mem, offSeq) == seq }
+
+// deadWriterCheckInterval is how long a reader waits on a writing counter
+// before it checks whether the writer is still alive.
+const deadWriterCheckInterval = 2 * time.Millisecond
+
+func (f *File) readBeginSlow() (uint64, error) {
+	var waitedSince time.Time
+	for i := 0; ; i++ {
+		s := atomicLoad(f.mem, offSeq)
+		if s&seqRetired != 0 {
+			return 0, fmt.Errorf("shm: %s: %w", f.path, ErrRetired)
+		}
+		if s&seqWriting == 0 {
+			return s, nil
+		}
+		switch {
+		case i < 64:
+			// Spin: ordinary transactions end within microseconds.
+		case i < 256:
+			runtime.Gosched()
+		default:
+			if waitedSince.IsZero() {
+				waitedSince = time.Now()
+			} else if time.Since(waitedSince) > deadWriterCheckInterval {
+				if err := f.repairIfWriterDead(); err != nil {
+					return 0, err
+				}
+				waitedSince = time.Now()
+			}
+			time.Sleep(20 * time.Microsecond)
+		}
+	}
+}
+
+// Mem returns the whole reserved mapping, for read paths that do their own
+// bounds checks against Size. Bytes at or past Size must not be touched.
+func (f *File) Mem() []byte { return f.mem }
+
+// Uint64 returns the little-endian word at off, or 0 if off+8 is past Size.
+// Inside a read it may return garbage that ReadValid later rejects.
+func (f *File) Uint64(off uint64) uint64 {
+	if off+8 > f.Size() || off+8 < off {
+		return 0
+	}
+	return binary.LittleEndian.Uint64(f.mem[off:])
+}
+
+// Bytes returns the mapped bytes [off, off+n), or nil if the range is past
+// Size. The slice aliases the mapping: a reader must copy what it keeps and
+// must not write through it.
+func (f *File) Bytes(off, n uint64) []byte {
+	end := off + n
+	if end > f.Size() || end < off {
+		return nil
+	}
+	return f.mem[off:end:end]
+}
+
+// Root returns user root word i, read atomically.
+func (f *File) Root(i int) uint64 {
+	if i < 0 || i >= UserRoots {
+		return 0
+	}
+	return atomicLoad(f.mem, RootOffset(i))
+}
+
+// Retired reports whether the file was retired.
+func (f *File) Retired() bool { return atomicLoad(f.mem, offSeq)&seqRetired != 0 }
+
+// Stats describes a File.
+type Stats struct {
+	Size       uint64 // accessible bytes of the file
+	HeapBytes  uint64 // bytes of the heap in blocks (used or free)
+	Commits    uint64 // transactions committed since creation
+	Recoveries uint64 // dead writers' transactions repaired since creation
+	Seq        uint64 // seqlock counter
+}
+
+// Stats returns counters from the header, read without locking.
+func (f *File) Stats() Stats {
+	m := f.mem
+	return Stats{
+		Size:       f.Size(),
+		HeapBytes:  binary.LittleEndian.Uint64(m[offBump:]) - HeapStart,
+		Commits:    binary.LittleEndian.Uint64(m[offCommits:]),
+		Recoveries: binary.LittleEndian.Uint64(m[offRecoveries:]),
+		Seq:        atomicLoad(m, offSeq),
+	}
+}
