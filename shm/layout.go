@@ -52,7 +52,7 @@ const (
 	offRecoveries   = 160 // u64 number of times a dead writer's transaction was repaired
 	offCommits      = 168 // u64 number of committed transactions
 
-	offRoots     = 256                   // [UserRoots]u64 user roots
+	offRoots     = 256                    // [UserRoots]u64 user roots
 	offFreeHeads = offRoots + 8*UserRoots // [numClasses]u64 free list heads
 )
 

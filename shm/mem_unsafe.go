@@ -10,7 +10,7 @@ import (
 // guarantee off+8 <= len(mem) and off%8 == 0.
 
 func word(mem []byte, off uint64) *uint64 {
-	return (*uint64)(unsafe.Pointer(&mem[off:off+8][0]))
+	return (*uint64)(unsafe.Pointer(&mem[off : off+8][0]))
 }
 
 func atomicLoad(mem []byte, off uint64) uint64 { return atomic.LoadUint64(word(mem, off)) }
