@@ -226,19 +226,20 @@ func (s *Store) Commit(ctx context.Context, records []logstore.Record) (uint64, 
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	for i := range recs {
+	for _, r := range recs {
 		l.latest++
-		recs[i].id = l.latest
-		if k := recs[i].singleKey; k != "" {
-			if old, ok := l.singles[k]; ok {
+		r.id = l.latest
+		if r.singleKey != "" {
+			if old, ok := l.singles[r.singleKey]; ok {
 				if j := l.findLocked(old); j >= 0 {
 					l.dropLocked(j)
 				}
 			}
-			l.singles[k] = recs[i].id
+			l.singles[r.singleKey] = r.id
 		}
+		// Appended one by one: a later record of the batch may drop it.
+		l.recs = append(l.recs, r)
 	}
-	l.recs = append(l.recs, recs...)
 	l.purgeLocked()
 	return l.latest, nil
 }

@@ -59,4 +59,21 @@ func Run(t *testing.T, h Harness) {
 var suite = []struct {
 	name string
 	fn   func(*testing.T, Harness)
-}{}
+}{
+	{"EmptyLog", testEmptyLog},
+	{"CommitRead", testCommitRead},
+	{"CallerBuffers", testCallerBuffers},
+	{"ReadStops", testReadStops},
+	{"EmptyCommit", testEmptyCommit},
+	{"Limits", testLimits},
+	{"SingleKey", testSingleKey},
+	{"ConcurrentCommits", testConcurrentCommits},
+	{"CompactDecisions", testCompactDecisions},
+	{"CompactHorizon", testCompactHorizon},
+	{"CompactErrors", testCompactErrors},
+	{"CompactConcurrentCommits", testCompactConcurrentCommits},
+	{"CompactReaders", testCompactReaders},
+	{"Reset", testReset},
+	{"CanceledContext", testCanceledContext},
+	{"Close", testClose},
+}
