@@ -1,0 +1,30 @@
+package prefixtree
+
+import (
+	"errors"
+
+	"github.com/whycache/whycache/shm"
+)
+
+// Sentinel errors. Errors returned by this package wrap one of these or a
+// shm sentinel.
+var (
+	// ErrNotFound is returned by Get for a key that is not in the map.
+	ErrNotFound = errors.New("prefixtree: key not found")
+
+	// ErrEmptyKey is returned for an empty key.
+	ErrEmptyKey = errors.New("prefixtree: empty key")
+
+	// ErrTooLarge is returned for a key or value longer than MaxKeySize or
+	// MaxValueSize.
+	ErrTooLarge = errors.New("prefixtree: key or value too large")
+
+	// ErrCorrupt is shm.ErrCorrupt: the file's structures are damaged.
+	ErrCorrupt = shm.ErrCorrupt
+)
+
+// Size limits of one entry.
+const (
+	MaxKeySize   = 1<<16 - 1
+	MaxValueSize = 1<<31 - 1
+)

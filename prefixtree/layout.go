@@ -1,0 +1,86 @@
+package prefixtree
+
+import "encoding/binary"
+
+// Roots of the map in the shm file's user root words. Words metaRoot and up
+// are handed to the map's user (Meta, Batch.SetMeta).
+const (
+	rootTable      = 0 // offset of the hash table
+	rootTree       = 1 // offset of the B+tree root node, 0 when empty
+	rootLive       = 2 // number of live keys
+	rootTombstones = 3 // number of tombstone entries
+	rootBytes      = 4 // sum of the lengths of live keys and values
+	metaRoot       = 16
+	// MetaWords is the number of user metadata words (Meta, SetMeta).
+	MetaWords = 16
+)
+
+// Entry: one key with its value (or tombstone) and the id of the record that
+// wrote it.
+//
+//	u32 key length | u32 value length, bit 31 = tombstone | u64 record id | key | value
+//
+// A tombstone keeps the value length of the entry it replaced in place, so
+// the block size stays derivable from the header: 16 + key + value length.
+const (
+	entryHeader = 16
+	tombFlag    = 1 << 31
+)
+
+func entrySize(keyLen, valueLen uint64) uint64 { return entryHeader + keyLen + valueLen }
+
+// Hash table: u64 capacity (a power of two) | u64 used slots | capacity
+// slots. A slot is 0 (empty), slotDeleted (a removed entry; probing goes on),
+// or tag<<48 | entry offset, where tag is the top 16 bits of the key's hash.
+// Invariant: an entry is found by probing from hash&(capacity-1) before any
+// empty slot; used slots (entries and deleted) stay at most 3/4 of capacity.
+const (
+	tableHeader  = 16
+	slotDeleted  = 1
+	slotOffMask  = 1<<48 - 1
+	minTableCap  = 16
+	maxLoadNum   = 3
+	maxLoadDenom = 4
+)
+
+func tableSize(capacity uint64) uint64 { return tableHeader + 8*capacity }
+
+// B+tree nodes are nodeSize-byte blocks:
+//
+//	u16 kind | u16 count | u32 unused | u64 unused | body
+//
+// Leaf body: count slots of u64 key prefix | u64 entry offset, sorted by
+// key. Internal body: u64 child0 | count entries of u64 separator prefix |
+// u64 separator block | u64 child. Every key under entry i's child is >= its
+// separator and < the next entry's separator; keys under child0 are below
+// entry 0's separator. Separator blocks: u32 length | u32 unused | bytes.
+// Leaves hold only live keys; every node except the root is non-empty; an
+// internal root has at least one entry.
+const (
+	nodeSize       = 1024
+	nodeHeader     = 16
+	kindLeaf       = 1
+	kindInternal   = 2
+	leafSlot       = 16
+	leafCap        = (nodeSize - nodeHeader) / leafSlot // 63
+	internalEntry  = 24
+	internalBody   = nodeHeader + 8
+	internalCap    = (nodeSize - internalBody) / internalEntry // 41
+	sepHeader      = 8
+	maxDepth       = 32
+	maxIterHops    = 1 << 20
+	cursorBatchMax = 64
+)
+
+func sepSize(keyLen uint64) uint64 { return sepHeader + keyLen }
+
+// keyPrefix is the first 8 bytes of key, big-endian, zero padded: ordering
+// prefixes orders keys, except that equal prefixes need a full comparison.
+func keyPrefix(key []byte) uint64 {
+	if len(key) >= 8 {
+		return binary.BigEndian.Uint64(key)
+	}
+	var b [8]byte
+	copy(b[:], key)
+	return binary.BigEndian.Uint64(b[:])
+}

@@ -1,0 +1,233 @@
+package prefixtree
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/cespare/xxhash/v2"
+	"github.com/whycache/whycache/shm"
+)
+
+// Options configure Open.
+type Options struct {
+	// MaxSize is the largest the state file may grow (see shm.Options).
+	MaxSize int64
+	// FileMode is the permission of a created file; 0 means 0600.
+	FileMode os.FileMode
+	// NoCreate makes Open fail instead of creating a missing file.
+	NoCreate bool
+}
+
+// Tree is an open map. Reads (Get, AppendGet, cursors, Len, ...) are safe
+// from any number of goroutines and take no lock; writes go through Begin.
+// A Tree must not be used after Close, and Close must not run concurrently
+// with other methods.
+type Tree struct {
+	f *shm.File
+}
+
+// Open opens (creating if needed) the state file at path.
+func Open(path string, opts Options) (*Tree, error) {
+	f, err := shm.Open(path, shm.Options{
+		MaxSize:  opts.MaxSize,
+		FileMode: opts.FileMode,
+		NoCreate: opts.NoCreate,
+		Walk:     walk,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &Tree{f: f}, nil
+}
+
+// File returns the underlying state file.
+func (t *Tree) File() *shm.File { return t.f }
+
+// Close closes the state file.
+func (t *Tree) Close() error { return t.f.Close() }
+
+func (t *Tree) view() view {
+	return view{m: t.f.Mem(), size: t.f.Size()}
+}
+
+// read runs fn as a lock-free read, retrying until no writer intervened,
+// and returns the seqlock token of the valid read. fn reads through the view
+// it gets; if the view went bad during a valid read, the structure is
+// corrupt.
+func (t *Tree) read(fn func(v *view)) (uint64, error) {
+	for {
+		seq, err := t.f.ReadBegin()
+		if err != nil {
+			return 0, err
+		}
+		v := t.view()
+		fn(&v)
+		if t.f.ReadValid(seq) {
+			if v.bad {
+				return 0, fmt.Errorf("prefixtree: %w: read of %s went out of bounds", ErrCorrupt, t.f.Path())
+			}
+			return seq, nil
+		}
+	}
+}
+
+// AppendGet appends the value of key to dst and reports whether the key
+// exists. It allocates only if dst lacks capacity; it neither locks nor
+// makes system calls. Errors wrap ErrCorrupt or shm.ErrRetired.
+func (t *Tree) AppendGet(dst, key []byte) ([]byte, bool, error) {
+	h := xxhash.Sum64(key)
+	base := len(dst)
+	f := t.f
+	for {
+		seq, err := f.ReadBegin()
+		if err != nil {
+			return dst[:base], false, err
+		}
+		out, found, ok := lookup(f.Mem(), f.Size(), dst[:base], key, h)
+		if f.ReadValid(seq) {
+			if !ok {
+				return dst[:base], false, fmt.Errorf("prefixtree: %w: lookup in %s went out of bounds", ErrCorrupt, f.Path())
+			}
+			return out, found, nil
+		}
+	}
+}
+
+// lookup probes the hash table for key. ok is false if it met an offset
+// outside the file (garbage from a racing writer, or corruption).
+func lookup(m []byte, size uint64, dst, key []byte, h uint64) (out []byte, found, ok bool) {
+	tab := binary.LittleEndian.Uint64(m[shm.RootOffset(rootTable):])
+	if tab == 0 {
+		return dst, false, true
+	}
+	if tab+tableHeader > size || tab+tableHeader < tab {
+		return dst, false, false
+	}
+	capacity := binary.LittleEndian.Uint64(m[tab:])
+	if capacity == 0 || capacity&(capacity-1) != 0 || capacity > size || tab+tableSize(capacity) > size {
+		return dst, false, false
+	}
+	slots := m[tab+tableHeader : tab+tableSize(capacity)]
+	mask := capacity - 1
+	tag := h >> 48
+	klen := uint64(len(key))
+	for i, n := h&mask, uint64(0); n < capacity; i, n = (i+1)&mask, n+1 {
+		s := binary.LittleEndian.Uint64(slots[i*8:])
+		if s == 0 {
+			return dst, false, true
+		}
+		if s>>48 != tag || s == slotDeleted {
+			continue
+		}
+		off := s & slotOffMask
+		if off+entryHeader > size {
+			return dst, false, false
+		}
+		if uint64(binary.LittleEndian.Uint32(m[off:])) != klen {
+			continue
+		}
+		vl := uint64(binary.LittleEndian.Uint32(m[off+4:]))
+		kend := off + entryHeader + klen
+		vend := kend + vl&^tombFlag
+		if vend > size {
+			return dst, false, false
+		}
+		if !bytes.Equal(m[off+entryHeader:kend], key) {
+			continue
+		}
+		if vl&tombFlag != 0 {
+			return dst, false, true
+		}
+		return append(dst, m[kend:vend]...), true, true
+	}
+	return dst, false, true
+}
+
+// Get returns a copy of the value of key, or an error wrapping ErrNotFound.
+func (t *Tree) Get(key []byte) ([]byte, error) {
+	v, found, err := t.AppendGet(nil, key)
+	if err != nil {
+		return nil, err
+	}
+	if !found {
+		return nil, ErrNotFound
+	}
+	if v == nil {
+		v = []byte{}
+	}
+	return v, nil
+}
+
+// GetEntry returns a copy of the value of key and the id of the record that
+// last wrote it. For a deleted key whose tombstone is still kept, it
+// returns found=false with the tombstone's id; for an unknown key, id 0.
+func (t *Tree) GetEntry(key []byte) (value []byte, id uint64, found bool, err error) {
+	h := xxhash.Sum64(key)
+	_, err = t.read(func(v *view) {
+		value, id, found = nil, 0, false
+		off := v.findEntry(key, h)
+		if off == 0 {
+			return
+		}
+		id = v.u64(off + 8)
+		val, tomb := v.entryValue(off)
+		if !tomb {
+			value, found = append([]byte{}, val...), true
+		}
+	})
+	return value, id, found, err
+}
+
+// findEntry returns the offset of key's entry (live or tombstone), or 0.
+func (v *view) findEntry(key []byte, h uint64) uint64 {
+	tab := v.u64(shm.RootOffset(rootTable))
+	if tab == 0 {
+		return 0
+	}
+	capacity := v.u64(tab)
+	if capacity == 0 || capacity&(capacity-1) != 0 || !v.ok(tab, tableSize(capacity)) {
+		v.bad = true
+		return 0
+	}
+	mask := capacity - 1
+	for i, n := h&mask, uint64(0); n < capacity && !v.bad; i, n = (i+1)&mask, n+1 {
+		s := v.u64(tab + tableHeader + i*8)
+		if s == 0 {
+			return 0
+		}
+		if s == slotDeleted || s>>48 != h>>48 {
+			continue
+		}
+		if off := s & slotOffMask; bytes.Equal(v.entryKey(off), key) {
+			return off
+		}
+	}
+	return 0
+}
+
+// counter reads a root word atomically.
+func (t *Tree) counter(i int) uint64 { return t.f.Root(i) }
+
+// Len returns the number of live keys.
+func (t *Tree) Len() uint64 { return t.counter(rootLive) }
+
+// Tombstones returns the number of tombstones kept for deleted keys.
+func (t *Tree) Tombstones() uint64 { return t.counter(rootTombstones) }
+
+// DataBytes returns the total length of live keys and values.
+func (t *Tree) DataBytes() uint64 { return t.counter(rootBytes) }
+
+// Meta returns user metadata word i (0 <= i < MetaWords), 0 if out of range.
+func (t *Tree) Meta(i int) uint64 {
+	if i < 0 || i >= MetaWords {
+		return 0
+	}
+	return t.f.Root(metaRoot + i)
+}
+
+// IsRetired reports whether err means the state file was retired and the
+// path should be reopened.
+func IsRetired(err error) bool { return errors.Is(err, shm.ErrRetired) }
