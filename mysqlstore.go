@@ -1,0 +1,227 @@
+package whycache
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/whycache/whycache/logstore"
+)
+
+// ErrCommitUnknown is wrapped by the error MySQLStore.Commit returns when
+// the connection failed while the server was committing: the records may
+// or may not be in the log. The message names the ids they hold if the
+// commit took effect; a later ReadUpdates shows the truth (unless a newer
+// single-key record has replaced them since).
+var ErrCommitUnknown = errors.New("whycache: mysqlstore: commit outcome unknown")
+
+// Default tunables of MySQLStoreOptions (used where a field is zero).
+const (
+	myDefaultMaxBatchRows      = 10000
+	myDefaultMaxBatchBytes     = 8 << 20
+	myDefaultMaxStatementRows  = 1000
+	myDefaultPageRows          = 1000
+	myDefaultPageBytes         = 8 << 20
+	myDefaultMaxAttempts       = 10
+	myDefaultRetryBaseDelay    = 5 * time.Millisecond
+	myDefaultRetryMaxDelay     = 500 * time.Millisecond
+	myFallbackMaxAllowedPacket = 4 << 20
+
+	// myMaxStatementRows keeps a statement's placeholders (up to 4 per
+	// row) below the server's limit of 65,535.
+	myMaxStatementRows = 16000
+)
+
+// MySQLStoreOptions are the tunables of a MySQLStore. The zero value gives
+// the defaults. Options are fixed when the store is built.
+type MySQLStoreOptions struct {
+	// MaxBatchRows caps the records one group-commit transaction takes
+	// from waiting Commit calls; 0 means 10,000. A single Commit with more
+	// records still gets a transaction of its own.
+	MaxBatchRows int
+
+	// MaxBatchBytes caps the contents bytes one group-commit transaction
+	// takes from waiting Commit calls, and the replacement bytes one
+	// Compact transaction writes; 0 means 8 MiB. A single larger Commit
+	// still gets a transaction of its own.
+	MaxBatchBytes int
+
+	// MaxStatementRows caps the rows of one multi-row statement; 0 means
+	// 1,000; at most 16,000.
+	MaxStatementRows int
+
+	// MaxStatementBytes caps the estimated size of one statement; 0 means
+	// the server's max_allowed_packet less a margin. It is never raised
+	// above that. A single row larger than the cap is sent alone.
+	MaxStatementBytes int
+
+	// MaxAllowedPacket is the server's max_allowed_packet; 0 means ask the
+	// server once, on first need.
+	MaxAllowedPacket int
+
+	// PageRows is the number of rows ReadUpdates and Compact fetch per
+	// query; 0 means 1,000.
+	PageRows int
+
+	// PageBytes is a soft cap on the contents bytes buffered per page; 0
+	// means 8 MiB. A page that reaches it ends early and the next pages
+	// fetch fewer rows.
+	PageBytes int
+
+	// NoGroupCommit makes every Commit call run its own transaction
+	// instead of sharing one with concurrent calls (the baseline of the
+	// group-commit benchmark).
+	NoGroupCommit bool
+
+	// MaxAttempts is how many times a transaction is tried when the server
+	// reports a deadlock (1213) or a lock wait timeout (1205); 0 means 10,
+	// 1 means no retry.
+	MaxAttempts int
+
+	// RetryBaseDelay and RetryMaxDelay bound the jittered exponential
+	// backoff between attempts; 0 means 5 ms and 500 ms.
+	RetryBaseDelay, RetryMaxDelay time.Duration
+}
+
+// withDefaults returns o with every zero field set to its default.
+func (o MySQLStoreOptions) withDefaults() MySQLStoreOptions {
+	def := func(v *int, d int) {
+		if *v <= 0 {
+			*v = d
+		}
+	}
+	def(&o.MaxBatchRows, myDefaultMaxBatchRows)
+	def(&o.MaxBatchBytes, myDefaultMaxBatchBytes)
+	def(&o.MaxStatementRows, myDefaultMaxStatementRows)
+	o.MaxStatementRows = min(o.MaxStatementRows, myMaxStatementRows)
+	def(&o.PageRows, myDefaultPageRows)
+	def(&o.PageBytes, myDefaultPageBytes)
+	def(&o.MaxAttempts, myDefaultMaxAttempts)
+	if o.MaxStatementBytes < 0 {
+		o.MaxStatementBytes = 0
+	}
+	if o.MaxAllowedPacket < 0 {
+		o.MaxAllowedPacket = 0
+	}
+	if o.RetryBaseDelay <= 0 {
+		o.RetryBaseDelay = myDefaultRetryBaseDelay
+	}
+	if o.RetryMaxDelay <= 0 {
+		o.RetryMaxDelay = myDefaultRetryMaxDelay
+	}
+	if o.RetryMaxDelay < o.RetryBaseDelay {
+		o.RetryMaxDelay = o.RetryBaseDelay
+	}
+	return o
+}
+
+// MySQLStore is a logstore.Store that keeps the log in a MySQL or MariaDB
+// table (see schema.sql) and a one-row meta table next to it (log
+// identity, id counter, compaction horizon).
+//
+// Commit order equals id order: a writing transaction locks the counter
+// row first, inserts its records with the ids it read there, advances the
+// counter and commits, so the next writer takes ids only after the
+// previous one committed or rolled back. Concurrent Commit calls on one
+// store share transactions (group commit). Reads run in autocommit and
+// work against a read replica that preserves commit order.
+//
+// A MySQLStore is safe for concurrent use by many goroutines, and any
+// number of stores in any number of processes may use one table. Close
+// stops it; the *sql.DB stays open (it belongs to the caller).
+type MySQLStore struct {
+	db    *sql.DB
+	table string
+	opts  MySQLStoreOptions // normalized by withDefaults; never changes
+	q     myQueries         // SQL texts for this table; never change
+
+	closed    atomic.Bool // set once by Close
+	metaReady atomic.Bool // the meta row is known to exist
+
+	packetMu  sync.Mutex // guards maxPacket
+	maxPacket int        // server's max_allowed_packet; 0 until known
+
+	mu      sync.Mutex      // guards queue and running; closed is set under it
+	queue   []*myCommitReq  // Commit calls waiting for the committer, FIFO
+	running bool            // a committer goroutine is running
+	wg      sync.WaitGroup  // committer goroutines; Close waits for them
+
+	// Test hooks, set only by tests before first use.
+	hookBeforeCommit func(ctx context.Context, first, last uint64) error // after the inserts, before COMMIT; an error rolls back
+	hookRetry        func(attempt int, err error)                        // before the backoff of a retried transaction
+	hookStatement    func(rows, bytes int)                               // for every multi-row REPLACE
+	hookBatch        func(requests, rows int)                            // for every commit transaction attempt
+}
+
+var _ logstore.Store = (*MySQLStore)(nil)
+
+// NewMySQLStore returns a store on table (and table_meta) in db with the
+// default options. See NewMySQLStoreOptions.
+func NewMySQLStore(db *sql.DB, table string) (*MySQLStore, error) {
+	return NewMySQLStoreOptions(db, table, MySQLStoreOptions{})
+}
+
+// NewMySQLStoreOptions returns a store on table (and table_meta) in db. The
+// table name must match ^[A-Za-z_][A-Za-z0-9_]{0,56}$; it is the only
+// thing ever written into SQL text. No query runs until first use: call
+// CreateTable to create the tables. The store uses db until Close and
+// never closes it. db should run in autocommit (the default; see
+// CheckServer).
+func NewMySQLStoreOptions(db *sql.DB, table string, opts MySQLStoreOptions) (*MySQLStore, error) {
+	if db == nil {
+		return nil, errors.New("whycache: mysqlstore: nil *sql.DB")
+	}
+	if err := myValidTable(table); err != nil {
+		return nil, err
+	}
+	s := &MySQLStore{
+		db:    db,
+		table: table,
+		opts:  opts.withDefaults(),
+		q:     myNewQueries(table),
+	}
+	s.maxPacket = s.opts.MaxAllowedPacket
+	return s, nil
+}
+
+// Table returns the name of the log table.
+func (s *MySQLStore) Table() string { return s.table }
+
+// myCheck returns an error if the store is closed or ctx is done.
+func (s *MySQLStore) myCheck(ctx context.Context) error {
+	if s.closed.Load() {
+		return fmt.Errorf("whycache: mysqlstore: %w", logstore.ErrClosed)
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("whycache: mysqlstore: %w", err)
+	}
+	return nil
+}
+
+// Close stops the store: Commit calls still waiting for a transaction fail
+// with an error wrapping logstore.ErrClosed, a transaction in flight
+// finishes first, and every later call fails with logstore.ErrClosed
+// (including a second Close). It does not close the *sql.DB.
+func (s *MySQLStore) Close() error {
+	s.mu.Lock()
+	if s.closed.Load() {
+		s.mu.Unlock()
+		return fmt.Errorf("whycache: mysqlstore: %w", logstore.ErrClosed)
+	}
+	s.closed.Store(true)
+	waiting := s.queue
+	s.queue = nil
+	for _, r := range waiting {
+		r.state = myReqDropped
+	}
+	s.mu.Unlock()
+	for _, r := range waiting {
+		r.done <- myCommitResult{err: fmt.Errorf("whycache: mysqlstore: commit: %w", logstore.ErrClosed)}
+	}
+	s.wg.Wait()
+	return nil
+}

@@ -1,0 +1,197 @@
+package whycache
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/whycache/whycache/logstore"
+)
+
+// Limits returns the sizes the store accepts: records up to the smaller of
+// a MEDIUMBLOB (16 MiB - 1) and the server's max_allowed_packet less the
+// statement overhead; single keys up to 1024 bytes. The first call asks
+// the server for max_allowed_packet (waiting up to 5 s) unless the options
+// gave it; if the server cannot be asked, it assumes 4 MiB and asks again
+// next time.
+func (s *MySQLStore) Limits() logstore.Limits {
+	ctx, cancel := context.WithTimeout(context.Background(), myLimitsDeadline*time.Second)
+	defer cancel()
+	p, err := s.myPacket(ctx)
+	if err != nil {
+		p = myFallbackMaxAllowedPacket
+	}
+	return myLimitsFor(p)
+}
+
+// LatestUpdateID returns the highest id committed so far: next_id - 1
+// from the meta row, read in autocommit, so every record up to it that
+// still exists is visible to a read that starts afterwards. It is 0 while
+// the meta row does not exist. It never writes (it works on a replica).
+func (s *MySQLStore) LatestUpdateID(ctx context.Context) (uint64, error) {
+	if err := s.myCheck(ctx); err != nil {
+		return 0, err
+	}
+	var next uint64
+	err := s.db.QueryRowContext(ctx, s.q.latest).Scan(&next)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return 0, nil
+	case err != nil:
+		return 0, fmt.Errorf("whycache: mysqlstore: latest update id: %w", err)
+	case next == 0:
+		return 0, fmt.Errorf("whycache: mysqlstore: meta row of %s has next_id 0: %w", s.table, logstore.ErrCorrupt)
+	}
+	return next - 1, nil
+}
+
+// Info returns the log identity and compaction horizon, creating the meta
+// row (with a random identity) the first time it is missing.
+func (s *MySQLStore) Info(ctx context.Context) (logstore.Info, error) {
+	if err := s.myCheck(ctx); err != nil {
+		return logstore.Info{}, err
+	}
+	in, err := s.myReadInfo(ctx)
+	if errors.Is(err, sql.ErrNoRows) {
+		s.metaReady.Store(false)
+		if err = s.myEnsureMeta(ctx); err != nil {
+			return logstore.Info{}, err
+		}
+		in, err = s.myReadInfo(ctx)
+	}
+	if err != nil {
+		return logstore.Info{}, fmt.Errorf("whycache: mysqlstore: info: %w", err)
+	}
+	return in, nil
+}
+
+// myReadInfo reads the meta row; sql.ErrNoRows if there is none.
+func (s *MySQLStore) myReadInfo(ctx context.Context) (logstore.Info, error) {
+	var in logstore.Info
+	var id []byte
+	if err := s.db.QueryRowContext(ctx, s.q.info).Scan(&id, &in.Horizon); err != nil {
+		return in, err
+	}
+	if len(id) != len(in.ID) {
+		return in, fmt.Errorf("log id of %d bytes: %w", len(id), logstore.ErrCorrupt)
+	}
+	copy(in.ID[:], id)
+	if in.ID == (logstore.LogID{}) {
+		return in, fmt.Errorf("zero log id: %w", logstore.ErrCorrupt)
+	}
+	return in, nil
+}
+
+// ReadUpdates calls fn for every record with low <= id <= high in
+// ascending id order. It reads pages of PageRows rows in autocommit
+// (WHERE id BETWEEN ? AND ? ORDER BY id LIMIT ?), buffers each page and
+// calls fn with no connection held, so fn may call into this or any other
+// store. contents is valid only during the call. An error from fn is
+// returned as is; ctx is checked between pages and records.
+func (s *MySQLStore) ReadUpdates(ctx context.Context, low, high uint64, fn func(id uint64, contents []byte) error) error {
+	if err := s.myCheck(ctx); err != nil {
+		return err
+	}
+	r := s.myNewPager(low, high)
+	for {
+		n, err := r.next(ctx, s)
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			return nil
+		}
+		for i := range n {
+			if err := ctx.Err(); err != nil {
+				return fmt.Errorf("whycache: mysqlstore: read updates: %w", err)
+			}
+			if err := fn(r.ids[i], r.contents(i)); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// myPager reads a range of records page by page into a reused buffer.
+type myPager struct {
+	low, high uint64 // ids still to read; done when low > high
+	limit     int    // rows to ask for next
+	ids       []uint64
+	ends      []int // ends[i] is the end of record i in data
+	data      []byte
+}
+
+// myNewPager returns a pager over [low, high]. Ids never exceed MaxInt64
+// (the counter is read through LAST_INSERT_ID), so high is clamped there.
+func (s *MySQLStore) myNewPager(low, high uint64) *myPager {
+	return &myPager{low: max(low, 1), high: min(high, math.MaxInt64), limit: s.opts.PageRows}
+}
+
+// contents returns record i of the current page.
+func (r *myPager) contents(i int) []byte {
+	start := 0
+	if i > 0 {
+		start = r.ends[i-1]
+	}
+	return r.data[start:r.ends[i]:r.ends[i]]
+}
+
+// next fetches the next page and returns its number of records, 0 at the
+// end of the range. A page stops early once it buffers PageBytes; the
+// following pages then ask for fewer rows, and grow back when they are
+// small again.
+func (r *myPager) next(ctx context.Context, s *MySQLStore) (int, error) {
+	r.ids, r.ends, r.data = r.ids[:0], r.ends[:0], r.data[:0]
+	if r.low > r.high {
+		return 0, nil
+	}
+	asked := r.limit
+	rows, err := s.db.QueryContext(ctx, s.q.page, r.low, r.high, asked)
+	if err != nil {
+		return 0, fmt.Errorf("whycache: mysqlstore: read records %d..%d: %w", r.low, r.high, err)
+	}
+	full := false
+	for rows.Next() {
+		var id uint64
+		var c sql.RawBytes
+		if err := rows.Scan(&id, &c); err != nil {
+			rows.Close()
+			return 0, fmt.Errorf("whycache: mysqlstore: read records: %w", err)
+		}
+		if len(r.ids) > 0 && id <= r.ids[len(r.ids)-1] || id < r.low || id > r.high {
+			rows.Close()
+			return 0, fmt.Errorf("whycache: mysqlstore: server returned record %d out of order: %w", id, logstore.ErrCorrupt)
+		}
+		r.ids = append(r.ids, id)
+		r.data = append(r.data, c...)
+		r.ends = append(r.ends, len(r.data))
+		if len(r.data) >= s.opts.PageBytes && len(r.ids) < asked {
+			full = true
+			break
+		}
+	}
+	if err := rows.Close(); err != nil {
+		return 0, fmt.Errorf("whycache: mysqlstore: read records: %w", err)
+	}
+	if err := rows.Err(); err != nil {
+		return 0, fmt.Errorf("whycache: mysqlstore: read records: %w", err)
+	}
+	n := len(r.ids)
+	switch {
+	case full:
+		r.limit = max(n, 1)
+	case n == asked && len(r.data) < s.opts.PageBytes/2:
+		r.limit = min(2*asked, s.opts.PageRows)
+	}
+	if n == 0 || (!full && n < asked) {
+		r.low = r.high + 1 // the range is exhausted
+	} else if last := r.ids[n-1]; last >= r.high {
+		r.low = r.high + 1
+	} else {
+		r.low = last + 1
+	}
+	return n, nil
+}

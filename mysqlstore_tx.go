@@ -1,0 +1,227 @@
+package whycache
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"time"
+
+	"github.com/go-sql-driver/mysql"
+	"github.com/whycache/whycache/logstore"
+)
+
+// Server error numbers the store retries.
+const (
+	myErLockWaitTimeout = 1205
+	myErLockDeadlock    = 1213
+)
+
+// errMyNoMeta is returned by myCommitTx when the meta row does not exist.
+var errMyNoMeta = errors.New("whycache: mysqlstore: meta row missing")
+
+// myUnknownError is the error of a transaction whose COMMIT failed in a
+// way that leaves its outcome unknown; first is the id its first record
+// has if it did commit.
+type myUnknownError struct {
+	first uint64
+	cause error
+}
+
+func (e *myUnknownError) Error() string { return "commit outcome unknown: " + e.cause.Error() }
+func (e *myUnknownError) Unwrap() error { return e.cause }
+
+// myRetryable reports whether err is a deadlock or lock wait timeout: the
+// server rolled the statement or transaction back and a new attempt may
+// succeed.
+func myRetryable(err error) bool {
+	var me *mysql.MySQLError
+	if !errors.As(err, &me) {
+		return false
+	}
+	return me.Number == myErLockDeadlock || me.Number == myErLockWaitTimeout
+}
+
+// myRetry runs fn until it succeeds, fails with an error that is not
+// retryable, or MaxAttempts is reached, sleeping a jittered exponential
+// backoff between attempts. fn must leave nothing behind when it fails
+// (a transaction it began is rolled back).
+func (s *MySQLStore) myRetry(ctx context.Context, fn func(context.Context) error) error {
+	for attempt := 1; ; attempt++ {
+		err := fn(ctx)
+		if err == nil || !myRetryable(err) || attempt >= s.opts.MaxAttempts {
+			return err
+		}
+		if h := s.hookRetry; h != nil {
+			h(attempt, err)
+		}
+		d := s.opts.RetryBaseDelay << min(attempt-1, 20)
+		d = min(d, s.opts.RetryMaxDelay)
+		d = d/2 + rand.N(d/2+1)
+		t := time.NewTimer(d)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return fmt.Errorf("%w (while waiting to retry after: %w)", ctx.Err(), err)
+		}
+	}
+}
+
+// myRunBatch commits the requests of batch in one transaction (retried on
+// deadlocks and lock wait timeouts) and sends every request its result. If
+// the server refuses the shared transaction, each request is tried alone,
+// so one bad request does not fail the others.
+func (s *MySQLStore) myRunBatch(ctx context.Context, batch []*myCommitReq) {
+	var first uint64
+	err := s.myRetry(ctx, func(ctx context.Context) error {
+		var err error
+		first, err = s.myCommitTx(ctx, batch)
+		if errors.Is(err, errMyNoMeta) {
+			s.metaReady.Store(false)
+			if err := s.myEnsureMeta(ctx); err != nil {
+				return err
+			}
+			first, err = s.myCommitTx(ctx, batch)
+		}
+		return err
+	})
+	var me *mysql.MySQLError
+	var unknown *myUnknownError
+	if err != nil && len(batch) > 1 && errors.As(err, &me) && !errors.As(err, &unknown) && !myRetryable(err) {
+		for _, r := range batch {
+			s.myRunBatch(ctx, []*myCommitReq{r})
+		}
+		return
+	}
+	off := uint64(0) // ids taken by the requests before r
+	for _, r := range batch {
+		n := uint64(len(r.records))
+		var res myCommitResult
+		switch {
+		case err == nil:
+			res.lastID = first + off + n - 1
+		case errors.As(err, &unknown):
+			res.err = fmt.Errorf("%w: the records would have ids %d..%d: %w",
+				ErrCommitUnknown, unknown.first+off, unknown.first+off+n-1, unknown.cause)
+		default:
+			res.err = fmt.Errorf("whycache: mysqlstore: commit (nothing committed): %w", err)
+		}
+		off += n
+		r.done <- res
+	}
+}
+
+// myCommitTx runs one commit transaction for batch and returns the id of
+// its first record. It takes the ids and the counter lock in one
+// statement (UPDATE ... SET next_id = LAST_INSERT_ID(next_id + n)), which
+// holds the row lock until COMMIT: a concurrent writer waits there, so ids
+// are committed in order and a rollback leaves no gap. Then the records
+// go in with multi-row REPLACE statements within the statement caps.
+//
+// Errors before COMMIT leave nothing committed (the transaction is rolled
+// back). A COMMIT that fails on a broken connection returns
+// *myUnknownError.
+func (s *MySQLStore) myCommitTx(ctx context.Context, batch []*myCommitReq) (uint64, error) {
+	total := 0
+	for _, r := range batch {
+		total += len(r.records)
+	}
+	packet, err := s.myPacket(ctx)
+	if err != nil {
+		return 0, err
+	}
+	if h := s.hookBatch; h != nil {
+		h(len(batch), total)
+	}
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return 0, err
+	}
+	done := false
+	defer func() {
+		if !done {
+			_ = tx.Rollback() // the error is the one already being returned
+		}
+	}()
+	res, err := tx.ExecContext(ctx, s.q.bumpCounter, uint64(total))
+	if err != nil {
+		return 0, err
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return 0, err
+	} else if n == 0 {
+		return 0, errMyNoMeta
+	}
+	next, err := res.LastInsertId()
+	if err != nil {
+		return 0, err
+	}
+	if next <= int64(total) {
+		return 0, fmt.Errorf("whycache: mysqlstore: id counter of %s at %d after taking %d ids: %w", s.table, next, total, logstore.ErrCorrupt)
+	}
+	first := uint64(next) - uint64(total)
+	if err := s.myInsertRows(ctx, tx, batch, first, total, packet); err != nil {
+		return 0, err
+	}
+	if h := s.hookBeforeCommit; h != nil {
+		if err := h(ctx, first, first+uint64(total)-1); err != nil {
+			return 0, err
+		}
+	}
+	done = true // Commit ends the transaction whatever it returns
+	if err := tx.Commit(); err != nil {
+		// database/sql returns the context's error or ErrTxDone without
+		// sending COMMIT (the transaction is rolled back); the server
+		// rolls back a deadlock victim. Anything else may have happened
+		// after the server committed.
+		if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) ||
+			errors.Is(err, sql.ErrTxDone) || myRetryable(err) {
+			return 0, err
+		}
+		return 0, &myUnknownError{first: first, cause: err}
+	}
+	return first, nil
+}
+
+// myInsertRows REPLACEs the records of batch with ids from first on,
+// split into statements of at most MaxStatementRows rows and the statement
+// byte budget.
+func (s *MySQLStore) myInsertRows(ctx context.Context, tx *sql.Tx, batch []*myCommitReq, first uint64, total, packet int) error {
+	recs := make([]logstore.Record, 0, total)
+	costs := make([]int, 0, total)
+	for _, r := range batch {
+		for _, rec := range r.records {
+			if len(rec.SingleKey) > myMaxSingleKey {
+				rec.SingleKey = nil
+			}
+			recs = append(recs, rec)
+			costs = append(costs, myRowCost(rec.SingleKey, rec.Contents))
+		}
+	}
+	var args []any
+	for _, ch := range mySplit(costs, s.opts.MaxStatementRows, s.myStatementBudget(packet)) {
+		args = args[:0]
+		bytes := 0
+		for i := ch[0]; i < ch[1]; i++ {
+			var key any
+			if len(recs[i].SingleKey) > 0 {
+				key = recs[i].SingleKey
+			}
+			c := recs[i].Contents
+			if c == nil {
+				c = []byte{}
+			}
+			args = append(args, first+uint64(i), key, c)
+			bytes += costs[i]
+		}
+		if h := s.hookStatement; h != nil {
+			h(ch[1]-ch[0], bytes)
+		}
+		if _, err := tx.ExecContext(ctx, s.q.myReplaceSQL(ch[1]-ch[0]), args...); err != nil {
+			return err
+		}
+	}
+	return nil
+}

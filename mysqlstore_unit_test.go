@@ -1,0 +1,288 @@
+package whycache
+
+import (
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/go-sql-driver/mysql"
+)
+
+// These tests need no server.
+
+func TestMySQLTableNames(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		ok   bool
+	}{
+		{"whycache", true},
+		{"_t", true},
+		{"T9_x", true},
+		{"a" + strings.Repeat("b", 56), true},
+		{"a" + strings.Repeat("b", 57), false}, // 58 characters: no room for _meta
+		{"", false},
+		{"9lives", false},
+		{"a-b", false},
+		{"a b", false},
+		{"t`; DROP TABLE users; --", false},
+		{"t`", false},
+		{"t'", false},
+		{`t"`, false},
+		{"t;", false},
+		{"db.t", false},
+		{"t\x00", false},
+		{"t\n", false},
+		{"tbl\u00e9", false},
+		{"t/*x*/", false},
+	} {
+		_, err := NewMySQLStore(nil, tc.name)
+		if err == nil {
+			t.Fatalf("NewMySQLStore(nil, %q) succeeded with a nil *sql.DB", tc.name)
+		}
+		if got := myValidTable(tc.name) == nil; got != tc.ok {
+			t.Errorf("myValidTable(%q) accepted=%v, want %v", tc.name, got, tc.ok)
+		}
+		if _, err := MySQLSchemaFor(tc.name); (err == nil) != tc.ok {
+			t.Errorf("MySQLSchemaFor(%q) error %v, want accepted=%v", tc.name, err, tc.ok)
+		}
+	}
+}
+
+func TestMySQLSchemaStatements(t *testing.T) {
+	schema, err := MySQLSchemaFor("log_7")
+	if err != nil {
+		t.Fatal(err)
+	}
+	stmts := mySchemaStatements(schema)
+	if len(stmts) != 2 {
+		t.Fatalf("got %d statements, want 2: %q", len(stmts), stmts)
+	}
+	for i, want := range []string{"CREATE TABLE IF NOT EXISTS `log_7` (", "CREATE TABLE IF NOT EXISTS `log_7_meta` ("} {
+		if !strings.HasPrefix(stmts[i], want) {
+			t.Errorf("statement %d starts %q, want %q", i, stmts[i][:min(len(stmts[i]), 60)], want)
+		}
+		if strings.Contains(stmts[i], ";") || strings.Contains(stmts[i], "--") || strings.Contains(stmts[i], "whycache") {
+			t.Errorf("statement %d keeps a semicolon, comment or the default name: %q", i, stmts[i])
+		}
+	}
+	if !strings.Contains(stmts[0], "contents MEDIUMBLOB NOT NULL") || !strings.Contains(stmts[0], "UNIQUE KEY single_key (single_key)") {
+		t.Errorf("log table statement lacks the spec's columns: %q", stmts[0])
+	}
+}
+
+func TestMySQLSplit(t *testing.T) {
+	for _, tc := range []struct {
+		name              string
+		costs             []int
+		maxRows, maxBytes int
+		want              [][2]int
+	}{
+		{"empty", nil, 3, 100, nil},
+		{"one", []int{10}, 3, 100, [][2]int{{0, 1}}},
+		{"rows cap", []int{1, 1, 1, 1, 1, 1, 1}, 3, 100, [][2]int{{0, 3}, {3, 6}, {6, 7}}},
+		{"bytes cap", []int{40, 40, 40, 40}, 10, 100, [][2]int{{0, 2}, {2, 4}}},
+		{"exact fit", []int{50, 50, 50}, 10, 100, [][2]int{{0, 2}, {2, 3}}},
+		{"oversized row alone", []int{10, 500, 10}, 10, 100, [][2]int{{0, 1}, {1, 2}, {2, 3}}},
+		{"oversized first", []int{500, 10, 10}, 10, 100, [][2]int{{0, 1}, {1, 3}}},
+		{"one row per statement", []int{1, 2, 3}, 1, 100, [][2]int{{0, 1}, {1, 2}, {2, 3}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := mySplit(tc.costs, tc.maxRows, tc.maxBytes)
+			if !reflect.DeepEqual(got, tc.want) {
+				t.Errorf("mySplit(%v, %d, %d) = %v, want %v", tc.costs, tc.maxRows, tc.maxBytes, got, tc.want)
+			}
+			// Whatever the case: consecutive, covering, within the caps
+			// unless a single row.
+			next := 0
+			for _, ch := range got {
+				sum := 0
+				for _, c := range tc.costs[ch[0]:ch[1]] {
+					sum += c
+				}
+				if ch[0] != next || ch[1] <= ch[0] || ch[1]-ch[0] > tc.maxRows || (sum > tc.maxBytes && ch[1]-ch[0] > 1) {
+					t.Errorf("bad chunk %v (sum %d) after %d", ch, sum, next)
+				}
+				next = ch[1]
+			}
+			if next != len(tc.costs) {
+				t.Errorf("chunks cover %d of %d rows", next, len(tc.costs))
+			}
+		})
+	}
+}
+
+func TestMySQLEscapedLen(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want int
+	}{
+		{"", 0},
+		{"abc", 3},
+		{"a'b", 4},
+		{"\x00\n\r\\'\"\x1a", 14},
+		{"\xff\x01", 2},
+	} {
+		if got := myEscapedLen([]byte(tc.in)); got != tc.want {
+			t.Errorf("myEscapedLen(%q) = %d, want %d", tc.in, got, tc.want)
+		}
+	}
+}
+
+func TestMySQLLimitsFor(t *testing.T) {
+	for _, tc := range []struct {
+		packet, want int
+	}{
+		{16 << 20, 16<<20 - myStmtOverhead - myMaxSingleKey - myRowOverhead},
+		{64 << 20, 1<<24 - 1},
+		{4 << 20, 4<<20 - myStmtOverhead - myMaxSingleKey - myRowOverhead},
+		{1024, 0},
+	} {
+		got := myLimitsFor(tc.packet)
+		if got.MaxRecordSize != tc.want || got.MaxSingleKeySize != 1024 {
+			t.Errorf("myLimitsFor(%d) = %+v, want MaxRecordSize %d, MaxSingleKeySize 1024", tc.packet, got, tc.want)
+		}
+	}
+}
+
+func TestMySQLQueriesNameOnlyTheTable(t *testing.T) {
+	q := myNewQueries("tbl")
+	v := reflect.ValueOf(q)
+	for i := range v.NumField() {
+		text := v.Field(i).String()
+		rest := strings.NewReplacer("`tbl_meta`", "", "`tbl`", "").Replace(text)
+		if strings.Contains(rest, "`") || strings.Contains(rest, "tbl") {
+			t.Errorf("query %s names something besides the tables: %q", v.Type().Field(i).Name, text)
+		}
+	}
+	if got, want := q.myReplaceSQL(2), "REPLACE INTO `tbl` (id, single_key, contents) VALUES (?,?,?),(?,?,?)"; got != want {
+		t.Errorf("myReplaceSQL(2) = %q, want %q", got, want)
+	}
+	if got, want := q.myDeleteSQL(2), "DELETE FROM `tbl` WHERE id IN (?,?) AND (id, LENGTH(contents), CRC32(contents)) IN ((?,?,?),(?,?,?))"; got != want {
+		t.Errorf("myDeleteSQL(2) = %q, want %q", got, want)
+	}
+}
+
+func TestMySQLCheckVars(t *testing.T) {
+	good := map[string]string{
+		"read_only": "0", "innodb_read_only": "0", "autocommit": "1",
+		"tx_isolation": "REPEATABLE-READ", "innodb_flush_log_at_trx_commit": "1",
+		"log_bin": "1", "sync_binlog": "1",
+		"slave_parallel_workers": "4", "slave_preserve_commit_order": "ON",
+	}
+	with := func(k, v string) map[string]string {
+		m := make(map[string]string, len(good)+1)
+		for k2, v2 := range good {
+			m[k2] = v2
+		}
+		if v == "" {
+			delete(m, k)
+		} else {
+			m[k] = v
+		}
+		return m
+	}
+	for _, tc := range []struct {
+		name string
+		vars map[string]string
+		want string // substring of the one problem, "" for none
+	}{
+		{"good", good, ""},
+		{"nothing known", map[string]string{}, ""},
+		{"read only", with("read_only", "1"), "read-only"},
+		{"innodb read only", with("innodb_read_only", "ON"), "read-only"},
+		{"autocommit off", with("autocommit", "0"), "autocommit is 0"},
+		{"read uncommitted", with("tx_isolation", "READ-UNCOMMITTED"), "READ-UNCOMMITTED"},
+		{"read committed is fine", with("tx_isolation", "READ-COMMITTED"), ""},
+		{"lazy flush", with("innodb_flush_log_at_trx_commit", "2"), "innodb_flush_log_at_trx_commit=2"},
+		{"lazy binlog", with("sync_binlog", "0"), "sync_binlog=0"},
+		{"lazy binlog, no binlog", with("log_bin", "0"), ""},
+		{"parallel out of order", with("slave_preserve_commit_order", "OFF"), "slave_parallel_workers=4"},
+		{"one worker", with("slave_parallel_workers", "1"), ""},
+		{"MariaDB (no preserve variable)", with("slave_preserve_commit_order", ""), ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := myCheckVars(tc.vars)
+			switch {
+			case tc.want == "" && len(got) != 0:
+				t.Errorf("problems %q, want none", got)
+			case tc.want != "" && (len(got) != 1 || !strings.Contains(got[0], tc.want)):
+				t.Errorf("problems %q, want one mentioning %q", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestMySQLCheckEngines(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		table   string
+		engines map[string]string // as myEngines returns them: lower-case names
+		want    []string          // substrings, one per problem
+	}{
+		{"good", "t", map[string]string{"t": "InnoDB", "t_meta": "InnoDB"}, nil},
+		{"mixed-case name and engine", "T", map[string]string{"t": "innodb", "t_meta": "INNODB"}, nil},
+		{"missing", "t", map[string]string{}, []string{"table t does not exist", "table t_meta does not exist"}},
+		{"myisam", "t", map[string]string{"t": "MyISAM", "t_meta": "InnoDB"}, []string{"engine MyISAM"}},
+		{"memory meta", "t", map[string]string{"t": "InnoDB", "t_meta": "MEMORY"}, []string{"t_meta uses engine MEMORY"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := myCheckEngines(tc.table, tc.engines)
+			if len(got) != len(tc.want) {
+				t.Fatalf("problems %q, want %d", got, len(tc.want))
+			}
+			for i, w := range tc.want {
+				if !strings.Contains(got[i], w) {
+					t.Errorf("problem %q, want it to mention %q", got[i], w)
+				}
+			}
+		})
+	}
+}
+
+func TestRedactDSN(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"", ""},
+		{"root@tcp(127.0.0.1:3306)/test", "root@tcp(127.0.0.1:3306)/test"},
+		{"user:secret@tcp(db:3306)/app", "user:xxxxx@tcp(db:3306)/app"},
+		{"user:@tcp(db:3306)/app", "user:xxxxx@tcp(db:3306)/app"},
+		{"user:p@ss:w/rd@tcp(db:3306)/app?parseTime=true", "user:xxxxx@tcp(db:3306)/app?parseTime=true"},
+		{"user:secret@unix(/var/run/mysqld/mysqld.sock)/app", "user:xxxxx@unix(/var/run/mysqld/mysqld.sock)/app"},
+		{"user:secret@/app", "user:xxxxx@/app"},
+		{"/app", "/app"},
+		{"mysql:user:secret@tcp(db:3306)/app", "mysql:user:xxxxx@tcp(db:3306)/app"},
+		{"mysql:root@tcp(db)/app", "mysql:root@tcp(db)/app"},
+		{"file:/var/lib/whycache", "file:/var/lib/whycache"},
+		{"user:secret@tcp(db:3306)", "user:xxxxx@tcp(db:3306)"},
+		{"mysql://user:secret@db:3306/app", "mysql:xxxxx@db:3306/app"},
+		{"/app?x=user:secret@host", "xxxxx@host"},
+	} {
+		if got := RedactDSN(tc.in); got != tc.want {
+			t.Errorf("RedactDSN(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}
+
+// FuzzRedactDSN checks that a password the driver would parse out of a DSN
+// never survives redaction.
+func FuzzRedactDSN(f *testing.F) {
+	for _, s := range []string{
+		"user:secret@tcp(db:3306)/app",
+		"u:p@ss/w:rd@tcp(h)/d?x=y",
+		"mysql:u:pw@unix(/s)/d",
+		"u:pw@/d",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, dsn string) {
+		got := RedactDSN(dsn)
+		cfg, err := mysql.ParseDSN(strings.TrimPrefix(dsn, "mysql:"))
+		if err != nil || len(cfg.Passwd) < 4 {
+			return // nothing the driver would use, or too short to tell apart
+		}
+		kept := strings.Replace(got, myRedacted, "", 1)
+		rest := strings.Replace(dsn, cfg.Passwd, "", 1)
+		if strings.Count(kept, cfg.Passwd) > strings.Count(rest, cfg.Passwd) {
+			t.Errorf("RedactDSN(%q) = %q keeps password %q", dsn, got, cfg.Passwd)
+		}
+	})
+}
