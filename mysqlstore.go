@@ -145,10 +145,10 @@ type MySQLStore struct {
 	packetMu  sync.Mutex // guards maxPacket
 	maxPacket int        // server's max_allowed_packet; 0 until known
 
-	mu      sync.Mutex      // guards queue and running; closed is set under it
-	queue   []*myCommitReq  // Commit calls waiting for the committer, FIFO
-	running bool            // a committer goroutine is running
-	wg      sync.WaitGroup  // committer goroutines; Close waits for them
+	mu      sync.Mutex     // guards queue and running; closed is set under it
+	queue   []*myCommitReq // Commit calls waiting for the committer, FIFO
+	running bool           // a committer goroutine is running
+	wg      sync.WaitGroup // committer goroutines; Close waits for them
 
 	// Test hooks, set only by tests before first use.
 	hookBeforeCommit func(ctx context.Context, first, last uint64) error // after the inserts, before COMMIT; an error rolls back
