@@ -68,8 +68,12 @@ import (
 //
 // # Limits
 //
-// MaxSingleKeySize is 0: the file store does not index single-key records,
-// so the log grows with every write until Compact shrinks it.
+// The file store does not index single-key records: it never drops a record
+// because a newer one has the same Record.SingleKey, so the log grows with
+// every write until Compact shrinks it. Limits still reports a
+// MaxSingleKeySize of 1024 (the MySQL store's), as the logstore conformance
+// suite requires a positive one; keys of any length are accepted and
+// ignored.
 type FileStore struct {
 	dir  string
 	opts FileStoreOptions
@@ -195,10 +199,14 @@ func (s *FileStore) initManifest() error {
 // Dir returns the directory of the log.
 func (s *FileStore) Dir() string { return s.dir }
 
+// fsMaxSingleKeySize is the MaxSingleKeySize the file store reports; see
+// the Limits section of the FileStore doc.
+const fsMaxSingleKeySize = 1024
+
 // Limits returns the record size limit of the options and a
-// MaxSingleKeySize of 0 (single-key records are not indexed).
+// MaxSingleKeySize of 1024, though the store ignores Record.SingleKey.
 func (s *FileStore) Limits() logstore.Limits {
-	return logstore.Limits{MaxRecordSize: s.opts.MaxRecordSize}
+	return logstore.Limits{MaxRecordSize: s.opts.MaxRecordSize, MaxSingleKeySize: fsMaxSingleKeySize}
 }
 
 // Info returns the log identity and horizon from the MANIFEST.

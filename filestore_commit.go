@@ -240,13 +240,18 @@ func (s *FileStore) syncWriterLocked(m *fsManifest) error {
 func (s *FileStore) rollLocked(m *fsManifest, next uint64) error {
 	name := fsSegmentName(next, 0)
 	sync := !s.opts.NoSync
-	f, err := fsWriteTemp(s.dir, name+".tmp", s.opts.FileMode, []byte(fsSegMagic), sync)
+	tmp, err := fsWriteTemp(s.dir, name+".tmp", s.opts.FileMode, []byte(fsSegMagic), sync)
 	if err != nil {
 		return err
 	}
-	if err := fsRenameSync(f.Name(), s.path(name), sync); err != nil {
-		f.Close()
+	err = fsRenameSync(tmp.Name(), s.path(name), sync)
+	tmp.Close()
+	if err != nil {
 		return err
+	}
+	f, err := os.OpenFile(s.path(name), os.O_RDWR, 0) // named as listed, for errors
+	if err != nil {
+		return fmt.Errorf("whycache: filestore: %w", err)
 	}
 	nm := m.next()
 	nm.Segments = append(nm.Segments, fsSegment{Name: name, First: next})

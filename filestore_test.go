@@ -14,6 +14,7 @@ import (
 	"testing"
 
 	"github.com/whycache/whycache/logstore"
+	"github.com/whycache/whycache/logstore/storetest"
 )
 
 // fsTestOpen opens a FileStore in dir and closes it (after a Check) when
@@ -253,7 +254,7 @@ func TestFileStoreCloseInCallback(t *testing.T) {
 
 func TestFileStoreLimits(t *testing.T) {
 	s := fsTestOpen(t, t.TempDir(), FileStoreOptions{MaxRecordSize: 10, NoSync: true})
-	if l := s.Limits(); l.MaxRecordSize != 10 || l.MaxSingleKeySize != 0 {
+	if l := s.Limits(); l.MaxRecordSize != 10 || l.MaxSingleKeySize != fsMaxSingleKeySize {
 		t.Fatalf("Limits = %+v", l)
 	}
 	fsCommit(t, s, "0123456789")
@@ -870,4 +871,20 @@ func TestFileStoreReaderSurvivesCompaction(t *testing.T) {
 	if ids[len(ids)-1] != 39 || len(ids) < 20 || len(ids) > 40 {
 		t.Fatalf("read during compaction saw %v", ids)
 	}
+}
+
+func TestFileStoreConformance(t *testing.T) {
+	storetest.Run(t, storetest.Harness{
+		New: func(t *testing.T) (logstore.Store, func(t *testing.T) logstore.Store) {
+			dir := t.TempDir()
+			open := func(t *testing.T) logstore.Store {
+				s, err := NewFileStoreOptions(dir, FileStoreOptions{SegmentSize: 64 << 10})
+				if err != nil {
+					t.Fatal(err)
+				}
+				return s
+			}
+			return open(t), open
+		},
+	})
 }

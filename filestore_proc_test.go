@@ -1,0 +1,303 @@
+package whycache
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"math"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+// Environment of the helper processes the tests below start by running the
+// test binary again.
+const (
+	fsHelperModeEnv = "WHYCACHE_FS_HELPER" // writer, crash or fsize
+	fsHelperDirEnv  = "WHYCACHE_FS_DIR"    // the store directory
+	fsHelperTagEnv  = "WHYCACHE_FS_TAG"    // prefix of the records written
+	fsHelperNEnv    = "WHYCACHE_FS_N"      // commits to make (writer)
+)
+
+// fsHelperOptions are the options every helper process and its parent use.
+var fsHelperOptions = FileStoreOptions{SegmentSize: 4 << 10}
+
+// fsBatchContents is the contents of record j of batch i of a helper.
+func fsBatchContents(tag string, i, j int) string { return fmt.Sprintf("%s/%d/%d", tag, i, j) }
+
+// TestFileStoreHelperProcess is the body of the helper processes; it does
+// nothing in a normal run. It prints "batch <last id> <records> <index>"
+// on stdout after each Commit returns.
+func TestFileStoreHelperProcess(t *testing.T) {
+	mode := os.Getenv(fsHelperModeEnv)
+	if mode == "" {
+		t.Skip("runs only as a helper process")
+	}
+	ctx := context.Background()
+	s, err := NewFileStoreOptions(os.Getenv(fsHelperDirEnv), fsHelperOptions)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	out := bufio.NewWriter(os.Stdout)
+	defer out.Flush()
+	tag := os.Getenv(fsHelperTagEnv)
+	switch mode {
+	case "writer", "crash":
+		n, _ := strconv.Atoi(os.Getenv(fsHelperNEnv))
+		for i := 0; mode == "crash" || i < n; i++ {
+			k := i%3 + 1
+			contents := make([]string, k)
+			for j := range contents {
+				contents[j] = fsBatchContents(tag, i, j)
+			}
+			id, err := s.Commit(ctx, fsRecs(contents...))
+			if err != nil {
+				t.Fatal(err)
+			}
+			fmt.Fprintf(out, "batch %d %d %d\n", id, k, i)
+			if mode == "crash" {
+				out.Flush()
+			}
+		}
+	case "fsize":
+		fsHelperFileSizeLimit(t, s, out)
+	default:
+		t.Fatalf("unknown helper mode %q", mode)
+	}
+}
+
+// fsHelperFileSizeLimit commits a record that cannot fit under
+// RLIMIT_FSIZE and reports the error and whether the segment changed.
+func fsHelperFileSizeLimit(t *testing.T, s *FileStore, out io.Writer) {
+	ctx := context.Background()
+	fsCommit(t, s, "before")
+	seg := s.path(fsSegmentName(1, 0))
+	before, err := os.ReadFile(seg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lim := uint64(len(before) + 100)
+	if err := unix.Setrlimit(unix.RLIMIT_FSIZE, &unix.Rlimit{Cur: lim, Max: lim}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = s.Commit(ctx, fsRecs("small", strings.Repeat("x", 1000)))
+	after, rerr := os.ReadFile(seg)
+	if rerr != nil {
+		t.Fatal(rerr)
+	}
+	fmt.Fprintf(out, "commit-error %v\n", err != nil)
+	fmt.Fprintf(out, "error %v\n", err)
+	fmt.Fprintf(out, "unchanged %v\n", string(after) == string(before))
+	id, err := s.Commit(ctx, fsRecs("fits"))
+	fmt.Fprintf(out, "next %d %v\n", id, err)
+}
+
+// fsHelper is a running helper process.
+type fsHelper struct {
+	cmd   *exec.Cmd
+	lines chan string // stdout lines; closed at EOF
+}
+
+// fsStartHelper runs the test binary as a helper in mode.
+func fsStartHelper(t *testing.T, mode, dir, tag string, n int) *fsHelper {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestFileStoreHelperProcess$", "-test.count=1")
+	cmd.Env = append(os.Environ(), fsHelperModeEnv+"="+mode, fsHelperDirEnv+"="+dir,
+		fsHelperTagEnv+"="+tag, fsHelperNEnv+"="+strconv.Itoa(n))
+	cmd.Stderr = os.Stderr
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	h := &fsHelper{cmd: cmd, lines: make(chan string, 1024)}
+	go func() {
+		defer close(h.lines)
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			h.lines <- sc.Text()
+		}
+	}()
+	return h
+}
+
+// fsHelperBatch is a Commit a helper reported done.
+type fsHelperBatch struct {
+	tag         string
+	last        uint64
+	n, index    int
+	description string
+}
+
+// parseBatch parses a "batch" line; ok is false for other lines.
+func fsParseBatch(tag, line string) (fsHelperBatch, bool) {
+	var b fsHelperBatch
+	if _, err := fmt.Sscanf(line, "batch %d %d %d", &b.last, &b.n, &b.index); err != nil {
+		return b, false
+	}
+	b.tag, b.description = tag, line
+	return b, true
+}
+
+// fsCheckBatches fails the test unless every batch is in got with its
+// contents and consecutive ids.
+func fsCheckBatches(t *testing.T, batches []fsHelperBatch, got map[uint64]string) {
+	t.Helper()
+	for _, b := range batches {
+		for j := 0; j < b.n; j++ {
+			id := b.last - uint64(b.n-1) + uint64(j)
+			if want := fsBatchContents(b.tag, b.index, j); got[id] != want {
+				t.Fatalf("%s (%s): id %d holds %q, want %q", b.tag, b.description, id, got[id], want)
+			}
+		}
+	}
+}
+
+func TestFileStoreMultiProcess(t *testing.T) {
+	const writers, commits = 3, 150
+	dir := t.TempDir()
+	ctx := context.Background()
+	reader := fsTestOpen(t, dir, fsHelperOptions)
+	var mu sync.Mutex
+	var batches []fsHelperBatch
+	var wg sync.WaitGroup
+	for w := 0; w < writers; w++ {
+		tag := fmt.Sprint("w", w)
+		h := fsStartHelper(t, "writer", dir, tag, commits)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for line := range h.lines {
+				if b, ok := fsParseBatch(tag, line); ok {
+					mu.Lock()
+					batches = append(batches, b)
+					mu.Unlock()
+				}
+			}
+			if err := h.cmd.Wait(); err != nil {
+				t.Errorf("writer %s: %v", tag, err)
+			}
+		}()
+	}
+	finished := make(chan struct{})
+	go func() { wg.Wait(); close(finished) }()
+
+	seen := map[uint64]string{}
+	var last uint64
+	polls := 0
+	poll := func() {
+		polls++
+		err := reader.ReadUpdates(ctx, last+1, math.MaxUint64, func(id uint64, c []byte) error {
+			if id <= last {
+				t.Errorf("poller: id %d after %d", id, last)
+			}
+			if _, dup := seen[id]; dup {
+				t.Errorf("poller: id %d twice", id)
+			}
+			last = id
+			seen[id] = string(c)
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	for running := true; running; {
+		select {
+		case <-finished:
+			running = false
+		default:
+		}
+		poll()
+	}
+	poll()
+	if len(batches) != writers*commits {
+		t.Fatalf("writers reported %d commits, want %d", len(batches), writers*commits)
+	}
+	fsCheckBatches(t, batches, seen)
+	total := 0
+	for _, b := range batches {
+		total += b.n
+	}
+	if len(seen) != total {
+		t.Fatalf("poller saw %d records, writers committed %d", len(seen), total)
+	}
+	t.Logf("%d records from %d processes, %d polls", total, writers, polls)
+}
+
+func TestFileStoreCrash(t *testing.T) {
+	kills := 10
+	if os.Getenv("WHYCACHE_TORTURE") == "1" {
+		kills = 200
+	}
+	dir := t.TempDir()
+	ctx := context.Background()
+	var all []fsHelperBatch
+	for k := 0; k < kills; k++ {
+		tag := fmt.Sprint("c", k)
+		h := fsStartHelper(t, "crash", dir, tag, 0)
+		stopAfter := rand.IntN(40) + 1
+		killed := false
+		for line := range h.lines {
+			b, ok := fsParseBatch(tag, line)
+			if !ok {
+				continue
+			}
+			all = append(all, b)
+			if !killed && b.index+1 >= stopAfter {
+				h.cmd.Process.Kill() // SIGKILL; the lines already printed still drain
+				killed = true
+			}
+		}
+		err := h.cmd.Wait()
+		if ws, ok := h.cmd.ProcessState.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() {
+			t.Fatalf("helper %d was not killed: %v", k, err)
+		}
+
+		s, err := NewFileStoreOptions(dir, fsHelperOptions)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Check(ctx); err != nil {
+			t.Fatalf("after kill %d: Check: %v", k, err)
+		}
+		_, got := fsRead(t, s, 1, math.MaxUint64)
+		fsCheckBatches(t, all, got)
+		last := fsCommit(t, s, fsBatchContents("parent", k, 0))
+		all = append(all, fsHelperBatch{tag: "parent", last: last, n: 1, index: k, description: "parent commit"})
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func TestFileStoreDiskFull(t *testing.T) {
+	h := fsStartHelper(t, "fsize", t.TempDir(), "", 0)
+	var out []string
+	for line := range h.lines {
+		switch {
+		case strings.HasPrefix(line, "error "):
+			t.Logf("helper's failed commit: %s", line)
+		case !strings.HasPrefix(line, "PASS"):
+			out = append(out, line)
+		}
+	}
+	if err := h.cmd.Wait(); err != nil {
+		t.Fatalf("helper: %v (output %q)", err, out)
+	}
+	want := []string{"commit-error true", "unchanged true", "next 2 <nil>"}
+	if strings.Join(out, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("helper printed %q, want %q", out, want)
+	}
+}
