@@ -107,6 +107,22 @@ func testCompactDecisions(t *testing.T, h Harness) {
 	if in := info(t, f.s); in.Horizon != 0 {
 		t.Errorf("Horizon = %d after Compact with horizon 0", in.Horizon)
 	}
+
+	// Again with the same limit, now that the record at the limit is gone:
+	// the survivors up to it are offered, nothing above it.
+	calls = nil
+	keepAll := func(id uint64, c []byte) ([]byte, bool, error) {
+		calls = append(calls, stored{id, bytes.Clone(c)})
+		return c, true, nil
+	}
+	if plan(n-1) != drop {
+		t.Fatalf("plan keeps the record at the limit; this step needs it dropped")
+	}
+	if _, err := f.s.Compact(f.ctx, recs[n-1].id, 0, keepAll); err != nil {
+		t.Fatalf("second Compact: %v", err)
+	}
+	expectRecords(t, "records offered with the limit on a dropped record", calls, filter(want, 0, recs[n-1].id))
+	expectRecords(t, "log after a keep-all Compact", readAll(t, f.s, 0, all), want)
 }
 
 // testCompactHorizon checks that Compact raises the horizon before it
