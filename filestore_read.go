@@ -158,7 +158,7 @@ func (s *FileStore) readSegment(ctx context.Context, sc *fsScanner, f *os.File, 
 	}
 	resume := fsCursor{seg: name, off: sc.end, lastID: sc.lastID}
 	defer func() {
-		if resume.off > c.off {
+		if resume.lastID > c.lastID {
 			s.noteCursor(resume)
 		}
 	}()

@@ -888,3 +888,33 @@ func TestFileStoreConformance(t *testing.T) {
 		},
 	})
 }
+
+func TestFileStoreCompactCopiesLateCommits(t *testing.T) {
+	// Batches committed between the unlocked rewrite of the tail segment and
+	// its installation are carried over into the new file.
+	ctx := context.Background()
+	s := fsTestOpen(t, t.TempDir(), FileStoreOptions{NoSync: true})
+	other := fsTestOpen(t, s.Dir(), FileStoreOptions{NoSync: true})
+	fsCommit(t, s, "a", "b")
+	m, err := s.manifest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := &fsGroup{segs: m.Segments, logID: m.id}
+	defer g.discard()
+	dropFirst := func(id uint64, c []byte) ([]byte, bool, error) { return c, id != 1, nil }
+	if err := s.rewriteGroup(ctx, g, 2, dropFirst); err != nil {
+		t.Fatal(err)
+	}
+	fsCommit(t, other, "late1")
+	fsCommit(t, other, "late2", "late3")
+	if err := s.withWriterLock(func() error { return s.installGroupLocked(g) }); err != nil {
+		t.Fatal(err)
+	}
+	if _, got := fsRead(t, other, 1, math.MaxUint64); fmt.Sprint(got) != "map[2:b 3:late1 4:late2 5:late3]" {
+		t.Fatalf("after compaction with late commits: %v", got)
+	}
+	if id := fsCommit(t, other, "next"); id != 6 {
+		t.Fatalf("next id %d, want 6", id)
+	}
+}
