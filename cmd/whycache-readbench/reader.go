@@ -1,0 +1,85 @@
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"math/bits"
+	"math/rand/v2"
+	"time"
+
+	"github.com/whycache/whycache/prefixtree"
+	"github.com/whycache/whycache/shm"
+)
+
+// readsPerClockCheck is how many reads a reader does between looks at the
+// clock.
+const readsPerClockCheck = 256
+
+// runReader is the reader child: it opens the state, reports ready, waits
+// for the start signal, reads for cfg.duration and reports its read count.
+func runReader(cfg config, stdin io.Reader, stdout io.Writer) error {
+	tr, keys, err := openWorkload(cfg.state, cfg.keys)
+	if err != nil {
+		return err
+	}
+	defer tr.Close()
+	prefault(tr.File())
+	in := bufio.NewScanner(stdin)
+	if err := send(stdout, message{Event: eventReady}); err != nil {
+		return err
+	}
+	if err := expect(in, cmdGo); err != nil {
+		return err
+	}
+	reads, elapsed, err := readLoop(tr, keys, cfg.seed, cfg.duration)
+	if err != nil {
+		return err
+	}
+	return send(stdout, message{Event: eventResult, Reads: reads, Seconds: elapsed.Seconds()})
+}
+
+// faultSink keeps prefault's reads from being optimized away.
+var faultSink byte
+
+// prefault touches every page of the state file once, so that the timed
+// reads measure a process in its steady state rather than its first page
+// faults on the mapping.
+func prefault(f *shm.File) {
+	m, size := f.Mem(), f.Size()
+	var x byte
+	for off := uint64(0); off < size; off += shm.PageSize {
+		x ^= m[off]
+	}
+	faultSink = x
+}
+
+// readLoop looks up uniformly random workload keys with AppendGet into a
+// reused buffer until d has passed, and returns the number of reads and
+// the time they took. Every key must be found with a value of valueLen
+// bytes.
+func readLoop(tr *prefixtree.Tree, keys []byte, seed uint64, d time.Duration) (uint64, time.Duration, error) {
+	n := uint64(len(keys) / keyLen)
+	rng := rand.NewPCG(seed, ^seed)
+	buf := make([]byte, 0, 2*valueLen)
+	var reads uint64
+	start := time.Now()
+	for {
+		for range readsPerClockCheck {
+			i, _ := bits.Mul64(rng.Uint64(), n)
+			var found bool
+			var err error
+			buf, found, err = tr.AppendGet(buf[:0], key(keys, i))
+			if err != nil {
+				return reads, time.Since(start), fmt.Errorf("whycache-readbench: read: %w", err)
+			}
+			if !found || len(buf) != valueLen {
+				return reads, time.Since(start), fmt.Errorf("whycache-readbench: workload key %d: found=%v, value of %d bytes", i, found, len(buf))
+			}
+		}
+		reads += readsPerClockCheck
+		if elapsed := time.Since(start); elapsed >= d {
+			return reads, elapsed, nil
+		}
+	}
+}

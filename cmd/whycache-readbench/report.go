@@ -1,0 +1,253 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"text/tabwriter"
+)
+
+// The targets of SPEC.md section 5.
+const (
+	scalingMust = 1.8
+	scalingAim  = 1.95
+	writesMust  = 0.8
+	writesAim   = 0.95
+	// writerOnPace is the fraction of the keys its schedule called for
+	// below which the report notes that the writer fell behind.
+	writerOnPace = 0.95
+)
+
+// summary is the spread of one figure over the rounds.
+type summary struct {
+	Min    float64   `json:"min"`
+	Median float64   `json:"median"`
+	Max    float64   `json:"max"`
+	Rounds []float64 `json:"rounds"`
+}
+
+func summarize(v []float64) summary {
+	s := summary{Rounds: v}
+	if len(v) == 0 {
+		return s
+	}
+	sorted := slices.Sorted(slices.Values(v))
+	s.Min, s.Max = sorted[0], sorted[len(sorted)-1]
+	if n := len(sorted); n%2 == 1 {
+		s.Median = sorted[n/2]
+	} else {
+		s.Median = (sorted[n/2-1] + sorted[n/2]) / 2
+	}
+	return s
+}
+
+// scenarioReport is the results of one scenario.
+type scenarioReport struct {
+	scenario
+	ReadsPerSec  summary     `json:"reads_per_sec"`
+	WritesPerSec *summary    `json:"writes_per_sec,omitempty"`
+	Runs         []runResult `json:"runs"`
+}
+
+// ratio compares the median aggregate reads/s of two scenarios.
+type ratio struct {
+	Name      string    `json:"name"`
+	Value     float64   `json:"value"`      // median over median
+	PerRound  []float64 `json:"per_round"`  // the same ratio within each round
+	Must      float64   `json:"must_reach"` // SPEC.md minimum
+	Aim       float64   `json:"aim"`
+	Pass      bool      `json:"pass"`
+	AimMet    bool      `json:"aim_met"`
+	Judged    bool      `json:"judged"`
+	Note      string    `json:"note,omitempty"`
+	numerator int
+	denom     int
+}
+
+// verdict is the ratio's result column.
+func (r ratio) verdict() string {
+	v := "MISS"
+	switch {
+	case r.AimMet:
+		v = "PASS, aim met"
+	case r.Pass:
+		v = "PASS"
+	}
+	if !r.Judged {
+		v += " (not judged)"
+	}
+	return v
+}
+
+// report is everything the command prints.
+type report struct {
+	State      stateInfo        `json:"state"`
+	Machine    machine          `json:"machine"`
+	LoadBefore string           `json:"load_average_before"`
+	LoadAfter  string           `json:"load_average_after"`
+	Duration   string           `json:"duration"`
+	Rounds     int              `json:"rounds"`
+	WriteRate  int              `json:"write_rate"`
+	WriteBatch int              `json:"write_batch"`
+	Scenarios  []scenarioReport `json:"scenarios"`
+	Ratios     []ratio          `json:"ratios"`
+	Notes      []string         `json:"notes"`
+}
+
+// newReport summarizes runs (indexed like scenarios, one entry per round).
+func newReport(cfg config, info stateInfo, runs [][]runResult) *report {
+	m := thisMachine()
+	rep := &report{
+		State:      info,
+		Machine:    m,
+		Duration:   cfg.duration.String(),
+		Rounds:     cfg.rounds,
+		WriteRate:  cfg.writeRate,
+		WriteBatch: cfg.writeBatch,
+	}
+	for i, sc := range scenarios {
+		sr := scenarioReport{scenario: sc, Runs: runs[i]}
+		var reads, writes []float64
+		onPace := 1.0
+		for _, r := range runs[i] {
+			reads = append(reads, r.ReadsPerSec)
+			writes = append(writes, r.WritesPerSec)
+			onPace = min(onPace, r.WriteOnPace)
+		}
+		sr.ReadsPerSec = summarize(reads)
+		if sc.Writer {
+			w := summarize(writes)
+			sr.WritesPerSec = &w
+			if onPace < writerOnPace {
+				rep.Notes = append(rep.Notes, fmt.Sprintf("%s: the writer fell behind its schedule: %.0f%% of the keys due at worst, %.0f keys/s at worst (median %.0f) of the %d requested",
+					sc.Name, 100*onPace, w.Min, w.Median, cfg.writeRate))
+			}
+		}
+		rep.Scenarios = append(rep.Scenarios, sr)
+	}
+	oversubscribed := m.CPUs < 3
+	rep.Ratios = []ratio{
+		{Name: "2 readers / 1 reader", Must: scalingMust, Aim: scalingAim, Judged: true, numerator: sc2R, denom: sc1R},
+		{Name: "1 reader under writes / idle", Must: writesMust, Aim: writesAim, Judged: true, numerator: sc1RW, denom: sc1R},
+		{Name: "2 readers under writes / idle", Must: writesMust, Aim: writesAim, Judged: !oversubscribed, numerator: sc2RW, denom: sc2R},
+	}
+	for i := range rep.Ratios {
+		r := &rep.Ratios[i]
+		num, den := rep.Scenarios[r.numerator], rep.Scenarios[r.denom]
+		r.Value = quotient(num.ReadsPerSec.Median, den.ReadsPerSec.Median)
+		for k := range num.Runs {
+			r.PerRound = append(r.PerRound, quotient(num.Runs[k].ReadsPerSec, den.Runs[k].ReadsPerSec))
+		}
+		r.Pass, r.AimMet = r.Value >= r.Must, r.Value >= r.Aim
+		if !r.Judged {
+			r.Note = fmt.Sprintf("3 busy processes on %d CPUs", m.CPUs)
+		}
+	}
+	rep.Notes = append(rep.Notes, fmt.Sprintf("nothing is pinned to CPUs; the machine has %d", m.CPUs))
+	if oversubscribed {
+		rep.Notes = append(rep.Notes, fmt.Sprintf(`2 readers + 1 writer oversubscribe %d cores, so the "under writes" target is judged with 1 reader + 1 writer`, m.CPUs))
+	}
+	return rep
+}
+
+func quotient(a, b float64) float64 {
+	if b == 0 {
+		return 0
+	}
+	return a / b
+}
+
+// writeJSON prints the report as indented JSON.
+func (rep *report) writeJSON(w io.Writer) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(rep); err != nil {
+		return fmt.Errorf("whycache-readbench: %w", err)
+	}
+	return nil
+}
+
+// writeTable prints the report as text tables.
+func (rep *report) writeTable(w io.Writer) error {
+	var b strings.Builder
+	st := rep.State
+	how := fmt.Sprintf("built in %.2fs", st.BuildSeconds)
+	if st.Reused {
+		how = "reused"
+	}
+	fmt.Fprintf(&b, "state: %s, %d keys of %d B with %d B values, file %.1f MiB, %s\n",
+		st.Path, st.Keys, keyLen, valueLen, float64(st.FileBytes)/(1<<20), how)
+	fmt.Fprintf(&b, "runs: %s of reads per run, %d rounds, writer %d keys/s in batches of %d\n",
+		rep.Duration, rep.Rounds, rep.WriteRate, rep.WriteBatch)
+	fmt.Fprintf(&b, "machine: %d CPUs, %s %s/%s, load average before %s, after %s\n\n",
+		rep.Machine.CPUs, rep.Machine.Go, rep.Machine.GOOS, rep.Machine.GOARCH, rep.LoadBefore, rep.LoadAfter)
+
+	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', tabwriter.AlignRight)
+	nameWidth := 0
+	for _, sc := range rep.Scenarios {
+		nameWidth = max(nameWidth, len(sc.Name))
+	}
+	fmt.Fprintf(tw, "%-*s\treads/s min\tmedian\tmax\tper reader (median run)\twrites/s median\twriter busy\tbatch mean/max µs\t\n", nameWidth, "scenario")
+	for _, sc := range rep.Scenarios {
+		med := medianRun(sc)
+		per := make([]string, len(med.ReaderPerSec))
+		for i, v := range med.ReaderPerSec {
+			per[i] = mega(v)
+		}
+		writes, busy, batch := "-", "-", "-"
+		if sc.WritesPerSec != nil {
+			writes = fmt.Sprintf("%.0f", sc.WritesPerSec.Median)
+			busy = fmt.Sprintf("%.1f%%", 100*med.WriteBusy)
+			batch = fmt.Sprintf("%.0f/%.0f", med.WriteMeanBatchU, med.WriteMaxBatchU)
+		}
+		fmt.Fprintf(tw, "%-*s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", nameWidth, sc.Name,
+			mega(sc.ReadsPerSec.Min), mega(sc.ReadsPerSec.Median), mega(sc.ReadsPerSec.Max),
+			strings.Join(per, " + "), writes, busy, batch)
+	}
+	tw.Flush()
+	b.WriteString("\n")
+
+	tw = tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "ratio (medians)\tvalue\tper round\tmust\taim\tresult")
+	for _, r := range rep.Ratios {
+		rounds := make([]string, len(r.PerRound))
+		for i, v := range r.PerRound {
+			rounds[i] = fmt.Sprintf("%.3f", v)
+		}
+		res := r.verdict()
+		if r.Note != "" {
+			res += ": " + r.Note
+		}
+		fmt.Fprintf(tw, "%s\t%.3f\t%s\t≥ %.2f\t≥ %.2f\t%s\n", r.Name, r.Value, strings.Join(rounds, " "), r.Must, r.Aim, res)
+	}
+	tw.Flush()
+	b.WriteString("\n")
+	for _, n := range rep.Notes {
+		fmt.Fprintf(&b, "note: %s\n", n)
+	}
+	if _, err := io.WriteString(w, b.String()); err != nil {
+		return fmt.Errorf("whycache-readbench: %w", err)
+	}
+	return nil
+}
+
+// medianRun returns the run whose aggregate reads/s is the median (the
+// lower middle one for an even count).
+func medianRun(sc scenarioReport) runResult {
+	if len(sc.Runs) == 0 {
+		return runResult{}
+	}
+	runs := slices.Clone(sc.Runs)
+	slices.SortFunc(runs, func(a, b runResult) int {
+		switch {
+		case a.ReadsPerSec < b.ReadsPerSec:
+			return -1
+		case a.ReadsPerSec > b.ReadsPerSec:
+			return 1
+		}
+		return 0
+	})
+	return runs[(len(runs)-1)/2]
+}

@@ -1,0 +1,136 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strconv"
+	"time"
+)
+
+// scenario is a set of processes run together.
+type scenario struct {
+	Name    string `json:"name"`
+	Readers int    `json:"readers"`
+	Writer  bool   `json:"writer"`
+}
+
+// The scenarios, in the order each round runs them.
+var scenarios = []scenario{
+	{Name: "1 reader", Readers: 1},
+	{Name: "2 readers", Readers: 2},
+	{Name: "1 reader + writer", Readers: 1, Writer: true},
+	{Name: "2 readers + writer", Readers: 2, Writer: true},
+}
+
+// Indexes into scenarios, for the ratios.
+const (
+	sc1R = iota
+	sc2R
+	sc1RW
+	sc2RW
+)
+
+// runResult is one run of a scenario.
+type runResult struct {
+	ReadsPerSec     float64   `json:"reads_per_sec"`            // all readers together
+	ReaderReads     []uint64  `json:"reader_reads"`             // reads of each reader
+	ReaderPerSec    []float64 `json:"reader_reads_per_sec"`     // reads/s of each reader
+	WritesPerSec    float64   `json:"writes_per_sec,omitempty"` // keys/s the writer reached
+	WriteOnPace     float64   `json:"write_on_pace,omitempty"`  // keys written / keys the schedule called for
+	WriteBusy       float64   `json:"write_busy,omitempty"`     // fraction of the writer's time inside batches
+	WriteMeanBatchU float64   `json:"write_mean_batch_us,omitempty"`
+	WriteMaxBatchU  float64   `json:"write_max_batch_us,omitempty"`
+}
+
+// readyTimeout bounds how long children may take to open the state and
+// generate the keys; the run itself is bounded by the duration plus this.
+const readyTimeout = 2 * time.Minute
+
+// runScenario starts the scenario's processes on the state at path, starts
+// them together, and collects their reports. Every child it started has
+// exited when it returns.
+func runScenario(ctx context.Context, exe string, cfg config, path string, sc scenario, round int) (runResult, error) {
+	var res runResult
+	ctx, cancel := context.WithTimeout(ctx, cfg.duration+readyTimeout)
+	defer cancel()
+	common := []string{"--state", path, "--keys", strconv.Itoa(cfg.keys)}
+	var readers []*child
+	var wr *child
+	all := []*child{}
+	defer func() {
+		for _, c := range all {
+			c.kill()
+		}
+	}()
+	for i := range sc.Readers {
+		seed := uint64(round*16 + i + 1)
+		c, err := startChild(ctx, exe, roleReader, slices.Concat(common, []string{
+			"--duration", cfg.duration.String(), "--seed", strconv.FormatUint(seed, 10)}))
+		if err != nil {
+			return res, err
+		}
+		readers = append(readers, c)
+		all = append(all, c)
+	}
+	if sc.Writer {
+		seed := uint64(1000 + round)
+		c, err := startChild(ctx, exe, roleWriter, slices.Concat(common, []string{
+			"--write-rate", strconv.Itoa(cfg.writeRate), "--write-batch", strconv.Itoa(cfg.writeBatch),
+			"--seed", strconv.FormatUint(seed, 10)}))
+		if err != nil {
+			return res, err
+		}
+		wr = c
+		all = append(all, c)
+	}
+	for _, c := range all {
+		if _, err := c.next(eventReady); err != nil {
+			return res, err
+		}
+	}
+	for _, c := range all {
+		if err := c.tell(cmdGo); err != nil {
+			return res, err
+		}
+	}
+	for _, c := range readers {
+		m, err := c.next(eventResult)
+		if err != nil {
+			return res, err
+		}
+		if m.Seconds <= 0 {
+			return res, fmt.Errorf("whycache-readbench: reader reported %v seconds", m.Seconds)
+		}
+		perSec := float64(m.Reads) / m.Seconds
+		res.ReaderReads = append(res.ReaderReads, m.Reads)
+		res.ReaderPerSec = append(res.ReaderPerSec, perSec)
+		res.ReadsPerSec += perSec
+	}
+	if wr != nil {
+		if err := wr.tell(cmdStop); err != nil {
+			return res, err
+		}
+		m, err := wr.next(eventResult)
+		if err != nil {
+			return res, err
+		}
+		if m.Seconds > 0 {
+			res.WritesPerSec = float64(m.WriteKeys) / m.Seconds
+			res.WriteBusy = m.WriteBusySecs / m.Seconds
+		}
+		if m.WriteDueKeys > 0 {
+			res.WriteOnPace = float64(m.WriteKeys) / float64(m.WriteDueKeys)
+		}
+		if m.WriteBatches > 0 {
+			res.WriteMeanBatchU = m.WriteBusySecs * 1e6 / float64(m.WriteBatches)
+		}
+		res.WriteMaxBatchU = m.WriteMaxBatchUs
+	}
+	for _, c := range all {
+		if err := c.finish(); err != nil {
+			return res, err
+		}
+	}
+	return res, nil
+}

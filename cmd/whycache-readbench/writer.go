@@ -1,0 +1,166 @@
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"math/bits"
+	"math/rand/v2"
+	"time"
+
+	"github.com/whycache/whycache/prefixtree"
+)
+
+// maxWriteBatch bounds --write-batch: a batch holds the seqlock for its
+// whole length, so huge ones would only measure stalls.
+const maxWriteBatch = 100000
+
+// runWriter is the writer child: it opens the state, reports ready, waits
+// for the start signal, overwrites random keys at cfg.writeRate keys/s until
+// the parent sends stop (or closes stdin) and reports what it wrote.
+func runWriter(cfg config, stdin io.Reader, stdout io.Writer) error {
+	tr, keys, err := openWorkload(cfg.state, cfg.keys)
+	if err != nil {
+		return err
+	}
+	defer tr.Close()
+	in := bufio.NewScanner(stdin)
+	if err := send(stdout, message{Event: eventReady}); err != nil {
+		return err
+	}
+	if err := expect(in, cmdGo); err != nil {
+		return err
+	}
+	stop := make(chan struct{})
+	go func() {
+		in.Scan() // cmdStop, or EOF when the parent went away
+		close(stop)
+	}()
+	w := newWriter(tr, keys, cfg.seed)
+	st, err := w.loop(cfg.writeRate, cfg.writeBatch, stop)
+	if err != nil {
+		return err
+	}
+	return send(stdout, message{
+		Event:           eventResult,
+		Seconds:         st.elapsed.Seconds(),
+		WriteKeys:       st.keys,
+		WriteDueKeys:    st.due,
+		WriteBatches:    st.batches,
+		WriteBusySecs:   st.busy.Seconds(),
+		WriteMaxBatchUs: float64(st.maxBatch) / float64(time.Microsecond),
+	})
+}
+
+// writer overwrites random workload keys with new values under increasing
+// record ids.
+type writer struct {
+	tr     *prefixtree.Tree
+	keys   []byte
+	n      uint64
+	rng    *rand.PCG
+	value  []byte
+	lastID uint64 // the last id written; stored in meta word metaLastID
+}
+
+func newWriter(tr *prefixtree.Tree, keys []byte, seed uint64) *writer {
+	n := uint64(len(keys) / keyLen)
+	return &writer{
+		tr:     tr,
+		keys:   keys,
+		n:      n,
+		rng:    rand.NewPCG(seed, ^seed),
+		value:  make([]byte, valueLen),
+		lastID: max(tr.Meta(metaLastID), n),
+	}
+}
+
+// writeStats is what a writer did.
+type writeStats struct {
+	keys, batches uint64
+	due           uint64        // keys the schedule called for by stop
+	elapsed       time.Duration // from start to stop
+	busy          time.Duration // inside batches (Begin to Commit)
+	maxBatch      time.Duration // longest batch
+}
+
+// stopped completes st when the writer stops.
+func (st writeStats) stopped(start time.Time, interval time.Duration, batch int) writeStats {
+	st.elapsed = time.Since(start)
+	st.due = uint64(st.elapsed/interval) * uint64(batch)
+	return st
+}
+
+// loop writes a batch of batch keys at the end of every batch/rate seconds
+// until stop is closed. A writer that falls behind schedule writes its late batches back
+// to back until it has caught up.
+func (w *writer) loop(rate, batch int, stop <-chan struct{}) (writeStats, error) {
+	var st writeStats
+	interval := time.Duration(float64(time.Second) * float64(batch) / float64(rate))
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	start := time.Now()
+	next := start.Add(interval)
+	for {
+		if wait := time.Until(next); wait > 0 {
+			timer.Reset(wait)
+			select {
+			case <-stop:
+				return st.stopped(start, interval, batch), nil
+			case <-timer.C:
+			}
+		} else {
+			select {
+			case <-stop:
+				return st.stopped(start, interval, batch), nil
+			default:
+			}
+		}
+		t0 := time.Now()
+		if err := w.batch(batch); err != nil {
+			return st, err
+		}
+		dt := time.Since(t0)
+		st.keys += uint64(batch)
+		st.batches++
+		st.busy += dt
+		st.maxBatch = max(st.maxBatch, dt)
+		next = next.Add(interval)
+	}
+}
+
+// batch overwrites count random keys in one transaction.
+func (w *writer) batch(count int) error {
+	b, err := w.tr.Begin()
+	if err != nil {
+		return fmt.Errorf("whycache-readbench: write: %w", err)
+	}
+	for range count {
+		i, _ := bits.Mul64(w.rng.Uint64(), w.n)
+		w.lastID++
+		fillValue(w.value, w.lastID)
+		applied, err := b.Put(key(w.keys, i), w.value, w.lastID)
+		if err == nil && !applied {
+			err = fmt.Errorf("key %d holds a record newer than id %d", i, w.lastID)
+		}
+		if err != nil {
+			b.Rollback()
+			return fmt.Errorf("whycache-readbench: write: %w", err)
+		}
+	}
+	if err := b.SetMeta(metaLastID, w.lastID); err != nil {
+		b.Rollback()
+		return fmt.Errorf("whycache-readbench: write: %w", err)
+	}
+	if err := b.Commit(); err != nil {
+		return fmt.Errorf("whycache-readbench: write: %w", err)
+	}
+	return nil
+}
+
+// fillValue makes v a value that differs for every id.
+func fillValue(v []byte, id uint64) {
+	for i := range v {
+		v[i] = byte(id >> (8 * (i % 8)))
+	}
+}
