@@ -82,16 +82,11 @@ func DecodePythonRecord(data []byte, fn func(Item) error) error {
 		// validatePythonRecord proved that both lengths fit in data.
 		klen := int(binary.BigEndian.Uint64(data[pos:]))
 		vlen := int(binary.BigEndian.Uint64(data[pos+8:]))
-		pos += pythonItemHeaderSize
-		it := Item{Key: data[pos : pos+klen : pos+klen], Delete: vlen == 0}
-		pos += klen
-		if !it.Delete {
-			it.Value = data[pos : pos+vlen : pos+vlen]
-		}
-		pos += vlen
+		it, next := itemAt(data, pos+pythonItemHeaderSize, klen, vlen, vlen == 0)
 		if err := fn(it); err != nil {
 			return err
 		}
+		pos = next
 	}
 	return nil
 }

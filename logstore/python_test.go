@@ -135,30 +135,3 @@ func FuzzDecodePythonRecord(f *testing.F) {
 		}
 	})
 }
-
-// checkPythonRoundTrip encodes items in the Python framing and decodes them
-// back: sets with empty values are refused, everything else round-trips.
-func checkPythonRoundTrip(t *testing.T, items []logstore.Item) {
-	t.Helper()
-	representable := true
-	for _, it := range items {
-		representable = representable && (it.Delete || len(it.Value) > 0)
-	}
-	b, err := logstore.AppendPythonRecord(nil, items)
-	if !representable {
-		if !errors.Is(err, logstore.ErrNotRepresentable) {
-			t.Fatalf("AppendPythonRecord of an empty set value: %v, want ErrNotRepresentable", err)
-		}
-		return
-	}
-	if err != nil {
-		t.Fatalf("AppendPythonRecord: %v", err)
-	}
-	got, err := decodeAll(b)
-	if err != nil {
-		t.Fatalf("DecodeRecord of a Python record: %v", err)
-	}
-	if err := diffItems(got, normalized(items)); err != nil {
-		t.Fatal(err)
-	}
-}

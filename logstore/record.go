@@ -146,21 +146,27 @@ func DecodeRecord(data []byte, fn func(Item) error) error {
 	}
 	pos := 8
 	for i := 0; i < n; i++ {
-		flags := data[pos]
 		klen := int(binary.LittleEndian.Uint32(data[pos+1:]))
 		vlen := int(binary.LittleEndian.Uint32(data[pos+5:]))
-		pos += itemHeaderSize
-		it := Item{Key: data[pos : pos+klen : pos+klen], Delete: flags&flagDelete != 0}
-		pos += klen
-		if !it.Delete {
-			it.Value = data[pos : pos+vlen : pos+vlen]
-		}
-		pos += vlen
+		it, next := itemAt(data, pos+itemHeaderSize, klen, vlen, data[pos]&flagDelete != 0)
 		if err := fn(it); err != nil {
 			return err
 		}
+		pos = next
 	}
 	return nil
+}
+
+// itemAt returns the item whose key starts at data[pos] and the position
+// after it. The caller has validated the lengths; the slices are capped so
+// that appending to them cannot overwrite data.
+func itemAt(data []byte, pos, klen, vlen int, del bool) (Item, int) {
+	it := Item{Key: data[pos : pos+klen : pos+klen], Delete: del}
+	pos += klen
+	if !del {
+		it.Value = data[pos : pos+vlen : pos+vlen]
+	}
+	return it, pos + vlen
 }
 
 // RecordItemCount validates a record completely, as DecodeRecord does (in

@@ -276,6 +276,11 @@ func FuzzDecodeRecord(f *testing.F) {
 	f.Add(mustAppend(f, set("key", "value"), del("gone")))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		checkDecode(t, data, logstore.DecodeRecord)
+		// Also with a correct checksum, so that mutations reach the checks
+		// behind it.
+		if len(data) >= logstore.RecordOverhead && bytes.HasPrefix(data, []byte("WCR")) {
+			checkDecode(t, seal(data), logstore.DecodeRecord)
+		}
 	})
 }
 
@@ -340,29 +345,40 @@ func FuzzRecordRoundTrip(f *testing.F) {
 	f.Add([]byte{})
 	f.Fuzz(func(t *testing.T, data []byte) {
 		items := itemsFromBytes(data)
-		emptyKey := false
+		emptyKey, emptySet := false, false
 		for _, it := range items {
 			emptyKey = emptyKey || len(it.Key) == 0
+			emptySet = emptySet || (!it.Delete && len(it.Value) == 0)
 		}
-		b, err := logstore.AppendRecord(nil, items)
-		if emptyKey {
-			if !errors.Is(err, logstore.ErrEmptyKey) {
-				t.Fatalf("AppendRecord with an empty key: %v, want ErrEmptyKey", err)
-			}
-			return
+		checkRoundTrip(t, items, logstore.AppendRecord, emptyKey, logstore.ErrEmptyKey)
+		if !emptyKey {
+			checkRoundTrip(t, items, logstore.AppendPythonRecord, emptySet, logstore.ErrNotRepresentable)
 		}
-		if err != nil {
-			t.Fatalf("AppendRecord: %v", err)
-		}
-		got, err := decodeAll(b)
-		if err != nil {
-			t.Fatalf("DecodeRecord: %v", err)
-		}
-		if err := diffItems(got, normalized(items)); err != nil {
-			t.Fatal(err)
-		}
-		checkPythonRoundTrip(t, items)
 	})
+}
+
+// checkRoundTrip encodes items with enc and decodes them back with
+// DecodeRecord, which must give the items again; when refused, enc must
+// fail with an error wrapping wantErr instead.
+func checkRoundTrip(t *testing.T, items []logstore.Item, enc func([]byte, []logstore.Item) ([]byte, error), refused bool, wantErr error) {
+	t.Helper()
+	b, err := enc(nil, items)
+	if refused {
+		if !errors.Is(err, wantErr) {
+			t.Fatalf("encoding %v: %v, want %v", items, err, wantErr)
+		}
+		return
+	}
+	if err != nil {
+		t.Fatalf("encoding %v: %v", items, err)
+	}
+	got, err := decodeAll(b)
+	if err != nil {
+		t.Fatalf("DecodeRecord(% x): %v", b, err)
+	}
+	if err := diffItems(got, normalized(items)); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func BenchmarkAppendRecord(b *testing.B) {
