@@ -32,9 +32,13 @@ type Cursor struct {
 	idx   int
 	key   []byte
 	value []byte
+	id    uint64
 }
 
-type cursorItem struct{ kStart, kEnd, vEnd int }
+type cursorItem struct {
+	kStart, kEnd, vEnd int
+	id                 uint64
+}
 
 // Cursor returns a cursor positioned before the first key.
 func (t *Tree) Cursor() *Cursor { return &Cursor{t: t} }
@@ -67,6 +71,7 @@ func (c *Cursor) Next() bool {
 	it := c.items[c.idx]
 	c.key = c.arena[it.kStart:it.kEnd:it.kEnd]
 	c.value = c.arena[it.kEnd:it.vEnd:it.vEnd]
+	c.id = it.id
 	if c.prefix != nil && !bytes.HasPrefix(c.key, c.prefix) {
 		c.done = true
 		return false
@@ -81,6 +86,9 @@ func (c *Cursor) Key() []byte { return c.key }
 
 // Value returns the current value.
 func (c *Cursor) Value() []byte { return c.value }
+
+// ID returns the id of the record that wrote the current value.
+func (c *Cursor) ID() uint64 { return c.id }
 
 // Err returns the error that ended the iteration, if any.
 func (c *Cursor) Err() error { return c.err }
@@ -126,7 +134,7 @@ func (c *Cursor) collect(v *view, target []byte, inclusive bool) {
 			c.arena = append(c.arena, k...)
 			kEnd := len(c.arena)
 			c.arena = append(c.arena, val...)
-			c.items = append(c.items, cursorItem{start, kEnd, len(c.arena)})
+			c.items = append(c.items, cursorItem{start, kEnd, len(c.arena), v.u64(off + 8)})
 		}
 		if len(c.items) > 0 || upper == 0 {
 			return

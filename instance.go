@@ -1,0 +1,306 @@
+package whycache
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/whycache/whycache/logstore"
+	"github.com/whycache/whycache/prefixtree"
+	"github.com/whycache/whycache/shm"
+)
+
+// Options configure an Instance. They are fixed when Open returns.
+type Options struct {
+	// Name is the instance name; it picks the default state file,
+	// DefaultStateDir()/NAME.state. It may not contain a path separator.
+	// Empty means "default".
+	Name string
+
+	// StatePath overrides the state file path.
+	StatePath string
+
+	// MaxUpdateSize is the largest encoded log record, in bytes; 0 means 1
+	// MiB. An item that does not fit alone in a record of this size is
+	// rejected with ErrTooLarge; larger SetMulti calls are split.
+	MaxUpdateSize int
+
+	// FileMode is the permission of created files; 0 means 0600.
+	FileMode os.FileMode
+
+	// MaxStateSize is the largest the state file may grow, in bytes; 0
+	// means 64 GiB. It reserves address space, not memory, and only
+	// applies when the file is created.
+	MaxStateSize int64
+}
+
+// DefaultMaxUpdateSize is the record size limit when Options.MaxUpdateSize
+// is zero.
+const DefaultMaxUpdateSize = 1 << 20
+
+// DefaultStateDir returns the directory of default state files:
+// /dev/shm/whycache when /dev/shm exists (memory-backed, like POSIX shared
+// memory), else a "whycache" directory in os.TempDir().
+func DefaultStateDir() string {
+	if st, err := os.Stat("/dev/shm"); err == nil && st.IsDir() {
+		return "/dev/shm/whycache"
+	}
+	return filepath.Join(os.TempDir(), "whycache")
+}
+
+// Meta words of the state file used by Instance (prefixtree.Tree.Meta).
+const (
+	metaUpdateID  = 0 // id of the last log record applied in order
+	metaFilled    = 1 // 1 once an Update or LoadSnapshot filled the state
+	metaLogID0    = 2 // log identity, first 8 bytes
+	metaLogID1    = 3 // log identity, last 8 bytes
+	metaAppliedAt = 4 // unix nanoseconds of the last Update that applied records
+)
+
+// Instance is a cache: a shared state file on this machine kept in step
+// with a change log. All methods are safe for concurrent use by many
+// goroutines, and many processes may open instances on the same state file
+// and log at once.
+//
+// Close releases the instance; it must not run concurrently with other
+// calls on the same Instance. The store is not closed by Close.
+type Instance struct {
+	store      logstore.Store
+	opts       Options
+	path       string
+	maxRecord  int
+	cur        atomic.Pointer[prefixtree.Tree] // the state in use, nil until first needed
+	updateMu   sync.Mutex                      // serializes Update and state swaps in this process
+	mu         sync.Mutex                      // guards the following
+	retired    []*prefixtree.Tree              // replaced states, unmapped at Close (readers may still use them)
+	closed     bool
+	closedFlag atomic.Bool
+}
+
+// Open returns an instance on the given log store. It does not contact the
+// store; the state file is opened (created empty if missing) on first use.
+// Errors: a bad Name or option.
+func Open(store logstore.Store, opts Options) (*Instance, error) {
+	if store == nil {
+		return nil, errors.New("whycache: Open: nil store")
+	}
+	if opts.MaxUpdateSize == 0 {
+		opts.MaxUpdateSize = DefaultMaxUpdateSize
+	}
+	if opts.MaxUpdateSize < logstore.RecordOverhead+logstore.ItemSize(1, 0, false) {
+		return nil, fmt.Errorf("whycache: Open: MaxUpdateSize %d is too small", opts.MaxUpdateSize)
+	}
+	if lim := store.Limits().MaxRecordSize; lim > 0 && opts.MaxUpdateSize > lim {
+		return nil, fmt.Errorf("whycache: Open: MaxUpdateSize %d exceeds the store's record limit %d", opts.MaxUpdateSize, lim)
+	}
+	if opts.FileMode == 0 {
+		opts.FileMode = 0o600
+	}
+	path := opts.StatePath
+	if path == "" {
+		name := opts.Name
+		if name == "" {
+			name = "default"
+		}
+		if strings.ContainsAny(name, "/\x00") || name == "." || name == ".." {
+			return nil, fmt.Errorf("whycache: Open: invalid instance name %q", name)
+		}
+		path = filepath.Join(DefaultStateDir(), name+".state")
+	}
+	return &Instance{store: store, opts: opts, path: path, maxRecord: opts.MaxUpdateSize}, nil
+}
+
+// StatePath returns the path of the state file.
+func (c *Instance) StatePath() string { return c.path }
+
+// Store returns the log store the instance was opened with.
+func (c *Instance) Store() logstore.Store { return c.store }
+
+// tree returns the state in use, opening it if needed.
+func (c *Instance) tree() (*prefixtree.Tree, error) {
+	t := c.cur.Load()
+	if t != nil && !t.File().Retired() {
+		return t, nil
+	}
+	return c.openTree(t)
+}
+
+// openTree opens the state file at the path, replacing stale (the retired
+// or closed state seen by the caller) unless another goroutine already did.
+func (c *Instance) openTree(stale *prefixtree.Tree) (*prefixtree.Tree, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return nil, fmt.Errorf("whycache: instance closed")
+	}
+	if t := c.cur.Load(); t != nil && t != stale && !t.File().Retired() {
+		return t, nil
+	}
+	if dir := filepath.Dir(c.path); dir != "" {
+		if err := os.MkdirAll(dir, 0o755|c.opts.FileMode&0o777); err != nil {
+			return nil, fmt.Errorf("whycache: state directory: %w", err)
+		}
+	}
+	t, err := prefixtree.Open(c.path, prefixtree.Options{MaxSize: c.opts.MaxStateSize, FileMode: c.opts.FileMode})
+	if err != nil {
+		return nil, wrapStateErr(err)
+	}
+	if stale != nil {
+		c.retired = append(c.retired, stale)
+	}
+	c.cur.Store(t)
+	return t, nil
+}
+
+// withTree runs fn on the current state, reopening the path and retrying
+// when the state file was retired (replaced by a snapshot or rebuild, or
+// deleted) by this or another process.
+func (c *Instance) withTree(fn func(t *prefixtree.Tree) error) error {
+	t, err := c.tree()
+	for attempt := 0; ; attempt++ {
+		if err != nil {
+			return err
+		}
+		err = fn(t)
+		if !prefixtree.IsRetired(err) || attempt >= 100 {
+			return wrapStateErr(err)
+		}
+		t, err = c.openTree(t)
+	}
+}
+
+// wrapStateErr makes errors from the state layers match this package's
+// sentinels.
+func wrapStateErr(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, prefixtree.ErrCorrupt) && !errors.Is(err, ErrCorrupt):
+		return fmt.Errorf("%w: %w", ErrCorrupt, err)
+	case errors.Is(err, prefixtree.ErrTooLarge) && !errors.Is(err, ErrTooLarge):
+		return fmt.Errorf("%w: %w", ErrTooLarge, err)
+	case errors.Is(err, prefixtree.ErrEmptyKey) && !errors.Is(err, ErrEmptyKey):
+		return fmt.Errorf("%w: %w", ErrEmptyKey, err)
+	}
+	return err
+}
+
+// filled reports whether the state was filled by an Update or snapshot.
+func filled(t *prefixtree.Tree) bool { return t.Meta(metaFilled) != 0 }
+
+// Valid reports whether the state holds a complete copy of the log as of
+// UpdateID: false before the first successful Update or LoadSnapshot, and
+// after DeleteSharedState.
+func (c *Instance) Valid() bool {
+	var ok bool
+	_ = c.withTree(func(t *prefixtree.Tree) error {
+		ok = filled(t) && !t.File().Retired()
+		return nil
+	})
+	return ok
+}
+
+// UpdateID returns the id of the last log record applied to the state in
+// order (records written locally by Set may be newer), or 0.
+func (c *Instance) UpdateID() uint64 {
+	var id uint64
+	_ = c.withTree(func(t *prefixtree.Tree) error {
+		id = t.Meta(metaUpdateID)
+		return nil
+	})
+	return id
+}
+
+// Get returns a copy of the value of key. It returns ErrNotFound for a
+// missing key, ErrEmptyKey for an empty one, and ErrInvalidState while the
+// state has never been filled. It takes no lock and makes no system call.
+func (c *Instance) Get(key []byte) ([]byte, error) {
+	v, err := c.AppendGet(nil, key)
+	if err == nil && v == nil {
+		v = []byte{}
+	}
+	return v, err
+}
+
+// AppendGet appends the value of key to dst and returns the extended
+// slice; with a dst of enough capacity it does not allocate. Errors are
+// those of Get.
+func (c *Instance) AppendGet(dst, key []byte) ([]byte, error) {
+	if len(key) == 0 {
+		return dst, ErrEmptyKey
+	}
+	t := c.cur.Load()
+	if t != nil && filled(t) {
+		out, found, err := t.AppendGet(dst, key)
+		if err == nil {
+			if !found {
+				return dst, ErrNotFound
+			}
+			return out, nil
+		}
+	}
+	return c.appendGetSlow(dst, key)
+}
+
+func (c *Instance) appendGetSlow(dst, key []byte) ([]byte, error) {
+	out := dst
+	err := c.withTree(func(t *prefixtree.Tree) error {
+		if !filled(t) {
+			if t.File().Retired() {
+				return fmt.Errorf("whycache: %w", shm.ErrRetired)
+			}
+			return ErrInvalidState
+		}
+		v, found, err := t.AppendGet(dst, key)
+		if err != nil {
+			return err
+		}
+		if !found {
+			return ErrNotFound
+		}
+		out = v
+		return nil
+	})
+	if err != nil {
+		return dst, err
+	}
+	return out, nil
+}
+
+// CloseSharedState detaches the instance from the state file without
+// deleting it; the next call that needs the state opens it again. The old
+// mapping is unmapped by Close (goroutines of this process may still be
+// reading it at the moment of the call, so it cannot be unmapped earlier).
+func (c *Instance) CloseSharedState() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if t := c.cur.Swap(nil); t != nil {
+		c.retired = append(c.retired, t)
+	}
+	return nil
+}
+
+// Close releases the instance's mappings. It does not close the store and
+// must not run concurrently with other calls on the instance.
+func (c *Instance) Close() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return nil
+	}
+	c.closed = true
+	c.closedFlag.Store(true)
+	var errs []error
+	if t := c.cur.Swap(nil); t != nil {
+		errs = append(errs, t.Close())
+	}
+	for _, t := range c.retired {
+		errs = append(errs, t.Close())
+	}
+	c.retired = nil
+	return errors.Join(errs...)
+}

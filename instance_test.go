@@ -1,0 +1,510 @@
+package whycache
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"slices"
+	"testing"
+
+	"github.com/whycache/whycache/logstore"
+	"github.com/whycache/whycache/logstore/memstore"
+	"github.com/whycache/whycache/prefixtree"
+)
+
+// testStore is a log store under test: newLog returns a store on a fresh
+// log; every store it returns is closed at cleanup.
+type testStore struct {
+	name   string
+	newLog func(t *testing.T) logstore.Store
+}
+
+func testStores() []testStore {
+	return []testStore{
+		{"mem", func(t *testing.T) logstore.Store {
+			s, err := memstore.New(memstore.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { s.Close() })
+			return s
+		}},
+		{"file", func(t *testing.T) logstore.Store {
+			s, err := NewFileStore(filepath.Join(t.TempDir(), "log"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { s.Close() })
+			return s
+		}},
+		{"mysql", func(t *testing.T) logstore.Store {
+			s, _ := mysqlTestStore(t, MySQLStoreOptions{})
+			return s
+		}},
+	}
+}
+
+// forEachStore runs fn as a subtest for every store.
+func forEachStore(t *testing.T, fn func(t *testing.T, ts testStore)) {
+	for _, ts := range testStores() {
+		t.Run(ts.name, func(t *testing.T) { fn(t, ts) })
+	}
+}
+
+// newInstance opens an instance on store with its own state file ("a
+// machine"), checked and closed at cleanup.
+func newInstance(t *testing.T, store logstore.Store, opts Options) *Instance {
+	t.Helper()
+	if opts.StatePath == "" {
+		opts.StatePath = filepath.Join(t.TempDir(), "state")
+	}
+	c, err := Open(store, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if tr, err := c.tree(); err == nil {
+			if err := tr.Check(); err != nil && !prefixtree.IsRetired(err) {
+				t.Errorf("state Check: %v", err)
+			}
+		}
+		c.Close()
+	})
+	return c
+}
+
+func mustUpdate(t *testing.T, c *Instance) {
+	t.Helper()
+	if err := c.Update(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func mustSet(t *testing.T, c *Instance, k, v string) uint64 {
+	t.Helper()
+	id, err := c.Set(context.Background(), []byte(k), []byte(v))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
+
+func wantValue(t *testing.T, c *Instance, k string, want []byte) {
+	t.Helper()
+	got, err := c.Get([]byte(k))
+	if err != nil {
+		t.Fatalf("Get(%q): %v", k, err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Fatalf("Get(%q) = %d bytes, want %d bytes", k, len(got), len(want))
+	}
+}
+
+func wantErr(t *testing.T, c *Instance, k string, want error) {
+	t.Helper()
+	if _, err := c.Get([]byte(k)); !errors.Is(err, want) {
+		t.Fatalf("Get(%q) err = %v, want %v", k, err, want)
+	}
+}
+
+func contents(c *Instance) map[string]string {
+	m := map[string]string{}
+	for k, v := range c.All() {
+		m[string(k)] = string(v)
+	}
+	return m
+}
+
+func TestInstanceBasics(t *testing.T) {
+	forEachStore(t, func(t *testing.T, ts testStore) {
+		ctx := context.Background()
+		c := newInstance(t, ts.newLog(t), Options{})
+		wantErr(t, c, "k", ErrInvalidState)
+		if c.Valid() {
+			t.Fatal("Valid before the first Update")
+		}
+		mustUpdate(t, c)
+		if !c.Valid() {
+			t.Fatal("not Valid after Update")
+		}
+		wantErr(t, c, "missing", ErrNotFound)
+
+		shapes := map[string][]byte{
+			"empty":  {},
+			"small":  []byte("v"),
+			"binary": {0, 1, 2, 0xff, 0},
+			"64k":    bytes.Repeat([]byte("x"), 64<<10),
+			"utf8":   []byte("héllo wörld"),
+		}
+		for k, v := range shapes {
+			if _, err := c.Set(ctx, []byte(k), v); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for k, v := range shapes {
+			wantValue(t, c, k, v)
+		}
+		id, err := c.Delete(ctx, []byte("small"))
+		if err != nil || id == 0 {
+			t.Fatalf("Delete: %d, %v", id, err)
+		}
+		wantErr(t, c, "small", ErrNotFound)
+		if _, err := c.Delete(ctx, []byte("never-existed")); err != nil {
+			t.Fatalf("Delete of a missing key: %v", err)
+		}
+		// A second instance on the same state sees writes without Update.
+		c2 := newInstance(t, c.Store(), Options{StatePath: c.StatePath()})
+		wantValue(t, c2, "64k", shapes["64k"])
+		mustSet(t, c, "later", "x")
+		wantValue(t, c2, "later", []byte("x"))
+		// Another machine sees them after Update.
+		m2 := newInstance(t, c.Store(), Options{})
+		mustUpdate(t, m2)
+		if got, want := contents(m2), contents(c); fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Fatalf("other machine: %v, want %v", got, want)
+		}
+		if latest, _ := c.Store().LatestUpdateID(ctx); m2.UpdateID() != latest || latest < id+2 {
+			t.Fatalf("UpdateID = %d, want the latest id %d", m2.UpdateID(), latest)
+		}
+	})
+}
+
+func TestInstanceEmptyKeyAndSizeLimits(t *testing.T) {
+	forEachStore(t, func(t *testing.T, ts testStore) {
+		ctx := context.Background()
+		c := newInstance(t, ts.newLog(t), Options{})
+		mustUpdate(t, c)
+		if _, err := c.Set(ctx, nil, []byte("v")); !errors.Is(err, ErrEmptyKey) {
+			t.Fatalf("Set empty key: %v", err)
+		}
+		if _, err := c.Get(nil); !errors.Is(err, ErrEmptyKey) {
+			t.Fatalf("Get empty key: %v", err)
+		}
+		if _, err := c.Delete(ctx, []byte{}); !errors.Is(err, ErrEmptyKey) {
+			t.Fatalf("Delete empty key: %v", err)
+		}
+		if _, err := c.Set(ctx, []byte("big"), make([]byte, 1<<20)); !errors.Is(err, ErrTooLarge) {
+			t.Fatalf("1 MiB value: %v", err)
+		}
+		before, _ := c.Store().LatestUpdateID(ctx)
+		items := []Item{{[]byte("a"), []byte("1")}, {[]byte("b"), make([]byte, 2<<20)}}
+		if _, err := c.SetMulti(ctx, items); !errors.Is(err, ErrTooLarge) {
+			t.Fatalf("SetMulti with an oversize item: %v", err)
+		}
+		if _, err := c.SetMulti(ctx, []Item{{[]byte("a"), nil}, {nil, nil}}); !errors.Is(err, ErrEmptyKey) {
+			t.Fatalf("SetMulti with an empty key: %v", err)
+		}
+		after, _ := c.Store().LatestUpdateID(ctx)
+		if after != before {
+			t.Fatalf("failed SetMulti wrote records %d..%d", before, after)
+		}
+		wantErr(t, c, "a", ErrNotFound)
+	})
+}
+
+func TestInstanceSetMultiSplits(t *testing.T) {
+	forEachStore(t, func(t *testing.T, ts testStore) {
+		ctx := context.Background()
+		c := newInstance(t, ts.newLog(t), Options{})
+		mustUpdate(t, c)
+		var items []Item
+		for i := 0; i < 20; i++ {
+			items = append(items, Item{[]byte(fmt.Sprintf("big%02d", i)), bytes.Repeat([]byte{byte(i)}, 128<<10)})
+		}
+		before, _ := c.Store().LatestUpdateID(ctx)
+		last, err := c.SetMulti(ctx, items)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := last - before; n < 3 {
+			t.Fatalf("20 x 128 KiB went into %d records, want a split over several", n)
+		}
+		other := newInstance(t, c.Store(), Options{})
+		mustUpdate(t, other)
+		for _, it := range items {
+			wantValue(t, c, string(it.Key), it.Value)
+			wantValue(t, other, string(it.Key), it.Value)
+		}
+		if _, err := c.DeleteMulti(ctx, [][]byte{items[0].Key, items[1].Key}); err != nil {
+			t.Fatal(err)
+		}
+		wantErr(t, c, string(items[1].Key), ErrNotFound)
+	})
+}
+
+func TestInstanceDeleteSharedStateAndRebuild(t *testing.T) {
+	forEachStore(t, func(t *testing.T, ts testStore) {
+		c := newInstance(t, ts.newLog(t), Options{})
+		mustUpdate(t, c)
+		for i := 0; i < 100; i++ {
+			mustSet(t, c, fmt.Sprint("k", i), fmt.Sprint("v", i))
+		}
+		c2 := newInstance(t, c.Store(), Options{StatePath: c.StatePath()})
+		want := contents(c)
+		if err := c.DeleteSharedState(); err != nil {
+			t.Fatal(err)
+		}
+		for _, x := range []*Instance{c, c2} {
+			if x.Valid() {
+				t.Fatal("Valid after DeleteSharedState")
+			}
+			wantErr(t, x, "k1", ErrInvalidState)
+		}
+		mustUpdate(t, c2)
+		for _, x := range []*Instance{c, c2} {
+			if got := contents(x); fmt.Sprint(got) != fmt.Sprint(want) {
+				t.Fatalf("after rebuild: %d keys, want %d", len(got), len(want))
+			}
+		}
+		if err := c.CloseSharedState(); err != nil {
+			t.Fatal(err)
+		}
+		wantValue(t, c, "k5", []byte("v5"))
+	})
+}
+
+func TestInstanceIterationWithConcurrentInserts(t *testing.T) {
+	forEachStore(t, func(t *testing.T, ts testStore) {
+		ctx := context.Background()
+		c := newInstance(t, ts.newLog(t), Options{})
+		mustUpdate(t, c)
+		for _, k := range []string{"b", "d", "f", "h"} {
+			mustSet(t, c, k, k)
+		}
+		var seen []string
+		for k := range c.Keys() {
+			seen = append(seen, string(k))
+			if string(k) == "d" {
+				mustSet(t, c, "a", "behind")  // behind the cursor: not yielded
+				mustSet(t, c, "e", "ahead")   // ahead: yielded
+				c.Delete(ctx, []byte("f"))    // deleted ahead: not yielded
+				mustSet(t, c, "zz", "at end") // yielded
+			}
+		}
+		if want := []string{"b", "d", "e", "h", "zz"}; !slices.Equal(seen, want) {
+			t.Fatalf("iteration saw %v, want %v", seen, want)
+		}
+		var vals []string
+		for v := range c.Values() {
+			vals = append(vals, string(v))
+		}
+		if want := []string{"behind", "b", "d", "ahead", "h", "at end"}; !slices.Equal(vals, want) {
+			t.Fatalf("Values = %v, want %v", vals, want)
+		}
+	})
+}
+
+func TestInstanceMonotonicAndOutOfOrderApply(t *testing.T) {
+	ctx := context.Background()
+	store, _ := memstore.New(memstore.Options{})
+	defer store.Close()
+	a := newInstance(t, store, Options{})
+	b := newInstance(t, store, Options{StatePath: a.StatePath()})
+	mustUpdate(t, a)
+	// Commit two records for one key, then apply them locally in the
+	// reverse order: the older must not win.
+	rec := func(v string) logstore.Record {
+		c, _ := logstore.AppendRecord(nil, []logstore.Item{{Key: []byte("k"), Value: []byte(v)}})
+		return logstore.Record{Contents: c, SingleKey: []byte("k")}
+	}
+	id1, _ := store.Commit(ctx, []logstore.Record{rec("old")})
+	id2, _ := store.Commit(ctx, []logstore.Record{rec("new")})
+	if err := a.applyLocal(ctx, id2, [][]logstore.Item{{{Key: []byte("k"), Value: []byte("new")}}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.applyLocal(ctx, id1, [][]logstore.Item{{{Key: []byte("k"), Value: []byte("old")}}}); err != nil {
+		t.Fatal(err)
+	}
+	wantValue(t, a, "k", []byte("new"))
+	mustUpdate(t, b)
+	wantValue(t, a, "k", []byte("new"))
+	// A delete is not undone by an older record either.
+	id3, _ := a.Delete(ctx, []byte("k"))
+	if err := b.applyLocal(ctx, id2, [][]logstore.Item{{{Key: []byte("k"), Value: []byte("new")}}}); err != nil {
+		t.Fatal(err)
+	}
+	wantErr(t, a, "k", ErrNotFound)
+	mustUpdate(t, a)
+	if a.UpdateID() != id3 {
+		t.Fatalf("UpdateID %d, want %d", a.UpdateID(), id3)
+	}
+}
+
+func TestInstanceCorruptRecordStopsUpdate(t *testing.T) {
+	ctx := context.Background()
+	store, _ := memstore.New(memstore.Options{})
+	defer store.Close()
+	c := newInstance(t, store, Options{})
+	mustUpdate(t, c)
+	good := mustSet(t, c, "a", "1")
+	rec, _ := logstore.AppendRecord(nil, []logstore.Item{{Key: []byte("b"), Value: []byte("2")}})
+	rec[len(rec)-1] ^= 1 // checksum mismatch
+	store.Commit(ctx, []logstore.Record{{Contents: rec}})
+	store.Commit(ctx, []logstore.Record{{Contents: rec[:len(rec)-3]}}) // truncated
+	other := newInstance(t, store, Options{})
+	err := other.Update(ctx)
+	if !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("Update over a corrupt record: %v", err)
+	}
+	if other.UpdateID() > good {
+		t.Fatalf("UpdateID %d moved past the last good record %d", other.UpdateID(), good)
+	}
+}
+
+func TestInstanceRewriteHistory(t *testing.T) {
+	forEachStore(t, func(t *testing.T, ts testStore) {
+		ctx := context.Background()
+		store := ts.newLog(t)
+		w := newInstance(t, store, Options{})
+		mustUpdate(t, w)
+		behind := newInstance(t, store, Options{})
+		mustUpdate(t, behind) // stays at id 0 with an empty state
+		for round := 0; round < 5; round++ {
+			for i := 0; i < 40; i++ {
+				mustSet(t, w, fmt.Sprintf("key%02d", i), fmt.Sprintf("v%d.%d", round, i))
+			}
+			w.SetMulti(ctx, []Item{{[]byte("m1"), []byte(fmt.Sprint(round))}, {[]byte("m2"), []byte("x")}})
+		}
+		middle := newInstance(t, store, Options{})
+		mustUpdate(t, middle)
+		for i := 0; i < 40; i += 3 {
+			w.Delete(ctx, []byte(fmt.Sprintf("key%02d", i)))
+		}
+		mustSet(t, w, "tmp/a", "dropme")
+		st, err := w.RewriteHistoryStats(ctx, 0, RewriteOptions{Filter: func(k, v []byte) bool { return !bytes.HasPrefix(k, []byte("tmp/")) }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.RecordsAfter >= st.RecordsBefore || st.RecordsAfter > 40+2+1 || st.Horizon == 0 || st.FilteredKeys != 1 {
+			t.Fatalf("rewrite stats %+v", st)
+		}
+		want := contents(w)
+		delete(want, "tmp/a")
+		for name, x := range map[string]*Instance{"behind": behind, "middle": middle, "fresh": newInstance(t, store, Options{})} {
+			mustUpdate(t, x)
+			if got := contents(x); fmt.Sprint(got) != fmt.Sprint(want) {
+				t.Fatalf("%s reader after rewrite: %d keys %v, want %d keys", name, len(got), got, len(want))
+			}
+		}
+		// The writer keeps the filtered key until it rebuilds.
+		wantValue(t, w, "tmp/a", []byte("dropme"))
+		// A second rewrite finds nothing more to do.
+		st2, err := w.RewriteHistoryStats(ctx, 0, RewriteOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st2.RecordsAfter != st2.RecordsBefore {
+			t.Fatalf("second rewrite changed records: %+v", st2)
+		}
+	})
+}
+
+func TestInstanceSnapshotRoundTrip(t *testing.T) {
+	forEachStore(t, func(t *testing.T, ts testStore) {
+		ctx := context.Background()
+		store := ts.newLog(t)
+		a := newInstance(t, store, Options{})
+		mustUpdate(t, a)
+		for i := 0; i < 500; i++ {
+			mustSet(t, a, fmt.Sprintf("k%04d", i), fmt.Sprint(i))
+		}
+		mustUpdate(t, a)
+		var buf bytes.Buffer
+		id, err := a.WriteSnapshot(&buf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		mustSet(t, a, "after", "snapshot")
+		b := newInstance(t, store, Options{})
+		b2 := newInstance(t, store, Options{StatePath: b.StatePath()})
+		mustUpdate(t, b2)
+		mustSet(t, b2, "k0001", "overwritten-later") // b's old state is in use
+		if err := b.LoadSnapshot(ctx, bytes.NewReader(buf.Bytes())); err != nil {
+			t.Fatal(err)
+		}
+		if id == 0 || b.UpdateID() != id || b2.UpdateID() != id {
+			t.Fatalf("UpdateID after load %d/%d, want %d", b.UpdateID(), b2.UpdateID(), id)
+		}
+		mustUpdate(t, b)
+		mustUpdate(t, a)
+		if got, want := contents(b2), contents(a); fmt.Sprint(got) != fmt.Sprint(want) || want["k0001"] != "overwritten-later" {
+			t.Fatalf("after load and update: %d keys, want %d", len(got), len(want))
+		}
+		// Damaged snapshots are rejected and the state stays.
+		data := buf.Bytes()
+		for name, bad := range map[string][]byte{
+			"truncated": data[:len(data)/2],
+			"bitflip":   flipBit(data, len(data)/3),
+			"empty":     nil,
+			"foreign":   []byte("not a snapshot at all, definitely not"),
+		} {
+			if err := b.LoadSnapshot(ctx, bytes.NewReader(bad)); !errors.Is(err, ErrCorrupt) {
+				t.Fatalf("%s snapshot: %v", name, err)
+			}
+			wantValue(t, b2, "after", []byte("snapshot"))
+		}
+	})
+}
+
+func flipBit(b []byte, i int) []byte {
+	c := append([]byte(nil), b...)
+	c[i] ^= 0x10
+	return c
+}
+
+func TestInstanceDeleteAllHistory(t *testing.T) {
+	forEachStore(t, func(t *testing.T, ts testStore) {
+		ctx := context.Background()
+		store := ts.newLog(t)
+		a := newInstance(t, store, Options{})
+		b := newInstance(t, store, Options{})
+		mustUpdate(t, a)
+		mustSet(t, a, "x", "1")
+		mustUpdate(t, b)
+		if err := a.DeleteAllHistory(ctx); err != nil {
+			t.Fatal(err)
+		}
+		mustUpdate(t, a)
+		mustUpdate(t, b) // another machine's state follows the new log
+		for _, x := range []*Instance{a, b} {
+			wantErr(t, x, "x", ErrNotFound)
+		}
+		mustSet(t, a, "y", "2")
+		mustUpdate(t, b)
+		wantValue(t, b, "y", []byte("2"))
+	})
+}
+
+func TestTypedMap(t *testing.T) {
+	ctx := context.Background()
+	store, _ := memstore.New(memstore.Options{})
+	defer store.Close()
+	c := newInstance(t, store, Options{})
+	mustUpdate(t, c)
+	type point struct{ X, Y int }
+	jm := NewMap[point](c, JSONCodec[point]{})
+	gm := NewMap[[]string](c, GobCodec[[]string]{})
+	sm := NewMap[string](c, StringCodec{})
+	bm := NewMap[[]byte](c, BytesCodec{})
+	jm.Set(ctx, []byte("p"), point{1, 2})
+	gm.Set(ctx, []byte("g"), []string{"a", "b"})
+	sm.Set(ctx, []byte("s"), "str")
+	bm.Set(ctx, []byte("b"), []byte{1})
+	if p, err := jm.Get([]byte("p")); err != nil || p != (point{1, 2}) {
+		t.Fatalf("json: %v %v", p, err)
+	}
+	if g, err := gm.Get([]byte("g")); err != nil || !slices.Equal(g, []string{"a", "b"}) {
+		t.Fatalf("gob: %v %v", g, err)
+	}
+	if s, err := sm.Get([]byte("s")); err != nil || s != "str" {
+		t.Fatalf("string: %v %v", s, err)
+	}
+	if _, err := jm.Get([]byte("s")); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("decoding a non-JSON value: %v", err)
+	}
+	if _, err := jm.Get([]byte("nope")); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("missing: %v", err)
+	}
+}

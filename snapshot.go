@@ -1,0 +1,263 @@
+package whycache
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"os"
+
+	"github.com/cespare/xxhash/v2"
+	"github.com/whycache/whycache/logstore"
+	"github.com/whycache/whycache/prefixtree"
+)
+
+// Snapshot format, version 1. Integers are little-endian whatever the
+// machine, so a snapshot moves between architectures:
+//
+//	"WHYSNAP" 0x01          magic and version
+//	[16]byte                log identity
+//	u64                     update id
+//	items, ascending keys:  u32 key length (> 0) | u32 value length | u64 record id | key | value
+//	u32 0                   end marker
+//	u64                     item count
+//	u64                     xxhash64 of every byte before it
+const (
+	snapshotMagic   = "WHYSNAP\x01"
+	snapshotHeader  = 8 + 16 + 8
+	snapItemHeader  = 16
+	loadBatchItems  = 4096
+	maxSnapValueLen = prefixtree.MaxValueSize
+)
+
+// ErrLogMismatch is returned by LoadSnapshot for a snapshot of another log
+// than the instance's store holds.
+var ErrLogMismatch = errors.New("whycache: snapshot is of another log")
+
+// WriteSnapshot writes a consistent, checksummed image of the state to w
+// and returns the update id it is consistent with: loading it and applying
+// the log after that id gives the same state as a full replay. It copies
+// the state file under its writer lock (writers wait a few milliseconds per
+// 100 MB; readers never do) and streams the copy, so other processes keep
+// reading and writing. Errors: ErrInvalidState for a state never filled,
+// and I/O errors of w.
+func (c *Instance) WriteSnapshot(w io.Writer) (uint64, error) {
+	var id uint64
+	err := c.withTree(func(t *prefixtree.Tree) error {
+		if !filled(t) {
+			return ErrInvalidState
+		}
+		tmp := c.tempStatePath("export")
+		if err := t.File().CopyTo(tmp, 0o600); err != nil {
+			return err
+		}
+		defer os.Remove(tmp)
+		cp, err := prefixtree.Open(tmp, prefixtree.Options{NoCreate: true})
+		if err != nil {
+			return err
+		}
+		defer cp.Close()
+		id, err = writeSnapshotOf(cp, w)
+		return err
+	})
+	return id, err
+}
+
+func writeSnapshotOf(t *prefixtree.Tree, w io.Writer) (uint64, error) {
+	h := xxhash.New()
+	bw := bufio.NewWriterSize(io.MultiWriter(w, h), 1<<20)
+	id := t.Meta(metaUpdateID)
+	logID := stateLogID(t)
+	hdr := make([]byte, 0, snapshotHeader)
+	hdr = append(hdr, snapshotMagic...)
+	hdr = append(hdr, logID[:]...)
+	hdr = binary.LittleEndian.AppendUint64(hdr, id)
+	bw.Write(hdr)
+	var count uint64
+	var ih [snapItemHeader]byte
+	cur := t.Cursor()
+	for cur.Next() {
+		k, v, rid := cur.Key(), cur.Value(), cur.ID()
+		binary.LittleEndian.PutUint32(ih[:], uint32(len(k)))
+		binary.LittleEndian.PutUint32(ih[4:], uint32(len(v)))
+		binary.LittleEndian.PutUint64(ih[8:], rid)
+		bw.Write(ih[:])
+		bw.Write(k)
+		if _, err := bw.Write(v); err != nil {
+			return 0, fmt.Errorf("whycache: write snapshot: %w", err)
+		}
+		count++
+	}
+	if err := cur.Err(); err != nil {
+		return 0, wrapStateErr(err)
+	}
+	var tail [12]byte
+	binary.LittleEndian.PutUint64(tail[4:], count)
+	bw.Write(tail[:])
+	if err := bw.Flush(); err != nil {
+		return 0, fmt.Errorf("whycache: write snapshot: %w", err)
+	}
+	var sum [8]byte
+	binary.LittleEndian.PutUint64(sum[:], h.Sum64())
+	if _, err := w.Write(sum[:]); err != nil {
+		return 0, fmt.Errorf("whycache: write snapshot: %w", err)
+	}
+	return id, nil
+}
+
+// LoadSnapshot verifies a snapshot written by WriteSnapshot and makes it
+// the state: it builds a new state file beside the current one and, only
+// if the whole snapshot checks out, swaps it in atomically. Processes
+// already using the old state move to the new one on their own. Update then
+// tails the log from the snapshot's update id. Errors: ErrCorrupt for a
+// truncated, damaged or foreign snapshot (the old state stays in use),
+// ErrLogMismatch for a snapshot of another log, and the store's errors.
+func (c *Instance) LoadSnapshot(ctx context.Context, r io.Reader) error {
+	info, err := c.logInfo(ctx)
+	if err != nil {
+		return err
+	}
+	c.updateMu.Lock()
+	defer c.updateMu.Unlock()
+	t, tmp, err := c.newTempState("load")
+	if err != nil {
+		return err
+	}
+	if err := loadSnapshotInto(ctx, t, r, info.ID); err != nil {
+		t.Close()
+		os.Remove(tmp)
+		return err
+	}
+	if err := c.swapIn(t, tmp); err != nil {
+		t.Close()
+		os.Remove(tmp)
+		return err
+	}
+	return nil
+}
+
+// snapReader reads a snapshot stream, hashing everything it reads.
+type snapReader struct {
+	r *bufio.Reader
+	h hash.Hash64
+}
+
+func (s *snapReader) full(b []byte) error {
+	if _, err := io.ReadFull(s.r, b); err != nil {
+		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+			return fmt.Errorf("%w: snapshot truncated", ErrCorrupt)
+		}
+		return fmt.Errorf("whycache: read snapshot: %w", err)
+	}
+	s.h.Write(b)
+	return nil
+}
+
+func loadSnapshotInto(ctx context.Context, t *prefixtree.Tree, r io.Reader, want logstore.LogID) error {
+	s := &snapReader{r: bufio.NewReaderSize(r, 1<<20), h: xxhash.New()}
+	hdr := make([]byte, snapshotHeader)
+	if err := s.full(hdr); err != nil {
+		return err
+	}
+	if string(hdr[:7]) != snapshotMagic[:7] {
+		return fmt.Errorf("%w: not a whycache snapshot", ErrCorrupt)
+	}
+	if hdr[7] != snapshotMagic[7] {
+		return fmt.Errorf("%w: unsupported snapshot version %d", ErrCorrupt, hdr[7])
+	}
+	var logID logstore.LogID
+	copy(logID[:], hdr[8:24])
+	if logID != want {
+		return fmt.Errorf("%w: snapshot log %x, store log %x", ErrLogMismatch, logID, want)
+	}
+	id := binary.LittleEndian.Uint64(hdr[24:])
+	var count uint64
+	var ih [snapItemHeader]byte
+	var buf []byte
+	var prev []byte
+	b, err := t.Begin()
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if b != nil {
+			b.Rollback()
+		}
+	}()
+	inBatch := 0
+	for {
+		if err := s.full(ih[:4]); err != nil {
+			return err
+		}
+		kl := binary.LittleEndian.Uint32(ih[:4])
+		if kl == 0 {
+			break
+		}
+		if err := s.full(ih[4:]); err != nil {
+			return err
+		}
+		vl := binary.LittleEndian.Uint32(ih[4:])
+		rid := binary.LittleEndian.Uint64(ih[8:])
+		if kl > prefixtree.MaxKeySize || vl > maxSnapValueLen {
+			return fmt.Errorf("%w: snapshot item of %d+%d bytes", ErrCorrupt, kl, vl)
+		}
+		need := int(kl) + int(vl)
+		if cap(buf) < need {
+			buf = make([]byte, need)
+		}
+		buf = buf[:need]
+		if err := s.full(buf); err != nil {
+			return err
+		}
+		key := buf[:kl]
+		if prev != nil && string(prev) >= string(key) {
+			return fmt.Errorf("%w: snapshot keys out of order", ErrCorrupt)
+		}
+		prev = append(prev[:0], key...)
+		if _, err := b.Put(key, buf[kl:], rid); err != nil {
+			return wrapStateErr(err)
+		}
+		count++
+		if inBatch++; inBatch >= loadBatchItems {
+			if err := b.Commit(); err != nil {
+				b = nil
+				return wrapStateErr(err)
+			}
+			if err := ctx.Err(); err != nil {
+				b = nil
+				return err
+			}
+			if b, err = t.Begin(); err != nil {
+				return err
+			}
+			inBatch = 0
+		}
+	}
+	var ct [8]byte
+	if err := s.full(ct[:]); err != nil {
+		return err
+	}
+	sum := s.h.Sum64()
+	var st [8]byte
+	if _, err := io.ReadFull(s.r, st[:]); err != nil {
+		return fmt.Errorf("%w: snapshot truncated", ErrCorrupt)
+	}
+	if binary.LittleEndian.Uint64(ct[:]) != count || binary.LittleEndian.Uint64(st[:]) != sum {
+		return fmt.Errorf("%w: snapshot checksum or count mismatch", ErrCorrupt)
+	}
+	if err := setStateLogID(b, logID); err != nil {
+		return err
+	}
+	if err := b.SetMeta(metaUpdateID, id); err != nil {
+		return err
+	}
+	if err := b.SetMeta(metaFilled, 1); err != nil {
+		return err
+	}
+	err = b.Commit()
+	b = nil
+	return wrapStateErr(err)
+}
