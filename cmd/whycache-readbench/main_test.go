@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -76,11 +77,11 @@ func TestCommandEndToEnd(t *testing.T) {
 			t.Errorf("%s: the writer wrote nothing", sc.Name)
 		}
 	}
-	if len(rep.Ratios) != 3 {
-		t.Fatalf("%d ratios, want 3", len(rep.Ratios))
+	if len(rep.Ratios) != 5 {
+		t.Fatalf("%d ratios, want 5", len(rep.Ratios))
 	}
 	for _, r := range rep.Ratios {
-		if r.Value <= 0 || len(r.PerRound) != 1 {
+		if r.Value <= 0 || len(r.PerRound) != 1 || math.IsInf(r.Value, 0) || math.IsNaN(r.Value) {
 			t.Errorf("ratio %s = %v per round %v", r.Name, r.Value, r.PerRound)
 		}
 	}
@@ -101,6 +102,9 @@ func TestCommandEndToEnd(t *testing.T) {
 	}
 	if n := strings.Count(out, "PASS") + strings.Count(out, "MISS"); n != 3 {
 		t.Errorf("table has %d verdicts, want 3:\n%s", n, out)
+	}
+	if n := strings.Count(out, "diagnostic\n"); n != 2 {
+		t.Errorf("table has %d diagnostic ratios, want 2:\n%s", n, out)
 	}
 
 	// The state holds 2000 keys: a run that expects another count refuses
@@ -145,21 +149,52 @@ func TestSummarize(t *testing.T) {
 	}
 }
 
-func TestVerdict(t *testing.T) {
+// TestRatio checks the ratio of medians, the per-round ratios and the
+// verdicts against the targets.
+func TestRatio(t *testing.T) {
+	runs := func(v ...float64) scenarioReport {
+		var sr scenarioReport
+		for _, x := range v {
+			sr.Runs = append(sr.Runs, runResult{ReadsPerSec: x, ReadsPerCPUSec: x / 2})
+		}
+		return sr
+	}
 	for _, tc := range []struct {
-		r    ratio
-		want string
+		name        string
+		num, den    scenarioReport
+		must, aim   float64
+		judged      bool
+		value       float64
+		perRound    []float64
+		wantVerdict string
 	}{
-		{ratio{Pass: true, AimMet: true, Judged: true}, "PASS, aim met"},
-		{ratio{Pass: true, Judged: true}, "PASS"},
-		{ratio{Judged: true}, "MISS"},
-		{ratio{}, "MISS (not judged)"},
+		{"aim met", runs(19, 21, 20), runs(10, 10, 10), 1.8, 1.95, true, 2, []float64{1.9, 2.1, 2}, "PASS, aim met"},
+		{"pass", runs(18.5, 18.5), runs(10, 10), 1.8, 1.95, true, 1.85, []float64{1.85, 1.85}, "PASS"},
+		{"miss", runs(12, 14, 13), runs(10, 20, 10), 1.8, 1.95, true, 1.3, []float64{1.2, 0.7, 1.3}, "MISS"},
+		{"not judged", runs(9), runs(10), 0.8, 0.95, false, 0.9, []float64{0.9}, "PASS (not judged)"},
+		{"diagnostic", runs(9), runs(10), 0, 0, true, 0.9, []float64{0.9}, "diagnostic"},
+		{"zero denominator", runs(9), runs(0), 0.8, 0.95, true, 0, []float64{0}, "MISS"},
 	} {
-		if got := tc.r.verdict(); got != tc.want {
-			t.Errorf("verdict(%+v) = %q, want %q", tc.r, got, tc.want)
+		r := newRatio(tc.name, tc.num, tc.den, readsPerSec, tc.must, tc.aim, tc.judged)
+		if !near(r.Value, tc.value) || len(r.PerRound) != len(tc.perRound) {
+			t.Errorf("%s: value %v per round %v, want %v %v", tc.name, r.Value, r.PerRound, tc.value, tc.perRound)
+			continue
+		}
+		for i := range r.PerRound {
+			if !near(r.PerRound[i], tc.perRound[i]) {
+				t.Errorf("%s: per round %v, want %v", tc.name, r.PerRound, tc.perRound)
+			}
+		}
+		if got := r.verdict(); got != tc.wantVerdict {
+			t.Errorf("%s: verdict %q, want %q", tc.name, got, tc.wantVerdict)
+		}
+		if cpu := newRatio(tc.name, tc.num, tc.den, readsPerCPUSec, tc.must, tc.aim, tc.judged); !near(cpu.Value, tc.value) {
+			t.Errorf("%s: per-CPU value %v, want %v", tc.name, cpu.Value, tc.value)
 		}
 	}
 }
+
+func near(a, b float64) bool { return math.Abs(a-b) < 1e-9 }
 
 // TestWorkloadKeys checks that keys are deterministic, that a smaller
 // workload is a prefix of a larger one (so a state's keys depend only on

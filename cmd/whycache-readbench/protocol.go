@@ -25,6 +25,10 @@ type message struct {
 	Event   string  `json:"event"`
 	Seconds float64 `json:"seconds,omitempty"`
 	Reads   uint64  `json:"reads,omitempty"`
+	// CPUSeconds and Preempts are the child's CPU time and involuntary
+	// context switches while it ran (reading or writing).
+	CPUSeconds float64 `json:"cpu_seconds,omitempty"`
+	Preempts   int64   `json:"preempts,omitempty"`
 
 	WriteKeys       uint64  `json:"write_keys,omitempty"`
 	WriteDueKeys    uint64  `json:"write_due_keys,omitempty"` // keys the pacing schedule called for

@@ -32,11 +32,19 @@ func runReader(cfg config, stdin io.Reader, stdout io.Writer) error {
 	if err := expect(in, cmdGo); err != nil {
 		return err
 	}
+	u := selfUsage()
 	reads, elapsed, err := readLoop(tr, keys, cfg.seed, cfg.duration)
 	if err != nil {
 		return err
 	}
-	return send(stdout, message{Event: eventResult, Reads: reads, Seconds: elapsed.Seconds()})
+	u = u.since()
+	return send(stdout, message{
+		Event:      eventResult,
+		Reads:      reads,
+		Seconds:    elapsed.Seconds(),
+		CPUSeconds: u.cpu.Seconds(),
+		Preempts:   u.preempts,
+	})
 }
 
 // faultSink keeps prefault's reads from being optimized away.

@@ -33,9 +33,14 @@ const (
 
 // runResult is one run of a scenario.
 type runResult struct {
-	ReadsPerSec     float64   `json:"reads_per_sec"`            // all readers together
-	ReaderReads     []uint64  `json:"reader_reads"`             // reads of each reader
-	ReaderPerSec    []float64 `json:"reader_reads_per_sec"`     // reads/s of each reader
+	ReadsPerSec     float64   `json:"reads_per_sec"`        // all readers together
+	ReaderReads     []uint64  `json:"reader_reads"`         // reads of each reader
+	ReaderPerSec    []float64 `json:"reader_reads_per_sec"` // reads/s of each reader
+	ReaderCPU       []float64 `json:"reader_cpu"`           // CPU time / wall time of each reader
+	ReaderPreempts  []int64   `json:"reader_preempts"`      // involuntary context switches of each reader
+	ReadsPerCPUSec  float64   `json:"reads_per_cpu_sec"`    // all reads / all readers' CPU time
+	WriterCPU       float64   `json:"writer_cpu,omitempty"` // CPU time / wall time of the writer
+	WriterPreempts  int64     `json:"writer_preempts,omitempty"`
 	WritesPerSec    float64   `json:"writes_per_sec,omitempty"` // keys/s the writer reached
 	WriteOnPace     float64   `json:"write_on_pace,omitempty"`  // keys written / keys the schedule called for
 	WriteBusy       float64   `json:"write_busy,omitempty"`     // fraction of the writer's time inside batches
@@ -94,6 +99,7 @@ func runScenario(ctx context.Context, exe string, cfg config, path string, sc sc
 			return res, err
 		}
 	}
+	var reads, cpu float64
 	for _, c := range readers {
 		m, err := c.next(eventResult)
 		if err != nil {
@@ -105,8 +111,13 @@ func runScenario(ctx context.Context, exe string, cfg config, path string, sc sc
 		perSec := float64(m.Reads) / m.Seconds
 		res.ReaderReads = append(res.ReaderReads, m.Reads)
 		res.ReaderPerSec = append(res.ReaderPerSec, perSec)
+		res.ReaderCPU = append(res.ReaderCPU, m.CPUSeconds/m.Seconds)
+		res.ReaderPreempts = append(res.ReaderPreempts, m.Preempts)
 		res.ReadsPerSec += perSec
+		reads += float64(m.Reads)
+		cpu += m.CPUSeconds
 	}
+	res.ReadsPerCPUSec = quotient(reads, cpu)
 	if wr != nil {
 		if err := wr.tell(cmdStop); err != nil {
 			return res, err
@@ -118,6 +129,7 @@ func runScenario(ctx context.Context, exe string, cfg config, path string, sc sc
 		if m.Seconds > 0 {
 			res.WritesPerSec = float64(m.WriteKeys) / m.Seconds
 			res.WriteBusy = m.WriteBusySecs / m.Seconds
+			res.WriterCPU = m.CPUSeconds / m.Seconds
 		}
 		if m.WriteDueKeys > 0 {
 			res.WriteOnPace = float64(m.WriteKeys) / float64(m.WriteDueKeys)
@@ -126,6 +138,7 @@ func runScenario(ctx context.Context, exe string, cfg config, path string, sc sc
 			res.WriteMeanBatchU = m.WriteBusySecs * 1e6 / float64(m.WriteBatches)
 		}
 		res.WriteMaxBatchU = m.WriteMaxBatchUs
+		res.WriterPreempts = m.Preempts
 	}
 	for _, c := range all {
 		if err := c.finish(); err != nil {

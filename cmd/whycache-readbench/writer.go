@@ -37,13 +37,17 @@ func runWriter(cfg config, stdin io.Reader, stdout io.Writer) error {
 		close(stop)
 	}()
 	w := newWriter(tr, keys, cfg.seed)
+	u := selfUsage()
 	st, err := w.loop(cfg.writeRate, cfg.writeBatch, stop)
 	if err != nil {
 		return err
 	}
+	u = u.since()
 	return send(stdout, message{
 		Event:           eventResult,
 		Seconds:         st.elapsed.Seconds(),
+		CPUSeconds:      u.cpu.Seconds(),
+		Preempts:        u.preempts,
 		WriteKeys:       st.keys,
 		WriteDueKeys:    st.due,
 		WriteBatches:    st.batches,
