@@ -17,6 +17,14 @@ type RewriteOptions struct {
 	// rebuild on their next Update).
 	Filter func(key, value []byte) bool
 
+	// KeepDeletesAbove keeps the delete markers of records with ids above
+	// it (0 drops every delete marker up to the limit). Dropping a delete
+	// marker raises the compaction horizon to its id, and states whose
+	// UpdateID is below the horizon rebuild from the log on their next
+	// Update; keeping recent markers spares machines that are slightly
+	// behind that rebuild.
+	KeepDeletesAbove uint64
+
 	// DryRun computes the summary without changing the log.
 	DryRun bool
 
@@ -88,7 +96,7 @@ func (c *Instance) RewriteHistoryStats(ctx context.Context, limit uint64, opts R
 	st.LiveKeys = final.Len()
 
 	// Pass 1: decide, count, and find the horizon the decisions need.
-	d := rewriteDecider{final: final, filter: opts.Filter, filtered: map[string]bool{}}
+	d := rewriteDecider{final: final, filter: opts.Filter, keepDeletesAbove: opts.KeepDeletesAbove, filtered: map[string]bool{}}
 	err = c.store.ReadUpdates(ctx, 1, limit, func(id uint64, contents []byte) error {
 		_, _, err := d.decide(id, contents, &st)
 		return err
@@ -122,12 +130,13 @@ func (c *Instance) RewriteHistoryStats(ctx context.Context, limit uint64, opts R
 
 // rewriteDecider decides what remains of each record.
 type rewriteDecider struct {
-	final    *prefixtree.Tree
-	filter   func(key, value []byte) bool
-	horizon  uint64          // highest id whose dropped items are not superseded
-	filtered map[string]bool // keys dropped by the filter (pass 1 only)
-	items    []logstore.Item
-	later    map[string]bool
+	final            *prefixtree.Tree
+	filter           func(key, value []byte) bool
+	keepDeletesAbove uint64
+	horizon          uint64          // highest id whose dropped items are not superseded
+	filtered         map[string]bool // keys dropped by the filter (pass 1 only)
+	items            []logstore.Item
+	later            map[string]bool
 }
 
 // decide returns the record's new contents, or keep=false to drop it, and
@@ -164,6 +173,8 @@ func (d *rewriteDecider) decide(id uint64, contents []byte, st *RewriteStats) ([
 		switch {
 		case finalID != id:
 			// Superseded by a later record: dropping it is safe everywhere.
+		case (it.Delete || !live) && d.keepDeletesAbove != 0 && id > d.keepDeletesAbove:
+			kept = append(kept, it) // a recent delete marker, kept on purpose
 		case it.Delete || !live:
 			d.horizon = max(d.horizon, id) // a delete marker that nothing supersedes
 		case d.filter != nil && !d.filter(it.Key, it.Value):

@@ -508,3 +508,31 @@ func TestTypedMap(t *testing.T) {
 		t.Fatalf("missing: %v", err)
 	}
 }
+
+func TestInstanceRewriteKeepsRecentDeletes(t *testing.T) {
+	ctx := context.Background()
+	store, _ := memstore.New(memstore.Options{})
+	defer store.Close()
+	w := newInstance(t, store, Options{})
+	mustUpdate(t, w)
+	for i := 0; i < 10; i++ {
+		mustSet(t, w, fmt.Sprint("k", i), "v")
+	}
+	mark, _ := w.Delete(ctx, []byte("k1"))
+	behind := newInstance(t, store, Options{})
+	mustUpdate(t, behind)
+	w.Delete(ctx, []byte("k2"))
+	mustSet(t, w, "k3", "again")
+	st, err := w.RewriteHistoryStats(ctx, 0, RewriteOptions{KeepDeletesAbove: mark})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// k1's marker (at mark) is dropped; k2's (above mark) is kept.
+	if st.Horizon != mark {
+		t.Fatalf("horizon %d, want %d (stats %+v)", st.Horizon, mark, st)
+	}
+	mustUpdate(t, behind) // at mark: not behind the horizon, no rebuild needed
+	if got, want := contents(behind), contents(w); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("reader: %v, want %v", got, want)
+	}
+}
