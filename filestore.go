@@ -185,7 +185,7 @@ func (s *FileStore) initManifest() error {
 	}
 	return s.withWriterLock(func() error {
 		if _, err := os.Stat(s.man.path); err == nil {
-			_, err = s.manifestLocked()
+			_, err = s.manifest()
 			return err
 		}
 		m, err := fsNewManifest(1, 1)
@@ -316,9 +316,6 @@ func (s *FileStore) manifest() (*fsManifest, error) {
 	defer s.mmu.Unlock()
 	return s.man.load()
 }
-
-// manifestLocked is manifest for a caller holding the writer lock.
-func (s *FileStore) manifestLocked() (*fsManifest, error) { return s.manifest() }
 
 // publishLocked publishes m as the new MANIFEST. The caller holds the
 // writer lock.

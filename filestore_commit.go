@@ -112,7 +112,7 @@ func (s *FileStore) commitGroup(group []*fsCommitReq) {
 // appendLocked writes the records of group as one batch per request. The
 // caller holds the writer lock.
 func (s *FileStore) appendLocked(group []*fsCommitReq) error {
-	m, err := s.manifestLocked()
+	m, err := s.manifest()
 	if err != nil {
 		return err
 	}

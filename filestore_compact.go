@@ -33,7 +33,7 @@ func (s *FileStore) Compact(ctx context.Context, limit, horizon uint64, fn logst
 	}
 	if horizon > m.Horizon {
 		err := s.withWriterLock(func() error {
-			m, err := s.manifestLocked()
+			m, err := s.manifest()
 			if err != nil || horizon <= m.Horizon {
 				return err
 			}
@@ -285,7 +285,7 @@ func (cw *fsCompactWriter) flush(last bool) error {
 // returns errFsSegmentGone when the MANIFEST no longer lists the group. The
 // caller holds the writer lock.
 func (s *FileStore) installGroupLocked(g *fsGroup) error {
-	m, err := s.manifestLocked()
+	m, err := s.manifest()
 	if err != nil {
 		return err
 	}
@@ -386,20 +386,24 @@ func (s *FileStore) copyAppendedLocked(g *fsGroup) error {
 }
 
 // Reset deletes every record and gives the log a new identity; ids go on
-// above every id assigned before (see LatestUpdateID). It works on a log
-// with a damaged tail segment too, with the ids read before the damage.
+// above every id assigned before (see LatestUpdateID). It also works on a
+// log whose tail segment is damaged, the way out of ErrCorrupt; the ids
+// then skip ahead by a bound taken from the segment's size.
 func (s *FileStore) Reset(ctx context.Context) error {
 	if err := s.enter(ctx); err != nil {
 		return err
 	}
 	defer s.leave()
 	return s.withWriterLock(func() error {
-		m, err := s.manifestLocked()
+		m, err := s.manifest()
 		if err != nil {
 			return err
 		}
-		s.syncWriterLocked(m) // a damaged tail still leaves the ids read before it
-		nm, err := fsNewManifest(max(m.IDFloor, s.w.lastID+1), m.Generation+1)
+		floor, err := s.idBoundLocked(m)
+		if err != nil {
+			return err
+		}
+		nm, err := fsNewManifest(floor, m.Generation+1)
 		if err != nil {
 			return err
 		}
@@ -411,11 +415,31 @@ func (s *FileStore) Reset(ctx context.Context) error {
 	})
 }
 
+// idBoundLocked returns an id above every id assigned in the log: the next
+// id a Commit would take or, when the tail segment cannot be read to its
+// end, a bound from its size (frames appended to a segment since its roll
+// or rewrite, which set the id floor, take consecutive ids from the floor,
+// and each frame has at least fsFrameMinLen bytes). The caller holds the
+// writer lock.
+func (s *FileStore) idBoundLocked(m *fsManifest) (uint64, error) {
+	if len(m.Segments) == 0 {
+		return m.IDFloor, nil
+	}
+	if err := s.syncWriterLocked(m); err == nil {
+		return max(m.IDFloor, s.w.lastID+1), nil
+	}
+	fi, err := os.Stat(s.path(m.Segments[len(m.Segments)-1].Name))
+	if err != nil {
+		return 0, fmt.Errorf("whycache: filestore: reset: %w", err)
+	}
+	return m.IDFloor + uint64(fi.Size())/fsFrameMinLen, nil
+}
+
 // removeOrphansLocked removes segment files the MANIFEST does not list
 // and temporary files nobody holds (left by crashes, replaced by a
 // compaction or dropped by a Reset). The caller holds the writer lock.
 func (s *FileStore) removeOrphansLocked() error {
-	m, err := s.manifestLocked()
+	m, err := s.manifest()
 	if err != nil {
 		return err
 	}
