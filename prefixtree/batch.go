@@ -165,7 +165,7 @@ func (b *Batch) Delete(key []byte, id uint64) (bool, error) {
 	}
 	h := xxhash.Sum64(key)
 	v := b.view()
-	_, off, _ := b.probe(&v, key, h)
+	slot, off, _ := b.probe(&v, key, h)
 	if err := b.check(&v, "delete"); err != nil {
 		return false, err
 	}
@@ -178,8 +178,15 @@ func (b *Batch) Delete(key []byte, id uint64) (bool, error) {
 			b.tx.Put64(off+8, id)
 			return true, b.check(nil, "delete")
 		}
-		b.tx.Put64(off, kl|(vl|tombFlag)<<32)
-		b.tx.Put64(off+8, id)
+		if shm.BlockSize(entrySize(kl, vl)) > shm.BlockSize(entrySize(kl, 0)) {
+			// Free the value's space now: a smaller tombstone replaces it.
+			ne := b.newEntry(key, nil, id, true)
+			b.tx.Put64(slot, h>>48<<48|ne)
+			b.tx.Free(off, entrySize(kl, vl))
+		} else {
+			b.tx.Put64(off, kl|(vl|tombFlag)<<32)
+			b.tx.Put64(off+8, id)
+		}
 		b.live--
 		b.tombs++
 		b.data -= int64(kl + vl)

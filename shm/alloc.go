@@ -3,6 +3,7 @@ package shm
 import (
 	"encoding/binary"
 	"fmt"
+	"math/bits"
 	"sort"
 )
 
@@ -77,18 +78,29 @@ func BlockSize(n uint64) uint64 {
 
 func freeHeadOff(c int) uint64 { return offFreeHeads + 8*uint64(c) }
 
-// allocLocked returns a block of class c: the head of its free list, or new
-// space at the end of the heap (growing the file if needed).
+// allocLocked returns a block of class c: the head of its free list, else
+// the front of a free block of the smallest larger class that has one (the
+// rest goes back to the free lists), else new space at the end of the heap
+// (growing the file if needed).
 func (f *File) allocLocked(c int) (uint64, error) {
 	size := classSizes[c]
 	m := f.mem
-	if head := binary.LittleEndian.Uint64(m[freeHeadOff(c):]); head != 0 {
-		if err := f.checkFreeBlock(head, c); err != nil {
+	if binary.LittleEndian.Uint64(m[freeHeadOff(c):]) != 0 {
+		return f.popLocked(c)
+	}
+	for big := f.nextFreeClass(c + 1); big >= 0; big = f.nextFreeClass(big + 1) {
+		rest := classSizes[big] - size
+		if rest != 0 && rest < minBlock {
+			continue
+		}
+		off, err := f.popLocked(big)
+		if err != nil {
 			return 0, err
 		}
-		next := binary.LittleEndian.Uint64(m[head:])
-		binary.LittleEndian.PutUint64(m[freeHeadOff(c):], next)
-		return head, nil
+		if err := f.carveLocked(off+size, off+classSizes[big]); err != nil {
+			return 0, err
+		}
+		return off, nil
 	}
 	bump := binary.LittleEndian.Uint64(m[offBump:])
 	end := bump + size
@@ -102,12 +114,54 @@ func (f *File) allocLocked(c int) (uint64, error) {
 	return bump, nil
 }
 
+// popLocked takes the head of free list c, which is not empty.
+func (f *File) popLocked(c int) (uint64, error) {
+	m := f.mem
+	head := binary.LittleEndian.Uint64(m[freeHeadOff(c):])
+	if err := f.checkFreeBlock(head, c); err != nil {
+		return 0, err
+	}
+	next := binary.LittleEndian.Uint64(m[head:])
+	binary.LittleEndian.PutUint64(m[freeHeadOff(c):], next)
+	if next == 0 {
+		f.setFreeBit(c, false)
+	}
+	return head, nil
+}
+
 // freeLocked pushes block off of class c onto its free list.
 func (f *File) freeLocked(off uint64, c int) {
 	m := f.mem
 	binary.LittleEndian.PutUint64(m[off:], binary.LittleEndian.Uint64(m[freeHeadOff(c):]))
 	binary.LittleEndian.PutUint64(m[off+8:], freeMagic|uint64(c))
 	binary.LittleEndian.PutUint64(m[freeHeadOff(c):], off)
+	f.setFreeBit(c, true)
+}
+
+func (f *File) setFreeBit(c int, on bool) {
+	w := offFreeMask + 8*uint64(c/64)
+	v := binary.LittleEndian.Uint64(f.mem[w:])
+	if on {
+		v |= 1 << (c % 64)
+	} else {
+		v &^= 1 << (c % 64)
+	}
+	binary.LittleEndian.PutUint64(f.mem[w:], v)
+}
+
+// nextFreeClass returns the smallest class >= c whose free list is not
+// empty, or -1.
+func (f *File) nextFreeClass(c int) int {
+	for ; c < numClasses; c = (c/64 + 1) * 64 {
+		v := binary.LittleEndian.Uint64(f.mem[offFreeMask+8*uint64(c/64):]) >> (c % 64)
+		if v != 0 {
+			if c += bits.TrailingZeros64(v); c < numClasses {
+				return c
+			}
+			return -1
+		}
+	}
+	return -1
 }
 
 // checkFreeBlock validates a free list entry before the allocator trusts it.
@@ -151,6 +205,9 @@ func (f *File) rebuildFreeListsLocked(used []block) error {
 	}
 	for c := 0; c < numClasses; c++ {
 		binary.LittleEndian.PutUint64(f.mem[freeHeadOff(c):], 0)
+	}
+	for w := uint64(0); w < maxClasses/64; w++ {
+		binary.LittleEndian.PutUint64(f.mem[offFreeMask+8*w:], 0)
 	}
 	pos := uint64(HeapStart)
 	for _, b := range append(used, block{off: bump}) {

@@ -63,6 +63,11 @@ func (f *File) freeBlocksLocked() ([]block, error) {
 	var free []block
 	limit := (f.Size() - HeapStart) / minBlock
 	for c := 0; c < numClasses; c++ {
+		head := binary.LittleEndian.Uint64(f.mem[freeHeadOff(c):])
+		bit := binary.LittleEndian.Uint64(f.mem[offFreeMask+8*uint64(c/64):])>>(c%64)&1 == 1
+		if bit != (head != 0) {
+			return nil, fmt.Errorf("%w: free list %d: head %d but non-empty bit %v", ErrCorrupt, c, head, bit)
+		}
 		n := uint64(0)
 		for off := binary.LittleEndian.Uint64(f.mem[freeHeadOff(c):]); off != 0; off = binary.LittleEndian.Uint64(f.mem[off:]) {
 			if err := f.checkFreeBlock(off, c); err != nil {

@@ -246,7 +246,7 @@ func (f *File) Close() error {
 }
 
 // growLocked makes at least need bytes of the file accessible, extending
-// it on disk with fallocate. It grows by a quarter of the current size at
+// it on disk with fallocate. It grows by an eighth of the current size at
 // least (so growth is amortized), falling back to exactly need when the
 // disk cannot hold more. The caller holds the writer lock.
 func (f *File) growLocked(need uint64) error {
@@ -259,7 +259,7 @@ func (f *File) growLocked(need uint64) error {
 		return fmt.Errorf("%w: need %d bytes, MaxSize is %d", ErrNoSpace, need, max)
 	}
 	need = roundUp(need, PageSize)
-	want := roundUp(size+size/4, 1<<20)
+	want := roundUp(size+size/8, 1<<20)
 	if want < need {
 		want = need
 	}

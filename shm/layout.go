@@ -52,8 +52,10 @@ const (
 	offRecoveries   = 160 // u64 number of times a dead writer's transaction was repaired
 	offCommits      = 168 // u64 number of committed transactions
 
-	offRoots     = 256                    // [UserRoots]u64 user roots
-	offFreeHeads = offRoots + 8*UserRoots // [numClasses]u64 free list heads
+	offRoots     = 256                         // [UserRoots]u64 user roots
+	offFreeHeads = offRoots + 8*UserRoots      // [numClasses]u64 free list heads
+	maxClasses   = 256                         // room reserved for free list heads
+	offFreeMask  = offFreeHeads + 8*maxClasses // [maxClasses/64]u64: bit c set iff free list c is non-empty
 )
 
 // Seqlock counter bits.
