@@ -180,7 +180,6 @@ func fsCheckBatches(t *testing.T, batches []fsHelperBatch, got map[uint64]string
 func TestFileStoreMultiProcess(t *testing.T) {
 	const writers, commits = 3, 150
 	dir := t.TempDir()
-	ctx := context.Background()
 	reader := fsTestOpen(t, dir, fsHelperOptions)
 	var mu sync.Mutex
 	var batches []fsHelperBatch
@@ -206,35 +205,9 @@ func TestFileStoreMultiProcess(t *testing.T) {
 	finished := make(chan struct{})
 	go func() { wg.Wait(); close(finished) }()
 
-	seen := map[uint64]string{}
-	var last uint64
-	polls := 0
-	poll := func() {
-		polls++
-		err := reader.ReadUpdates(ctx, last+1, math.MaxUint64, func(id uint64, c []byte) error {
-			if id <= last {
-				t.Errorf("poller: id %d after %d", id, last)
-			}
-			if _, dup := seen[id]; dup {
-				t.Errorf("poller: id %d twice", id)
-			}
-			last = id
-			seen[id] = string(c)
-			return nil
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-	for running := true; running; {
-		select {
-		case <-finished:
-			running = false
-		default:
-		}
-		poll()
-	}
-	poll()
+	p := fsPoller{s: reader}
+	p.pollUntil(t, finished)
+	seen := p.seen
 	if len(batches) != writers*commits {
 		t.Fatalf("writers reported %d commits, want %d", len(batches), writers*commits)
 	}
@@ -246,7 +219,7 @@ func TestFileStoreMultiProcess(t *testing.T) {
 	if len(seen) != total {
 		t.Fatalf("poller saw %d records, writers committed %d", len(seen), total)
 	}
-	t.Logf("%d records from %d processes, %d polls", total, writers, polls)
+	t.Logf("%d records from %d processes, %d polls", total, writers, p.polls)
 }
 
 func TestFileStoreCrash(t *testing.T) {

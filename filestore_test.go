@@ -63,6 +63,49 @@ func fsRead(t testing.TB, s logstore.Store, low, high uint64) ([]uint64, map[uin
 	return ids, got
 }
 
+// fsPoller tails a log as Instance.Update does, checking that ids ascend
+// and come once.
+type fsPoller struct {
+	s     logstore.Store
+	last  uint64
+	seen  map[uint64]string
+	polls int
+}
+
+// poll reads every record after the last one seen.
+func (p *fsPoller) poll(t testing.TB) {
+	t.Helper()
+	if p.seen == nil {
+		p.seen = map[uint64]string{}
+	}
+	p.polls++
+	err := p.s.ReadUpdates(context.Background(), p.last+1, math.MaxUint64, func(id uint64, c []byte) error {
+		if _, dup := p.seen[id]; dup || id <= p.last {
+			t.Errorf("poller: id %d after %d (seen before: %v)", id, p.last, dup)
+		}
+		p.last = id
+		p.seen[id] = string(c)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// pollUntil polls in a loop until done is closed, then once more.
+func (p *fsPoller) pollUntil(t testing.TB, done <-chan struct{}) {
+	t.Helper()
+	for {
+		select {
+		case <-done:
+			p.poll(t)
+			return
+		default:
+			p.poll(t)
+		}
+	}
+}
+
 // fsCommit commits contents and returns the last id.
 func fsCommit(t testing.TB, s logstore.Store, contents ...string) uint64 {
 	t.Helper()
@@ -791,36 +834,16 @@ func TestFileStoreCompactWhileWriting(t *testing.T) {
 		}
 		compacted <- err
 	}()
-	seen := map[uint64]string{}
-	var last uint64
-	poll := func() {
-		err := poller.ReadUpdates(ctx, last+1, math.MaxUint64, func(id uint64, c []byte) error {
-			if id <= last {
-				t.Errorf("poller: id %d after %d", id, last)
-			}
-			last = id
-			seen[id] = string(c)
-			return nil
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
+	p := fsPoller{s: poller}
 	writersDone := make(chan struct{})
 	go func() { wg.Wait(); close(writersDone) }()
-	for running := true; running; {
-		select {
-		case <-writersDone:
-			running = false
-		default:
-		}
-		poll()
-	}
+	p.pollUntil(t, writersDone)
 	close(done)
 	if err := <-compacted; err != nil {
 		t.Fatalf("Compact: %v", err)
 	}
-	poll()
+	p.poll(t)
+	seen := p.seen
 	_, final := fsRead(t, w, 1, math.MaxUint64)
 	for id, c := range committed {
 		switch {
