@@ -47,6 +47,8 @@ func (f *File) appendUndoLocked(c *journalCursor, off, n uint64) error {
 				return err
 			}
 			binary.LittleEndian.PutUint64(m[offJournalHead:], head)
+		} else if err := f.checkChunkLocked(head); err != nil {
+			return err
 		}
 		c.chunk, c.at = head, head+chunkHeader
 	}
@@ -61,6 +63,8 @@ func (f *File) appendUndoLocked(c *journalCursor, off, n uint64) error {
 				return err
 			}
 			binary.LittleEndian.PutUint64(m[c.chunk:], next)
+		} else if err := f.checkChunkLocked(next); err != nil {
+			return err
 		}
 		c.total += end - c.at
 		c.chunk, c.at = next, next+chunkHeader
@@ -71,6 +75,23 @@ func (f *File) appendUndoLocked(c *journalCursor, off, n uint64) error {
 	c.at += need
 	c.total += need
 	atomicStore(m, offJournalBytes, c.total)
+	return nil
+}
+
+// checkChunkLocked validates the offset of an existing journal chunk, read
+// from the file (the chain head or a chunk's next link): a whole chunk
+// inside the heap with the journal's capacity. The journal is written
+// through these offsets without other bounds checks, so a damaged file
+// must be rejected here rather than make the writer fault or overwrite the
+// header.
+func (f *File) checkChunkLocked(chunk uint64) error {
+	bump := binary.LittleEndian.Uint64(f.mem[offBump:])
+	if chunk < HeapStart || chunk%Align != 0 || chunk+journalChunkSize > bump || chunk+journalChunkSize < chunk {
+		return fmt.Errorf("%w: journal chunk %d outside the heap [%d, %d)", ErrCorrupt, chunk, HeapStart, bump)
+	}
+	if capacity := binary.LittleEndian.Uint64(f.mem[chunk+8:]); capacity != journalChunkSize-chunkHeader {
+		return fmt.Errorf("%w: journal chunk %d has capacity %d", ErrCorrupt, chunk, capacity)
+	}
 	return nil
 }
 
@@ -98,11 +119,11 @@ func (f *File) readJournalLocked() (entries []undoEntry, chunks []block, err err
 	var seen uint64
 	chunk := binary.LittleEndian.Uint64(m[offJournalHead:])
 	for n := 0; chunk != 0; n++ {
-		if chunk < HeapStart || chunk%Align != 0 || chunk+journalChunkSize > size || n > int(size/journalChunkSize) {
-			return nil, nil, fmt.Errorf("%w: journal chunk %d invalid", ErrCorrupt, chunk)
+		if n > int(size/journalChunkSize) {
+			return nil, nil, fmt.Errorf("%w: journal chain longer than the file (a cycle)", ErrCorrupt)
 		}
-		if capacity := binary.LittleEndian.Uint64(m[chunk+8:]); capacity != journalChunkSize-chunkHeader {
-			return nil, nil, fmt.Errorf("%w: journal chunk %d has capacity %d", ErrCorrupt, chunk, capacity)
+		if err := f.checkChunkLocked(chunk); err != nil {
+			return nil, nil, err
 		}
 		chunks = append(chunks, block{chunk, BlockSize(journalChunkSize)})
 		end := chunk + journalChunkSize

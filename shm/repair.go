@@ -24,10 +24,20 @@ func (f *File) repairIfWriterDead() error {
 		return err
 	}
 	defer f.unlockFile()
-	if atomicLoad(f.mem, offWriterPID) == 0 {
-		return nil
+	if !f.needsRepairLocked() {
+		return nil // the writer finished meanwhile
 	}
 	return f.repairLocked()
+}
+
+// needsRepairLocked reports whether the writer lock's previous holder left
+// a transaction behind: its in-progress marker, or a counter still odd. The
+// counter alone is odd if a repairer died between clearing the marker and
+// ending its write section (or in a damaged file); without this, readers
+// would wait for it forever. Both locks are held, so no live writer has the
+// counter odd.
+func (f *File) needsRepairLocked() bool {
+	return atomicLoad(f.mem, offWriterPID) != 0 || atomicLoad(f.mem, offSeq)&seqWriting != 0
 }
 
 // repairLocked rolls back the transaction of a writer that died and rebuilds

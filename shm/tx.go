@@ -55,7 +55,7 @@ func (f *File) Begin() (*Tx, error) {
 // beginLocked repairs a dead writer's transaction if needed and marks a new
 // one in progress. Both locks are held.
 func (f *File) beginLocked() error {
-	if atomicLoad(f.mem, offWriterPID) != 0 {
+	if f.needsRepairLocked() {
 		if err := f.repairLocked(); err != nil {
 			return err
 		}
