@@ -198,7 +198,7 @@ func validListFile(t *testing.T, path string, n int) []byte {
 	return data
 }
 
-func put64(b []byte, off, v uint64) { binary.LittleEndian.PutUint64(b[off:], v) }
+func put64(b []byte, off, v uint64)     { binary.LittleEndian.PutUint64(b[off:], v) }
 func get64(b []byte, off uint64) uint64 { return binary.LittleEndian.Uint64(b[off:]) }
 
 // TestHostileFiles damages a valid file in specific ways and checks what
