@@ -1,0 +1,189 @@
+package whycache
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// instRoleCrasher writes and updates in a loop until it is killed (or
+// stdin closes): it prints "ready", calls Update, then runs random writes
+// on Keys (counters from Base, acked like the writer's), with an Update
+// now and then and, rarely, DeleteSharedState (so that a later Update
+// rebuilds the state from the log).
+func instRoleCrasher(h *instHelper) error {
+	a := h.args
+	rng := rand.New(rand.NewPCG(a.Seed, uint64(a.Base)))
+	h.emit("ready")
+	if err := h.c.Update(h.ctx); err != nil {
+		return err
+	}
+	for cnt := a.Base; !h.stopped(nil); cnt++ {
+		switch r := rng.IntN(100); {
+		case r < 8:
+			if err := h.c.Update(h.ctx); err != nil {
+				return err
+			}
+		case r < 9:
+			if err := h.c.DeleteSharedState(); err != nil {
+				return err
+			}
+		default:
+			ack, err := instRandomWrite(h.ctx, h.c, rng, a.Keys, a.MaxMulti, a.Writer, cnt)
+			if err != nil {
+				return fmt.Errorf("operation %d: %w", cnt, err)
+			}
+			h.emit("%s", ack)
+		}
+	}
+	return nil
+}
+
+// prefixMatching returns the largest n such that replaying records [0, n)
+// gives exactly state, or -1 if no prefix of the log does.
+func (l *instLog) prefixMatching(state []Item) int {
+	want := make(map[string]string, len(state))
+	for _, it := range state {
+		want[string(it.Key)] = string(it.Value)
+	}
+	cur := map[string]string{}
+	mismatch := func(k string) int {
+		w, inWant := want[k]
+		c, inCur := cur[k]
+		if inWant != inCur || w != c {
+			return 1
+		}
+		return 0
+	}
+	diff, best := len(want), -1
+	if diff == 0 {
+		best = 0
+	}
+	for i, items := range l.items {
+		for _, it := range items {
+			k := string(it.Key)
+			diff -= mismatch(k)
+			if it.Delete {
+				delete(cur, k)
+			} else {
+				cur[k] = string(it.Value)
+			}
+			diff += mismatch(k)
+		}
+		if diff == 0 {
+			best = i + 1
+		}
+	}
+	return best
+}
+
+// TestInstanceCrash SIGKILLs a process that writes, updates and now and
+// then deletes its state (file store), at random instants, again and
+// again. After each kill a fresh Instance on the same state file finds a
+// state that passes Check and, when valid, equals the replay of a prefix
+// of the log; Update then succeeds and the state equals the replay of the
+// whole log; every write the process acknowledged is in the log.
+func TestInstanceCrash(t *testing.T) {
+	kills := 10
+	if instTorture() {
+		kills = 200
+	}
+	ctx := context.Background()
+	store, base := instProcStores()[0].open(t)
+	state := filepath.Join(t.TempDir(), "state")
+	other := newInstance(t, store, Options{}) // another machine
+	mustUpdate(t, other)
+	var keys []string
+	for i := 0; i < 200; i++ {
+		keys = append(keys, fmt.Sprintf("c%03d", i))
+	}
+	seed := rand.Uint64()
+	t.Logf("seed %d, %d kills", seed, kills)
+	rng := rand.New(rand.NewPCG(seed, 0))
+	var acks []instAck
+	otherCounter := 0
+	var valid, behind, midTx int
+	var prevRecoveries uint64
+	start := time.Now()
+	for k := 0; k < kills; k++ {
+		// Records from another machine give the first Update of each run
+		// work to do.
+		for i := rng.IntN(4); i > 0; i-- {
+			otherCounter++
+			ack, err := instRandomWrite(ctx, other, rng, keys, 8, 1000, otherCounter)
+			if err != nil {
+				t.Fatal(err)
+			}
+			acks = append(acks, ack)
+		}
+		a := base
+		a.Role, a.State, a.Writer, a.Seed, a.Base = "crasher", state, 1, seed, (k+1)*1_000_000
+		a.Keys, a.MaxMulti = keys, 120
+		p := startInstProc(t, fmt.Sprint("crasher", k), a)
+		from, _, ok := p.await(0, "ready")
+		for n := rng.IntN(30); ok && n > 0; n-- {
+			from, _, ok = p.await(from+1, "ack ")
+		}
+		if !ok {
+			t.Fatalf("crasher %d ended before it was killed: %s", k, p.output())
+		}
+		time.Sleep(time.Duration(rng.IntN(2000)) * time.Microsecond)
+		p.kill(t)
+		acks = append(acks, parseInstAcks(t, p.protocol())...)
+
+		c, err := Open(store, Options{StatePath: state})
+		if err != nil {
+			t.Fatal(err)
+		}
+		name := fmt.Sprint("after kill ", k)
+		if err := c.Check(); err != nil {
+			t.Fatalf("%s: Check: %v", name, err)
+		}
+		st, err := c.Stats(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Recoveries > prevRecoveries {
+			midTx++ // the kill interrupted a transaction on the state file
+		}
+		l := readInstLog(t, store)
+		if c.Valid() {
+			valid++
+			n := l.prefixMatching(instItems(c))
+			if n < 0 {
+				t.Fatalf("%s: the state (%d keys, UpdateID %d) is the replay of no prefix of the log (%d records)",
+					name, st.Keys, st.UpdateID, len(l.ids))
+			}
+			if n < len(l.ids) {
+				behind++
+			}
+		}
+		if err := c.Update(ctx); err != nil {
+			t.Fatalf("%s: Update: %v", name, err)
+		}
+		wantReplay(t, name, c, l)
+		checkAcks(t, l, acks, false)
+		if st, err = c.Stats(nil); err != nil {
+			t.Fatal(err)
+		}
+		prevRecoveries = st.Recoveries
+		if err := c.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ents, _ := os.ReadDir(filepath.Dir(state))
+	var leftovers []string
+	for _, e := range ents {
+		if strings.Contains(e.Name(), ".rebuild-") {
+			leftovers = append(leftovers, e.Name())
+		}
+	}
+	l := readInstLog(t, store)
+	t.Logf("%d kills in %v: %d left a valid state (%d of them behind the log), %d interrupted a state transaction; %d acked writes, %d records, %d keys; %d rebuild files left behind",
+		kills, time.Since(start).Round(time.Millisecond), valid, behind, midTx, len(acks), len(l.ids), len(l.replay(len(l.items))), len(leftovers))
+}
