@@ -89,7 +89,7 @@ func (l *instLog) prefixMatching(state []Item) int {
 // of the log; Update then succeeds and the state equals the replay of the
 // whole log; every write the process acknowledged is in the log.
 func TestInstanceCrash(t *testing.T) {
-	kills := 10
+	kills := 30
 	if instTorture() {
 		kills = 200
 	}

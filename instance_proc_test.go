@@ -2,6 +2,7 @@ package whycache
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"database/sql"
 	"encoding/json"
@@ -11,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strings"
 	"sync"
 	"syscall"
@@ -129,6 +131,9 @@ func TestInstanceHelperProcess(t *testing.T) {
 	role := instRoles[a.Role]
 	if role == nil {
 		t.Fatalf("unknown helper role %q", a.Role)
+	}
+	if a.Dir == "" {
+		quietMySQLDriver(t)
 	}
 	store, err := a.openStore()
 	if err != nil {
@@ -334,4 +339,216 @@ func instProcStores() []instProcStore {
 			return s, instHelperArgs{DSN: dsn, Table: s.Table()}
 		}},
 	}
+}
+
+// instLog is a whole log as the parent reads it after a run.
+type instLog struct {
+	ids    []uint64
+	items  [][]logstore.Item
+	byID   map[uint64]int
+	latest uint64
+}
+
+// readInstLog reads and decodes every record of s.
+func readInstLog(t *testing.T, s logstore.Store) *instLog {
+	t.Helper()
+	ctx := context.Background()
+	latest, err := s.LatestUpdateID(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := &instLog{byID: map[uint64]int{}, latest: latest}
+	err = s.ReadUpdates(ctx, 1, latest, func(id uint64, contents []byte) error {
+		var items []logstore.Item
+		err := logstore.DecodeRecord(contents, func(it logstore.Item) error {
+			items = append(items, logstore.Item{Key: bytes.Clone(it.Key), Value: bytes.Clone(it.Value), Delete: it.Delete})
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("record %d: %w", id, err)
+		}
+		if n := len(l.ids); n > 0 && id <= l.ids[n-1] {
+			return fmt.Errorf("record %d read after %d", id, l.ids[n-1])
+		}
+		l.byID[id] = len(l.ids)
+		l.ids = append(l.ids, id)
+		l.items = append(l.items, items)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
+// replay returns the key/value pairs that applying records [0, n) in order
+// to an empty state gives, in key order.
+func (l *instLog) replay(n int) []Item {
+	m := map[string][]byte{}
+	for _, items := range l.items[:n] {
+		for _, it := range items {
+			if it.Delete {
+				delete(m, string(it.Key))
+			} else {
+				m[string(it.Key)] = it.Value
+			}
+		}
+	}
+	out := make([]Item, 0, len(m))
+	for k, v := range m {
+		out = append(out, Item{Key: []byte(k), Value: v})
+	}
+	sort.Slice(out, func(i, j int) bool { return bytes.Compare(out[i].Key, out[j].Key) < 0 })
+	return out
+}
+
+// instItems returns the instance's keys and values in iteration order.
+func instItems(c *Instance) []Item {
+	var out []Item
+	for k, v := range c.All() {
+		out = append(out, Item{Key: k, Value: v})
+	}
+	return out
+}
+
+// instDiff describes the first difference between two item lists, or
+// returns "" when they are equal.
+func instDiff(got, want []Item) string {
+	for i := 0; i < len(got) || i < len(want); i++ {
+		switch {
+		case i >= len(got):
+			return fmt.Sprintf("%d items, want %d: missing %q", len(got), len(want), want[i].Key)
+		case i >= len(want):
+			return fmt.Sprintf("%d items, want %d: extra %q", len(got), len(want), got[i].Key)
+		case !bytes.Equal(got[i].Key, want[i].Key) || !bytes.Equal(got[i].Value, want[i].Value):
+			return fmt.Sprintf("item %d is %q=%q, want %q=%q", i, got[i].Key, got[i].Value, want[i].Key, want[i].Value)
+		}
+	}
+	return ""
+}
+
+// wantReplay fails the test unless c's state passes Check, is valid, has
+// applied the whole log and holds exactly what replaying it gives, in
+// iteration order.
+func wantReplay(t *testing.T, name string, c *Instance, l *instLog) {
+	t.Helper()
+	if err := c.Check(); err != nil {
+		t.Fatalf("%s: Check: %v", name, err)
+	}
+	if !c.Valid() {
+		t.Fatalf("%s: state not valid", name)
+	}
+	if got := c.UpdateID(); got != l.latest {
+		t.Fatalf("%s: UpdateID %d, want the latest id %d", name, got, l.latest)
+	}
+	want := l.replay(len(l.items))
+	if d := instDiff(instItems(c), want); d != "" {
+		t.Fatalf("%s: state differs from the replay of %d records: %s", name, len(l.ids), d)
+	}
+}
+
+// checkAcks fails the test unless every acknowledged write is in the log
+// with its keys and values, or (with replaces) was a single-key record
+// that a newer single-key record for the same key replaced.
+func checkAcks(t *testing.T, l *instLog, acks []instAck, replaces bool) (replaced int) {
+	t.Helper()
+	lastSingle := map[string]uint64{}
+	for i, items := range l.items {
+		if len(items) == 1 {
+			lastSingle[string(items[0].Key)] = l.ids[i]
+		}
+	}
+	for _, a := range acks {
+		i, ok := l.byID[a.id]
+		if !ok {
+			if replaces && len(a.keys) == 1 && lastSingle[a.keys[0]] > a.id {
+				replaced++
+				continue
+			}
+			t.Fatalf("%v: record %d is not in the log", a, a.id)
+		}
+		items := l.items[i]
+		if len(items) != len(a.keys) {
+			t.Fatalf("%v: record %d holds %d items", a, a.id, len(items))
+		}
+		prefix := fmt.Sprintf("%d.%d.", a.writer, a.counter)
+		for j, it := range items {
+			if string(it.Key) != a.keys[j] || it.Delete != a.del || !a.del && !strings.HasPrefix(string(it.Value), prefix) {
+				t.Fatalf("%v: record %d item %d is %q=%q (delete %v)", a, a.id, j, it.Key, it.Value, it.Delete)
+			}
+		}
+	}
+	return replaced
+}
+
+// instValueIDs maps each (writer, counter) to the id of the record that
+// wrote it, from the acks and the log.
+func instValueIDs(l *instLog, acks []instAck) map[[2]int]uint64 {
+	ids := map[[2]int]uint64{}
+	for _, a := range acks {
+		if !a.del {
+			ids[[2]int{a.writer, a.counter}] = a.id
+		}
+	}
+	for i, items := range l.items {
+		for _, it := range items {
+			if w, c, ok := parseInstValue(it.Value); ok && !it.Delete {
+				ids[[2]int{w, c}] = l.ids[i]
+			}
+		}
+	}
+	return ids
+}
+
+// checkMonotonic fails the test if a reader's observations ("obs K W C",
+// "gone K") show a key going back to the value of an older record: per
+// key, the ids of the records of successive values never decrease, and
+// after the key was seen missing the next value comes from a newer record
+// than the last one seen. Values whose record is unknown (a write that
+// failed with an unknown outcome and was then replaced) are ordered by
+// counter against values of the same writer; unordered counts the pairs
+// that could not be ordered at all.
+func checkMonotonic(t *testing.T, name string, lines []string, ids map[[2]int]uint64) (observed, unordered int) {
+	t.Helper()
+	type seen struct {
+		w, c int
+		id   uint64 // 0 if unknown
+		gone bool
+	}
+	last := map[string]*seen{}
+	for _, l := range lines {
+		if k, ok := strings.CutPrefix(l, "gone "); ok {
+			if s := last[k]; s != nil {
+				s.gone = true
+			}
+			continue
+		}
+		var k string
+		var w, c int
+		if _, err := fmt.Sscanf(l, "obs %s %d %d", &k, &w, &c); err != nil {
+			continue
+		}
+		observed++
+		cur := &seen{w: w, c: c, id: ids[[2]int{w, c}]}
+		prev := last[k]
+		last[k] = cur
+		if prev == nil {
+			continue
+		}
+		var older, same bool
+		switch {
+		case prev.id != 0 && cur.id != 0:
+			older, same = cur.id < prev.id, cur.id == prev.id
+		case prev.w == cur.w:
+			older, same = cur.c < prev.c, cur.c == prev.c
+		default:
+			unordered++
+			continue
+		}
+		if older || same && prev.gone {
+			t.Fatalf("%s: key %s went from the value of %d.%d (record %d, then missing: %v) to the older %d.%d (record %d)",
+				name, k, prev.w, prev.c, prev.id, prev.gone, cur.w, cur.c, cur.id)
+		}
+	}
+	return observed, unordered
 }
