@@ -67,6 +67,11 @@ func TestCommandEndToEnd(t *testing.T) {
 				t.Errorf("%s: reader %d read nothing", sc.Name, j)
 			}
 		}
+		for _, per := range [][]float64{r.ReaderCPU, r.ReaderRun, r.ReaderRunq, r.ReaderAsleep} {
+			if len(per) != sc.Readers {
+				t.Errorf("%s: %d per-reader CPU figures, want %d", sc.Name, len(per), sc.Readers)
+			}
+		}
 		if sc.ReadsPerSec.Min <= 0 {
 			t.Errorf("%s: reads/s %v", sc.Name, sc.ReadsPerSec.Min)
 		}

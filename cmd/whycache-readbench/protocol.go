@@ -25,9 +25,15 @@ type message struct {
 	Event   string  `json:"event"`
 	Seconds float64 `json:"seconds,omitempty"`
 	Reads   uint64  `json:"reads,omitempty"`
-	// CPUSeconds and Preempts are the child's CPU time and involuntary
-	// context switches while it ran (reading or writing).
+	// CPUSeconds, Sleeps and Preempts are the CPU time and the voluntary
+	// and involuntary context switches of all the child's threads while it
+	// ran; BusyRun and BusyRunq the time its busiest thread spent on a CPU
+	// and waiting for one (valid when BusyOK). See cpuStat.
 	CPUSeconds float64 `json:"cpu_seconds,omitempty"`
+	BusyRun    float64 `json:"busy_run_seconds,omitempty"`
+	BusyRunq   float64 `json:"busy_runq_seconds,omitempty"`
+	BusyOK     bool    `json:"busy_ok,omitempty"`
+	Sleeps     int64   `json:"sleeps,omitempty"`
 	Preempts   int64   `json:"preempts,omitempty"`
 
 	WriteKeys       uint64  `json:"write_keys,omitempty"`

@@ -6,6 +6,7 @@ import (
 	"io"
 	"math/bits"
 	"math/rand/v2"
+	"runtime"
 	"time"
 
 	"github.com/whycache/whycache/prefixtree"
@@ -18,7 +19,11 @@ const readsPerClockCheck = 256
 
 // runReader is the reader child: it opens the state, reports ready, waits
 // for the start signal, reads for cfg.duration and reports its read count.
+//
+// A reader runs with GOMAXPROCS 1: its one goroutine then stays on one
+// thread, whose scheduler statistics are the reads' own (cpuStat).
 func runReader(cfg config, stdin io.Reader, stdout io.Writer) error {
+	runtime.GOMAXPROCS(1)
 	tr, keys, err := openWorkload(cfg.state, cfg.keys)
 	if err != nil {
 		return err
@@ -32,7 +37,7 @@ func runReader(cfg config, stdin io.Reader, stdout io.Writer) error {
 	if err := expect(in, cmdGo); err != nil {
 		return err
 	}
-	u := selfUsage()
+	u := readCPUStat()
 	reads, elapsed, err := readLoop(tr, keys, cfg.seed, cfg.duration)
 	if err != nil {
 		return err
@@ -43,6 +48,10 @@ func runReader(cfg config, stdin io.Reader, stdout io.Writer) error {
 		Reads:      reads,
 		Seconds:    elapsed.Seconds(),
 		CPUSeconds: u.cpu.Seconds(),
+		BusyRun:    u.busyRun.Seconds(),
+		BusyRunq:   u.busyWait.Seconds(),
+		BusyOK:     u.busyOK,
+		Sleeps:     u.sleeps,
 		Preempts:   u.preempts,
 	})
 }

@@ -172,7 +172,8 @@ func newReport(cfg config, info stateInfo, runs [][]runResult) *report {
 	}
 	rep.Notes = append(rep.Notes,
 		fmt.Sprintf("nothing is pinned to CPUs; the machine has %d", m.CPUs),
-		"reads per CPU-second divide the reads by the readers' own CPU time: their ratios (diagnostic) show slowdown of the reads themselves, apart from readers waiting for a CPU")
+		"reads per CPU-second divide the reads by the readers' own CPU time: their ratios (diagnostic) show slowdown of the reads themselves, apart from readers waiting for a CPU",
+		"median run: run, runq and asleep split a reader's wall time into its reading thread's time on a CPU, runnable but waiting for a CPU, and blocked (a reader meeting a writer spins, yields, then sleeps); sleeps/s and preempts/s are voluntary and involuntary context switches of all its threads")
 	if oversubscribed {
 		rep.Notes = append(rep.Notes, fmt.Sprintf(`2 readers + 1 writer oversubscribe %d cores, so the "under writes" target is judged with 1 reader + 1 writer`, m.CPUs))
 	}
@@ -211,28 +212,52 @@ func (rep *report) writeTable(w io.Writer) error {
 	fmt.Fprintf(&b, "machine: %d CPUs, %s %s/%s, load average before %s, after %s\n\n",
 		rep.Machine.CPUs, rep.Machine.Go, rep.Machine.GOOS, rep.Machine.GOARCH, rep.LoadBefore, rep.LoadAfter)
 
-	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', tabwriter.AlignRight)
 	nameWidth := 0
 	for _, sc := range rep.Scenarios {
 		nameWidth = max(nameWidth, len(sc.Name))
 	}
-	fmt.Fprintf(tw, "%-*s\treads/s min\tmedian\tmax\treads/CPU-s\tmedian run: reads/s@CPU per reader\twrites/s\twriter CPU\tin batches\tbatch mean/max µs\t\n", nameWidth, "scenario")
+	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintf(tw, "%-*s\treads/s min\tmedian\tmax\treads/CPU-s median\twrites/s median\t\n", nameWidth, "scenario")
+	for _, sc := range rep.Scenarios {
+		writes := "-"
+		if sc.WritesPerSec != nil {
+			writes = fmt.Sprintf("%.0f", sc.WritesPerSec.Median)
+		}
+		fmt.Fprintf(tw, "%-*s\t%s\t%s\t%s\t%s\t%s\t\n", nameWidth, sc.Name,
+			mega(sc.ReadsPerSec.Min), mega(sc.ReadsPerSec.Median), mega(sc.ReadsPerSec.Max),
+			mega(sc.ReadsPerCPUSec.Median), writes)
+	}
+	tw.Flush()
+	b.WriteString("\n")
+
+	// The processes of each scenario's median run: readers' reads/s, shares
+	// of the wall time on a CPU, waiting for one and asleep, context
+	// switches per second; the writer's share of a CPU, time inside
+	// batches and batch durations.
+	tw = tabwriter.NewWriter(&b, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintf(tw, "%-*s\treader reads/s\trun\trunq\tasleep\tsleeps/s\tpreempts/s\twriter CPU\tin batches\tbatch mean/max µs\t\n", nameWidth, "median run")
 	for _, sc := range rep.Scenarios {
 		med := medianRun(sc)
-		per := make([]string, len(med.ReaderPerSec))
+		var reads, cpu, runq, asleep, sleeps, preempts []string
 		for i, v := range med.ReaderPerSec {
-			per[i] = fmt.Sprintf("%s@%.0f%%", mega(v), 100*med.ReaderCPU[i])
+			secs := float64(med.ReaderReads[i]) / v
+			reads = append(reads, mega(v))
+			cpu = append(cpu, percent(med.ReaderRun[i]))
+			runq = append(runq, percent(med.ReaderRunq[i]))
+			asleep = append(asleep, percent(med.ReaderAsleep[i]))
+			sleeps = append(sleeps, fmt.Sprintf("%.0f", float64(med.ReaderSleeps[i])/secs))
+			preempts = append(preempts, fmt.Sprintf("%.0f", float64(med.ReaderPreempts[i])/secs))
 		}
-		writes, cpu, busy, batch := "-", "-", "-", "-"
-		if sc.WritesPerSec != nil {
-			writes = fmt.Sprintf("%.0f", med.WritesPerSec)
-			cpu = fmt.Sprintf("%.0f%%", 100*med.WriterCPU)
+		wcpu, busy, batch := "-", "-", "-"
+		if sc.Writer {
+			wcpu = fmt.Sprintf("%.0f%%", 100*med.WriterCPU)
 			busy = fmt.Sprintf("%.1f%%", 100*med.WriteBusy)
 			batch = fmt.Sprintf("%.0f/%.0f", med.WriteMeanBatchU, med.WriteMaxBatchU)
 		}
 		fmt.Fprintf(tw, "%-*s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", nameWidth, sc.Name,
-			mega(sc.ReadsPerSec.Min), mega(sc.ReadsPerSec.Median), mega(sc.ReadsPerSec.Max), mega(sc.ReadsPerCPUSec.Median),
-			strings.Join(per, " + "), writes, cpu, busy, batch)
+			strings.Join(reads, " "), strings.Join(cpu, " "), strings.Join(runq, " "), strings.Join(asleep, " "),
+			strings.Join(sleeps, " "), strings.Join(preempts, " "),
+			wcpu, busy, batch)
 	}
 	tw.Flush()
 	b.WriteString("\n")
@@ -263,6 +288,15 @@ func (rep *report) writeTable(w io.Writer) error {
 		return fmt.Errorf("whycache-readbench: %w", err)
 	}
 	return nil
+}
+
+// percent formats a fraction as a percentage, or "?" when negative (no
+// data).
+func percent(f float64) string {
+	if f < 0 {
+		return "?"
+	}
+	return fmt.Sprintf("%.0f%%", 100*f)
 }
 
 // medianRun returns the run whose aggregate reads/s is the median (the

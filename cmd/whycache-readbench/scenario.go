@@ -36,7 +36,11 @@ type runResult struct {
 	ReadsPerSec     float64   `json:"reads_per_sec"`        // all readers together
 	ReaderReads     []uint64  `json:"reader_reads"`         // reads of each reader
 	ReaderPerSec    []float64 `json:"reader_reads_per_sec"` // reads/s of each reader
-	ReaderCPU       []float64 `json:"reader_cpu"`           // CPU time / wall time of each reader
+	ReaderCPU       []float64 `json:"reader_cpu"`           // CPU time (all threads) / wall time of each reader
+	ReaderRun       []float64 `json:"reader_run"`           // reading thread's time on a CPU / wall time, each reader; -1 without data
+	ReaderRunq      []float64 `json:"reader_runq"`          // reading thread's time runnable but waiting for a CPU / wall time, each reader; -1 without data
+	ReaderAsleep    []float64 `json:"reader_asleep"`        // reading thread's time neither on a CPU nor waiting for one / wall time, each reader; -1 without data
+	ReaderSleeps    []int64   `json:"reader_sleeps"`        // voluntary context switches of each reader
 	ReaderPreempts  []int64   `json:"reader_preempts"`      // involuntary context switches of each reader
 	ReadsPerCPUSec  float64   `json:"reads_per_cpu_sec"`    // all reads / all readers' CPU time
 	WriterCPU       float64   `json:"writer_cpu,omitempty"` // CPU time / wall time of the writer
@@ -112,6 +116,15 @@ func runScenario(ctx context.Context, exe string, cfg config, path string, sc sc
 		res.ReaderReads = append(res.ReaderReads, m.Reads)
 		res.ReaderPerSec = append(res.ReaderPerSec, perSec)
 		res.ReaderCPU = append(res.ReaderCPU, m.CPUSeconds/m.Seconds)
+		run, runq, asleep := -1.0, -1.0, -1.0 // no data
+		if m.BusyOK {
+			run, runq = m.BusyRun/m.Seconds, m.BusyRunq/m.Seconds
+			asleep = max(0, 1-run-runq)
+		}
+		res.ReaderRun = append(res.ReaderRun, run)
+		res.ReaderRunq = append(res.ReaderRunq, runq)
+		res.ReaderAsleep = append(res.ReaderAsleep, asleep)
+		res.ReaderSleeps = append(res.ReaderSleeps, m.Sleeps)
 		res.ReaderPreempts = append(res.ReaderPreempts, m.Preempts)
 		res.ReadsPerSec += perSec
 		reads += float64(m.Reads)

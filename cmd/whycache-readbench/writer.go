@@ -37,7 +37,7 @@ func runWriter(cfg config, stdin io.Reader, stdout io.Writer) error {
 		close(stop)
 	}()
 	w := newWriter(tr, keys, cfg.seed)
-	u := selfUsage()
+	u := readCPUStat()
 	st, err := w.loop(cfg.writeRate, cfg.writeBatch, stop)
 	if err != nil {
 		return err
