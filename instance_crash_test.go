@@ -84,10 +84,14 @@ func (l *instLog) prefixMatching(state []Item) int {
 
 // TestInstanceCrash SIGKILLs a process that writes, updates and now and
 // then deletes its state (file store), at random instants, again and
-// again. After each kill a fresh Instance on the same state file finds a
-// state that passes Check and, when valid, equals the replay of a prefix
-// of the log; Update then succeeds and the state equals the replay of the
-// whole log; every write the process acknowledged is in the log.
+// again. Between runs another machine writes, and every fourth time
+// rewrites the history with a delete marker dropped, so that the next
+// run's first Update rebuilds the state beside the old one. After each
+// kill a fresh Instance on the same state file finds a state that passes
+// Check and, when valid and not behind a rewrite, equals the replay of a
+// prefix of the log; Update then succeeds and the state equals the replay
+// of the whole log; every write acknowledged since the last rewrite is in
+// the log.
 func TestInstanceCrash(t *testing.T) {
 	kills := 30
 	if instTorture() {
@@ -105,14 +109,16 @@ func TestInstanceCrash(t *testing.T) {
 	seed := rand.Uint64()
 	t.Logf("seed %d, %d kills", seed, kills)
 	rng := rand.New(rand.NewPCG(seed, 0))
-	var acks []instAck
-	otherCounter := 0
-	var valid, behind, midTx int
-	var prevRecoveries uint64
+	var acks []instAck // since the last rewrite
+	otherCounter, totalAcks := 0, 0
+	var valid, behind, midTx, rewrites, rebuilding int
+	var prevRecoveries, rewriteLimit uint64
 	start := time.Now()
 	for k := 0; k < kills; k++ {
 		// Records from another machine give the first Update of each run
-		// work to do.
+		// work to do; a rewrite that drops a delete marker makes it a
+		// rebuild.
+		rewrite := k%4 == 3
 		for i := rng.IntN(4); i > 0; i-- {
 			otherCounter++
 			ack, err := instRandomWrite(ctx, other, rng, keys, 8, 1000, otherCounter)
@@ -121,12 +127,30 @@ func TestInstanceCrash(t *testing.T) {
 			}
 			acks = append(acks, ack)
 		}
+		if rewrite {
+			if _, err := other.Delete(ctx, []byte(keys[rng.IntN(len(keys))])); err != nil {
+				t.Fatal(err)
+			}
+			st, err := other.RewriteHistoryStats(ctx, 0, RewriteOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if st.Horizon == 0 {
+				t.Fatalf("rewrite %+v dropped no delete marker", st)
+			}
+			rewriteLimit, acks = st.Limit, nil
+			rewrites++
+		}
 		a := base
 		a.Role, a.State, a.Writer, a.Seed, a.Base = "crasher", state, 1, seed, (k+1)*1_000_000
 		a.Keys, a.MaxMulti = keys, 120
 		p := startInstProc(t, fmt.Sprint("crasher", k), a)
 		from, _, ok := p.await(0, "ready")
-		for n := rng.IntN(30); ok && n > 0; n-- {
+		n := rng.IntN(30)
+		if rewrite && rng.IntN(2) == 0 {
+			n = 0 // kill during the rebuild, perhaps
+		}
+		for ; ok && n > 0; n-- {
 			from, _, ok = p.await(from+1, "ack ")
 		}
 		if !ok {
@@ -134,7 +158,9 @@ func TestInstanceCrash(t *testing.T) {
 		}
 		time.Sleep(time.Duration(rng.IntN(2000)) * time.Microsecond)
 		p.kill(t)
-		acks = append(acks, parseInstAcks(t, p.protocol())...)
+		run := parseInstAcks(t, p.protocol())
+		acks = append(acks, run...)
+		totalAcks += len(run)
 
 		c, err := Open(store, Options{StatePath: state})
 		if err != nil {
@@ -152,7 +178,11 @@ func TestInstanceCrash(t *testing.T) {
 			midTx++ // the kill interrupted a transaction on the state file
 		}
 		l := readInstLog(t, store)
-		if c.Valid() {
+		switch {
+		case !c.Valid():
+		case st.UpdateID < rewriteLimit:
+			rebuilding++ // a state from before the rewrite, which Update rebuilds
+		default:
 			valid++
 			n := l.prefixMatching(instItems(c))
 			if n < 0 {
@@ -184,6 +214,8 @@ func TestInstanceCrash(t *testing.T) {
 		}
 	}
 	l := readInstLog(t, store)
-	t.Logf("%d kills in %v: %d left a valid state (%d of them behind the log), %d interrupted a state transaction; %d acked writes, %d records, %d keys; %d rebuild files left behind",
-		kills, time.Since(start).Round(time.Millisecond), valid, behind, midTx, len(acks), len(l.ids), len(l.replay(len(l.items))), len(leftovers))
+	t.Logf("%d kills in %v, %d rewrites: %d left a valid state checked against the log (%d of them behind it), %d a state from before a rewrite, %d an unfilled state; %d interrupted a state transaction",
+		kills, time.Since(start).Round(time.Millisecond), rewrites, valid, behind, rebuilding, kills-valid-rebuilding, midTx)
+	t.Logf("%d acked writes; at the end %d records, %d keys; %d rebuild files left behind %q",
+		totalAcks+otherCounter, len(l.ids), len(l.replay(len(l.items))), len(leftovers), leftovers)
 }
