@@ -55,7 +55,7 @@ func probeFile(t *testing.T, path string) probeResult {
 		}
 		r.read = readAround(f)
 		r.tx = pushTx(f, 64)
-		r.bigTx = bigTx(f, 600<<10)
+		r.bigTx = bigTx(f, 300<<10)
 		done <- r
 	}()
 	select {
@@ -155,7 +155,7 @@ func (r probeResult) checkAllowed(t *testing.T) {
 
 // validListFile writes a valid file holding a list of n blocks, allocated
 // in one transaction before the journal exists, and returns its bytes.
-func validListFile(t *testing.T, path string, n int) []byte {
+func validListFile(t testing.TB, path string, n int) []byte {
 	t.Helper()
 	f, err := Open(path, Options{Walk: listWalk, MaxSize: 64 << 20})
 	if err != nil {
