@@ -15,7 +15,7 @@ type GoMap struct{}
 // Info describes the Go map.
 func (GoMap) Info() Info {
 	return Info{
-		Name:    "go map",
+		Name:    "go-map",
 		Sharing: PerProcess,
 		Memory:  "resident set growth",
 		Notes:   "map[string][]byte + sync.RWMutex; Get copies the value under RLock",

@@ -1,6 +1,9 @@
 package peers
 
-import "runtime/debug"
+import (
+	"runtime/debug"
+	"strings"
+)
 
 // moduleVersion returns the version of module path in this binary ("" if
 // unknown); a module replaced by a directory is reported as such.
@@ -11,7 +14,7 @@ func moduleVersion(path string) string {
 	}
 	for _, m := range bi.Deps {
 		if m.Path == path {
-			if m.Replace != nil && m.Replace.Version == "" {
+			if m.Replace != nil && !strings.HasPrefix(m.Replace.Version, "v") {
 				return "local " + m.Replace.Path
 			}
 			return m.Version

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/whycache/whycache"
 	"github.com/whycache/whycache/bench/internal/workload"
@@ -31,8 +32,18 @@ func (Whycache) Info() Info {
 // Check reports nothing missing: whycache is pure Go.
 func (Whycache) Check() error { return nil }
 
-// Version returns the whycache module version this binary was built with.
-func (Whycache) Version() string { return moduleVersion("github.com/whycache/whycache") }
+// Version returns the whycache module version this binary was built with;
+// for the working tree (bench's go.mod replaces the module with ../) it
+// adds the commit git reports for the current directory.
+func (Whycache) Version() string {
+	v := moduleVersion("github.com/whycache/whycache")
+	if strings.HasPrefix(v, "local ") {
+		if commit := binaryVersion("git", "rev-parse", "--short", "HEAD"); commit != "" {
+			v += " at commit " + commit
+		}
+	}
+	return v
+}
 
 // Start makes a directory for the state file under whycache's default
 // state directory's parent (/dev/shm when it exists).

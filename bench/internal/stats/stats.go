@@ -15,17 +15,18 @@ type Summary struct {
 	N      int     `json:"n"` // number of measurements
 }
 
-// Summarize returns the summary of values. NaNs (missing measurements) are
-// skipped; with no values left, every field is NaN and N is 0.
+// Summarize returns the summary of values. NaNs and infinities (failed
+// measurements) are skipped; with no values left it returns the zero
+// Summary, which is not Valid.
 func Summarize(values []float64) Summary {
 	v := make([]float64, 0, len(values))
 	for _, x := range values {
-		if !math.IsNaN(x) {
+		if !math.IsNaN(x) && !math.IsInf(x, 0) {
 			v = append(v, x)
 		}
 	}
 	if len(v) == 0 {
-		return Summary{Min: math.NaN(), Median: math.NaN(), Max: math.NaN()}
+		return Summary{}
 	}
 	slices.Sort(v)
 	n := len(v)
