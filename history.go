@@ -3,7 +3,6 @@ package whycache
 import (
 	"context"
 	"fmt"
-	"os"
 
 	"github.com/whycache/whycache/logstore"
 	"github.com/whycache/whycache/prefixtree"
@@ -81,7 +80,7 @@ func (c *Instance) RewriteHistoryStats(ctx context.Context, limit uint64, opts R
 	if err != nil {
 		return st, err
 	}
-	defer os.Remove(tmp)
+	defer removeTemp(tmp)
 	defer final.Close()
 	ap := applier{t: final, logID: info.ID, noPurge: true}
 	if opts.Progress != nil {

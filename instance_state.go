@@ -76,16 +76,20 @@ func (c *Instance) tempStatePath(what string) string {
 	return c.path + "." + what + "-" + hex.EncodeToString(b[:])
 }
 
-// newTempState creates an empty state file beside the state path.
+// newTempState creates an empty state file beside the state path, marked
+// as being built (lockTemp) until swapIn or removeTemp, after removing
+// those that dead processes left (sweepTemps).
 func (c *Instance) newTempState(what string) (*prefixtree.Tree, string, error) {
 	if _, err := c.tree(); err != nil { // makes sure the directory exists
 		return nil, "", err
 	}
+	c.sweepTemps()
 	tmp := c.tempStatePath(what)
 	t, err := prefixtree.Open(tmp, prefixtree.Options{MaxSize: c.opts.MaxStateSize, FileMode: c.opts.FileMode})
 	if err != nil {
 		return nil, "", wrapStateErr(err)
 	}
+	lockTemp(tmp)
 	return t, tmp, nil
 }
 
@@ -103,6 +107,7 @@ func (c *Instance) swapIn(t *prefixtree.Tree, tmp string) error {
 	if err != nil {
 		return err
 	}
+	unlockTemp(tmp)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if old := c.cur.Swap(t); old != nil {
@@ -127,7 +132,7 @@ func (c *Instance) rebuildLocked(ctx context.Context) (int, error) {
 		n, err := c.tail(ctx, t, 0, info.ID)
 		if errors.Is(err, errRebuild) && attempt < 3 {
 			t.Close()
-			os.Remove(tmp)
+			removeTemp(tmp)
 			continue // the log was reset meanwhile
 		}
 		if err == nil {
@@ -135,7 +140,7 @@ func (c *Instance) rebuildLocked(ctx context.Context) (int, error) {
 		}
 		if err != nil {
 			t.Close()
-			os.Remove(tmp)
+			removeTemp(tmp)
 			return n, err
 		}
 		return n, nil

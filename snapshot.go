@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"hash"
 	"io"
-	"os"
 
 	"github.com/cespare/xxhash/v2"
 	"github.com/whycache/whycache/logstore"
@@ -54,7 +53,8 @@ func (c *Instance) WriteSnapshot(w io.Writer) (uint64, error) {
 		if err := t.File().CopyTo(tmp, 0o600); err != nil {
 			return err
 		}
-		defer os.Remove(tmp)
+		lockTemp(tmp)
+		defer removeTemp(tmp)
 		cp, err := prefixtree.Open(tmp, prefixtree.Options{NoCreate: true})
 		if err != nil {
 			return err
@@ -128,12 +128,12 @@ func (c *Instance) LoadSnapshot(ctx context.Context, r io.Reader) error {
 	}
 	if err := loadSnapshotInto(ctx, t, r, info.ID); err != nil {
 		t.Close()
-		os.Remove(tmp)
+		removeTemp(tmp)
 		return err
 	}
 	if err := c.swapIn(t, tmp); err != nil {
 		t.Close()
-		os.Remove(tmp)
+		removeTemp(tmp)
 		return err
 	}
 	return nil
