@@ -2,13 +2,16 @@ package whycache
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
+
+	"github.com/whycache/whycache/logstore/memstore"
 )
 
 // instRoleCrasher writes and updates in a loop until it is killed (or
@@ -100,6 +103,9 @@ func TestInstanceCrash(t *testing.T) {
 	ctx := context.Background()
 	store, base := instProcStores()[0].open(t)
 	state := filepath.Join(t.TempDir(), "state")
+	// The helpers are dead whenever this process sweeps: no grace needed.
+	defer func(g time.Duration) { tempStateGrace = g }(tempStateGrace)
+	tempStateGrace = 0
 	other := newInstance(t, store, Options{}) // another machine
 	mustUpdate(t, other)
 	var keys []string
@@ -111,7 +117,7 @@ func TestInstanceCrash(t *testing.T) {
 	rng := rand.New(rand.NewPCG(seed, 0))
 	var acks []instAck // since the last rewrite
 	otherCounter, totalAcks := 0, 0
-	var valid, behind, midTx, rewrites, rebuilding int
+	var valid, behind, midTx, rewrites, rebuilding, swept int
 	var prevRecoveries, rewriteLimit uint64
 	start := time.Now()
 	for k := 0; k < kills; k++ {
@@ -193,10 +199,15 @@ func TestInstanceCrash(t *testing.T) {
 				behind++
 			}
 		}
+		left := instTempFiles(t, state)
 		if err := c.Update(ctx); err != nil {
 			t.Fatalf("%s: Update: %v", name, err)
 		}
 		wantReplay(t, name, c, l)
+		if now := instTempFiles(t, state); len(now) != 0 {
+			t.Fatalf("%s: temporary state files %q remain after Update (%q before)", name, now, left)
+		}
+		swept += len(left)
 		checkAcks(t, l, acks, false)
 		if st, err = c.Stats(nil); err != nil {
 			t.Fatal(err)
@@ -206,16 +217,83 @@ func TestInstanceCrash(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	ents, _ := os.ReadDir(filepath.Dir(state))
-	var leftovers []string
-	for _, e := range ents {
-		if strings.Contains(e.Name(), ".rebuild-") {
-			leftovers = append(leftovers, e.Name())
-		}
-	}
 	l := readInstLog(t, store)
 	t.Logf("%d kills in %v, %d rewrites: %d left a valid state checked against the log (%d of them behind it), %d a state from before a rewrite, %d an unfilled state; %d interrupted a state transaction",
 		kills, time.Since(start).Round(time.Millisecond), rewrites, valid, behind, rebuilding, kills-valid-rebuilding, midTx)
-	t.Logf("%d acked writes; at the end %d records, %d keys; %d rebuild files left behind %q",
-		totalAcks+otherCounter, len(l.ids), len(l.replay(len(l.items))), len(leftovers), leftovers)
+	t.Logf("%d acked writes; at the end %d records, %d keys; %d temporary state files of killed rebuilds swept",
+		totalAcks+otherCounter, len(l.ids), len(l.replay(len(l.items))), swept)
+}
+
+// instTempFiles returns the names of the temporary state files beside
+// the state file at path.
+func instTempFiles(t *testing.T, path string) []string {
+	t.Helper()
+	ents, err := os.ReadDir(filepath.Dir(path))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, e := range ents {
+		if isTempStateName(filepath.Base(path), e.Name()) {
+			out = append(out, e.Name())
+		}
+	}
+	return out
+}
+
+// TestInstanceSweepTemps checks which files beside a state file a sweep
+// removes: temporary state files that no builder holds and that are older
+// than the grace period, and no others.
+func TestInstanceSweepTemps(t *testing.T) {
+	store, err := memstore.New(memstore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	c := newInstance(t, store, Options{})
+	mustUpdate(t, c)
+	defer func(g time.Duration) { tempStateGrace = g }(tempStateGrace)
+	tempStateGrace = time.Hour
+	path := c.StatePath()
+	cases := []struct {
+		name            string
+		path            string
+		old, held, gone bool
+	}{
+		{"stale rebuild", c.tempStatePath("rebuild"), true, false, true},
+		{"stale load", c.tempStatePath("load"), true, false, true},
+		{"stale rewrite", c.tempStatePath("rewrite"), true, false, true},
+		{"stale export", c.tempStatePath("export"), true, false, true},
+		{"held by its builder", c.tempStatePath("rebuild"), true, true, false},
+		{"within the grace period", c.tempStatePath("load"), false, false, false},
+		{"unknown kind", path + ".backup-0123456789ab", true, false, false},
+		{"malformed suffix", path + ".rebuild-0123456789xy", true, false, false},
+		{"another state's", filepath.Join(filepath.Dir(path), "other.rebuild-0123456789ab"), true, false, false},
+		{"the swap lock", path + ".lock", true, false, false},
+	}
+	for _, tc := range cases {
+		if err := os.WriteFile(tc.path, []byte("x"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if tc.old {
+			past := time.Now().Add(-2 * tempStateGrace)
+			if err := os.Chtimes(tc.path, past, past); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if tc.held {
+			lockTemp(tc.path)
+			defer removeTemp(tc.path)
+		}
+	}
+	c.sweepTemps()
+	for _, tc := range cases {
+		_, err := os.Stat(tc.path)
+		if gone := errors.Is(err, fs.ErrNotExist); gone != tc.gone {
+			t.Errorf("%s (%s): removed %v, want %v (%v)", tc.name, filepath.Base(tc.path), gone, tc.gone, err)
+		}
+	}
+	if !c.Valid() {
+		t.Fatal("the state itself went away")
+	}
 }
