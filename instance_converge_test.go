@@ -13,10 +13,18 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/whycache/whycache/logstore"
 )
 
-// instTorture reports whether the long variants run (WHYCACHE_TORTURE=1).
-func instTorture() bool { return os.Getenv("WHYCACHE_TORTURE") == "1" }
+// instOps returns normal, or torture when the long variants run
+// (WHYCACHE_TORTURE=1).
+func instOps(normal, torture int) int {
+	if os.Getenv("WHYCACHE_TORTURE") == "1" {
+		return torture
+	}
+	return normal
+}
 
 // Values written by the multi-process tests are "W.C.padding": the
 // writer's number and a counter that the writer increases with every
@@ -240,65 +248,59 @@ func instConvergeKeys(writers int) (shared []string, own [][]string) {
 // older record's value.
 func TestInstanceConvergeProcesses(t *testing.T) {
 	const writers, threads, machines = 4, 2, 2
-	ops := 100
-	if instTorture() {
-		ops = 2000
-	}
-	for _, ps := range instProcStores() {
-		t.Run(ps.name, func(t *testing.T) {
-			store, base := ps.open(t)
-			seed := rand.Uint64()
-			t.Logf("seed %d, %d processes of %d goroutines, %d operations each", seed, writers, threads, ops)
-			shared, own := instConvergeKeys(writers)
-			all := slices.Concat(append([][]string{shared}, own...)...)
-			var states [machines]*Instance
-			var readers [machines]*instProc
-			for m := range states {
-				states[m] = newInstance(t, store, Options{})
-				mustUpdate(t, states[m])
-				a := base
-				a.Role, a.State, a.Keys = "reader", states[m].StatePath(), all
-				readers[m] = startInstProc(t, fmt.Sprint("reader", m), a)
+	ops := instOps(100, 2000)
+	forEachProcStore(t, func(t *testing.T, ps instProcStore, store logstore.Store, base instHelperArgs) {
+		seed := rand.Uint64()
+		t.Logf("seed %d, %d processes of %d goroutines, %d operations each", seed, writers, threads, ops)
+		shared, own := instConvergeKeys(writers)
+		all := slices.Concat(append([][]string{shared}, own...)...)
+		var states [machines]*Instance
+		var readers [machines]*instProc
+		for m := range states {
+			states[m] = newInstance(t, store, Options{})
+			mustUpdate(t, states[m])
+			a := base
+			a.Role, a.State, a.Keys = "reader", states[m].StatePath(), all
+			readers[m] = startInstProc(t, fmt.Sprint("reader", m), a)
+		}
+		var procs [writers]*instProc
+		for w := range procs {
+			a := base
+			a.Role, a.State, a.Writer, a.Seed, a.Ops = "writer", states[w%machines].StatePath(), w, seed, ops
+			a.UpdateEvery, a.MaxMulti, a.Keys, a.Threads = 7, 6, slices.Concat(shared, own[w]), threads
+			procs[w] = startInstProc(t, fmt.Sprint("writer", w), a)
+		}
+		var acks []instAck
+		for _, p := range procs {
+			p.wait(t)
+			acks = append(acks, parseInstAcks(t, p.protocol())...)
+		}
+		if len(acks) != writers*threads*ops {
+			t.Fatalf("%d acks, want %d", len(acks), writers*threads*ops)
+		}
+		for _, p := range readers {
+			p.wait(t)
+		}
+		for _, c := range states {
+			mustUpdate(t, c)
+		}
+		l := readInstLog(t, store)
+		for m, c := range states {
+			wantReplay(t, fmt.Sprint("machine ", m), c, l)
+		}
+		replaced := checkAcks(t, l, acks, ps.replaces)
+		ids := instValueIDs(l, acks)
+		for m, p := range readers {
+			lines := p.protocol()
+			obs, unordered := checkMonotonic(t, p.name, lines, ids)
+			if unordered != 0 {
+				t.Fatalf("%s: %d observations could not be ordered", p.name, unordered)
 			}
-			var procs [writers]*instProc
-			for w := range procs {
-				a := base
-				a.Role, a.State, a.Writer, a.Seed, a.Ops = "writer", states[w%machines].StatePath(), w, seed, ops
-				a.UpdateEvery, a.MaxMulti, a.Keys, a.Threads = 7, 6, slices.Concat(shared, own[w]), threads
-				procs[w] = startInstProc(t, fmt.Sprint("writer", w), a)
-			}
-			var acks []instAck
-			for _, p := range procs {
-				p.wait(t)
-				acks = append(acks, parseInstAcks(t, p.protocol())...)
-			}
-			if len(acks) != writers*threads*ops {
-				t.Fatalf("%d acks, want %d", len(acks), writers*threads*ops)
-			}
-			for _, p := range readers {
-				p.wait(t)
-			}
-			for _, c := range states {
-				mustUpdate(t, c)
-			}
-			l := readInstLog(t, store)
-			for m, c := range states {
-				wantReplay(t, fmt.Sprint("machine ", m), c, l)
-			}
-			replaced := checkAcks(t, l, acks, ps.replaces)
-			ids := instValueIDs(l, acks)
-			for m, p := range readers {
-				lines := p.protocol()
-				obs, unordered := checkMonotonic(t, p.name, lines, ids)
-				if unordered != 0 {
-					t.Fatalf("%s: %d observations could not be ordered", p.name, unordered)
-				}
-				t.Logf("machine %d: reader %s, %d changes of value checked", m, lines[len(lines)-1], obs)
-			}
-			t.Logf("%d records in the log (latest id %d), %d keys; %d acked writes (%d replaced by newer single-key records)",
-				len(l.ids), l.latest, len(instItems(states[0])), len(acks), replaced)
-		})
-	}
+			t.Logf("machine %d: reader %s, %d changes of value checked", m, lines[len(lines)-1], obs)
+		}
+		t.Logf("%d records in the log (latest id %d), %d keys; %d acked writes (%d replaced by newer single-key records)",
+			len(l.ids), l.latest, len(instItems(states[0])), len(acks), replaced)
+	})
 }
 
 // The concurrent-Update test's writer follows a fixed schedule, so that a
@@ -478,65 +480,59 @@ func instRoleUpdater(h *instHelper) error {
 // order), never shorter than before and never behind their UpdateID, and
 // the final state equals the replay of the log.
 func TestInstanceConcurrentUpdate(t *testing.T) {
-	ops := 300
-	if instTorture() {
-		ops = 5000
-	}
-	for _, ps := range instProcStores() {
-		t.Run(ps.name, func(t *testing.T) {
-			store, base := ps.open(t)
-			c := newInstance(t, store, Options{})
-			var updaters [2]*instProc
-			for i := range updaters {
-				a := base
-				a.Role, a.State = "updater", c.StatePath()
-				updaters[i] = startInstProc(t, fmt.Sprint("updater", i), a)
-			}
+	ops := instOps(300, 5000)
+	forEachProcStore(t, func(t *testing.T, _ instProcStore, store logstore.Store, base instHelperArgs) {
+		c := newInstance(t, store, Options{})
+		var updaters [2]*instProc
+		for i := range updaters {
 			a := base
-			a.Role, a.State, a.Ops, a.UpdateEvery = "seqwriter", filepath.Join(t.TempDir(), "writer.state"), ops, 50
-			writer := startInstProc(t, "seqwriter", a)
-			writer.wait(t)
-			for _, p := range updaters {
-				p.wait(t)
+			a.Role, a.State = "updater", c.StatePath()
+			updaters[i] = startInstProc(t, fmt.Sprint("updater", i), a)
+		}
+		a := base
+		a.Role, a.State, a.Ops, a.UpdateEvery = "seqwriter", filepath.Join(t.TempDir(), "writer.state"), ops, 50
+		writer := startInstProc(t, "seqwriter", a)
+		writer.wait(t)
+		for _, p := range updaters {
+			p.wait(t)
+		}
+		mustUpdate(t, c)
+		l := readInstLog(t, store)
+		if len(l.ids) != ops {
+			t.Fatalf("%d records in the log, want %d", len(l.ids), ops)
+		}
+		wantReplay(t, "updated state", c, l)
+		var want []Item
+		for i, v := range instSeqExpected(ops) {
+			k := "seq"
+			if i > 0 {
+				k = instSeqKey(i - 1)
 			}
-			mustUpdate(t, c)
-			l := readInstLog(t, store)
-			if len(l.ids) != ops {
-				t.Fatalf("%d records in the log, want %d", len(l.ids), ops)
+			if v != "" {
+				want = append(want, Item{Key: []byte(k), Value: []byte(v)})
 			}
-			wantReplay(t, "updated state", c, l)
-			var want []Item
-			for i, v := range instSeqExpected(ops) {
-				k := "seq"
-				if i > 0 {
-					k = instSeqKey(i - 1)
+		}
+		sort.Slice(want, func(i, j int) bool { return bytes.Compare(want[i].Key, want[j].Key) < 0 })
+		if d := instDiff(instItems(c), want); d != "" {
+			t.Fatalf("final state is not the schedule's: %s", d)
+		}
+		for _, p := range updaters {
+			var reads int
+			for _, line := range p.protocol() {
+				var u uint64
+				var j int
+				if _, err := fmt.Sscanf(line, "upd %d %d", &u, &j); err != nil {
+					continue
 				}
-				if v != "" {
-					want = append(want, Item{Key: []byte(k), Value: []byte(v)})
+				reads++
+				// Records 1..n are operations 1..n: the state read
+				// after UpdateID u holds every operation up to u.
+				if n := sort.Search(len(l.ids), func(i int) bool { return l.ids[i] > u }); j < n {
+					t.Fatalf("%s: state at operation %d after UpdateID %d, which is operation %d", p.name, j, u, n)
 				}
 			}
-			sort.Slice(want, func(i, j int) bool { return bytes.Compare(want[i].Key, want[j].Key) < 0 })
-			if d := instDiff(instItems(c), want); d != "" {
-				t.Fatalf("final state is not the schedule's: %s", d)
-			}
-			for _, p := range updaters {
-				var reads int
-				for _, line := range p.protocol() {
-					var u uint64
-					var j int
-					if _, err := fmt.Sscanf(line, "upd %d %d", &u, &j); err != nil {
-						continue
-					}
-					reads++
-					// Records 1..n are operations 1..n: the state read
-					// after UpdateID u holds every operation up to u.
-					if n := sort.Search(len(l.ids), func(i int) bool { return l.ids[i] > u }); j < n {
-						t.Fatalf("%s: state at operation %d after UpdateID %d, which is operation %d", p.name, j, u, n)
-					}
-				}
-				lines := p.protocol()
-				t.Logf("%s: %s, %d distinct states checked", p.name, lines[len(lines)-1], reads)
-			}
-		})
-	}
+			lines := p.protocol()
+			t.Logf("%s: %s, %d distinct states checked", p.name, lines[len(lines)-1], reads)
+		}
+	})
 }

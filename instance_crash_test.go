@@ -96,10 +96,7 @@ func (l *instLog) prefixMatching(state []Item) int {
 // of the whole log; every write acknowledged since the last rewrite is in
 // the log.
 func TestInstanceCrash(t *testing.T) {
-	kills := 30
-	if instTorture() {
-		kills = 200
-	}
+	kills := instOps(30, 200)
 	ctx := context.Background()
 	store, base := instProcStores()[0].open(t)
 	state := filepath.Join(t.TempDir(), "state")

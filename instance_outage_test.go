@@ -260,6 +260,24 @@ func (o *outageWriter) holdsAllowed(k string, v []byte, found bool) bool {
 	return false
 }
 
+// updateBoth calls Update on the writer's machine w and the other machine
+// u, each up to 5 times (the first attempts may meet connections broken
+// before), and fails the test unless both succeed.
+func updateBoth(t *testing.T, when string, w, u *Instance) {
+	t.Helper()
+	for name, c := range map[string]*Instance{"writer's machine": w, "other machine": u} {
+		var err error
+		for attempt := 0; attempt < 5; attempt++ {
+			if err = c.Update(context.Background()); err == nil {
+				break
+			}
+		}
+		if err != nil {
+			t.Fatalf("%s: Update %s: %v", name, when, err)
+		}
+	}
+}
+
 // quietMySQLDriver silences the driver's log of broken connections, which
 // this test breaks on purpose, until the test ends.
 func quietMySQLDriver(t *testing.T) {
@@ -360,17 +378,7 @@ func TestInstanceMySQLOutage(t *testing.T) {
 	if err := proxy.up(); err != nil {
 		t.Fatal(err)
 	}
-	for name, c := range map[string]*Instance{"writer's machine": w, "other machine": u} {
-		var err error
-		for attempt := 0; attempt < 5; attempt++ {
-			if err = c.Update(ctx); err == nil {
-				break
-			}
-		}
-		if err != nil {
-			t.Fatalf("%s: Update after the outage: %v", name, err)
-		}
-	}
+	updateBoth(t, "after the outage", w, u)
 	for i := 0; i < 20; i++ {
 		o.write(false, true)
 	}
@@ -414,17 +422,7 @@ func TestInstanceMySQLOutage(t *testing.T) {
 	stormFailed = o.failed - stormFailed
 
 	// After: both machines catch up with everything committed.
-	for name, c := range map[string]*Instance{"writer's machine": w, "other machine": u} {
-		var err error
-		for attempt := 0; attempt < 5; attempt++ {
-			if err = c.Update(ctx); err == nil {
-				break
-			}
-		}
-		if err != nil {
-			t.Fatalf("%s: final Update: %v", name, err)
-		}
-	}
+	updateBoth(t, "at the end", w, u)
 	reader.wait(t)
 	l := readInstLog(t, admin)
 	wantReplay(t, "writer's machine", w, l)

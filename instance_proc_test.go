@@ -341,6 +341,18 @@ func instProcStores() []instProcStore {
 	}
 }
 
+// forEachProcStore runs fn as a subtest for every store of
+// instProcStores, with a store on a fresh log and the helper arguments
+// naming it.
+func forEachProcStore(t *testing.T, fn func(t *testing.T, ps instProcStore, store logstore.Store, base instHelperArgs)) {
+	for _, ps := range instProcStores() {
+		t.Run(ps.name, func(t *testing.T) {
+			store, base := ps.open(t)
+			fn(t, ps, store, base)
+		})
+	}
+}
+
 // instLog is a whole log as the parent reads it after a run.
 type instLog struct {
 	ids    []uint64
