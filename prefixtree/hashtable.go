@@ -87,11 +87,33 @@ func (b *Batch) ensureRoom(extra uint64) error {
 		return nil
 	}
 	entries := uint64(int64(v.u64(shm.RootOffset(rootLive))+v.u64(shm.RootOffset(rootTombstones))) + b.live + b.tombs)
+	newCap, err := b.tableCapFor(entries, extra)
+	if err != nil {
+		return b.fail(err)
+	}
+	return b.rebuildTable(newCap)
+}
+
+// maxReserve bounds the keys one Reserve may ask room for.
+const maxReserve = 1 << 40
+
+// tableCapFor returns the capacity of a table for entries entries (from the
+// counters) and extra more: the smallest power of two that keeps the load
+// at 2/3 or less. Counters that claim more entries than the file has room
+// for come from a damaged file; they are an error, not a reason to double
+// the capacity until it overflows.
+func (b *Batch) tableCapFor(entries, extra uint64) (uint64, error) {
+	if entries > b.t.f.Size()/entryHeader {
+		return 0, fmt.Errorf("prefixtree: %w: counters claim %d entries in a %d-byte file", ErrCorrupt, entries, b.t.f.Size())
+	}
+	if extra > maxReserve {
+		return 0, fmt.Errorf("%w: room for %d more keys", ErrTooLarge, extra)
+	}
 	newCap := uint64(minTableCap)
 	for newCap*maxLoadNum < (entries+extra)*maxLoadDenom*3/2 {
 		newCap *= 2
 	}
-	return b.rebuildTable(newCap)
+	return newCap, nil
 }
 
 // rebuildTable moves every entry into a new table of the given capacity.
@@ -119,6 +141,11 @@ func (b *Batch) rebuildTable(capacity uint64) error {
 			s := v.u64(old + tableHeader + i*8)
 			if s == 0 || s == slotDeleted {
 				continue
+			}
+			if used == capacity {
+				// Only a damaged table holds more entries than its
+				// counters say; do not probe a full table forever.
+				return b.fail(fmt.Errorf("prefixtree: %w: hash table holds more entries than its counters", ErrCorrupt))
 			}
 			h := xxhash.Sum64(v.entryKey(s & slotOffMask))
 			j := h & mask
@@ -175,9 +202,9 @@ func (b *Batch) PurgeTombstones(maxID uint64) (int, error) {
 	// Deleted slots still count as used; rebuild when they dominate.
 	entries := uint64(int64(v.u64(shm.RootOffset(rootLive))+v.u64(shm.RootOffset(rootTombstones))) + b.live + b.tombs)
 	if n > 0 && b.used > 2*entries+minTableCap {
-		newCap := uint64(minTableCap)
-		for newCap*maxLoadNum < entries*maxLoadDenom*3/2 {
-			newCap *= 2
+		newCap, err := b.tableCapFor(entries, 0)
+		if err != nil {
+			return 0, b.fail(err)
 		}
 		if err := b.rebuildTable(newCap); err != nil {
 			return 0, err
