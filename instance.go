@@ -192,25 +192,45 @@ func wrapStateErr(err error) error {
 // filled reports whether the state was filled by an Update or snapshot.
 func filled(t *prefixtree.Tree) bool { return t.Meta(metaFilled) != 0 }
 
+// committedMeta reads meta word i as of the last committed batch. A batch
+// writes its meta words in place before it commits, and may still roll
+// back, so this waits for a batch in progress as Get does.
+func committedMeta(t *prefixtree.Tree, i int) (uint64, error) {
+	f := t.File()
+	for {
+		seq, err := f.ReadBegin()
+		if err != nil {
+			return 0, err
+		}
+		v := t.Meta(i)
+		if f.ReadValid(seq) {
+			return v, nil
+		}
+	}
+}
+
 // Valid reports whether the state holds a complete copy of the log as of
 // UpdateID: false before the first successful Update or LoadSnapshot, and
 // after DeleteSharedState.
 func (c *Instance) Valid() bool {
 	var ok bool
 	_ = c.withTree(func(t *prefixtree.Tree) error {
-		ok = filled(t) && !t.File().Retired()
-		return nil
+		v, err := committedMeta(t, metaFilled)
+		ok = err == nil && v != 0
+		return err
 	})
 	return ok
 }
 
 // UpdateID returns the id of the last log record applied to the state in
-// order (records written locally by Set may be newer), or 0.
+// order (records written locally by Set may be newer), or 0. It never
+// reports the id of a batch that has not committed yet.
 func (c *Instance) UpdateID() uint64 {
 	var id uint64
 	_ = c.withTree(func(t *prefixtree.Tree) error {
-		id = t.Meta(metaUpdateID)
-		return nil
+		v, err := committedMeta(t, metaUpdateID)
+		id = v
+		return err
 	})
 	return id
 }
