@@ -294,3 +294,60 @@ func TestInstanceSweepTemps(t *testing.T) {
 		t.Fatal("the state itself went away")
 	}
 }
+
+// TestInstanceUpdateIDHidesOpenBatch checks that UpdateID and Valid do not
+// report the meta words of a batch that has not committed (a batch writes
+// them in place, and a rollback or a crash undoes them): a call made while
+// the batch is open returns the committed values.
+func TestInstanceUpdateIDHidesOpenBatch(t *testing.T) {
+	store, err := memstore.New(memstore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	for _, tc := range []struct {
+		name  string
+		fill  bool
+		meta  int
+		value uint64
+	}{
+		{"UpdateID of a filled state", true, metaUpdateID, 1000},
+		{"Valid of an empty state", false, metaFilled, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := newInstance(t, store, Options{})
+			if tc.fill {
+				mustUpdate(t, c)
+				mustSet(t, c, "a", "1")
+				mustUpdate(t, c)
+			}
+			read := func() string { return fmt.Sprint(c.UpdateID(), c.Valid()) }
+			want := read()
+			tr, err := c.tree()
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, err := tr.Begin()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := b.SetMeta(tc.meta, tc.value); err != nil {
+				t.Fatal(err)
+			}
+			got := make(chan string, 1)
+			go func() { got <- read() }()
+			select {
+			case g := <-got:
+				b.Rollback()
+				t.Fatalf("read %s while the batch was open, want %s after it", g, want)
+			case <-time.After(20 * time.Millisecond): // the read waits for the batch
+			}
+			if err := b.Rollback(); err != nil {
+				t.Fatal(err)
+			}
+			if g := <-got; g != want {
+				t.Fatalf("read %s, want %s", g, want)
+			}
+		})
+	}
+}
