@@ -352,9 +352,12 @@ func TestInstanceMySQLOutage(t *testing.T) {
 
 	// Proxy down.
 	proxy.down()
-	onU := instItems(u)
+	onW, onU := instItems(w), instItems(u)
 	for i := 0; i < 20; i++ {
 		o.write(true, false)
+	}
+	if d := instDiff(instItems(w), onW); d != "" {
+		t.Fatalf("writer's machine changed by failed writes: %s", d)
 	}
 	for name, c := range map[string]*Instance{"writer's machine": w, "other machine": u} {
 		if err := c.Update(ctx); err == nil {
