@@ -2,6 +2,7 @@ package prefixtree
 
 import (
 	"bytes"
+	"fmt"
 	"iter"
 
 	"github.com/whycache/whycache/shm"
@@ -57,7 +58,8 @@ func (c *Cursor) SetPrefix(prefix []byte) {
 }
 
 // Next advances to the next key and reports whether there is one. It
-// returns false at the end or on an error (see Err).
+// returns false at the end or on an error (see Err); in a damaged tree
+// whose keys do not ascend, that error wraps ErrCorrupt.
 func (c *Cursor) Next() bool {
 	if c.done {
 		return false
@@ -72,6 +74,14 @@ func (c *Cursor) Next() bool {
 	c.key = c.arena[it.kStart:it.kEnd:it.kEnd]
 	c.value = c.arena[it.kEnd:it.vEnd:it.vEnd]
 	c.id = it.id
+	if c.started && bytes.Compare(c.key, c.last) <= 0 {
+		// Only a damaged tree (unsorted or repeated leaf slots) yields a
+		// key that does not follow the last one; going on could repeat
+		// it forever.
+		c.err = fmt.Errorf("prefixtree: %w: iteration went from %q back to %q", ErrCorrupt, c.last, c.key)
+		c.done = true
+		return false
+	}
 	if c.prefix != nil && !bytes.HasPrefix(c.key, c.prefix) {
 		c.done = true
 		return false
