@@ -1,0 +1,135 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/whycache/whycache"
+)
+
+func followCommand() *command {
+	return &command{
+		name:    "follow",
+		args:    "",
+		summary: "daemon: keep the state up to date (one poller per machine)",
+		help: `Runs until SIGINT or SIGTERM, keeping this machine's state in step with the
+log. Run it on every machine, as many times as you like (for example one per
+service that uses the cache): one follower per state file polls the log
+(the leader, holding an flock on STATE.follow); the others stand by and take
+over within one --interval of the leader's exit or death.
+
+The leader applies new records every --interval; after a failed poll it
+retries after an exponential backoff with full jitter, up to --max-backoff.
+Logs are structured (log/slog) on stderr.
+
+With --metrics-addr it serves Prometheus metrics at http://ADDR/metrics:
+whycache_update_id, whycache_latest_id, whycache_lag_records,
+whycache_lag_seconds, whycache_applied_records_total (rate() gives the apply
+rate), whycache_keys, whycache_data_bytes, whycache_state_file_bytes,
+whycache_update_errors_total and whycache_leader (1 on the leader, 0 on a
+standby), each labelled with the state file, plus the Go runtime and
+process series. Latest id and lag come from the leader (standbys show 0).`,
+		maxArgs: 0,
+		setup: func(fs *flag.FlagSet) runFunc {
+			var o followFlags
+			fs.DurationVar(&o.interval, "interval", whycache.DefaultFollowInterval, "time between polls of the log, and between a standby's lock attempts")
+			fs.DurationVar(&o.maxBackoff, "max-backoff", whycache.DefaultFollowMaxBackoff, "longest wait after failed polls")
+			fs.StringVar(&o.metricsAddr, "metrics-addr", "", "serve Prometheus metrics on `ADDR` (host:port, e.g. 127.0.0.1:9100)")
+			fs.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
+			fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+			return func(e *env, _ []string) error { return e.follow(o) }
+		},
+	}
+}
+
+// followFlags are the flags of follow.
+type followFlags struct {
+	interval, maxBackoff time.Duration
+	metricsAddr          string
+	logFormat, logLevel  string
+}
+
+// newLogger returns the slog logger the flags ask for, writing to w.
+func (o followFlags) newLogger(w io.Writer) (*slog.Logger, error) {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(o.logLevel)); err != nil {
+		return nil, usageErrorf("follow: --log-level %q: want debug, info, warn or error", o.logLevel)
+	}
+	hopts := &slog.HandlerOptions{Level: level}
+	switch strings.ToLower(o.logFormat) {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, hopts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, hopts)), nil
+	}
+	return nil, usageErrorf("follow: --log-format %q: want text or json", o.logFormat)
+}
+
+func (e *env) follow(o followFlags) error {
+	if o.interval <= 0 || o.maxBackoff <= 0 {
+		return usageErrorf("follow: --interval and --max-backoff must be positive")
+	}
+	logger, err := o.newLogger(e.stderr)
+	if err != nil {
+		return err
+	}
+	s, err := e.open()
+	if err != nil {
+		return err
+	}
+	defer s.close()
+	m := newMetrics(s.inst.StatePath())
+	if o.metricsAddr != "" {
+		stop, err := serveMetrics(o.metricsAddr, m, logger)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
+	if st, err := s.inst.Stats(nil); err == nil {
+		m.observe(whycache.FollowStats{Stats: st}, nil)
+	}
+	logger.Info("whycache: follow: starting", "store", s.describe(), "state", s.inst.StatePath(), "interval", o.interval, "max_backoff", o.maxBackoff)
+	err = s.inst.Follow(e.ctx, whycache.FollowOptions{
+		Interval:   o.interval,
+		MaxBackoff: o.maxBackoff,
+		Logger:     logger,
+		OnPoll:     m.observe,
+	})
+	if errors.Is(err, context.Canceled) && e.ctx.Err() != nil {
+		logger.Info("whycache: follow: stopping on signal")
+		return nil
+	}
+	return fmt.Errorf("follow: %w", err)
+}
+
+// serveMetrics starts the metrics endpoint and returns a function that
+// stops it.
+func serveMetrics(addr string, m *metrics, logger *slog.Logger) (func(), error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("follow: --metrics-addr %s: %w", addr, err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", m.handler())
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			logger.Error("whycache: follow: metrics endpoint stopped", "err", err)
+		}
+	}()
+	logger.Info("whycache: follow: serving metrics", "url", "http://"+ln.Addr().String()+"/metrics")
+	return func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		srv.Shutdown(ctx)
+	}, nil
+}

@@ -1,0 +1,69 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+)
+
+func initSchemaCommand() *command {
+	return &command{
+		name:    "init-schema",
+		args:    "",
+		summary: "create the log: the MySQL tables, or the log directory",
+		help: `For a MySQL store, creates the log table (--table) and its meta table if they
+do not exist (the statements of schema.sql), then checks the server's
+settings and prints a warning for each one that breaks the log's guarantees
+(read-only server, non-durable commits, ...). For a file store, creates the
+log directory. Safe to run again.`,
+		maxArgs: 0,
+		setup: func(fs *flag.FlagSet) runFunc {
+			return func(e *env, _ []string) error { return e.initSchema() }
+		},
+	}
+}
+
+func (e *env) initSchema() error {
+	s, err := e.openStore()
+	if err != nil {
+		return err
+	}
+	defer s.close()
+	var warnings []string
+	if s.mysql != nil {
+		if err := s.mysql.CreateTable(e.ctx); err != nil {
+			return fmt.Errorf("init-schema %s: %w", s.describe(), err)
+		}
+		if warnings, err = s.mysql.CheckServer(e.ctx); err != nil {
+			return fmt.Errorf("init-schema %s: check server: %w", s.describe(), err)
+		}
+		for _, w := range warnings {
+			e.warnf("%s", w)
+		}
+	}
+	// Reading the identity creates it, so the log is complete from here on.
+	info, err := s.store.Info(e.ctx)
+	if err != nil {
+		return fmt.Errorf("init-schema %s: %w", s.describe(), err)
+	}
+	latest, err := s.store.LatestUpdateID(e.ctx)
+	if err != nil {
+		return fmt.Errorf("init-schema %s: %w", s.describe(), err)
+	}
+	if e.g.json {
+		if warnings == nil {
+			warnings = []string{}
+		}
+		return writeJSON(e.stdout, struct {
+			Store    string   `json:"store"`
+			LogID    string   `json:"log_id"`
+			LatestID uint64   `json:"latest_id"`
+			Warnings []string `json:"warnings"`
+		}{s.describe(), fmt.Sprintf("%x", info.ID), latest, warnings})
+	}
+	e.printf("log ready: %s (log id %x, latest id %d", s.describe(), info.ID, latest)
+	if len(warnings) > 0 {
+		e.printf(", %d server warnings above", len(warnings))
+	}
+	e.printf(")\n")
+	return nil
+}

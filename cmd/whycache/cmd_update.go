@@ -1,0 +1,89 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"time"
+)
+
+func updateCommand() *command {
+	return &command{
+		name:    "update",
+		args:    "",
+		summary: "apply new log records to this machine's state",
+		help: `Applies every log record newer than the state's update id, in id order, then
+prints the update id before and after. A new state file is filled from the
+whole log; a state left behind a history rewrite, or built from another log,
+is rebuilt beside the old one and swapped in. Safe to run while other
+processes read, write or update. For a daemon that keeps doing this, see
+'whycache follow'.`,
+		maxArgs: 0,
+		setup: func(fs *flag.FlagSet) runFunc {
+			return func(e *env, _ []string) error { return e.update() }
+		},
+	}
+}
+
+func (e *env) update() error {
+	s, err := e.open()
+	if err != nil {
+		return err
+	}
+	defer s.close()
+	before := s.inst.UpdateID()
+	start := time.Now()
+	if err := e.catchUp(s); err != nil {
+		return fmt.Errorf("update from %s: %w", s.describe(), err)
+	}
+	took := time.Since(start)
+	st, err := s.inst.Stats(e.ctx)
+	if err != nil {
+		return fmt.Errorf("update: %w", err)
+	}
+	if e.g.json {
+		return writeJSON(e.stdout, struct {
+			Before   uint64  `json:"update_id_before"`
+			UpdateID uint64  `json:"update_id"`
+			LatestID uint64  `json:"latest_id"`
+			Keys     uint64  `json:"keys"`
+			Seconds  float64 `json:"seconds"`
+		}{before, st.UpdateID, st.LatestID, st.Keys, took.Seconds()})
+	}
+	e.printf("update id %d -> %d (log latest %d), %d keys, in %s\n", before, st.UpdateID, st.LatestID, st.Keys, fmtDur(took))
+	return nil
+}
+
+// catchUp runs Update, drawing a progress line (records applied of those
+// behind) while it runs.
+func (e *env) catchUp(s *session) error {
+	p := e.newProgress("update", 0, false)
+	if p == nil {
+		return s.inst.Update(e.ctx)
+	}
+	start := s.inst.UpdateID()
+	if latest, err := s.store.LatestUpdateID(e.ctx); err == nil && latest > start {
+		p.set(0, int64(latest-start))
+	}
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(progressEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-t.C:
+				if st, err := s.inst.Stats(nil); err == nil && st.UpdateID >= start {
+					p.set(int64(st.UpdateID-start), 0)
+				}
+			}
+		}
+	}()
+	err := s.inst.Update(e.ctx)
+	close(stop)
+	<-done
+	p.finish()
+	return err
+}

@@ -1,0 +1,93 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"path/filepath"
+
+	"github.com/whycache/whycache"
+)
+
+// env is what a command runs with: its context (cancelled by SIGINT and
+// SIGTERM), standard streams, environment and global flags. One env serves
+// one command line, in one goroutine.
+type env struct {
+	ctx    context.Context
+	stdin  io.Reader
+	stdout io.Writer
+	stderr io.Writer
+	getenv func(string) string
+	g      globals
+}
+
+// globals are the flags every command accepts, before or after its name.
+type globals struct {
+	store    string // file:DIR or mysql:DSN
+	table    string // MySQL table
+	state    string // state file path
+	name     string // instance name (state file in the default directory)
+	json     bool   // machine-readable output
+	progress string // auto, on or off
+}
+
+// Progress modes of --progress.
+const (
+	progressAuto = "auto"
+	progressOn   = "on"
+	progressOff  = "off"
+)
+
+// defaultTable is the MySQL table when neither --table nor WHYCACHE_TABLE
+// names one.
+const defaultTable = "whycache"
+
+// register adds the global flags to fs, with the values parsed so far as
+// defaults (so flags given before the command carry over).
+func (g *globals) register(fs *flag.FlagSet) {
+	fs.StringVar(&g.store, "store", g.store, "the change log: `file:DIR` or mysql:DSN (default $WHYCACHE_STORE)")
+	fs.StringVar(&g.table, "table", g.table, "MySQL log `table` (default $WHYCACHE_TABLE, else \"whycache\")")
+	fs.StringVar(&g.state, "state", g.state, "state file `path` (default $WHYCACHE_STATE, else the --name file)")
+	fs.StringVar(&g.name, "name", g.name, "instance `name`: state file "+filepath.Join(whycache.DefaultStateDir(), "NAME.state")+" (default \"default\")")
+	fs.BoolVar(&g.json, "json", g.json, "print JSON for scripts instead of text")
+	fs.StringVar(&g.progress, "progress", g.progress, "progress line on stderr, `mode` auto (when stderr is a terminal), on or off")
+}
+
+// resolve fills what the flags left empty from the environment and checks
+// the combination.
+func (g *globals) resolve(getenv func(string) string) error {
+	if g.store == "" {
+		g.store = getenv("WHYCACHE_STORE")
+	}
+	if g.table == "" {
+		g.table = getenv("WHYCACHE_TABLE")
+	}
+	if g.table == "" {
+		g.table = defaultTable
+	}
+	if g.state != "" && g.name != "" {
+		return usageErrorf("--state and --name both choose the state file; give one")
+	}
+	if g.state == "" && g.name == "" {
+		g.state = getenv("WHYCACHE_STATE")
+	}
+	switch g.progress {
+	case "":
+		g.progress = progressAuto
+	case progressAuto, progressOn, progressOff:
+	default:
+		return usageErrorf("--progress %q: want auto, on or off", g.progress)
+	}
+	return nil
+}
+
+// printf writes to stdout; output errors surface when the command ends.
+func (e *env) printf(format string, args ...any) {
+	fmt.Fprintf(e.stdout, format, args...)
+}
+
+// warnf writes one "whycache: warning: ..." line to stderr.
+func (e *env) warnf(format string, args ...any) {
+	fmt.Fprintf(e.stderr, "whycache: warning: "+format+"\n", args...)
+}

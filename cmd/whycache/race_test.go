@@ -1,0 +1,6 @@
+//go:build race
+
+package main
+
+// raceEnabled makes TestMain build the command with -race too.
+const raceEnabled = true

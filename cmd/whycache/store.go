@@ -1,0 +1,143 @@
+package main
+
+import (
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/go-sql-driver/mysql"
+	"github.com/whycache/whycache"
+	"github.com/whycache/whycache/logstore"
+)
+
+// Store kinds of --store.
+const (
+	storeFile  = "file"
+	storeMySQL = "mysql"
+)
+
+// storeSpec is a parsed --store value.
+type storeSpec struct {
+	kind string // storeFile or storeMySQL
+	arg  string // the directory or the DSN
+}
+
+// parseStore parses "file:DIR" or "mysql:DSN". Its errors never show a
+// password.
+func parseStore(s string) (storeSpec, error) {
+	if s == "" {
+		return storeSpec{}, usageErrorf("no log store: pass --store file:DIR or --store mysql:DSN, or set WHYCACHE_STORE")
+	}
+	kind, arg, ok := strings.Cut(s, ":")
+	switch {
+	case ok && kind == storeFile && arg != "":
+		return storeSpec{kind: kind, arg: arg}, nil
+	case ok && kind == storeMySQL && arg != "":
+		if _, err := mysql.ParseDSN(arg); err != nil {
+			return storeSpec{}, usageErrorf("--store %s: %v (want mysql:user:password@tcp(host:3306)/database)", whycache.RedactDSN(s), err)
+		}
+		return storeSpec{kind: kind, arg: arg}, nil
+	}
+	return storeSpec{}, usageErrorf("--store %q: want file:DIR or mysql:DSN", whycache.RedactDSN(s))
+}
+
+// String describes the store for messages, without a password.
+func (s storeSpec) String() string {
+	if s.kind == storeMySQL {
+		return "mysql:" + whycache.RedactDSN(s.arg)
+	}
+	return s.kind + ":" + s.arg
+}
+
+// session is an open store and instance for one command. close releases
+// both (and the MySQL pool).
+type session struct {
+	spec    storeSpec
+	table   string
+	store   logstore.Store
+	file    *whycache.FileStore  // when spec.kind is storeFile
+	mysql   *whycache.MySQLStore // when spec.kind is storeMySQL
+	db      *sql.DB              // the pool of mysql
+	inst    *whycache.Instance
+	closers []func() error
+}
+
+// openStore opens the log store the global flags name.
+func (e *env) openStore() (*session, error) {
+	spec, err := parseStore(e.g.store)
+	if err != nil {
+		return nil, err
+	}
+	s := &session{spec: spec, table: e.g.table}
+	switch spec.kind {
+	case storeFile:
+		fs, err := whycache.NewFileStore(spec.arg)
+		if err != nil {
+			return nil, fmt.Errorf("open %s: %w", spec, err)
+		}
+		s.file, s.store = fs, fs
+		s.closers = append(s.closers, fs.Close)
+	case storeMySQL:
+		db, err := sql.Open("mysql", spec.arg)
+		if err != nil {
+			return nil, fmt.Errorf("open %s: %w", spec, err)
+		}
+		s.db = db
+		s.closers = append(s.closers, db.Close)
+		ms, err := whycache.NewMySQLStore(db, e.g.table)
+		if err != nil {
+			s.close()
+			return nil, withCode(exitUsage, fmt.Errorf("--table %q: %w", e.g.table, err))
+		}
+		s.mysql, s.store = ms, ms
+		s.closers = append(s.closers, ms.Close)
+	}
+	return s, nil
+}
+
+// open opens the store and the instance on the state file the global
+// flags name.
+func (e *env) open() (*session, error) {
+	s, err := e.openStore()
+	if err != nil {
+		return nil, err
+	}
+	inst, err := whycache.Open(s.store, whycache.Options{StatePath: e.g.state, Name: e.g.name})
+	if err != nil {
+		s.close()
+		return nil, withCode(exitUsage, err)
+	}
+	s.inst = inst
+	s.closers = append(s.closers, inst.Close)
+	return s, nil
+}
+
+// close releases what the session opened, last opened first.
+func (s *session) close() error {
+	var errs []error
+	for i := len(s.closers) - 1; i >= 0; i-- {
+		if err := s.closers[i](); err != nil && !errors.Is(err, logstore.ErrClosed) {
+			errs = append(errs, err)
+		}
+	}
+	s.closers = nil
+	return errors.Join(errs...)
+}
+
+// describe names the store in messages ("file:/dir", "mysql:u:xxxxx@.../db
+// table whycache").
+func (s *session) describe() string {
+	if s.spec.kind == storeMySQL {
+		return s.spec.String() + " table " + s.table
+	}
+	return s.spec.String()
+}
+
+// requireValid fails with advice when the state was never filled.
+func (s *session) requireValid(what string) error {
+	if s.inst.Valid() {
+		return nil
+	}
+	return fmt.Errorf("%s: the state %s was never filled from the log: run 'whycache update' first (or pass --update)", what, s.inst.StatePath())
+}

@@ -1,0 +1,44 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestVerifyDetectsDamage(t *testing.T) {
+	dir := t.TempDir()
+	c := &cli{t: t, store: "file:" + filepath.Join(dir, "log")}
+	c.ok("init-schema")
+	state := filepath.Join(dir, "state")
+	c.ok("--state", state, "update")
+	for _, k := range []string{"alpha", "bravo", "charlie-is-a-longer-key"} {
+		c.ok("--state", state, "set", k, "v")
+	}
+	if out := c.ok("--state", state, "verify"); !strings.Contains(out, "ok (3 keys") {
+		t.Errorf("verify of a sound state printed %q", out)
+	}
+	// Change one byte of a stored key: its hash no longer matches.
+	data, err := os.ReadFile(state)
+	if err != nil {
+		t.Fatal(err)
+	}
+	i := bytes.Index(data, []byte("charlie-is-a-longer-key"))
+	if i < 0 {
+		t.Fatal("the key is not stored contiguously in the state file; the test needs another way to damage it")
+	}
+	data[i] = 'C'
+	if err := os.WriteFile(state, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	line := c.fails(exitVerify, "--state", state, "verify")
+	if !strings.Contains(line, "corrupt") {
+		t.Errorf("verify of a damaged state: %q", line)
+	}
+	r := c.run("--json", "--state", state, "verify")
+	if r.code != exitVerify || !strings.Contains(r.stdout, `"ok":false`) {
+		t.Errorf("verify --json of a damaged state: exit %d, stdout %q", r.code, r.stdout)
+	}
+}
