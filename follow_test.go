@@ -107,16 +107,23 @@ func (f *follower) next(t *testing.T) pollEvent {
 	}
 }
 
+// newMemStore returns an in-memory log, closed at cleanup.
+func newMemStore(t *testing.T) *memstore.Store {
+	t.Helper()
+	s, err := memstore.New(memstore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
 func quietLogger() *slog.Logger {
 	return slog.New(slog.NewTextHandler(&bytes.Buffer{}, nil))
 }
 
 func TestFollowOneLeaderAndTakeover(t *testing.T) {
-	store, err := memstore.New(memstore.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer store.Close()
+	store := newMemStore(t)
 	writer := newInstance(t, store, Options{}) // another machine
 	mustUpdate(t, writer)
 	first := mustSet(t, writer, "a", "1")
@@ -233,11 +240,7 @@ func (s *syncBuffer) String() string {
 }
 
 func TestFollowBacksOffOnErrors(t *testing.T) {
-	mem, err := memstore.New(memstore.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer mem.Close()
+	mem := newMemStore(t)
 	store := &flakyStore{Store: mem}
 	c := newInstance(t, store, Options{})
 	id := mustSet(t, c, "k", "v")
@@ -285,11 +288,7 @@ func TestFollowBacksOffOnErrors(t *testing.T) {
 }
 
 func TestFollowReleasesLockOnCancel(t *testing.T) {
-	store, err := memstore.New(memstore.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer store.Close()
+	store := newMemStore(t)
 	c := newInstance(t, store, Options{})
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
@@ -310,11 +309,7 @@ func TestFollowReleasesLockOnCancel(t *testing.T) {
 }
 
 func TestFollowLockFileError(t *testing.T) {
-	store, err := memstore.New(memstore.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer store.Close()
+	store := newMemStore(t)
 	// The state's directory is a regular file: the lock cannot be created.
 	notDir := filepath.Join(t.TempDir(), "file")
 	if err := os.WriteFile(notDir, []byte("x"), 0o600); err != nil {

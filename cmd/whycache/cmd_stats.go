@@ -4,6 +4,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"os"
 	"text/tabwriter"
 	"time"
 
@@ -121,6 +122,9 @@ func (e *env) verify() error {
 		return err
 	}
 	defer s.close()
+	if _, err := os.Stat(s.inst.StatePath()); err != nil {
+		return fmt.Errorf("verify: %w", err)
+	}
 	start := time.Now()
 	cerr := s.inst.Check()
 	var st whycache.Stats

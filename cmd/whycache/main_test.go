@@ -206,11 +206,7 @@ type storeCase struct {
 
 func storeCases() []storeCase {
 	return []storeCase{
-		{"file", func(t *testing.T) *cli {
-			c := &cli{t: t, store: "file:" + filepath.Join(t.TempDir(), "log")}
-			c.ok("init-schema")
-			return c
-		}},
+		{"file", func(t *testing.T) *cli { return fileCLI(t) }},
 		{"mysql", func(t *testing.T) *cli {
 			dsn := os.Getenv("WHYCACHE_TEST_DSN")
 			if dsn == "" {
@@ -221,6 +217,14 @@ func storeCases() []storeCase {
 			return c
 		}},
 	}
+}
+
+// fileCLI returns a cli on a fresh, initialized file store in a temporary
+// directory.
+func fileCLI(t *testing.T) *cli {
+	c := &cli{t: t, store: "file:" + filepath.Join(t.TempDir(), "log")}
+	c.ok("init-schema")
+	return c
 }
 
 // forEachStore runs fn as a subtest on a fresh log of every store.

@@ -8,21 +8,23 @@ import (
 	"testing"
 )
 
-// fill writes n keys (one of them binary) to a state, through the CLI.
-func fill(c *cli, state string, n int) {
+// filledState creates dir/a.state with update and writes n keys (and one
+// binary value) to it, through the CLI; it returns its path.
+func filledState(c *cli, dir string, n int) string {
 	c.t.Helper()
+	state := filepath.Join(dir, "a.state")
+	c.ok("--state", state, "update")
 	for i := range n {
 		c.ok("--state", state, "set", fmt.Sprintf("key:%03d", i), fmt.Sprintf("value %d", i))
 	}
 	c.okIn([]byte{0, 1, 2, 0xfe}, "--state", state, "set", "--stdin", "binary")
+	return state
 }
 
 func TestSnapshotExportImport(t *testing.T) {
 	forEachStore(t, func(t *testing.T, c *cli) {
 		dir := t.TempDir()
-		a := filepath.Join(dir, "a.state")
-		c.ok("--state", a, "update")
-		fill(c, a, 20)
+		a := filledState(c, dir, 20)
 		c.ok("--state", a, "del", "key:007")
 
 		// To a file and back on a fresh state.
@@ -110,9 +112,7 @@ type rewriteSummary struct {
 func TestRewriteHistory(t *testing.T) {
 	forEachStore(t, func(t *testing.T, c *cli) {
 		dir := t.TempDir()
-		a := filepath.Join(dir, "a.state")
-		c.ok("--state", a, "update")
-		fill(c, a, 10)
+		a := filledState(c, dir, 10)
 		early := filepath.Join(dir, "early.state")
 		c.ok("--state", early, "update")
 		// Superseded multi-key records, overwrites and a delete marker.

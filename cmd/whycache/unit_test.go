@@ -189,22 +189,31 @@ func TestFormatBytes(t *testing.T) {
 
 func TestProgressOnlyWhenAsked(t *testing.T) {
 	dir := t.TempDir()
-	c := &cli{t: t, store: "file:" + filepath.Join(dir, "log")}
-	c.ok("init-schema")
-	state := filepath.Join(dir, "state")
-	c.ok("--state", state, "update")
-	c.ok("--state", state, "set", "k", strings.Repeat("v", 1000))
-	for _, tt := range []struct {
-		mode string
-		want bool
-	}{{"on", true}, {"off", false}, {"auto", false}} {
-		out := filepath.Join(dir, "snap-"+tt.mode)
-		r := runIn(t, nil, c.args([]string{"--progress", tt.mode, "--state", state, "snapshot", "export", "--out", out})...)
-		if r.code != 0 {
-			t.Fatalf("export: exit %d: %s", r.code, r.stderr)
-		}
-		if got := strings.Contains(r.stderr, "\rexport ["); got != tt.want {
-			t.Errorf("--progress %s (stderr not a terminal): progress drawn %v, want %v; stderr %q", tt.mode, got, tt.want, r.stderr)
+	c := fileCLI(t)
+	state := filledState(c, dir, 5)
+	snap := filepath.Join(dir, "snap")
+	c.ok("--state", state, "snapshot", "export", "--out", snap)
+	for _, mode := range []string{"on", "off", "auto"} {
+		for _, tt := range []struct {
+			label string
+			args  []string
+		}{
+			{"export", []string{"snapshot", "export", "--out", filepath.Join(dir, "out-"+mode)}},
+			{"import", []string{"--state", filepath.Join(dir, "imported-"+mode), "snapshot", "import", snap}},
+			{"update", []string{"--state", filepath.Join(dir, "fresh-"+mode), "update"}},
+		} {
+			args := append([]string{"--progress", mode, "--state", state}, tt.args...)
+			r := runIn(t, nil, c.args(args)...)
+			if r.code != 0 {
+				t.Fatalf("%s: exit %d: %s", tt.label, r.code, r.stderr)
+			}
+			want := mode == "on" // stderr is not a terminal here: auto draws nothing
+			if got := strings.Contains(r.stderr, "\r"+tt.label+" ["); got != want {
+				t.Errorf("%s --progress %s: progress drawn %v, want %v; stderr %q", tt.label, mode, got, want, r.stderr)
+			}
+			if !want && r.stderr != "" {
+				t.Errorf("%s --progress %s: stderr %q, want nothing", tt.label, mode, r.stderr)
+			}
 		}
 	}
 }

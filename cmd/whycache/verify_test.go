@@ -3,21 +3,15 @@ package main
 import (
 	"bytes"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 )
 
 func TestVerifyDetectsDamage(t *testing.T) {
-	dir := t.TempDir()
-	c := &cli{t: t, store: "file:" + filepath.Join(dir, "log")}
-	c.ok("init-schema")
-	state := filepath.Join(dir, "state")
-	c.ok("--state", state, "update")
-	for _, k := range []string{"alpha", "bravo", "charlie-is-a-longer-key"} {
-		c.ok("--state", state, "set", k, "v")
-	}
-	if out := c.ok("--state", state, "verify"); !strings.Contains(out, "ok (3 keys") {
+	c := fileCLI(t)
+	state := filledState(c, t.TempDir(), 2)
+	c.ok("--state", state, "set", "charlie-is-a-longer-key", "v")
+	if out := c.ok("--state", state, "verify"); !strings.Contains(out, "ok (4 keys") {
 		t.Errorf("verify of a sound state printed %q", out)
 	}
 	// Change one byte of a stored key: its hash no longer matches.
@@ -37,6 +31,7 @@ func TestVerifyDetectsDamage(t *testing.T) {
 	if !strings.Contains(line, "corrupt") {
 		t.Errorf("verify of a damaged state: %q", line)
 	}
+	c.fails(exitFailure, "--state", state+".missing", "verify")
 	r := c.run("--json", "--state", state, "verify")
 	if r.code != exitVerify || !strings.Contains(r.stdout, `"ok":false`) {
 		t.Errorf("verify --json of a damaged state: exit %d, stdout %q", r.code, r.stdout)
