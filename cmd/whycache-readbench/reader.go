@@ -10,33 +10,24 @@ import (
 	"time"
 
 	"github.com/whycache/whycache/prefixtree"
-	"github.com/whycache/whycache/shm"
 )
 
 // readsPerClockCheck is how many reads a reader does between looks at the
 // clock.
 const readsPerClockCheck = 256
 
-// runReader is the reader child: it opens the state, reports ready, waits
-// for the start signal, reads for cfg.duration and reports its read count.
+// runReader is the reader child: once started (beginRole), it reads for
+// cfg.duration and reports its read count.
 //
 // A reader runs with GOMAXPROCS 1: its one goroutine then stays on one
 // thread, whose scheduler statistics are the reads' own (cpuStat).
 func runReader(cfg config, stdin io.Reader, stdout io.Writer) error {
 	runtime.GOMAXPROCS(1)
-	tr, keys, err := openWorkload(cfg.state, cfg.keys)
+	tr, keys, err := beginRole(cfg, bufio.NewScanner(stdin), stdout)
 	if err != nil {
 		return err
 	}
 	defer tr.Close()
-	prefault(tr.File())
-	in := bufio.NewScanner(stdin)
-	if err := send(stdout, message{Event: eventReady}); err != nil {
-		return err
-	}
-	if err := expect(in, cmdGo); err != nil {
-		return err
-	}
 	u := readCPUStat()
 	reads, elapsed, err := readLoop(tr, keys, cfg.seed, cfg.duration)
 	if err != nil {
@@ -54,21 +45,6 @@ func runReader(cfg config, stdin io.Reader, stdout io.Writer) error {
 		Sleeps:     u.sleeps,
 		Preempts:   u.preempts,
 	})
-}
-
-// faultSink keeps prefault's reads from being optimized away.
-var faultSink byte
-
-// prefault touches every page of the state file once, so that the timed
-// reads measure a process in its steady state rather than its first page
-// faults on the mapping.
-func prefault(f *shm.File) {
-	m, size := f.Mem(), f.Size()
-	var x byte
-	for off := uint64(0); off < size; off += shm.PageSize {
-		x ^= m[off]
-	}
-	faultSink = x
 }
 
 // readLoop looks up uniformly random workload keys with AppendGet into a

@@ -15,22 +15,16 @@ import (
 // whole length, so huge ones would only measure stalls.
 const maxWriteBatch = 100000
 
-// runWriter is the writer child: it opens the state, reports ready, waits
-// for the start signal, overwrites random keys at cfg.writeRate keys/s until
-// the parent sends stop (or closes stdin) and reports what it wrote.
+// runWriter is the writer child: once started (beginRole), it overwrites
+// random keys at cfg.writeRate keys/s until the parent sends stop (or
+// closes stdin) and reports what it wrote.
 func runWriter(cfg config, stdin io.Reader, stdout io.Writer) error {
-	tr, keys, err := openWorkload(cfg.state, cfg.keys)
+	in := bufio.NewScanner(stdin)
+	tr, keys, err := beginRole(cfg, in, stdout)
 	if err != nil {
 		return err
 	}
 	defer tr.Close()
-	in := bufio.NewScanner(stdin)
-	if err := send(stdout, message{Event: eventReady}); err != nil {
-		return err
-	}
-	if err := expect(in, cmdGo); err != nil {
-		return err
-	}
 	stop := make(chan struct{})
 	go func() {
 		in.Scan() // cmdStop, or EOF when the parent went away
