@@ -141,6 +141,7 @@ type MySQLStore struct {
 
 	closed    atomic.Bool // set once by Close
 	metaReady atomic.Bool // the meta row is known to exist
+	metaMu    sync.Mutex  // serializes myEnsureMeta's work
 
 	packetMu  sync.Mutex // guards maxPacket
 	maxPacket int        // server's max_allowed_packet; 0 until known
@@ -151,10 +152,11 @@ type MySQLStore struct {
 	wg      sync.WaitGroup // committer goroutines; Close waits for them
 
 	// Test hooks, set only by tests before first use.
-	hookBeforeCommit func(ctx context.Context, first, last uint64) error // after the inserts, before COMMIT; an error rolls back
-	hookRetry        func(attempt int, err error)                        // before the backoff of a retried transaction
-	hookStatement    func(rows, bytes int)                               // for every multi-row REPLACE
-	hookBatch        func(requests, rows int)                            // for every commit transaction attempt
+	hookBeforeCommit func(ctx context.Context, first, last uint64, batch []*myCommitReq) error // after the inserts, before COMMIT; an error rolls back
+	hookRetry        func(attempt int, err error)                                              // before the backoff of a retried transaction
+	hookStatement    func(rows, bytes int)                                                     // for every multi-row REPLACE
+	hookBatch        func(requests, rows int)                                                  // for every commit transaction attempt
+	hookEnqueue      func()                                                                    // after a Commit call joined the queue
 }
 
 var _ logstore.Store = (*MySQLStore)(nil)

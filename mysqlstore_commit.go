@@ -97,6 +97,9 @@ func (s *MySQLStore) myEnqueue(req *myCommitReq) (uint64, error) {
 		go s.myCommitter()
 	}
 	s.mu.Unlock()
+	if h := s.hookEnqueue; h != nil {
+		h()
+	}
 
 	select {
 	case res := <-req.done:

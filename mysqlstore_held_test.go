@@ -191,7 +191,7 @@ func TestMySQLHeldTransaction(t *testing.T) {
 			release := make(chan struct{})
 			var releaseOnce sync.Once
 			releaseA := func() { releaseOnce.Do(func() { close(release) }) }
-			sA.hookBeforeCommit = func(_ context.Context, first, last uint64) error {
+			sA.hookBeforeCommit = func(_ context.Context, first, last uint64, _ []*myCommitReq) error {
 				hold <- [2]uint64{first, last}
 				<-release
 				if tc.rollback {

@@ -3,7 +3,9 @@ package whycache
 import (
 	"context"
 	"crypto/rand"
+	"database/sql"
 	_ "embed" // schema.sql
+	"errors"
 	"fmt"
 	"regexp"
 	"strings"
@@ -95,18 +97,37 @@ func myNewLogID() (logstore.LogID, error) {
 
 // myEnsureMeta creates the meta row if it does not exist yet: a random log
 // id, horizon 0 and next_id above every id in the log table (which may
-// hold records from before the meta table existed). Once it has seen the
-// row, it does nothing more.
+// hold records from before the meta table existed). It reads without
+// locking (a locking INSERT ... SELECT would hold locks on the log table
+// that writers need); no store can commit while the row is missing, so
+// MAX(id) cannot grow before the INSERT. One call per store does the work
+// at a time; once the row has been seen, it does nothing more.
 func (s *MySQLStore) myEnsureMeta(ctx context.Context) error {
 	if s.metaReady.Load() {
 		return nil
+	}
+	s.metaMu.Lock()
+	defer s.metaMu.Unlock()
+	if s.metaReady.Load() {
+		return nil
+	}
+	var next uint64
+	switch err := s.db.QueryRowContext(ctx, s.q.latest).Scan(&next); {
+	case err == nil:
+		s.metaReady.Store(true)
+		return nil
+	case !errors.Is(err, sql.ErrNoRows):
+		return fmt.Errorf("whycache: mysqlstore: read meta row: %w", err)
+	}
+	if err := s.db.QueryRowContext(ctx, s.q.maxID).Scan(&next); err != nil {
+		return fmt.Errorf("whycache: mysqlstore: read highest id: %w", err)
 	}
 	id, err := myNewLogID()
 	if err != nil {
 		return err
 	}
 	err = s.myRetry(ctx, func(context.Context) error {
-		_, err := s.db.ExecContext(ctx, s.q.initMeta, id[:])
+		_, err := s.db.ExecContext(ctx, s.q.initMeta, id[:], next+1)
 		return err
 	})
 	if err != nil {

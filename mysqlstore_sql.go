@@ -25,6 +25,7 @@ type myQueries struct {
 	latest        string // next_id
 	info          string // log_id, horizon
 	initMeta      string // INSERT IGNORE the meta row
+	maxID         string // highest id in the log table
 	page          string // one page of records by id range
 	raiseHorizon  string
 	compactUpdate string // replace one record's contents if unchanged since read
@@ -44,7 +45,8 @@ func myNewQueries(table string) myQueries {
 		replaceHead:   "REPLACE INTO " + t + " (id, single_key, contents) VALUES ",
 		latest:        "SELECT next_id FROM " + m + " WHERE one = 1",
 		info:          "SELECT log_id, horizon FROM " + m + " WHERE one = 1",
-		initMeta:      "INSERT IGNORE INTO " + m + " (one, log_id, next_id, horizon) SELECT 1, ?, COALESCE(MAX(id), 0) + 1, 0 FROM " + t,
+		initMeta:      "INSERT IGNORE INTO " + m + " (one, log_id, next_id, horizon) VALUES (1, ?, ?, 0)",
+		maxID:         "SELECT COALESCE(MAX(id), 0) FROM " + t,
 		page:          "SELECT id, contents FROM " + t + " WHERE id BETWEEN ? AND ? ORDER BY id LIMIT ?",
 		raiseHorizon:  "UPDATE " + m + " SET horizon = GREATEST(horizon, ?) WHERE one = 1",
 		compactUpdate: "UPDATE " + t + " SET contents = ? WHERE id = ? AND LENGTH(contents) = ? AND CRC32(contents) = ?",

@@ -166,7 +166,7 @@ func (s *MySQLStore) myCommitTx(ctx context.Context, batch []*myCommitReq) (uint
 		return 0, err
 	}
 	if h := s.hookBeforeCommit; h != nil {
-		if err := h(ctx, first, first+uint64(total)-1); err != nil {
+		if err := h(ctx, first, first+uint64(total)-1, batch); err != nil {
 			return 0, err
 		}
 	}
