@@ -17,10 +17,10 @@ import (
 // disk, large enough to show the effects.
 const (
 	demoWriters      = 16  // goroutines writing at once
-	demoSetsEach     = 40  // Sets per goroutine in step 2
-	demoChurnKeys    = 160 // keys overwritten in step 5
+	demoSetsEach     = 100 // Sets per goroutine in step 2
+	demoChurnKeys    = 320 // keys overwritten in step 5
 	demoChurnRounds  = 3   // overwrites per key in step 5
-	demoDeletes      = 40  // keys deleted in step 5
+	demoDeletes      = 80  // keys deleted in step 5
 	demoAfterSnapSet = 100 // keys written after the snapshot in step 4
 )
 
