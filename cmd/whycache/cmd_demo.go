@@ -51,6 +51,7 @@ type demo struct {
 	logDir  string
 	store   *whycache.FileStore
 	readers int
+	a       *whycache.Instance            // machine A, where the demo writes
 	inst    map[string]*whycache.Instance // machines by name
 }
 
@@ -73,6 +74,9 @@ func (e *env) demo(keep bool, readers int) (err error) {
 	}()
 	e.printf("whycache demo: a tour on a file store in %s\n", dir)
 	if d.store, err = whycache.NewFileStore(d.logDir); err != nil {
+		return fmt.Errorf("demo: %w", err)
+	}
+	if d.a, err = d.machine("a"); err != nil {
 		return fmt.Errorf("demo: %w", err)
 	}
 	steps := []func() error{d.shareState, d.groupCommit, d.catchUp, d.snapshot, d.rewrite}

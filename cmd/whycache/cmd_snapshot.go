@@ -80,12 +80,12 @@ func (e *env) snapshotExport(out string, update bool) error {
 	var id uint64
 	var n int64
 	if out == "-" {
-		cw := &countingWriter{w: e.stdout, p: p}
+		cw := &countingWriter{w: e.stdout, counter: counter{p: p}}
 		id, err = s.inst.WriteSnapshot(cw)
 		n = cw.n
 	} else {
 		id, n, err = writeFileAtomic(out, func(w io.Writer) (uint64, error) {
-			return s.inst.WriteSnapshot(&countingWriter{w: w, p: p})
+			return s.inst.WriteSnapshot(&countingWriter{w: w, counter: counter{p: p}})
 		})
 	}
 	p.finish()
@@ -180,7 +180,7 @@ func (e *env) snapshotImport(in string, update bool) error {
 	}
 	p := e.newProgress("import", total, true)
 	start := time.Now()
-	cr := &countingReader{r: r, p: p}
+	cr := &countingReader{r: r, counter: counter{p: p}}
 	err = s.inst.LoadSnapshot(e.ctx, cr)
 	p.finish()
 	switch {

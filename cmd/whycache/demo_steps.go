@@ -29,10 +29,7 @@ const (
 func (d *demo) shareState() error {
 	d.step(1, "One machine, several processes sharing one state file")
 	ctx := d.e.ctx
-	a, err := d.machine("a")
-	if err != nil {
-		return err
-	}
+	a := d.a
 	start := time.Now()
 	if err := a.Update(ctx); err != nil {
 		return err
@@ -121,10 +118,7 @@ func concurrentSets(d *demo, c *whycache.Instance, each int, key, value func(i, 
 // groupCommit is step 2: concurrent Sets share log transactions.
 func (d *demo) groupCommit() error {
 	d.step(2, "Concurrent writes are group-committed to the log")
-	a, err := d.machine("a")
-	if err != nil {
-		return err
-	}
+	a := d.a
 	before, err := d.store.LatestUpdateID(d.e.ctx)
 	if err != nil {
 		return err
@@ -150,10 +144,7 @@ func (d *demo) groupCommit() error {
 // catchUp is step 3: another machine applies the log with Update.
 func (d *demo) catchUp() error {
 	d.step(3, "A second machine catches up with Update")
-	a, err := d.machine("a")
-	if err != nil {
-		return err
-	}
+	a := d.a
 	b, err := d.machine("b")
 	if err != nil {
 		return err
@@ -178,10 +169,7 @@ func (d *demo) catchUp() error {
 func (d *demo) snapshot() error {
 	d.step(4, "Snapshot export, and bootstrap of a third machine")
 	ctx := d.e.ctx
-	a, err := d.machine("a")
-	if err != nil {
-		return err
-	}
+	a := d.a
 	if err := a.Update(ctx); err != nil {
 		return err
 	}
@@ -257,10 +245,7 @@ func writeSnapshotFile(c *whycache.Instance, path string) (uint64, error) {
 func (d *demo) rewrite() error {
 	d.step(5, "Rewrite the history")
 	ctx := d.e.ctx
-	a, err := d.machine("a")
-	if err != nil {
-		return err
-	}
+	a := d.a
 	perWriter := demoChurnKeys / demoWriters
 	for round := range demoChurnRounds {
 		err := concurrentSets(d, a, perWriter,

@@ -155,30 +155,38 @@ func formatBytes(n int64) string {
 	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }
 
-// countingWriter counts bytes written to w and reports them to a progress.
-type countingWriter struct {
-	w io.Writer
+// counter counts bytes moved and reports them to a progress (nil for
+// none).
+type counter struct {
 	p *progress
 	n int64
+}
+
+func (c *counter) count(n int) {
+	c.n += int64(n)
+	c.p.add(int64(n))
+}
+
+// countingWriter counts the bytes written to w.
+type countingWriter struct {
+	w io.Writer
+	counter
 }
 
 func (c *countingWriter) Write(b []byte) (int, error) {
 	n, err := c.w.Write(b)
-	c.n += int64(n)
-	c.p.add(int64(n))
+	c.count(n)
 	return n, err
 }
 
-// countingReader counts bytes read from r and reports them to a progress.
+// countingReader counts the bytes read from r.
 type countingReader struct {
 	r io.Reader
-	p *progress
-	n int64
+	counter
 }
 
 func (c *countingReader) Read(b []byte) (int, error) {
 	n, err := c.r.Read(b)
-	c.n += int64(n)
-	c.p.add(int64(n))
+	c.count(n)
 	return n, err
 }
