@@ -82,7 +82,8 @@ func (g *globals) resolve(getenv func(string) string) error {
 	return nil
 }
 
-// printf writes to stdout; output errors surface when the command ends.
+// printf writes to stdout. Write errors are ignored: a closed stdout has
+// no reader left to tell.
 func (e *env) printf(format string, args ...any) {
 	fmt.Fprintf(e.stdout, format, args...)
 }
