@@ -152,12 +152,7 @@ func (w workload) replay(m *model, i uint64) {
 
 // runCrasherRole commits batches after the last committed one, printing
 // each batch number after its Commit, until it is killed.
-func runCrasherRole(a helperArgs, stop <-chan struct{}) error {
-	tr, err := Open(a.Path, Options{NoCreate: true})
-	if err != nil {
-		return err
-	}
-	defer tr.Close()
+func runCrasherRole(tr *Tree, a helperArgs, stop <-chan struct{}) error {
 	w := a.Work[0]
 	// Begin repairs whatever a killed predecessor left, so the batch
 	// counter read next is committed state.
@@ -266,12 +261,7 @@ func TestCrashRecovery(t *testing.T) {
 
 // runHolderRole begins a batch, changes the map, reports "holding" and
 // waits (to be killed) with the writer lock held and the counter odd.
-func runHolderRole(a helperArgs, stop <-chan struct{}) error {
-	tr, err := Open(a.Path, Options{NoCreate: true})
-	if err != nil {
-		return err
-	}
-	defer tr.Close()
+func runHolderRole(tr *Tree, a helperArgs, stop <-chan struct{}) error {
 	b, err := tr.Begin()
 	if err != nil {
 		return err
@@ -290,12 +280,7 @@ func runHolderRole(a helperArgs, stop <-chan struct{}) error {
 // runSpinReaderRole reads "held/0", checks that the read cannot finish
 // while the holder lives, reports "spinning", and prints the version it
 // finally reads.
-func runSpinReaderRole(a helperArgs, stop <-chan struct{}) error {
-	tr, err := Open(a.Path, Options{NoCreate: true})
-	if err != nil {
-		return err
-	}
-	defer tr.Close()
+func runSpinReaderRole(tr *Tree, a helperArgs, stop <-chan struct{}) error {
 	type result struct {
 		v   []byte
 		err error

@@ -44,12 +44,7 @@ type growthStats struct {
 // runGrowReaderRole reads the known keys and the newest large value (meta
 // word 0 counts the large values) until stopped. A known key, once found,
 // must stay; every value must verify.
-func runGrowReaderRole(a helperArgs, stop <-chan struct{}) error {
-	tr, err := Open(a.Path, Options{NoCreate: true})
-	if err != nil {
-		return err
-	}
-	defer tr.Close()
+func runGrowReaderRole(tr *Tree, a helperArgs, stop <-chan struct{}) error {
 	st := growthStats{FirstSize: tr.File().Size()}
 	sizes := map[uint64]bool{}
 	seen := make([]bool, growthKnown)

@@ -38,9 +38,10 @@ type helperArgs struct {
 	Seed uint64
 }
 
-// helperRoles maps a role name to its body. A role returns when it is done
-// or stop is closed (stdin reached EOF).
-var helperRoles = map[string]func(a helperArgs, stop <-chan struct{}) error{
+// helperRoles maps a role name to its body, which gets the tree at
+// a.Path. A role returns when it is done or stop is closed (stdin reached
+// EOF).
+var helperRoles = map[string]func(tr *Tree, a helperArgs, stop <-chan struct{}) error{
 	"writer":     runWriterRole,
 	"reader":     runReaderRole,
 	"crasher":    runCrasherRole,
@@ -64,12 +65,20 @@ func TestHelperProcess(t *testing.T) {
 	if role == nil {
 		helperExit(fmt.Errorf("unknown role %q", a.Role))
 	}
+	tr, err := Open(a.Path, Options{NoCreate: true})
+	if err != nil {
+		helperExit(err)
+	}
 	stop := make(chan struct{})
 	go func() {
 		_, _ = io.Copy(io.Discard, os.Stdin)
 		close(stop)
 	}()
-	helperExit(role(a, stop))
+	err = role(tr, a, stop)
+	if cerr := tr.Close(); err == nil {
+		err = cerr
+	}
+	helperExit(err)
 }
 
 // helperExit ends a helper process, reporting err on stderr.
@@ -209,12 +218,7 @@ func (c *child) kill() []string {
 }
 
 // runWriterRole commits batches From..To of the helper's workload.
-func runWriterRole(a helperArgs, stop <-chan struct{}) error {
-	tr, err := Open(a.Path, Options{NoCreate: true})
-	if err != nil {
-		return err
-	}
-	defer tr.Close()
+func runWriterRole(tr *Tree, a helperArgs, stop <-chan struct{}) error {
 	if err := a.Work[0].commitRange(tr, a.From, a.To); err != nil {
 		return err
 	}
@@ -223,12 +227,7 @@ func runWriterRole(a helperArgs, stop <-chan struct{}) error {
 }
 
 // runReaderRole verifies reads until stopped and prints its counts.
-func runReaderRole(a helperArgs, stop <-chan struct{}) error {
-	tr, err := Open(a.Path, Options{NoCreate: true})
-	if err != nil {
-		return err
-	}
-	defer tr.Close()
+func runReaderRole(tr *Tree, a helperArgs, stop <-chan struct{}) error {
 	st, err := verifyReader(tr, allKeys(a.Work), a.Seed, stop, func() { say("ready") })
 	if err != nil {
 		return err
