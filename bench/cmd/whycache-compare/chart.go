@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"image/color"
 	"math"
+	"strconv"
 	"strings"
 
 	"gonum.org/v1/plot"
@@ -67,7 +68,7 @@ func (r *results) ratePlot() (*plot.Plot, error) {
 		}
 	}
 	p := plot.New()
-	p.Title.Text = fmt.Sprintf("Median over %d rounds, %s keys (log scale; higher is better)", r.Settings.Rounds, si(float64(r.Settings.Keys)))
+	p.Title.Text = fmt.Sprintf("Median over %d rounds, %s keys (log scale; higher is better)", r.Settings.Rounds, commas(r.Settings.Keys))
 	p.Y.Label.Text = "operations (keys) per second"
 	p.Y.Scale = plot.LogScale{}
 	p.Y.Tick.Marker = siLogTicks{}
@@ -125,6 +126,7 @@ func (r *results) memoryPlot() (*plot.Plot, error) {
 	p.Y.Tick.Marker = plot.ConstantTicks(nominalTicks(names))
 	p.Y.Min, p.Y.Max = -0.5, float64(n)-0.5
 	p.X.Min, p.X.Max = 0, max(hi, 1)*1.3 // room for the labels
+	p.X.Tick.Marker = plainTicks{}
 	return p, nil
 }
 
@@ -202,6 +204,20 @@ func (gridLines) Plot(c draw.Canvas, plt *plot.Plot) {
 		y := trY(t.Value)
 		c.StrokeLines(sty, c.ClipLinesX([]vg.Point{{X: c.Min.X, Y: y}, {X: c.Max.X, Y: y}})...)
 	}
+}
+
+// plainTicks are gonum's default ticks labelled without trailing zeros.
+type plainTicks struct{}
+
+// Ticks implements plot.Ticker.
+func (plainTicks) Ticks(lo, hi float64) []plot.Tick {
+	ticks := plot.DefaultTicks{}.Ticks(lo, hi)
+	for i := range ticks {
+		if ticks[i].Label != "" {
+			ticks[i].Label = strconv.FormatFloat(ticks[i].Value, 'f', -1, 64)
+		}
+	}
+	return ticks
 }
 
 // siLogTicks marks every power of ten with an SI label (1k, 10M, ...) and
