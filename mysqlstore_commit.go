@@ -183,10 +183,3 @@ func (s *MySQLStore) myTakeLocked() []*myCommitReq {
 	}
 	return batch
 }
-
-// myQueueLen returns the number of waiting requests (for tests).
-func (s *MySQLStore) myQueueLen() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return len(s.queue)
-}

@@ -13,12 +13,11 @@ import (
 	"github.com/whycache/whycache/logstore"
 )
 
-// MySQLSchema is the text of schema.sql: the log table and its meta table,
-// named `whycache` and `whycache_meta`. MySQLSchemaFor gives it for another
-// table name.
+// mySchema is the text of schema.sql: the log table and its meta table,
+// named `whycache` and `whycache_meta`.
 //
 //go:embed schema.sql
-var MySQLSchema string
+var mySchema string
 
 // myTableRE is what a table name must match. 57 characters leave room for
 // the "_meta" suffix within MySQL's 64-character identifier limit.
@@ -32,13 +31,15 @@ func myValidTable(table string) error {
 	return nil
 }
 
-// MySQLSchemaFor returns schema.sql with the tables named table and
-// table_meta, or an error if table is not a valid name.
+// MySQLSchemaFor returns the text of schema.sql (the statements
+// CreateTable runs) with the tables named table and table_meta, or an
+// error if table is not a valid name. MySQLSchemaFor("whycache") is
+// schema.sql as is.
 func MySQLSchemaFor(table string) (string, error) {
 	if err := myValidTable(table); err != nil {
 		return "", err
 	}
-	return strings.NewReplacer("`whycache`", "`"+table+"`", "`whycache_meta`", "`"+table+"_meta`").Replace(MySQLSchema), nil
+	return strings.NewReplacer("`whycache`", "`"+table+"`", "`whycache_meta`", "`"+table+"_meta`").Replace(mySchema), nil
 }
 
 // mySchemaStatements splits a schema text into statements: comment lines

@@ -49,6 +49,9 @@ func TestMySQLTableNames(t *testing.T) {
 }
 
 func TestMySQLSchemaStatements(t *testing.T) {
+	if def, err := MySQLSchemaFor("whycache"); err != nil || def != mySchema {
+		t.Errorf("MySQLSchemaFor(\"whycache\") differs from schema.sql (err %v)", err)
+	}
 	schema, err := MySQLSchemaFor("log_7")
 	if err != nil {
 		t.Fatal(err)
