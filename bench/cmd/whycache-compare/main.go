@@ -42,6 +42,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/whycache/whycache/bench/internal/cli"
+
 	"github.com/whycache/whycache/bench/internal/peers"
 )
 
@@ -95,11 +97,10 @@ func main() {
 func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	cfg, err := parseFlags(args, stderr)
 	if err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
+		if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(stderr, err)
 		}
-		fmt.Fprintln(stderr, err)
-		return 2
+		return cli.UsageStatus(err)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -142,14 +143,8 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&mode, "mode", "", "internal: the child's mode")
 	fs.StringVar(&cfg.env, "env", "", "internal: the child's environment (JSON)")
 	fs.Uint64Var(&cfg.seed, "seed", 1, "internal: the child's random seed")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return cfg, err
-		}
-		return cfg, fmt.Errorf("%w: %v", errUsage, err)
-	}
-	if fs.NArg() > 0 {
-		return cfg, fmt.Errorf("%w: unexpected argument %q", errUsage, fs.Arg(0))
+	if err := cli.Parse(fs, args, errUsage); err != nil {
+		return cfg, err
 	}
 	if cfg.quick {
 		set := map[string]bool{}

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 	"time"
 
 	"github.com/whycache/whycache"
@@ -21,25 +20,14 @@ const (
 // (each reports its counts) and checks that every state equals the log
 // replay.
 func convergenceScenario(ctx context.Context, t *torture, n int, d time.Duration) (string, error) {
-	log, removeLog, err := newLog(ctx, t.cfg, "converge", n)
+	log, dir, cleanup, err := newRunFiles(ctx, t.cfg, "converge", n)
 	if err != nil {
 		return "", err
 	}
-	defer removeLog()
-	dir, removeDir, err := stateDir("converge")
+	defer cleanup()
+	states, err := newStates(ctx, dir, log, convergeMachines)
 	if err != nil {
 		return "", err
-	}
-	defer removeDir()
-	var states []string
-	for m := range convergeMachines {
-		state := filepath.Join(dir, fmt.Sprintf("machine%d.state", m+1))
-		_, closeInst, err := openState(ctx, state, log, true)
-		if err != nil {
-			return "", err
-		}
-		closeInst()
-		states = append(states, state)
 	}
 
 	var writers []*proc.Child

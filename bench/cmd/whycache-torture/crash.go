@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 	"time"
 
 	"github.com/whycache/whycache"
@@ -20,22 +19,16 @@ const crashWriters = 2
 // replay. A writer that reported an error before it was killed fails the
 // run.
 func crashScenario(ctx context.Context, t *torture, n int, d time.Duration) (string, error) {
-	log, removeLog, err := newLog(ctx, t.cfg, "crash", n)
+	log, dir, cleanup, err := newRunFiles(ctx, t.cfg, "crash", n)
 	if err != nil {
 		return "", err
 	}
-	defer removeLog()
-	dir, removeDir, err := stateDir("crash")
+	defer cleanup()
+	states, err := newStates(ctx, dir, log, 1)
 	if err != nil {
 		return "", err
 	}
-	defer removeDir()
-	state := filepath.Join(dir, "machine.state")
-	_, closeInst, err := openState(ctx, state, log, true)
-	if err != nil {
-		return "", err
-	}
-	closeInst()
+	state := states[0]
 
 	writers := make([]*proc.Child, crashWriters)
 	defer func() {
@@ -78,7 +71,7 @@ func crashScenario(ctx context.Context, t *torture, n int, d time.Duration) (str
 		return "", err
 	}
 	defer closeInst()
-	records, keys, err := checkStates(ctx, inst.Store(), map[string]*whycache.Instance{"machine": inst})
+	records, keys, err := checkStates(ctx, inst.Store(), map[string]*whycache.Instance{"machine1": inst})
 	if err != nil {
 		return "", err
 	}

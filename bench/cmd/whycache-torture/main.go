@@ -37,6 +37,8 @@ import (
 	"os/signal"
 	"syscall"
 	"time"
+
+	"github.com/whycache/whycache/bench/internal/cli"
 )
 
 // childEnv is set in the environment of child processes; a test binary
@@ -83,11 +85,10 @@ func main() {
 func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	cfg, err := parseFlags(args, stderr)
 	if err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
+		if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(stderr, err)
 		}
-		fmt.Fprintln(stderr, err)
-		return 2
+		return cli.UsageStatus(err)
 	}
 	if cfg.role == roleWriter {
 		if err := runWriter(cfg, stdin, stdout); err != nil {
@@ -126,14 +127,8 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&cfg.table, "table", "", "internal: the writer's MySQL table")
 	fs.IntVar(&cfg.keys, "keys", 1000, "internal: size of the writers' key space")
 	fs.IntVar(&cfg.updateEvery, "update-every", 10, "internal: a writer calls Update once per this many operations")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return cfg, err
-		}
-		return cfg, fmt.Errorf("%w: %v", errUsage, err)
-	}
-	if fs.NArg() > 0 {
-		return cfg, fmt.Errorf("%w: unexpected argument %q", errUsage, fs.Arg(0))
+	if err := cli.Parse(fs, args, errUsage); err != nil {
+		return cfg, err
 	}
 	if cfg.role == roleWriter {
 		cfg.dsn = os.Getenv(dsnEnv)

@@ -48,11 +48,11 @@ type outageCounts struct {
 // every state must equal the log replay. No local read may fail at any
 // time.
 func outageScenario(ctx context.Context, t *torture, n int, d time.Duration) (string, error) {
-	log, removeLog, err := newLog(ctx, t.cfg, "outage", n)
+	log, dir, cleanup, err := newRunFiles(ctx, t.cfg, "outage", n)
 	if err != nil {
 		return "", err
 	}
-	defer removeLog()
+	defer cleanup()
 	upstream, err := mysqlAddr(log.dsn)
 	if err != nil {
 		return "", err
@@ -68,11 +68,6 @@ func outageScenario(ctx context.Context, t *torture, n int, d time.Duration) (st
 		return "", err
 	}
 	plog := logRef{dsn: proxied, table: log.table}
-	dir, removeDir, err := stateDir("outage")
-	if err != nil {
-		return "", err
-	}
-	defer removeDir()
 
 	var machines []*outageMachine
 	for m := range outageMachines {

@@ -121,12 +121,34 @@ func mysqlAddr(dsn string) (string, error) {
 	return c.Addr, nil
 }
 
-// stateDir makes a directory for a run's state files beside whycache's
-// default state directory (on /dev/shm when it exists).
-func stateDir(name string) (string, func(), error) {
-	dir, err := os.MkdirTemp(filepath.Dir(whycache.DefaultStateDir()), "whycache-torture-"+name+"-")
+// newRunFiles creates the log of scenario run n and a directory for its
+// state files beside whycache's default state directory (on /dev/shm when
+// it exists); cleanup removes both.
+func newRunFiles(ctx context.Context, cfg config, name string, n int) (log logRef, dir string, cleanup func(), err error) {
+	log, removeLog, err := newLog(ctx, cfg, name, n)
 	if err != nil {
-		return "", nil, fmt.Errorf("whycache-torture: %w", err)
+		return log, "", nil, err
 	}
-	return dir, func() { os.RemoveAll(dir) }, nil
+	dir, err = os.MkdirTemp(filepath.Dir(whycache.DefaultStateDir()), "whycache-torture-"+name+"-")
+	if err != nil {
+		removeLog()
+		return log, "", nil, fmt.Errorf("whycache-torture: %w", err)
+	}
+	return log, dir, func() { os.RemoveAll(dir); removeLog() }, nil
+}
+
+// newStates creates count state files machine1.state, ... in dir, each
+// filled from log, and returns their paths.
+func newStates(ctx context.Context, dir string, log logRef, count int) ([]string, error) {
+	var states []string
+	for m := range count {
+		state := filepath.Join(dir, fmt.Sprintf("machine%d.state", m+1))
+		_, closeInst, err := openState(ctx, state, log, true)
+		if err != nil {
+			return nil, err
+		}
+		closeInst()
+		states = append(states, state)
+	}
+	return states, nil
 }

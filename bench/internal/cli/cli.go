@@ -1,0 +1,33 @@
+// Package cli holds the command-line handling shared by the bench
+// commands.
+package cli
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+)
+
+// Parse parses args with fs and rejects positional arguments. It returns
+// flag.ErrHelp for -h, and wraps other problems in errUsage.
+func Parse(fs *flag.FlagSet, args []string, errUsage error) error {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return fmt.Errorf("%w: %v", errUsage, err)
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("%w: unexpected argument %q", errUsage, fs.Arg(0))
+	}
+	return nil
+}
+
+// UsageStatus returns the exit status for an error of Parse or of a
+// command's own flag checks: 0 for flag.ErrHelp, else 2.
+func UsageStatus(err error) int {
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	return 2
+}
