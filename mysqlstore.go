@@ -133,6 +133,13 @@ func (o MySQLStoreOptions) withDefaults() MySQLStoreOptions {
 // A MySQLStore is safe for concurrent use by many goroutines, and any
 // number of stores in any number of processes may use one table. Close
 // stops it; the *sql.DB stays open (it belongs to the caller).
+//
+// The DSN of the pool: keep autocommit on (the default). The DSN option
+// interpolateParams=true saves a round trip per statement; use it with
+// maxAllowedPacket=0, which makes the driver send statements larger than
+// the server's max_allowed_packet as prepared statements instead of
+// text. Without that, a record close to Limits().MaxRecordSize whose
+// bytes need escaping can fail with error 1153 (nothing is committed).
 type MySQLStore struct {
 	db    *sql.DB
 	table string
