@@ -85,10 +85,7 @@ func main() {
 func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	cfg, err := parseFlags(args, stderr)
 	if err != nil {
-		if !errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintln(stderr, err)
-		}
-		return cli.UsageStatus(err)
+		return cli.UsageError(stderr, err)
 	}
 	if cfg.role == roleWriter {
 		if err := runWriter(cfg, stdin, stdout); err != nil {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 )
 
 // Parse parses args with fs and rejects positional arguments. It returns
@@ -23,11 +24,13 @@ func Parse(fs *flag.FlagSet, args []string, errUsage error) error {
 	return nil
 }
 
-// UsageStatus returns the exit status for an error of Parse or of a
-// command's own flag checks: 0 for flag.ErrHelp, else 2.
-func UsageStatus(err error) int {
+// UsageError reports an error of Parse or of a command's own flag checks
+// on w (flag.ErrHelp was already answered by the flag package) and
+// returns the exit status: 0 for flag.ErrHelp, else 2.
+func UsageError(w io.Writer, err error) int {
 	if errors.Is(err, flag.ErrHelp) {
 		return 0
 	}
+	fmt.Fprintln(w, err)
 	return 2
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"flag"
 	"io"
+	"strings"
 	"testing"
 )
 
@@ -36,8 +37,12 @@ func TestParse(t *testing.T) {
 			if !errors.Is(err, tc.wantErr) {
 				t.Fatalf("error %v, want one matching %v", err, tc.wantErr)
 			}
-			if got := UsageStatus(err); got != tc.wantStatus {
-				t.Errorf("UsageStatus = %d, want %d", got, tc.wantStatus)
+			var out strings.Builder
+			if got := UsageError(&out, err); got != tc.wantStatus {
+				t.Errorf("UsageError = %d, want %d", got, tc.wantStatus)
+			}
+			if printed := out.Len() > 0; printed != (tc.wantStatus != 0) {
+				t.Errorf("UsageError printed %q", out.String())
 			}
 		})
 	}
