@@ -156,7 +156,7 @@ type MySQLStore struct {
 	mu      sync.Mutex     // guards queue and running; closed is set under it
 	queue   []*myCommitReq // Commit calls waiting for the committer, FIFO
 	running bool           // a committer goroutine is running
-	wg      sync.WaitGroup // committer goroutines; Close waits for them
+	wg      sync.WaitGroup // committer goroutines and NoGroupCommit transactions; Close waits for them; Add only under mu while not closed
 
 	// Test hooks, set only by tests before first use.
 	hookBeforeCommit func(ctx context.Context, first, last uint64, batch []*myCommitReq) error // after the inserts, before COMMIT; an error rolls back

@@ -76,6 +76,14 @@ func (s *MySQLStore) Commit(ctx context.Context, records []logstore.Record) (uin
 		return 0, err
 	}
 	if s.opts.NoGroupCommit {
+		s.mu.Lock()
+		if s.closed.Load() {
+			s.mu.Unlock()
+			return 0, fmt.Errorf("whycache: mysqlstore: commit: %w", logstore.ErrClosed)
+		}
+		s.wg.Add(1) // Close waits for this transaction
+		s.mu.Unlock()
+		defer s.wg.Done()
 		s.myRunBatch(ctx, []*myCommitReq{req})
 		res := <-req.done
 		return res.lastID, res.err
