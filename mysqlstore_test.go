@@ -530,3 +530,34 @@ func TestMySQLCheckServer(t *testing.T) {
 		t.Errorf("with autocommit=0: %q, want it reported", problems)
 	}
 }
+
+func TestMySQLAdoptExistingRows(t *testing.T) {
+	// A log table that already holds rows (written before the meta table
+	// existed, e.g. by another implementation) keeps its ids: the counter
+	// starts above them.
+	ctx := context.Background()
+	db := mysqlTestDB(t)
+	table := mysqlTestTable(t, db)
+	s := mysqlTestStoreOn(t, db, table, MySQLStoreOptions{})
+	if err := s.CreateTable(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.ExecContext(ctx, "INSERT INTO `"+table+"` (id, single_key, contents) VALUES (3, NULL, 'three'), (7, 'k', 'seven')"); err != nil {
+		t.Fatal(err)
+	}
+	if last, err := s.LatestUpdateID(ctx); err != nil || last != 0 {
+		t.Fatalf("LatestUpdateID before the meta row exists = %d, %v; want 0 (reads never write)", last, err)
+	}
+	if _, err := s.Info(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if last, err := s.LatestUpdateID(ctx); err != nil || last != 7 {
+		t.Fatalf("LatestUpdateID after Info = %d, %v; want 7", last, err)
+	}
+	if id, err := s.Commit(ctx, []logstore.Record{{Contents: []byte("eight"), SingleKey: []byte("k")}}); err != nil || id != 8 {
+		t.Fatalf("Commit = %d, %v; want 8", id, err)
+	}
+	if ids, got := mysqlRead(t, s, 1, 100); fmt.Sprint(ids) != "[3 8]" || fmt.Sprintf("%s", got) != "[three eight]" {
+		t.Errorf("log holds %v %s, want [3 8] [three eight]", ids, got)
+	}
+}
