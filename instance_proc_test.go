@@ -53,7 +53,6 @@ type instHelper struct {
 	out   *bufio.Writer
 	cmds  <-chan string // stdin lines; closed at EOF
 	ctx   context.Context
-	store logstore.Store
 }
 
 // emit writes one protocol line for the parent and flushes it. It is safe
@@ -153,7 +152,7 @@ func TestInstanceHelperProcess(t *testing.T) {
 			cmds <- sc.Text()
 		}
 	}()
-	h := &instHelper{args: a, c: c, out: bufio.NewWriter(os.Stdout), cmds: cmds, ctx: context.Background(), store: store}
+	h := &instHelper{args: a, c: c, out: bufio.NewWriter(os.Stdout), cmds: cmds, ctx: context.Background()}
 	if err := role(h); err != nil {
 		t.Fatalf("%s %d: %v", a.Role, a.Writer, err)
 	}
