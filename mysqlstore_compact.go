@@ -130,18 +130,9 @@ func (s *MySQLStore) myCompactFlush(ctx context.Context, pend *myCompactPending)
 	if len(pend.drops) == 0 && len(pend.updates) == 0 {
 		return nil
 	}
-	err := s.myRetry(ctx, func(ctx context.Context) error {
-		tx, err := s.db.BeginTx(ctx, nil)
-		if err != nil {
-			return err
-		}
-		if err := s.myCompactWrite(ctx, tx, pend); err != nil {
-			_ = tx.Rollback() // the write error is the one to report
-			return err
-		}
-		return tx.Commit()
-	})
-	if err != nil {
+	if err := s.myInTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		return s.myCompactWrite(ctx, tx, pend)
+	}); err != nil {
 		return fmt.Errorf("whycache: mysqlstore: compact: %w", err)
 	}
 	*pend = myCompactPending{drops: pend.drops[:0], updates: pend.updates[:0]}
@@ -215,18 +206,9 @@ func (s *MySQLStore) Reset(ctx context.Context) error {
 			break
 		}
 	}
-	err = s.myRetry(ctx, func(ctx context.Context) error {
-		tx, err := s.db.BeginTx(ctx, nil)
-		if err != nil {
-			return err
-		}
-		if err := s.myResetTx(ctx, tx, id); err != nil {
-			_ = tx.Rollback() // the statement error is the one to report
-			return err
-		}
-		return tx.Commit()
-	})
-	if err != nil {
+	if err := s.myInTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		return s.myResetTx(ctx, tx, id)
+	}); err != nil {
 		return fmt.Errorf("whycache: mysqlstore: reset: %w", err)
 	}
 	return nil

@@ -69,6 +69,24 @@ func (s *MySQLStore) myRetry(ctx context.Context, fn func(context.Context) error
 	}
 }
 
+// myInTx runs fn in a transaction and commits it, trying the whole
+// transaction again (as myRetry does) when the server reports a deadlock
+// or lock wait timeout. fn's error rolls the transaction back and is
+// returned.
+func (s *MySQLStore) myInTx(ctx context.Context, fn func(context.Context, *sql.Tx) error) error {
+	return s.myRetry(ctx, func(ctx context.Context) error {
+		tx, err := s.db.BeginTx(ctx, nil)
+		if err != nil {
+			return err
+		}
+		if err := fn(ctx, tx); err != nil {
+			_ = tx.Rollback() // fn's error is the one to report
+			return err
+		}
+		return tx.Commit()
+	})
+}
+
 // myRunBatch commits the requests of batch in one transaction (retried on
 // deadlocks and lock wait timeouts) and sends every request its result. If
 // the server refuses the shared transaction, each request is tried alone,
