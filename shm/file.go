@@ -105,7 +105,9 @@ func openOrCreate(path string, opts Options) (int, error) {
 func create(path string, opts Options) error {
 	var rnd [8]byte
 	_, _ = rand.Read(rnd[:])
-	tmp := filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+".new-"+hex.EncodeToString(rnd[:]))
+	prefix := filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+".new-")
+	removeStaleCreates(prefix)
+	tmp := prefix + hex.EncodeToString(rnd[:])
 	fd, err := unix.Open(tmp, unix.O_RDWR|unix.O_CREAT|unix.O_EXCL|unix.O_CLOEXEC, uint32(opts.FileMode.Perm()))
 	if err != nil {
 		return fmt.Errorf("shm: create %s: %w", tmp, err)
@@ -136,6 +138,22 @@ func create(path string, opts Options) error {
 		return fmt.Errorf("shm: link %s: %w", path, err)
 	}
 	return nil
+}
+
+// staleCreateAge is how old an unlinked-in creation file must be before
+// create removes it: a process killed between creating and removing it left
+// it behind (creating takes microseconds).
+const staleCreateAge = time.Minute
+
+// removeStaleCreates removes creation files (prefix + random suffix) older
+// than staleCreateAge.
+func removeStaleCreates(prefix string) {
+	matches, _ := filepath.Glob(prefix + "*")
+	for _, m := range matches {
+		if st, err := os.Lstat(m); err == nil && st.Mode().IsRegular() && time.Since(st.ModTime()) > staleCreateAge {
+			os.Remove(m)
+		}
+	}
 }
 
 // mapFile validates the header of an open file and maps it.
