@@ -18,6 +18,9 @@ const (
 	// writerOnPace is the fraction of the keys its schedule called for
 	// below which the report notes that the writer fell behind.
 	writerOnPace = 0.95
+	// busyMachineRunq is the share of time a reader without a writer may
+	// wait for a CPU before the report calls the machine busy.
+	busyMachineRunq = 0.05
 )
 
 // summary is the spread of one figure over the rounds.
@@ -169,6 +172,13 @@ func newReport(cfg config, info stateInfo, runs [][]runResult) *report {
 	}
 	if oversubscribed {
 		rep.Ratios[2].Note = fmt.Sprintf("3 busy processes on %d CPUs", m.CPUs)
+	}
+	for _, i := range []int{sc1R, sc2R} {
+		med := medianRun(s[i])
+		if q := slices.Max(append([]float64{0}, med.ReaderRunq...)); q > busyMachineRunq {
+			rep.Notes = append(rep.Notes, fmt.Sprintf("the machine was busy: in the median %s run a reader waited for a CPU %.0f%% of its time (other processes); the ratios then measure CPU availability more than the reads",
+				s[i].Name, 100*q))
+		}
 	}
 	rep.Notes = append(rep.Notes,
 		fmt.Sprintf("nothing is pinned to CPUs; the machine has %d", m.CPUs),

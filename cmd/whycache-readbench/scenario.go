@@ -112,21 +112,7 @@ func runScenario(ctx context.Context, exe string, cfg config, path string, sc sc
 		if m.Seconds <= 0 {
 			return res, fmt.Errorf("whycache-readbench: reader reported %v seconds", m.Seconds)
 		}
-		perSec := float64(m.Reads) / m.Seconds
-		res.ReaderReads = append(res.ReaderReads, m.Reads)
-		res.ReaderPerSec = append(res.ReaderPerSec, perSec)
-		res.ReaderCPU = append(res.ReaderCPU, m.CPUSeconds/m.Seconds)
-		run, runq, asleep := -1.0, -1.0, -1.0 // no data
-		if m.BusyOK {
-			run, runq = m.BusyRun/m.Seconds, m.BusyRunq/m.Seconds
-			asleep = max(0, 1-run-runq)
-		}
-		res.ReaderRun = append(res.ReaderRun, run)
-		res.ReaderRunq = append(res.ReaderRunq, runq)
-		res.ReaderAsleep = append(res.ReaderAsleep, asleep)
-		res.ReaderSleeps = append(res.ReaderSleeps, m.Sleeps)
-		res.ReaderPreempts = append(res.ReaderPreempts, m.Preempts)
-		res.ReadsPerSec += perSec
+		res.addReader(m)
 		reads += float64(m.Reads)
 		cpu += m.CPUSeconds
 	}
@@ -139,19 +125,7 @@ func runScenario(ctx context.Context, exe string, cfg config, path string, sc sc
 		if err != nil {
 			return res, err
 		}
-		if m.Seconds > 0 {
-			res.WritesPerSec = float64(m.WriteKeys) / m.Seconds
-			res.WriteBusy = m.WriteBusySecs / m.Seconds
-			res.WriterCPU = m.CPUSeconds / m.Seconds
-		}
-		if m.WriteDueKeys > 0 {
-			res.WriteOnPace = float64(m.WriteKeys) / float64(m.WriteDueKeys)
-		}
-		if m.WriteBatches > 0 {
-			res.WriteMeanBatchU = m.WriteBusySecs * 1e6 / float64(m.WriteBatches)
-		}
-		res.WriteMaxBatchU = m.WriteMaxBatchUs
-		res.WriterPreempts = m.Preempts
+		res.setWriter(m)
 	}
 	for _, c := range all {
 		if err := c.finish(); err != nil {
@@ -159,4 +133,40 @@ func runScenario(ctx context.Context, exe string, cfg config, path string, sc sc
 		}
 	}
 	return res, nil
+}
+
+// addReader adds a reader's result (m.Seconds > 0).
+func (res *runResult) addReader(m message) {
+	perSec := float64(m.Reads) / m.Seconds
+	res.ReadsPerSec += perSec
+	res.ReaderReads = append(res.ReaderReads, m.Reads)
+	res.ReaderPerSec = append(res.ReaderPerSec, perSec)
+	res.ReaderCPU = append(res.ReaderCPU, m.CPUSeconds/m.Seconds)
+	run, runq, asleep := -1.0, -1.0, -1.0 // no data
+	if m.BusyOK {
+		run, runq = m.BusyRun/m.Seconds, m.BusyRunq/m.Seconds
+		asleep = max(0, 1-run-runq)
+	}
+	res.ReaderRun = append(res.ReaderRun, run)
+	res.ReaderRunq = append(res.ReaderRunq, runq)
+	res.ReaderAsleep = append(res.ReaderAsleep, asleep)
+	res.ReaderSleeps = append(res.ReaderSleeps, m.Sleeps)
+	res.ReaderPreempts = append(res.ReaderPreempts, m.Preempts)
+}
+
+// setWriter records the writer's result.
+func (res *runResult) setWriter(m message) {
+	if m.Seconds > 0 {
+		res.WritesPerSec = float64(m.WriteKeys) / m.Seconds
+		res.WriteBusy = m.WriteBusySecs / m.Seconds
+		res.WriterCPU = m.CPUSeconds / m.Seconds
+	}
+	if m.WriteDueKeys > 0 {
+		res.WriteOnPace = float64(m.WriteKeys) / float64(m.WriteDueKeys)
+	}
+	if m.WriteBatches > 0 {
+		res.WriteMeanBatchU = m.WriteBusySecs * 1e6 / float64(m.WriteBatches)
+	}
+	res.WriteMaxBatchU = m.WriteMaxBatchUs
+	res.WriterPreempts = m.Preempts
 }
