@@ -144,6 +144,7 @@ func mysqlRead(t testing.TB, s logstore.Store, low, high uint64) ([]uint64, [][]
 }
 
 func TestMySQLStoreConformance(t *testing.T) {
+	mysqlTestDSN(t) // skip once, not in every subtest
 	storetest.Run(t, storetest.Harness{
 		New: func(t *testing.T) (logstore.Store, func(t *testing.T) logstore.Store) {
 			s, _ := mysqlTestStore(t, MySQLStoreOptions{})
