@@ -171,6 +171,7 @@ func mysqlRecords(tag string, n int) []logstore.Record {
 // log: B must wait for the counter lock (never commit ahead of A), and the
 // poller must see every committed record, in order.
 func TestMySQLHeldTransaction(t *testing.T) {
+	mysqlTestDSN(t) // skip once, not in every subtest
 	errRollback := errors.New("test: roll back")
 	for _, tc := range []struct {
 		name     string
