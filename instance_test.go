@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/whycache/whycache/logstore"
@@ -534,5 +535,40 @@ func TestInstanceRewriteKeepsRecentDeletes(t *testing.T) {
 	mustUpdate(t, behind) // at mark: not behind the horizon, no rebuild needed
 	if got, want := contents(behind), contents(w); fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("reader: %v, want %v", got, want)
+	}
+}
+
+func TestInstanceSnapshotGzipAndExactID(t *testing.T) {
+	ctx := context.Background()
+	store, _ := memstore.New(memstore.Options{})
+	defer store.Close()
+	a := newInstance(t, store, Options{})
+	mustUpdate(t, a)
+	for i := 0; i < 300; i++ {
+		mustSet(t, a, fmt.Sprintf("k%03d", i), strings.Repeat("v", i))
+	}
+	// Not updated since the writes: the snapshot still covers them all, at
+	// the latest id.
+	var buf bytes.Buffer
+	id, err := a.WriteSnapshotOptions(ctx, &buf, SnapshotOptions{Gzip: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if latest, _ := store.LatestUpdateID(ctx); id != latest {
+		t.Fatalf("snapshot id %d, latest %d", id, latest)
+	}
+	if buf.Len() > 300*300/4 {
+		t.Fatalf("gzip snapshot of %d bytes is not compressed", buf.Len())
+	}
+	b := newInstance(t, store, Options{})
+	if err := b.LoadSnapshot(ctx, bytes.NewReader(buf.Bytes())); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := contents(b), contents(a); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatal("gzip snapshot content differs")
+	}
+	bad := flipBit(buf.Bytes(), buf.Len()/2)
+	if err := b.LoadSnapshot(ctx, bytes.NewReader(bad)); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("damaged gzip snapshot: %v", err)
 	}
 }

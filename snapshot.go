@@ -2,6 +2,8 @@ package whycache
 
 import (
 	"bufio"
+	"compress/flate"
+	"compress/gzip"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -36,14 +38,30 @@ const (
 // than the instance's store holds.
 var ErrLogMismatch = errors.New("whycache: snapshot is of another log")
 
+// SnapshotOptions configure WriteSnapshotOptions.
+type SnapshotOptions struct {
+	// Gzip compresses the snapshot stream (LoadSnapshot recognizes it).
+	Gzip bool
+	// Progress, if set, is called from time to time with the number of
+	// keys written so far.
+	Progress func(keys uint64)
+}
+
 // WriteSnapshot writes a consistent, checksummed image of the state to w
-// and returns the update id it is consistent with: loading it and applying
-// the log after that id gives the same state as a full replay. It copies
-// the state file under its writer lock (writers wait a few milliseconds per
-// 100 MB; readers never do) and streams the copy, so other processes keep
-// reading and writing. Errors: ErrInvalidState for a state never filled,
-// and I/O errors of w.
+// and returns its update id: the snapshot equals the log replayed up to
+// that id, and loading it then applying the later records gives the same
+// state as a full replay. It copies the state file under its writer lock
+// (writers wait a few milliseconds per 100 MB; readers never do), brings
+// the private copy up to the latest record of the log, and streams it, so
+// other processes keep reading and writing throughout. Errors:
+// ErrInvalidState for a state never filled, the store's errors, and I/O
+// errors of w.
 func (c *Instance) WriteSnapshot(w io.Writer) (uint64, error) {
+	return c.WriteSnapshotOptions(context.Background(), w, SnapshotOptions{})
+}
+
+// WriteSnapshotOptions is WriteSnapshot with a context and options.
+func (c *Instance) WriteSnapshotOptions(ctx context.Context, w io.Writer, opts SnapshotOptions) (uint64, error) {
 	var id uint64
 	err := c.withTree(func(t *prefixtree.Tree) error {
 		if !filled(t) {
@@ -60,13 +78,43 @@ func (c *Instance) WriteSnapshot(w io.Writer) (uint64, error) {
 			return err
 		}
 		defer cp.Close()
-		id, err = writeSnapshotOf(cp, w)
+		if err := c.catchUpCopy(ctx, cp); err != nil {
+			return err
+		}
+		if opts.Gzip {
+			zw := gzip.NewWriter(w)
+			if id, err = writeSnapshotOf(cp, zw, opts.Progress); err != nil {
+				return err
+			}
+			return zw.Close()
+		}
+		id, err = writeSnapshotOf(cp, w, opts.Progress)
 		return err
 	})
 	return id, err
 }
 
-func writeSnapshotOf(t *prefixtree.Tree, w io.Writer) (uint64, error) {
+// catchUpCopy applies to a private copy of the state every record after
+// its update id up to the latest. Records applied locally out of order are
+// all at or below the latest id read after the copy was taken, so the copy
+// then equals the log replayed to its new update id.
+func (c *Instance) catchUpCopy(ctx context.Context, cp *prefixtree.Tree) error {
+	info, err := c.refreshLogInfo(ctx)
+	if err != nil {
+		return err
+	}
+	start := cp.Meta(metaUpdateID)
+	if stateLogID(cp) != info.ID || start < info.Horizon {
+		return fmt.Errorf("whycache: snapshot: the state is behind the log's compaction horizon or of another log; run Update first")
+	}
+	_, err = c.tail(ctx, cp, start, info.ID)
+	if errors.Is(err, errRebuild) {
+		return fmt.Errorf("whycache: snapshot: the log was compacted or reset during the export; try again")
+	}
+	return err
+}
+
+func writeSnapshotOf(t *prefixtree.Tree, w io.Writer, progress func(uint64)) (uint64, error) {
 	h := xxhash.New()
 	bw := bufio.NewWriterSize(io.MultiWriter(w, h), 1<<20)
 	id := t.Meta(metaUpdateID)
@@ -90,6 +138,9 @@ func writeSnapshotOf(t *prefixtree.Tree, w io.Writer) (uint64, error) {
 			return 0, fmt.Errorf("whycache: write snapshot: %w", err)
 		}
 		count++
+		if progress != nil && count%65536 == 0 {
+			progress(count)
+		}
 	}
 	if err := cur.Err(); err != nil {
 		return 0, wrapStateErr(err)
@@ -150,6 +201,10 @@ func (s *snapReader) full(b []byte) error {
 		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
 			return fmt.Errorf("%w: snapshot truncated", ErrCorrupt)
 		}
+		var flateErr flate.CorruptInputError
+		if errors.Is(err, gzip.ErrChecksum) || errors.Is(err, gzip.ErrHeader) || errors.As(err, &flateErr) {
+			return fmt.Errorf("%w: snapshot: %w", ErrCorrupt, err)
+		}
 		return fmt.Errorf("whycache: read snapshot: %w", err)
 	}
 	s.h.Write(b)
@@ -157,7 +212,16 @@ func (s *snapReader) full(b []byte) error {
 }
 
 func loadSnapshotInto(ctx context.Context, t *prefixtree.Tree, r io.Reader, want logstore.LogID) error {
-	s := &snapReader{r: bufio.NewReaderSize(r, 1<<20), h: xxhash.New()}
+	br := bufio.NewReaderSize(r, 1<<20)
+	if magic, _ := br.Peek(2); len(magic) == 2 && magic[0] == 0x1f && magic[1] == 0x8b {
+		zr, err := gzip.NewReader(br)
+		if err != nil {
+			return fmt.Errorf("%w: snapshot: %w", ErrCorrupt, err)
+		}
+		defer zr.Close()
+		br = bufio.NewReaderSize(zr, 1<<20)
+	}
+	s := &snapReader{r: br, h: xxhash.New()}
 	hdr := make([]byte, snapshotHeader)
 	if err := s.full(hdr); err != nil {
 		return err
