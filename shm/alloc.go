@@ -27,6 +27,9 @@ import (
 // reachable from the roots.
 
 const (
+	// splitRun is how many blocks of the requested class a split cuts
+	// from the rest of a larger block at most.
+	splitRun  = 64
 	freeMagic = 0xF7EEB10C << 32
 	minBlock  = 16
 	maxBlock  = 1 << 40
@@ -97,7 +100,17 @@ func (f *File) allocLocked(c int) (uint64, error) {
 		if err != nil {
 			return 0, err
 		}
-		if err := f.carveLocked(off+size, off+classSizes[big]); err != nil {
+		// Cut a run of blocks of the requested class from the rest, so
+		// that the allocations that follow do not split again.
+		pos, end := off+size, off+classSizes[big]
+		for n := 0; n < splitRun && pos+size <= end; n++ {
+			if left := end - pos - size; left != 0 && left < minBlock {
+				break
+			}
+			f.freeLocked(pos, c)
+			pos += size
+		}
+		if err := f.carveLocked(pos, end); err != nil {
 			return 0, err
 		}
 		return off, nil
