@@ -3,6 +3,7 @@ package peers
 import (
 	"context"
 	"path/filepath"
+	"strings"
 
 	"github.com/whycache/whycache/bench/internal/lmdb"
 	"github.com/whycache/whycache/bench/internal/workload"
@@ -28,7 +29,7 @@ func (LMDB) Info() Info {
 // Check reports a missing liblmdb or a build without cgo.
 func (LMDB) Check() error {
 	if err := lmdb.Available(); err != nil {
-		m := &MissingError{System: "lmdb", What: err.Error()}
+		m := &MissingError{System: "lmdb", What: strings.TrimPrefix(err.Error(), "lmdb: ")}
 		if cgoEnabled {
 			m.Packages = []string{"liblmdb-dev"}
 		}
