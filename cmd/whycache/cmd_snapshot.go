@@ -37,11 +37,12 @@ the log from the snapshot's update id.`,
 		setup: func(fs *flag.FlagSet) runFunc {
 			out := fs.String("out", "", "write the snapshot to `FILE` (- for stdout)")
 			update := fs.Bool("update", false, "apply new log records first")
+			gz := fs.Bool("gzip", false, "compress the snapshot (import recognizes it)")
 			return func(e *env, _ []string) error {
 				if *out == "" {
 					return usageErrorf("snapshot export: missing --out FILE (or --out - for stdout)")
 				}
-				return e.snapshotExport(*out, *update)
+				return e.snapshotExport(*out, *update, *gz)
 			}
 		},
 	}
@@ -56,7 +57,7 @@ type snapshotSummary struct {
 	Seconds  float64 `json:"seconds"`
 }
 
-func (e *env) snapshotExport(out string, update bool) error {
+func (e *env) snapshotExport(out string, update, gz bool) error {
 	s, err := e.open()
 	if err != nil {
 		return err
@@ -79,13 +80,14 @@ func (e *env) snapshotExport(out string, update bool) error {
 	start := time.Now()
 	var id uint64
 	var n int64
+	opts := whycache.SnapshotOptions{Gzip: gz}
 	if out == "-" {
 		cw := &countingWriter{w: e.stdout, counter: counter{p: p}}
-		id, err = s.inst.WriteSnapshot(cw)
+		id, err = s.inst.WriteSnapshotOptions(e.ctx, cw, opts)
 		n = cw.n
 	} else {
 		id, n, err = writeFileAtomic(out, func(w io.Writer) (uint64, error) {
-			return s.inst.WriteSnapshot(&countingWriter{w: w, counter: counter{p: p}})
+			return s.inst.WriteSnapshotOptions(e.ctx, &countingWriter{w: w, counter: counter{p: p}}, opts)
 		})
 	}
 	p.finish()
