@@ -21,6 +21,9 @@ const (
 	// busyMachineRunq is the share of time a reader without a writer may
 	// wait for a CPU before the report calls the machine busy.
 	busyMachineRunq = 0.05
+	// asleepNote is the share of time a reader under writes may spend
+	// blocked before the report points it out.
+	asleepNote = 0.05
 )
 
 // summary is the spread of one figure over the rounds.
@@ -178,6 +181,16 @@ func newReport(cfg config, info stateInfo, runs [][]runResult) *report {
 		if q := slices.Max(append([]float64{0}, med.ReaderRunq...)); q > busyMachineRunq {
 			rep.Notes = append(rep.Notes, fmt.Sprintf("the machine was busy: in the median %s run a reader waited for a CPU %.0f%% of its time (other processes); the ratios then measure CPU availability more than the reads",
 				s[i].Name, 100*q))
+		}
+	}
+	for _, i := range []int{sc1RW, sc2RW} {
+		med := medianRun(s[i])
+		for k, a := range med.ReaderAsleep {
+			if a > asleepNote {
+				secs := float64(med.ReaderReads[k]) / med.ReaderPerSec[k]
+				rep.Notes = append(rep.Notes, fmt.Sprintf("in the median %s run, reader %d was blocked %.0f%% of its time (%.0f sleeps/s): readers that meet a writer's transaction wait for it in shm's ReadBegin",
+					s[i].Name, k+1, 100*a, float64(med.ReaderSleeps[k])/secs))
+			}
 		}
 	}
 	rep.Notes = append(rep.Notes,
