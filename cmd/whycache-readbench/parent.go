@@ -32,6 +32,9 @@ func runParent(ctx context.Context, cfg config, stdout, stderr io.Writer) error 
 	for round := range cfg.rounds {
 		for i, sc := range scenarios {
 			res, err := runScenario(ctx, exe, cfg, info.Path, sc, round)
+			if ctx.Err() != nil {
+				return fmt.Errorf("whycache-readbench: interrupted (round %d, %s)", round+1, sc.Name)
+			}
 			if err != nil {
 				return fmt.Errorf("%w (round %d, %s)", err, round+1, sc.Name)
 			}
