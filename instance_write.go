@@ -133,6 +133,9 @@ func (c *Instance) applyLocal(ctx context.Context, first uint64, groups [][]logs
 		return err
 	}
 	return c.withTree(func(t *prefixtree.Tree) error {
+		for _, g := range groups {
+			warmItems(t, pendingRecord{items: g})
+		}
 		b, err := t.Begin()
 		if err != nil {
 			return err

@@ -41,8 +41,9 @@ const (
 	offCreated    = 32 // u64 unix nanoseconds of creation
 
 	// Cache line 1: what readers load on every read.
-	offSeq  = 64 // u64 seqlock counter: odd while a writer changes reachable memory; bit 63 = retired
-	offSize = 72 // u64 bytes of the file that are allocated on disk (readers bounds-check against it)
+	offSeq     = 64 // u64 seqlock counter: odd while a writer changes reachable memory; bit 63 = retired
+	offSize    = 72 // u64 bytes of the file that are allocated on disk (readers bounds-check against it)
+	offWaiters = 80 // u64 readers sleeping on the counter (futex); writers wake them when it is non-zero
 
 	// Writer state: only the lock holder touches these.
 	offWriterPID    = 128 // u64 pid of the writer with a transaction in progress, 0 when none

@@ -3,7 +3,6 @@ package shm
 import (
 	"encoding/binary"
 	"fmt"
-	"runtime"
 	"time"
 )
 
@@ -25,10 +24,21 @@ func (f *File) ReadBegin() (uint64, error) {
 // when it returns false.
 func (f *File) ReadValid(seq uint64) bool { return atomicLoad(f.mem, offSeq) == seq }
 
+// spinFor is how long a reader spins on a writing counter before it sleeps:
+// about the length of a short transaction, and well below the time a
+// sleeping thread takes to wake up.
+const spinFor = 30 * time.Microsecond
+
 // deadWriterCheckInterval is how long a reader waits on a writing counter
 // before it checks whether the writer is still alive.
 const deadWriterCheckInterval = 2 * time.Millisecond
 
+// readBeginSlow waits for the writer to end its write section: it spins
+// for spinFor (short transactions end within microseconds), then sleeps on the
+// counter with futex(2), announcing itself in the waiters word so that the
+// writer wakes it as soon as the section ends. The sleep is bounded so that
+// the reader can check, every deadWriterCheckInterval, whether the writer
+// died, and repair the file if so.
 func (f *File) readBeginSlow() (uint64, error) {
 	var waitedSince time.Time
 	for i := 0; ; i++ {
@@ -39,22 +49,38 @@ func (f *File) readBeginSlow() (uint64, error) {
 		if s&seqWriting == 0 {
 			return s, nil
 		}
-		switch {
-		case i < 64:
-			// Spin: ordinary transactions end within microseconds.
-		case i < 256:
-			runtime.Gosched()
-		default:
-			if waitedSince.IsZero() {
-				waitedSince = time.Now()
-			} else if time.Since(waitedSince) > deadWriterCheckInterval {
-				if err := f.repairIfWriterDead(); err != nil {
-					return 0, err
-				}
-				waitedSince = time.Now()
-			}
-			time.Sleep(20 * time.Microsecond)
+		if i%64 != 63 {
+			continue
 		}
+		if waitedSince.IsZero() {
+			waitedSince = time.Now()
+		}
+		waited := time.Since(waitedSince)
+		if waited < spinFor {
+			continue
+		}
+		if waited > deadWriterCheckInterval {
+			if err := f.repairIfWriterDead(); err != nil {
+				return 0, err
+			}
+			waitedSince = time.Now()
+		}
+		atomicAdd(f.mem, offWaiters, 1)
+		if atomicLoad(f.mem, offSeq) == s {
+			futexWait(f.mem, offSeq, uint32(s), deadWriterCheckInterval/2)
+		}
+		atomicAdd(f.mem, offWaiters, -1)
+	}
+}
+
+// publishSeq stores a new counter value and wakes the readers sleeping on
+// the old one. A reader announces itself before it checks the counter and
+// sleeps only if the counter still holds the value it saw, so either it
+// sees the new value or the writer sees it waiting.
+func (f *File) publishSeq(s uint64) {
+	atomicStore(f.mem, offSeq, s)
+	if atomicLoad(f.mem, offWaiters) != 0 {
+		futexWake(f.mem, offSeq)
 	}
 }
 

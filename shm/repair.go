@@ -57,7 +57,7 @@ func (f *File) repairLocked() error {
 	}
 	binary.LittleEndian.PutUint64(m[offRecoveries:], binary.LittleEndian.Uint64(m[offRecoveries:])+1)
 	atomicStore(m, offWriterPID, 0)
-	atomicStore(m, offSeq, atomicLoad(m, offSeq)+1)
+	f.publishSeq(atomicLoad(m, offSeq) + 1)
 	return nil
 }
 

@@ -253,7 +253,7 @@ func (tx *Tx) endWrite() {
 	if tx.retire {
 		s = (s + seqStep) | seqRetired
 	}
-	atomicStore(m, offSeq, s)
+	tx.f.publishSeq(s)
 	tx.writing = false
 }
 

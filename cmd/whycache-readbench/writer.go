@@ -59,6 +59,8 @@ type writer struct {
 	rng    *rand.PCG
 	value  []byte
 	lastID uint64 // the last id written; stored in meta word metaLastID
+
+	batchKeys [][]byte // keys of the batch being written
 }
 
 func newWriter(tr *prefixtree.Tree, keys []byte, seed uint64) *writer {
@@ -127,19 +129,26 @@ func (w *writer) loop(rate, batch int, stop <-chan struct{}) (writeStats, error)
 	}
 }
 
-// batch overwrites count random keys in one transaction.
+// batch overwrites count random keys in one transaction. Like the
+// library's own apply paths, it warms the keys before the transaction so
+// that readers wait less.
 func (w *writer) batch(count int) error {
+	w.batchKeys = w.batchKeys[:0]
+	for range count {
+		i, _ := bits.Mul64(w.rng.Uint64(), w.n)
+		w.batchKeys = append(w.batchKeys, key(w.keys, i))
+	}
+	w.tr.Warm(w.batchKeys...)
 	b, err := w.tr.Begin()
 	if err != nil {
 		return fmt.Errorf("whycache-readbench: write: %w", err)
 	}
-	for range count {
-		i, _ := bits.Mul64(w.rng.Uint64(), w.n)
+	for _, k := range w.batchKeys {
 		w.lastID++
 		fillValue(w.value, w.lastID)
-		applied, err := b.Put(key(w.keys, i), w.value, w.lastID)
+		applied, err := b.Put(k, w.value, w.lastID)
 		if err == nil && !applied {
-			err = fmt.Errorf("key %d holds a record newer than id %d", i, w.lastID)
+			err = fmt.Errorf("key %x holds a record newer than id %d", k, w.lastID)
 		}
 		if err != nil {
 			b.Rollback()
