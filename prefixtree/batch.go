@@ -105,10 +105,10 @@ func (b *Batch) Put(key, value []byte, id uint64) (bool, error) {
 		}
 		kl, vl := v.u32(off), v.u32(off+4)
 		if vl&tombFlag == 0 {
-			return true, b.replaceValue(&v, key, value, id, slot, off, vl)
+			return true, b.replaceValue(key, value, id, h, slot, off, vl)
 		}
 		ne := b.newEntry(key, value, id, false)
-		b.tx.Put64(slot, h>>48<<48|ne)
+		b.tx.Put64(slot, makeSlot(h, ne, entrySize(kl, uint64(len(value)))))
 		b.tx.Free(off, entrySize(kl, vl&^tombFlag))
 		b.tombs--
 		b.live++
@@ -120,7 +120,7 @@ func (b *Batch) Put(key, value []byte, id uint64) (bool, error) {
 		return false, err
 	}
 	ne := b.newEntry(key, value, id, false)
-	b.insertSlot(key, h, ne)
+	b.insertSlot(key, h, ne, entrySize(uint64(len(key)), uint64(len(value))))
 	b.live++
 	b.data += int64(len(key) + len(value))
 	b.treeInsert(key, ne)
@@ -130,7 +130,7 @@ func (b *Batch) Put(key, value []byte, id uint64) (bool, error) {
 // replaceValue overwrites the live entry at off, in place when the new
 // entry has the same block size, else with a new block referenced from the
 // hash slot and the leaf.
-func (b *Batch) replaceValue(v *view, key, value []byte, id, slot, off, oldLen uint64) error {
+func (b *Batch) replaceValue(key, value []byte, id, h, slot, off, oldLen uint64) error {
 	kl := uint64(len(key))
 	oldSize, newSize := entrySize(kl, oldLen), entrySize(kl, uint64(len(value)))
 	b.data += int64(len(value)) - int64(oldLen)
@@ -140,10 +140,13 @@ func (b *Batch) replaceValue(v *view, key, value []byte, id, slot, off, oldLen u
 		binary.LittleEndian.PutUint64(hdr[4:], id)
 		b.tx.PutBytes(off+4, hdr[:])
 		b.tx.PutBytes(off+entryHeader+kl, value)
+		if oldSize != newSize {
+			b.tx.Put64(slot, makeSlot(h, off, newSize))
+		}
 		return b.check(nil, "put")
 	}
 	ne := b.newEntry(key, value, id, false)
-	b.tx.Put64(slot, v.u64(slot)&^uint64(slotOffMask)|ne)
+	b.tx.Put64(slot, makeSlot(h, ne, newSize))
 	leaf, pos := b.findLeafSlot(key, off)
 	if err := b.check(nil, "put"); err != nil {
 		return err
@@ -181,11 +184,12 @@ func (b *Batch) Delete(key []byte, id uint64) (bool, error) {
 		if shm.BlockSize(entrySize(kl, vl)) > shm.BlockSize(entrySize(kl, 0)) {
 			// Free the value's space now: a smaller tombstone replaces it.
 			ne := b.newEntry(key, nil, id, true)
-			b.tx.Put64(slot, h>>48<<48|ne)
+			b.tx.Put64(slot, makeSlot(h, ne, 0))
 			b.tx.Free(off, entrySize(kl, vl))
 		} else {
 			b.tx.Put64(off, kl|(vl|tombFlag)<<32)
 			b.tx.Put64(off+8, id)
+			b.tx.Put64(slot, makeSlot(h, off, 0))
 		}
 		b.live--
 		b.tombs++
@@ -197,7 +201,7 @@ func (b *Batch) Delete(key []byte, id uint64) (bool, error) {
 		return false, err
 	}
 	ne := b.newEntry(key, nil, id, true)
-	b.insertSlot(key, h, ne)
+	b.insertSlot(key, h, ne, 0)
 	b.tombs++
 	return true, b.check(nil, "delete")
 }

@@ -68,7 +68,7 @@ var bench1M struct {
 // binary run.
 func shared1M(b *testing.B) (*Tree, [][]byte) {
 	bench1M.once.Do(func() {
-		bench1M.dir, bench1M.err = os.MkdirTemp("", "prefixtree-bench")
+		bench1M.dir, bench1M.err = os.MkdirTemp(benchBaseDir(), "prefixtree-bench")
 		if bench1M.err != nil {
 			return
 		}
@@ -95,6 +95,15 @@ func TestMain(m *testing.M) {
 		os.RemoveAll(bench1M.dir)
 	}
 	os.Exit(code)
+}
+
+// benchBaseDir is where benchmark state files go: /dev/shm when it exists
+// (where whycache keeps state files by default), else the temp directory.
+func benchBaseDir() string {
+	if st, err := os.Stat("/dev/shm"); err == nil && st.IsDir() {
+		return "/dev/shm"
+	}
+	return ""
 }
 
 // randomOrder returns a fixed pseudo-random sequence of key indexes, so the
@@ -147,7 +156,16 @@ func BenchmarkGoMapGet1M(b *testing.B) {
 
 // BenchmarkGetHot1K reads random keys of a 1,000-key map (all in cache).
 func BenchmarkGetHot1K(b *testing.B) {
-	tr := openTree(b)
+	dir, err := os.MkdirTemp(benchBaseDir(), "prefixtree-bench")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	tr, err := Open(filepath.Join(dir, "state"), Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer tr.Close()
 	keys, value := benchData(1000, 3)
 	loadTree(b, tr, keys, value)
 	order := randomOrder(len(keys), 1<<16)
@@ -169,7 +187,10 @@ func BenchmarkPut1M(b *testing.B) {
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		b.StopTimer()
-		dir := b.TempDir()
+		dir, err := os.MkdirTemp(benchBaseDir(), "prefixtree-bench")
+		if err != nil {
+			b.Fatal(err)
+		}
 		tr, err := Open(filepath.Join(dir, "state"), Options{})
 		if err != nil {
 			b.Fatal(err)

@@ -78,11 +78,15 @@ func (c *checker) table() error {
 		if s == slotDeleted {
 			continue
 		}
-		off := s & slotOffMask
+		off := slotOff(s)
 		key := v.entryKey(off)
 		h := xxhash.Sum64(key)
-		if s>>48 != h>>48 {
-			return fmt.Errorf("prefixtree: %w: slot %d has tag %#x, key hashes to %#x", ErrCorrupt, i, s>>48, h>>48)
+		if !tagMatches(s, h) {
+			return fmt.Errorf("prefixtree: %w: slot %d has tag %#x, key hashes to %#x", ErrCorrupt, i, s>>slotTagShift, h>>slotTagShift)
+		}
+		_, tomb := v.entryValue(off)
+		if want := makeSlot(h, off, liveSize(v, off, tomb)); s != want {
+			return fmt.Errorf("prefixtree: %w: slot %d is %#x, its entry makes %#x", ErrCorrupt, i, s, want)
 		}
 		if v.findEntry(key, h) != off {
 			return fmt.Errorf("prefixtree: %w: entry %d (key %q) not reachable by probing", ErrCorrupt, off, key)
@@ -165,4 +169,13 @@ func (c *checker) node(n uint64, depth int, lo, hi []byte) error {
 		}
 	}
 	return nil
+}
+
+// liveSize is the size a slot records for the entry at off: its block size
+// if live, 0 for a tombstone.
+func liveSize(v *view, off uint64, tomb bool) uint64 {
+	if tomb {
+		return 0
+	}
+	return v.entryBlockSize(off)
 }

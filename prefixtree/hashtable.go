@@ -33,8 +33,8 @@ func (b *Batch) probe(v *view, key []byte, h uint64) (slot, entry, insert uint64
 			if insert == 0 {
 				insert = so
 			}
-		case s>>48 == h>>48:
-			if off := s & slotOffMask; bytes.Equal(v.entryKey(off), key) {
+		case tagMatches(s, h):
+			if off := slotOff(s); bytes.Equal(v.entryKey(off), key) {
 				return so, off, insert
 			}
 		}
@@ -43,8 +43,9 @@ func (b *Batch) probe(v *view, key []byte, h uint64) (slot, entry, insert uint64
 }
 
 // insertSlot puts a new entry for key (known to be absent) into the table,
-// which ensureRoom made large enough.
-func (b *Batch) insertSlot(key []byte, h, entry uint64) {
+// which ensureRoom made large enough; size is the entry's size, 0 for a
+// tombstone.
+func (b *Batch) insertSlot(key []byte, h, entry, size uint64) {
 	if b.err != nil || entry == 0 {
 		return
 	}
@@ -58,7 +59,7 @@ func (b *Batch) insertSlot(key []byte, h, entry uint64) {
 		b.used++
 		b.usedDirty = true
 	}
-	b.tx.Put64(ins, h>>48<<48|entry)
+	b.tx.Put64(ins, makeSlot(h, entry, size))
 }
 
 // Reserve makes room in the hash table for n more keys, so that a batch
@@ -147,7 +148,7 @@ func (b *Batch) rebuildTable(capacity uint64) error {
 				// counters say; do not probe a full table forever.
 				return b.fail(fmt.Errorf("prefixtree: %w: hash table holds more entries than its counters", ErrCorrupt))
 			}
-			h := xxhash.Sum64(v.entryKey(s & slotOffMask))
+			h := xxhash.Sum64(v.entryKey(slotOff(s)))
 			j := h & mask
 			for binary.LittleEndian.Uint64(slots[j*8:]) != 0 {
 				j = (j + 1) & mask
@@ -186,7 +187,7 @@ func (b *Batch) PurgeTombstones(maxID uint64) (int, error) {
 		if s == 0 || s == slotDeleted {
 			continue
 		}
-		off := s & slotOffMask
+		off := slotOff(s)
 		kl, vl := v.u32(off), v.u32(off+4)
 		if vl&tombFlag == 0 || v.u64(off+8) > maxID {
 			continue

@@ -10,10 +10,15 @@ const (
 	rootLive       = 2 // number of live keys
 	rootTombstones = 3 // number of tombstone entries
 	rootBytes      = 4 // sum of the lengths of live keys and values
+	rootFormat     = 5 // treeFormat once the map holds anything
 	metaRoot       = 16
 	// MetaWords is the number of user metadata words (Meta, SetMeta).
 	MetaWords = 16
 )
+
+// treeFormat identifies this layout of the map ("PT" and version 2); a file
+// whose map was written in another layout is rejected by Open.
+const treeFormat = 0x5054<<16 | 2
 
 // Entry: one key with its value (or tombstone) and the id of the record that
 // wrote it.
@@ -31,17 +36,46 @@ func entrySize(keyLen, valueLen uint64) uint64 { return entryHeader + keyLen + v
 
 // Hash table: u64 capacity (a power of two) | u64 used slots | capacity
 // slots. A slot is 0 (empty), slotDeleted (a removed entry; probing goes on),
-// or tag<<48 | entry offset, where tag is the top 16 bits of the key's hash.
-// Invariant: an entry is found by probing from hash&(capacity-1) before any
-// empty slot; used slots (entries and deleted) stay at most 3/4 of capacity.
+// or an entry reference:
+//
+//	bits  0-39  entry offset / 8 (entries lie below 8 TiB)
+//	bits 40-55  the entry's size in bytes if it is live and smaller than
+//	            64 KiB, else 0
+//	bits 56-63  tag: the top 8 bits of the key's hash
+//
+// The size lets a lookup copy the value as soon as it has read the slot,
+// without waiting for the entry's header. Invariants: an entry is found by
+// probing from hash&(capacity-1) before any empty slot; used slots
+// (entries and deleted) stay at most 3/4 of capacity; a slot's size field
+// matches its entry.
 const (
-	tableHeader  = 16
-	slotDeleted  = 1
-	slotOffMask  = 1<<48 - 1
+	tableHeader   = 16
+	slotDeleted   = 1
+	slotOffBits   = 40
+	slotSizeShift = 40
+	slotSizeMask  = 1<<16 - 1
+	slotTagShift  = 56
+	// MaxFileSize is the largest state file a map can address.
+	MaxFileSize  = 8 << slotOffBits
 	minTableCap  = 16
 	maxLoadNum   = 3
 	maxLoadDenom = 4
 )
+
+// makeSlot returns the slot referring to entry off of the given size (0
+// for a tombstone) under the tag of hash h.
+func makeSlot(h, off, size uint64) uint64 {
+	if size > slotSizeMask {
+		size = 0
+	}
+	return h>>slotTagShift<<slotTagShift | size<<slotSizeShift | off/8
+}
+
+func slotOff(s uint64) uint64  { return (s & (1<<slotOffBits - 1)) * 8 }
+func slotSize(s uint64) uint64 { return s >> slotSizeShift & slotSizeMask }
+
+// tagMatches reports whether slot s may refer to a key with hash h.
+func tagMatches(s, h uint64) bool { return s>>slotTagShift == h>>slotTagShift }
 
 func tableSize(capacity uint64) uint64 { return tableHeader + 8*capacity }
 

@@ -31,16 +31,54 @@ type Tree struct {
 
 // Open opens (creating if needed) the state file at path.
 func Open(path string, opts Options) (*Tree, error) {
-	f, err := shm.Open(path, shm.Options{
+	if opts.MaxSize > MaxFileSize {
+		return nil, fmt.Errorf("prefixtree: MaxSize %d is above the %d bytes a map can address", opts.MaxSize, uint64(MaxFileSize))
+	}
+	so := shm.Options{
 		MaxSize:  opts.MaxSize,
 		FileMode: opts.FileMode,
 		NoCreate: opts.NoCreate,
 		Walk:     walk,
-	})
+	}
+	so.InitRoots[rootFormat] = treeFormat
+	f, err := shm.Open(path, so)
 	if err != nil {
 		return nil, err
 	}
+	if f.MaxSize() > MaxFileSize {
+		f.Close()
+		return nil, fmt.Errorf("prefixtree: %s: reserved size %d is above the %d bytes a map can address", path, f.MaxSize(), uint64(MaxFileSize))
+	}
+	if err := initFormat(f); err != nil {
+		f.Close()
+		return nil, err
+	}
 	return &Tree{f: f}, nil
+}
+
+// initFormat checks the map layout word of f. Files Open creates carry it
+// from the start; a state file created without it (by shm alone) gets it
+// in a transaction of its own while it holds no map yet, so that every map
+// that holds anything was marked before it did.
+func initFormat(f *shm.File) error {
+	format := f.Root(rootFormat)
+	if format == treeFormat {
+		return nil
+	}
+	if format != 0 || f.Root(rootTable) != 0 || f.Root(rootTree) != 0 {
+		return fmt.Errorf("prefixtree: %s: %w: map layout %#x, this build reads %#x", f.Path(), ErrCorrupt, format, treeFormat)
+	}
+	tx, err := f.Begin()
+	if err != nil {
+		if errors.Is(err, shm.ErrRetired) {
+			return nil
+		}
+		return err
+	}
+	if f.Root(rootFormat) == 0 {
+		tx.Put64(shm.RootOffset(rootFormat), treeFormat)
+	}
+	return tx.Commit()
 }
 
 // File returns the underlying state file.
@@ -82,9 +120,12 @@ func (t *Tree) AppendGet(dst, key []byte) ([]byte, bool, error) {
 	base := len(dst)
 	f := t.f
 	for {
-		seq, err := f.ReadBegin()
-		if err != nil {
-			return dst[:base], false, err
+		seq, ready := f.TryReadBegin()
+		if !ready {
+			var err error
+			if seq, err = f.ReadBegin(); err != nil {
+				return dst[:base], false, err
+			}
 		}
 		out, found, ok := lookup(f.Mem(), f.Size(), dst[:base], key, h)
 		if f.ReadValid(seq) {
@@ -112,17 +153,33 @@ func lookup(m []byte, size uint64, dst, key []byte, h uint64) (out []byte, found
 	}
 	slots := m[tab+tableHeader : tab+tableSize(capacity)]
 	mask := capacity - 1
-	tag := h >> 48
 	klen := uint64(len(key))
 	for i, n := h&mask, uint64(0); n < capacity; i, n = (i+1)&mask, n+1 {
 		s := binary.LittleEndian.Uint64(slots[i*8:])
 		if s == 0 {
 			return dst, false, true
 		}
-		if s>>48 != tag || s == slotDeleted {
+		if !tagMatches(s, h) || s == slotDeleted {
 			continue
 		}
-		off := s & slotOffMask
+		off := slotOff(s)
+		if es := slotSize(s); es != 0 {
+			// A live entry of known size: copy the value while the header
+			// and key are loaded, then check them.
+			vstart, vend := off+entryHeader+klen, off+es
+			if vend < vstart {
+				continue // its key is shorter than ours
+			}
+			if vend > size {
+				return dst, false, false
+			}
+			out = append(dst, m[vstart:vend]...)
+			if uint64(binary.LittleEndian.Uint32(m[off:])) == klen && bytes.Equal(m[off+entryHeader:vstart], key) {
+				return out, true, true
+			}
+			continue
+		}
+		// A tombstone or a large entry: read the header first.
 		if off+entryHeader > size {
 			return dst, false, false
 		}
@@ -214,10 +271,10 @@ func (v *view) findEntry(key []byte, h uint64) uint64 {
 		if s == 0 {
 			return 0
 		}
-		if s == slotDeleted || s>>48 != h>>48 {
+		if s == slotDeleted || !tagMatches(s, h) {
 			continue
 		}
-		if off := s & slotOffMask; bytes.Equal(v.entryKey(off), key) {
+		if off := slotOff(s); bytes.Equal(v.entryKey(off), key) {
 			return off
 		}
 	}

@@ -24,7 +24,7 @@ func walk(f *shm.File, mark func(off, size uint64) error) error {
 			if s == 0 || s == slotDeleted {
 				continue
 			}
-			off := s & slotOffMask
+			off := slotOff(s)
 			if err := mark(off, v.entryBlockSize(off)); err != nil {
 				return err
 			}

@@ -35,6 +35,9 @@ type Options struct {
 	// instead of creating a missing file.
 	NoCreate bool
 
+	// InitRoots are the user root words of a file Open creates.
+	InitRoots [UserRoots]uint64
+
 	// Walk enumerates the blocks reachable from the user roots. It is
 	// required to repair after a writer died and for Check; without it,
 	// those return an error.
@@ -131,6 +134,9 @@ func create(path string, opts Options) error {
 	binary.LittleEndian.PutUint64(h[offCreated:], uint64(time.Now().UnixNano()))
 	binary.LittleEndian.PutUint64(h[offSize:], PageSize)
 	binary.LittleEndian.PutUint64(h[offBump:], HeapStart)
+	for i, v := range opts.InitRoots {
+		binary.LittleEndian.PutUint64(h[RootOffset(i):], v)
+	}
 	if _, err := unix.Pwrite(fd, h, 0); err != nil {
 		return fmt.Errorf("shm: write header: %w", err)
 	}

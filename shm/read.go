@@ -19,6 +19,14 @@ func (f *File) ReadBegin() (uint64, error) {
 	return f.readBeginSlow()
 }
 
+// TryReadBegin is the fast path of ReadBegin, small enough to be inlined:
+// it returns the token and true when no writer is changing memory and the
+// file is not retired; otherwise the caller calls ReadBegin.
+func (f *File) TryReadBegin() (uint64, bool) {
+	s := atomicLoad(f.mem, offSeq)
+	return s, s&(seqWriting|seqRetired) == 0
+}
+
 // ReadValid reports whether no writer changed reachable memory since the
 // ReadBegin that returned seq. Everything read in between must be discarded
 // when it returns false.
