@@ -30,7 +30,10 @@ func (f *File) TryReadBegin() (uint64, bool) {
 // ReadValid reports whether no writer changed reachable memory since the
 // ReadBegin that returned seq. Everything read in between must be discarded
 // when it returns false.
-func (f *File) ReadValid(seq uint64) bool { return atomicLoad(f.mem, offSeq) == seq }
+func (f *File) ReadValid(seq uint64) bool {
+	loadFence()
+	return atomicLoad(f.mem, offSeq) == seq
+}
 
 // spinFor is how long a reader spins on a writing counter before it sleeps:
 // about the length of a short transaction, and well below the time a
