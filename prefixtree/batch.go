@@ -206,15 +206,24 @@ func (b *Batch) Delete(key []byte, id uint64) (bool, error) {
 	return true, b.check(nil, "delete")
 }
 
-// newEntry allocates and fills an entry block.
-func (b *Batch) newEntry(key, value []byte, id uint64, tomb bool) uint64 {
-	size := entrySize(uint64(len(key)), uint64(len(value)))
+// allocFresh allocates a block of size bytes and returns it with its
+// writable memory, or 0 and nil after failing the batch.
+func (b *Batch) allocFresh(size uint64) (uint64, []byte) {
 	off, err := b.tx.Alloc(size)
 	if err != nil {
 		b.fail(err)
-		return 0
+		return 0, nil
 	}
-	e := b.tx.Fresh(off, size)
+	mem := b.tx.Fresh(off, size)
+	if mem == nil {
+		return 0, nil
+	}
+	return off, mem
+}
+
+// newEntry allocates and fills an entry block.
+func (b *Batch) newEntry(key, value []byte, id uint64, tomb bool) uint64 {
+	off, e := b.allocFresh(entrySize(uint64(len(key)), uint64(len(value))))
 	if e == nil {
 		return 0
 	}

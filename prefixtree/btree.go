@@ -21,12 +21,7 @@ func (b *Batch) setCount(n, kind, count uint64) {
 
 // newNode allocates a node and fills it with body (slots or child0+entries).
 func (b *Batch) newNode(kind uint64, count uint64, body []byte) uint64 {
-	n, err := b.tx.Alloc(nodeSize)
-	if err != nil {
-		b.fail(err)
-		return 0
-	}
-	mem := b.tx.Fresh(n, nodeSize)
+	n, mem := b.allocFresh(nodeSize)
 	if mem == nil {
 		return 0
 	}
@@ -38,13 +33,7 @@ func (b *Batch) newNode(kind uint64, count uint64, body []byte) uint64 {
 
 // newSep allocates a separator block holding key.
 func (b *Batch) newSep(key []byte) uint64 {
-	size := sepSize(uint64(len(key)))
-	s, err := b.tx.Alloc(size)
-	if err != nil {
-		b.fail(err)
-		return 0
-	}
-	mem := b.tx.Fresh(s, size)
+	s, mem := b.allocFresh(sepSize(uint64(len(key))))
 	if mem == nil {
 		return 0
 	}
