@@ -22,16 +22,18 @@ import (
 //	"WHYSNAP" 0x01          magic and version
 //	[16]byte                log identity
 //	u64                     update id
+//	u64                     item count (so a loader can size its table)
 //	items, ascending keys:  u32 key length (> 0) | u32 value length | u64 record id | key | value
 //	u32 0                   end marker
 //	u64                     item count
 //	u64                     xxhash64 of every byte before it
 const (
 	snapshotMagic   = "WHYSNAP\x01"
-	snapshotHeader  = 8 + 16 + 8
+	snapshotHeader  = 8 + 16 + 8 + 8
 	snapItemHeader  = 16
 	loadBatchItems  = 4096
 	maxSnapValueLen = prefixtree.MaxValueSize
+	maxSnapReserve  = 16 << 20 // keys the loader sizes its table for ahead, at most
 )
 
 // ErrLogMismatch is returned by LoadSnapshot for a snapshot of another log
@@ -123,6 +125,7 @@ func writeSnapshotOf(t *prefixtree.Tree, w io.Writer, progress func(uint64)) (ui
 	hdr = append(hdr, snapshotMagic...)
 	hdr = append(hdr, logID[:]...)
 	hdr = binary.LittleEndian.AppendUint64(hdr, id)
+	hdr = binary.LittleEndian.AppendUint64(hdr, t.Len())
 	bw.Write(hdr)
 	var count uint64
 	var ih [snapItemHeader]byte
@@ -238,6 +241,7 @@ func loadSnapshotInto(ctx context.Context, t *prefixtree.Tree, r io.Reader, want
 		return fmt.Errorf("%w: snapshot log %x, store log %x", ErrLogMismatch, logID, want)
 	}
 	id := binary.LittleEndian.Uint64(hdr[24:])
+	announced := binary.LittleEndian.Uint64(hdr[32:])
 	var count uint64
 	var ih [snapItemHeader]byte
 	var buf []byte
@@ -245,6 +249,11 @@ func loadSnapshotInto(ctx context.Context, t *prefixtree.Tree, r io.Reader, want
 	b, err := t.Begin()
 	if err != nil {
 		return err
+	}
+	// Size the hash table once (bounded: the count is not verified yet).
+	if err := b.Reserve(int(min(announced, maxSnapReserve))); err != nil {
+		b.Rollback()
+		return wrapStateErr(err)
 	}
 	defer func() {
 		if b != nil {
@@ -309,7 +318,7 @@ func loadSnapshotInto(ctx context.Context, t *prefixtree.Tree, r io.Reader, want
 	if _, err := io.ReadFull(s.r, st[:]); err != nil {
 		return fmt.Errorf("%w: snapshot truncated", ErrCorrupt)
 	}
-	if binary.LittleEndian.Uint64(ct[:]) != count || binary.LittleEndian.Uint64(st[:]) != sum {
+	if binary.LittleEndian.Uint64(ct[:]) != count || count != announced || binary.LittleEndian.Uint64(st[:]) != sum {
 		return fmt.Errorf("%w: snapshot checksum or count mismatch", ErrCorrupt)
 	}
 	if err := setStateLogID(b, logID); err != nil {

@@ -62,7 +62,7 @@ func (b *Batch) treeInsert(key []byte, entry uint64) {
 		return
 	}
 	var path [maxDepth]pathElem
-	leaf, depth, _ := v.descend(root, kp, key, &path)
+	leaf, depth, upper := v.descend(root, kp, key, &path)
 	pos := v.lowerBound(leaf, kp, key)
 	cnt := v.nodeCount(leaf)
 	if b.check(&v, "insert") != nil {
@@ -79,6 +79,12 @@ func (b *Batch) treeInsert(key []byte, entry uint64) {
 	// Split: the left half stays, the right half moves to a new leaf.
 	all := slices.Concat(v.bytes(leafSlotOff(leaf, 0), pos*leafSlot), slot[:], v.bytes(leafSlotOff(leaf, pos), (cnt-pos)*leafSlot))
 	half := (cnt + 1) / 2
+	rightmost := upper == 0 && pos == cnt
+	if rightmost {
+		// Appending past the largest key (loading sorted keys, say): keep
+		// the full leaf and start a new one, so sorted loads fill leaves.
+		half = cnt
+	}
 	right := b.newNode(kindLeaf, cnt+1-half, all[half*leafSlot:])
 	b.tx.PutBytes(leafSlotOff(leaf, 0), all[:half*leafSlot])
 	b.setCount(leaf, kindLeaf, half)
@@ -87,12 +93,12 @@ func (b *Batch) treeInsert(key []byte, entry uint64) {
 	if b.check(&v, "split") != nil {
 		return
 	}
-	b.insertIntoParent(&path, depth, keyPrefix(sepKey), b.newSep(sepKey), right)
+	b.insertIntoParent(&path, depth, keyPrefix(sepKey), b.newSep(sepKey), right, rightmost)
 }
 
 // insertIntoParent adds the entry (prefix, sep, child) to the parent of the
 // node at path depth d, splitting upwards as needed.
-func (b *Batch) insertIntoParent(path *[maxDepth]pathElem, d int, prefix, sep, child uint64) {
+func (b *Batch) insertIntoParent(path *[maxDepth]pathElem, d int, prefix, sep, child uint64, rightmost bool) {
 	if b.err != nil {
 		return
 	}
@@ -124,12 +130,15 @@ func (b *Batch) insertIntoParent(path *[maxDepth]pathElem, d int, prefix, sep, c
 	}
 	all := slices.Concat(v.bytes(internalEntryOff(n, 0), idx*internalEntry), e[:], v.bytes(internalEntryOff(n, idx), (cnt-idx)*internalEntry))
 	mid := (cnt + 1) / 2
+	if rightmost && idx == cnt {
+		mid = cnt // the new entry moves up; the new node starts with its child alone
+	}
 	up := all[mid*internalEntry : (mid+1)*internalEntry]
 	// The middle entry moves up; its child becomes the new node's child0.
 	right := b.newNode(kindInternal, cnt-mid, slices.Concat(up[16:24], all[(mid+1)*internalEntry:]))
 	b.tx.PutBytes(internalEntryOff(n, 0), all[:mid*internalEntry])
 	b.setCount(n, kindInternal, mid)
-	b.insertIntoParent(path, d-1, binary.LittleEndian.Uint64(up), binary.LittleEndian.Uint64(up[8:]), right)
+	b.insertIntoParent(path, d-1, binary.LittleEndian.Uint64(up), binary.LittleEndian.Uint64(up[8:]), right, rightmost)
 }
 
 // findLeafSlot returns the leaf and slot of key, whose entry must be at

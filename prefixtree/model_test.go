@@ -245,3 +245,40 @@ func TestSeekAndPrefix(t *testing.T) {
 		t.Fatalf("Prefix: %v, want %v", got, want)
 	}
 }
+
+// TestSortedLoadFillsLeaves loads keys in ascending order (as a snapshot
+// load does): leaves then fill up instead of being split in halves.
+func TestSortedLoadFillsLeaves(t *testing.T) {
+	tr := openTree(t)
+	const n = 20000
+	m := newModel()
+	b, _ := tr.Begin()
+	for i := 0; i < n; i++ {
+		k := fmt.Sprintf("key%08d", i)
+		if _, err := b.Put([]byte(k), []byte("v"), 1); err != nil {
+			t.Fatal(err)
+		}
+		m.put(k, []byte("v"), 1)
+	}
+	if err := b.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	nodes := 0
+	if err := walk(tr.File(), func(off, size uint64) error {
+		if size == nodeSize {
+			nodes++
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if full := n/leafCap + 1; nodes > full+full/10+5 {
+		t.Fatalf("%d nodes for %d sorted keys; full leaves need %d", nodes, n, full)
+	}
+	compareWithModel(t, tr, m)
+	// Random inserts and deletes afterwards keep the tree valid.
+	r := rand.New(rand.NewPCG(3, 4))
+	id := uint64(2)
+	applyRandomOps(t, tr, m, r, 3000, &id, 20)
+	compareWithModel(t, tr, m)
+}
