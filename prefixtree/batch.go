@@ -95,7 +95,7 @@ func (b *Batch) Put(key, value []byte, id uint64) (bool, error) {
 	}
 	h := xxhash.Sum64(key)
 	v := b.view()
-	slot, off, _ := b.probe(&v, key, h)
+	slot, off, ins := b.probe(&v, key, h)
 	if err := b.check(&v, "put"); err != nil {
 		return false, err
 	}
@@ -116,11 +116,13 @@ func (b *Batch) Put(key, value []byte, id uint64) (bool, error) {
 		b.treeInsert(key, ne)
 		return true, b.check(nil, "put")
 	}
-	if err := b.ensureRoom(1); err != nil {
+	if rebuilt, err := b.ensureRoom(1); err != nil {
 		return false, err
+	} else if rebuilt {
+		ins = 0
 	}
 	ne := b.newEntry(key, value, id, false)
-	b.insertSlot(key, h, ne, entrySize(uint64(len(key)), uint64(len(value))))
+	b.insertSlot(key, h, ne, entrySize(uint64(len(key)), uint64(len(value))), ins)
 	b.live++
 	b.data += int64(len(key) + len(value))
 	b.treeInsert(key, ne)
@@ -168,7 +170,7 @@ func (b *Batch) Delete(key []byte, id uint64) (bool, error) {
 	}
 	h := xxhash.Sum64(key)
 	v := b.view()
-	slot, off, _ := b.probe(&v, key, h)
+	slot, off, ins := b.probe(&v, key, h)
 	if err := b.check(&v, "delete"); err != nil {
 		return false, err
 	}
@@ -197,11 +199,13 @@ func (b *Batch) Delete(key []byte, id uint64) (bool, error) {
 		b.treeRemove(key, off)
 		return true, b.check(nil, "delete")
 	}
-	if err := b.ensureRoom(1); err != nil {
+	if rebuilt, err := b.ensureRoom(1); err != nil {
 		return false, err
+	} else if rebuilt {
+		ins = 0
 	}
 	ne := b.newEntry(key, nil, id, true)
-	b.insertSlot(key, h, ne, 0)
+	b.insertSlot(key, h, ne, 0, ins)
 	b.tombs++
 	return true, b.check(nil, "delete")
 }

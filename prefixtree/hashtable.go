@@ -44,13 +44,16 @@ func (b *Batch) probe(v *view, key []byte, h uint64) (slot, entry, insert uint64
 
 // insertSlot puts a new entry for key (known to be absent) into the table,
 // which ensureRoom made large enough; size is the entry's size, 0 for a
-// tombstone.
-func (b *Batch) insertSlot(key []byte, h, entry, size uint64) {
+// tombstone. ins is the insertion slot a probe of this table found, or 0
+// to probe again.
+func (b *Batch) insertSlot(key []byte, h, entry, size, ins uint64) {
 	if b.err != nil || entry == 0 {
 		return
 	}
 	v := b.view()
-	_, _, ins := b.probe(&v, key, h)
+	if ins == 0 {
+		_, _, ins = b.probe(&v, key, h)
+	}
 	if ins == 0 || b.check(&v, "insert") != nil {
 		b.fail(fmt.Errorf("prefixtree: %w: hash table has no free slot", ErrCorrupt))
 		return
@@ -69,12 +72,13 @@ func (b *Batch) Reserve(n int) error {
 	if b.err != nil {
 		return b.err
 	}
-	return b.ensureRoom(uint64(n))
+	_, err := b.ensureRoom(uint64(n))
+	return err
 }
 
 // ensureRoom rebuilds the table, larger if needed, when adding extra used
-// slots would pass the load limit.
-func (b *Batch) ensureRoom(extra uint64) error {
+// slots would pass the load limit, and reports whether it did.
+func (b *Batch) ensureRoom(extra uint64) (bool, error) {
 	v := b.view()
 	tab := v.u64(shm.RootOffset(rootTable))
 	var capacity uint64
@@ -82,17 +86,17 @@ func (b *Batch) ensureRoom(extra uint64) error {
 		capacity = v.u64(tab)
 	}
 	if err := b.check(&v, "hash table"); err != nil {
-		return err
+		return false, err
 	}
 	if tab != 0 && (b.used+extra)*maxLoadDenom <= capacity*maxLoadNum {
-		return nil
+		return false, nil
 	}
 	entries := uint64(int64(v.u64(shm.RootOffset(rootLive))+v.u64(shm.RootOffset(rootTombstones))) + b.live + b.tombs)
 	newCap, err := b.tableCapFor(entries, extra)
 	if err != nil {
-		return b.fail(err)
+		return false, b.fail(err)
 	}
-	return b.rebuildTable(newCap)
+	return true, b.rebuildTable(newCap)
 }
 
 // maxReserve bounds the keys one Reserve may ask room for.
