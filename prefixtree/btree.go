@@ -69,10 +69,12 @@ func (b *Batch) treeInsert(key []byte, entry uint64) {
 		return
 	}
 	if cnt < leafCap {
-		if pos < cnt {
-			b.tx.Move(leafSlotOff(leaf, pos+1), leafSlotOff(leaf, pos), (cnt-pos)*leafSlot)
+		// One journaled range: the slots from pos, shifted right, and the
+		// new slot in the gap.
+		if r := b.tx.Region(leafSlotOff(leaf, pos), (cnt+1-pos)*leafSlot); r != nil {
+			copy(r[leafSlot:], r[:(cnt-pos)*leafSlot])
+			copy(r, slot[:])
 		}
-		b.tx.PutBytes(leafSlotOff(leaf, pos), slot[:])
 		b.setCount(leaf, kindLeaf, cnt+1)
 		return
 	}
@@ -121,10 +123,10 @@ func (b *Batch) insertIntoParent(path *[maxDepth]pathElem, d int, prefix, sep, c
 		return
 	}
 	if cnt < internalCap {
-		if idx < cnt {
-			b.tx.Move(internalEntryOff(n, idx+1), internalEntryOff(n, idx), (cnt-idx)*internalEntry)
+		if r := b.tx.Region(internalEntryOff(n, idx), (cnt+1-idx)*internalEntry); r != nil {
+			copy(r[internalEntry:], r[:(cnt-idx)*internalEntry])
+			copy(r, e[:])
 		}
-		b.tx.PutBytes(internalEntryOff(n, idx), e[:])
 		b.setCount(n, kindInternal, cnt+1)
 		return
 	}

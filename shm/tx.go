@@ -174,6 +174,17 @@ func (tx *Tx) PutBytes(off uint64, b []byte) {
 	}
 }
 
+// Region journals [off, off+n) once and returns it writable, for a change
+// made of several writes inside one range (shifting slots and filling the
+// gap, say). The slice is valid until the transaction ends; it is nil (and
+// the transaction failed) for a range outside the roots and heap.
+func (tx *Tx) Region(off, n uint64) []byte {
+	if !tx.beginChange(off, n) {
+		return nil
+	}
+	return tx.f.mem[off : off+n : off+n]
+}
+
 // Move copies n bytes from src to dst (the ranges may overlap), journaling
 // the destination.
 func (tx *Tx) Move(dst, src, n uint64) {
