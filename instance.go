@@ -74,6 +74,7 @@ type Instance struct {
 	path       string
 	maxRecord  int
 	cur        atomic.Pointer[prefixtree.Tree] // the state in use, nil until first needed
+	info       logInfoCache                    // the store's Info, read once and refreshed by Update
 	updateMu   sync.Mutex                      // serializes Update and state swaps in this process
 	mu         sync.Mutex                      // guards the following
 	retired    []*prefixtree.Tree              // replaced states, unmapped at Close (readers may still use them)

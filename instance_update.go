@@ -21,21 +21,14 @@ const (
 
 // logInfoCache holds the last Info read from the store.
 type logInfoCache struct {
-	mu   sync.Mutex
+	mu   sync.Mutex // guards the following
 	info logstore.Info
 	ok   bool
 }
 
-var infoCaches sync.Map // *Instance -> *logInfoCache
-
-func (c *Instance) infoCache() *logInfoCache {
-	v, _ := infoCaches.LoadOrStore(c, &logInfoCache{})
-	return v.(*logInfoCache)
-}
-
 // logInfo returns the store's Info, read once and refreshed by Update.
 func (c *Instance) logInfo(ctx context.Context) (logstore.Info, error) {
-	ic := c.infoCache()
+	ic := &c.info
 	ic.mu.Lock()
 	defer ic.mu.Unlock()
 	if ic.ok {
@@ -54,7 +47,7 @@ func (c *Instance) refreshLogInfo(ctx context.Context) (logstore.Info, error) {
 	if err != nil {
 		return logstore.Info{}, fmt.Errorf("whycache: read log info: %w", err)
 	}
-	ic := c.infoCache()
+	ic := &c.info
 	ic.mu.Lock()
 	ic.info, ic.ok = info, true
 	ic.mu.Unlock()
