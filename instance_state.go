@@ -39,31 +39,33 @@ func (c *Instance) withSwapLock(fn func() error) error {
 	return fn()
 }
 
-// retirePath retires the state file currently at the path, if any, after
-// calling replace (which renames a new file over the path or removes it).
-// The swap lock is held.
+// retirePath replaces the state file currently at the path, if any: it
+// takes that file's writer lock (so no process changes it from then on),
+// calls replace (which renames a new file over the path or removes it),
+// and retires the old file in the same transaction. The swap lock is held,
+// and is always taken before a state's writer lock.
 func (c *Instance) retirePath(replace func() error) error {
 	old, err := prefixtree.Open(c.path, prefixtree.Options{NoCreate: true})
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		// A file we cannot open (corrupt, foreign) is simply replaced.
-		old = nil
-	}
-	if err := replace(); err != nil {
-		if old != nil {
-			old.Close()
-		}
-		return err
-	}
-	if old == nil {
-		return nil
+	if err != nil {
+		// Missing, or a file we cannot open (corrupt, foreign): replace it.
+		return replace()
 	}
 	defer old.Close()
 	tx, err := old.File().Begin()
 	if err != nil {
-		if prefixtree.IsRetired(err) {
-			return nil
+		if !prefixtree.IsRetired(err) {
+			return fmt.Errorf("whycache: retire old state: %w", err)
 		}
-		return fmt.Errorf("whycache: retire old state: %w", err)
+		tx = nil // retired already: nothing to lock or retire
+	}
+	if err := replace(); err != nil {
+		if tx != nil {
+			tx.Rollback()
+		}
+		return err
+	}
+	if tx == nil {
+		return nil
 	}
 	tx.Retire()
 	return tx.Commit()
@@ -94,10 +96,18 @@ func (c *Instance) newTempState(what string) (*prefixtree.Tree, string, error) {
 }
 
 // swapIn renames the filled state at tmp over the state path, retires the
-// file it replaces, and makes t the instance's state.
-func (c *Instance) swapIn(t *prefixtree.Tree, tmp string) error {
+// file it replaces, and makes t the instance's state. If catchUp is set, it
+// runs while the old file's writer lock is held, just before the rename:
+// there it can bring t up to the latest record, so that nothing applied to
+// the old state is missing from the new one.
+func (c *Instance) swapIn(t *prefixtree.Tree, tmp string, catchUp func() error) error {
 	err := c.withSwapLock(func() error {
 		return c.retirePath(func() error {
+			if catchUp != nil {
+				if err := catchUp(); err != nil {
+					return err
+				}
+			}
 			if err := os.Rename(tmp, c.path); err != nil {
 				return fmt.Errorf("whycache: install new state: %w", err)
 			}
@@ -117,8 +127,8 @@ func (c *Instance) swapIn(t *prefixtree.Tree, tmp string) error {
 }
 
 // rebuildLocked builds a new state from the whole log beside the old one,
-// swaps it in, and catches up with records committed meanwhile. updateMu is
-// held.
+// catches it up with the records committed meanwhile while holding the old
+// state's writer lock, and swaps it in. updateMu is held.
 func (c *Instance) rebuildLocked(ctx context.Context) (int, error) {
 	for attempt := 0; ; attempt++ {
 		info, err := c.refreshLogInfo(ctx)
@@ -130,13 +140,17 @@ func (c *Instance) rebuildLocked(ctx context.Context) (int, error) {
 			return 0, err
 		}
 		n, err := c.tail(ctx, t, 0, info.ID)
+		if err == nil {
+			err = c.swapIn(t, tmp, func() error {
+				m, err := c.tail(ctx, t, t.Meta(metaUpdateID), info.ID)
+				n += m
+				return err
+			})
+		}
 		if errors.Is(err, errRebuild) && attempt < 3 {
 			t.Close()
 			removeTemp(tmp)
-			continue // the log was reset meanwhile
-		}
-		if err == nil {
-			err = c.swapIn(t, tmp)
+			continue // the log was reset or compacted meanwhile
 		}
 		if err != nil {
 			t.Close()

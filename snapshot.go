@@ -185,7 +185,7 @@ func (c *Instance) LoadSnapshot(ctx context.Context, r io.Reader) error {
 		removeTemp(tmp)
 		return err
 	}
-	if err := c.swapIn(t, tmp); err != nil {
+	if err := c.swapIn(t, tmp, nil); err != nil {
 		t.Close()
 		removeTemp(tmp)
 		return err
