@@ -35,7 +35,7 @@ type RewriteOptions struct {
 // RewriteStats summarizes a history rewrite.
 type RewriteStats struct {
 	Limit         uint64 // records with ids <= Limit were rewritten
-	Horizon       uint64 // compaction horizon after the rewrite (0 if not raised)
+	Horizon       uint64 // compaction horizon the rewrite raised (or, dry, would raise); 0 if none
 	RecordsBefore uint64
 	RecordsAfter  uint64
 	BytesBefore   uint64
@@ -106,6 +106,7 @@ func (c *Instance) RewriteHistoryStats(ctx context.Context, limit uint64, opts R
 	st.FilteredKeys = uint64(len(d.filtered))
 	d.filtered = nil
 	if opts.DryRun {
+		st.Horizon = d.horizon // what the rewrite would raise it to
 		return st, nil
 	}
 	// Pass 2: apply.

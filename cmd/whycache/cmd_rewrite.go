@@ -19,21 +19,24 @@ minimal equivalent set: superseded writes and delete markers are dropped,
 and so are keys under each --drop-prefix. Readers at any position end in
 the same state as a full replay; machines whose state is behind the new
 compaction horizon rebuild from the log on their next update (machines that
-hold dropped keys keep them until then). --dry-run computes the summary and
-changes nothing. Run it from one machine at a time, e.g. as a periodic job.`,
+hold dropped keys keep them until then). --keep-deletes-above ID keeps the
+delete markers of records above ID, so that machines at or past ID need no
+rebuild. --dry-run computes the summary and changes nothing. Run it from
+one machine at a time, e.g. as a periodic job.`,
 		maxArgs: 0,
 		setup: func(fs *flag.FlagSet) runFunc {
 			limit := fs.Uint64("limit", 0, "rewrite records with ids up to `ID` (0: the latest)")
 			var drop stringList
 			fs.Var(&drop, "drop-prefix", "drop keys that start with `P` from the history (repeatable)")
 			dry := fs.Bool("dry-run", false, "print what would change; change nothing")
+			keepDeletes := fs.Uint64("keep-deletes-above", 0, "keep the delete markers of records above `ID` (0: drop all up to the limit)")
 			return func(e *env, _ []string) error {
 				for _, p := range drop {
 					if p == "" {
 						return usageErrorf("rewrite-history: --drop-prefix \"\" would drop every key")
 					}
 				}
-				return e.rewrite(*limit, drop, *dry)
+				return e.rewrite(*limit, drop, *dry, *keepDeletes)
 			}
 		},
 	}
@@ -54,13 +57,13 @@ type rewriteJSON struct {
 	Seconds       float64  `json:"seconds"`
 }
 
-func (e *env) rewrite(limit uint64, drop []string, dry bool) error {
+func (e *env) rewrite(limit uint64, drop []string, dry bool, keepDeletesAbove uint64) error {
 	s, err := e.open()
 	if err != nil {
 		return err
 	}
 	defer s.close()
-	opts := whycache.RewriteOptions{DryRun: dry}
+	opts := whycache.RewriteOptions{DryRun: dry, KeepDeletesAbove: keepDeletesAbove}
 	if len(drop) > 0 {
 		opts.Filter = func(key, _ []byte) bool {
 			for _, p := range drop {

@@ -124,9 +124,19 @@ func TestRewriteHistory(t *testing.T) {
 		c.ok("--state", a, "set", "tmp:2", "dropped later")
 		c.ok("--state", a, "update")
 
+		// Keeping the delete markers (all above id 1) raises no horizon.
+		var keep rewriteSummary
+		c.okJSON(&keep, "--state", a, "rewrite-history", "--dry-run", "--keep-deletes-above", "1")
+		if keep.Horizon != 0 {
+			t.Errorf("--keep-deletes-above 1: horizon %d, want 0 (no delete marker dropped)", keep.Horizon)
+		}
+
 		var dry1, dry2, real rewriteSummary
 		c.okJSON(&dry1, "--state", a, "rewrite-history", "--dry-run")
 		c.okJSON(&dry2, "--state", a, "rewrite-history", "--dry-run")
+		if dry1.Horizon == 0 {
+			t.Errorf("dry run: horizon 0, want the id of the dropped delete marker")
+		}
 		if !dry1.DryRun || dry1 != dry2 {
 			t.Errorf("dry runs differ (the first changed the log?): %+v vs %+v", dry1, dry2)
 		}
