@@ -69,17 +69,16 @@ const (
 // Close releases the instance; it must not run concurrently with other
 // calls on the same Instance. The store is not closed by Close.
 type Instance struct {
-	store      logstore.Store
-	opts       Options
-	path       string
-	maxRecord  int
-	cur        atomic.Pointer[prefixtree.Tree] // the state in use, nil until first needed
-	info       logInfoCache                    // the store's Info, read once and refreshed by Update
-	updateMu   sync.Mutex                      // serializes Update and state swaps in this process
-	mu         sync.Mutex                      // guards the following
-	retired    []*prefixtree.Tree              // replaced states, unmapped at Close (readers may still use them)
-	closed     bool
-	closedFlag atomic.Bool
+	store     logstore.Store
+	opts      Options
+	path      string
+	maxRecord int
+	cur       atomic.Pointer[prefixtree.Tree] // the state in use, nil until first needed
+	info      logInfoCache                    // the store's Info, read once and refreshed by Update
+	updateMu  sync.Mutex                      // serializes Update and state swaps in this process
+	mu        sync.Mutex                      // guards the following
+	retired   []*prefixtree.Tree              // replaced states, unmapped at Close (readers may still use them)
+	closed    bool
 }
 
 // Open returns an instance on the given log store. It does not contact the
@@ -314,7 +313,6 @@ func (c *Instance) Close() error {
 		return nil
 	}
 	c.closed = true
-	c.closedFlag.Store(true)
 	var errs []error
 	if t := c.cur.Swap(nil); t != nil {
 		errs = append(errs, t.Close())

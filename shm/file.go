@@ -57,7 +57,6 @@ type File struct {
 	// wmu serializes writers in this process; it guards the following and
 	// is held for the life of a Tx.
 	wmu    sync.Mutex
-	tx     *Tx  // the open transaction, nil when none
 	closed bool // set by Close
 }
 

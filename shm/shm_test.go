@@ -119,7 +119,6 @@ func TestRepairAfterAbandonedTx(t *testing.T) {
 	tx.Put64(RootOffset(0), off)
 	tx.Put64(f.Root(0)+8, 999)
 	tx.Free(off, 64)
-	f.tx = nil
 	f.unlockFile()
 	f.wmu.Unlock()
 

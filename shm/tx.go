@@ -47,9 +47,7 @@ func (f *File) Begin() (*Tx, error) {
 		f.wmu.Unlock()
 		return nil, err
 	}
-	tx := &Tx{f: f}
-	f.tx = tx
-	return tx, nil
+	return &Tx{f: f}, nil
 }
 
 // beginLocked repairs a dead writer's transaction if needed and marks a new
@@ -275,7 +273,6 @@ func (tx *Tx) finish() {
 
 func (tx *Tx) release() {
 	tx.done = true
-	tx.f.tx = nil
 	tx.f.unlockFile()
 	tx.f.wmu.Unlock()
 }
