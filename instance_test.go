@@ -391,7 +391,11 @@ func TestInstanceRewriteHistory(t *testing.T) {
 		}
 		// The writer keeps the filtered key until it rebuilds.
 		wantValue(t, w, "tmp/a", []byte("dropme"))
-		// A second rewrite finds nothing more to do.
+		// The pinned RewriteHistory does the same; a second pass finds
+		// nothing more to do.
+		if err := w.RewriteHistory(ctx, 0, RewriteOptions{}); err != nil {
+			t.Fatal(err)
+		}
 		st2, err := w.RewriteHistoryStats(ctx, 0, RewriteOptions{})
 		if err != nil {
 			t.Fatal(err)
@@ -507,6 +511,15 @@ func TestTypedMap(t *testing.T) {
 	}
 	if _, err := jm.Get([]byte("nope")); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("missing: %v", err)
+	}
+	if jm.Instance() != c {
+		t.Fatal("Map.Instance is not the instance it wraps")
+	}
+	if _, err := jm.Delete(ctx, []byte("p")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := jm.Get([]byte("p")); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("after Delete: %v", err)
 	}
 }
 
