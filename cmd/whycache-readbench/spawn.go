@@ -2,15 +2,14 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/whycache/whycache/internal/tailbuf"
 	"io"
 	"os"
 	"os/exec"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 )
@@ -22,7 +21,7 @@ type child struct {
 	cmd    *exec.Cmd
 	stdin  io.WriteCloser
 	out    *bufio.Scanner
-	stderr *tailBuffer
+	stderr *tailbuf.Buffer
 }
 
 // startChild re-executes exe as a child with the given role and flags. The
@@ -33,7 +32,7 @@ func startChild(ctx context.Context, exe, role string, flags []string) (*child, 
 	cmd.Env = append(os.Environ(), childEnv+"=1")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	cmd.WaitDelay = 5 * time.Second
-	c := &child{role: role, cmd: cmd, stderr: &tailBuffer{}}
+	c := &child{role: role, cmd: cmd, stderr: &tailbuf.Buffer{}}
 	cmd.Stderr = c.stderr
 	var err error
 	if c.stdin, err = cmd.StdinPipe(); err != nil {
@@ -98,29 +97,4 @@ func (c *child) kill() {
 		c.cmd.Process.Kill()
 		c.cmd.Wait()
 	}
-}
-
-// tailBuffer keeps the last tailBytes written to it. It is safe for
-// concurrent use (exec copies stderr from its own goroutine).
-type tailBuffer struct {
-	mu  sync.Mutex // guards buf
-	buf bytes.Buffer
-}
-
-const tailBytes = 4096
-
-func (t *tailBuffer) Write(p []byte) (int, error) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.buf.Write(p)
-	if extra := t.buf.Len() - tailBytes; extra > 0 {
-		t.buf.Next(extra)
-	}
-	return len(p), nil
-}
-
-func (t *tailBuffer) String() string {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return t.buf.String()
 }

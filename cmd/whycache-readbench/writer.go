@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"fmt"
+	"github.com/whycache/whycache/internal/pace"
 	"io"
 	"math/bits"
 	"math/rand/v2"
@@ -84,38 +85,14 @@ type writeStats struct {
 	maxBatch      time.Duration // longest batch
 }
 
-// stopped completes st when the writer stops.
-func (st writeStats) stopped(start time.Time, interval time.Duration, batch int) writeStats {
-	st.elapsed = time.Since(start)
-	st.due = uint64(st.elapsed/interval) * uint64(batch)
-	return st
-}
-
 // loop writes a batch of batch keys at the end of every batch/rate seconds
-// until stop is closed. A writer that falls behind schedule writes its late batches back
-// to back until it has caught up.
+// until stop is closed. A writer that falls behind schedule writes its late
+// batches back to back until it has caught up.
 func (w *writer) loop(rate, batch int, stop <-chan struct{}) (writeStats, error) {
 	var st writeStats
-	interval := time.Duration(float64(time.Second) * float64(batch) / float64(rate))
-	timer := time.NewTimer(time.Hour)
-	defer timer.Stop()
-	start := time.Now()
-	next := start.Add(interval)
-	for {
-		if wait := time.Until(next); wait > 0 {
-			timer.Reset(wait)
-			select {
-			case <-stop:
-				return st.stopped(start, interval, batch), nil
-			case <-timer.C:
-			}
-		} else {
-			select {
-			case <-stop:
-				return st.stopped(start, interval, batch), nil
-			default:
-			}
-		}
+	sched := pace.Every(rate, batch)
+	defer sched.Stop()
+	for sched.Wait(stop) {
 		t0 := time.Now()
 		if err := w.batch(batch); err != nil {
 			return st, err
@@ -125,8 +102,10 @@ func (w *writer) loop(rate, batch int, stop <-chan struct{}) (writeStats, error)
 		st.batches++
 		st.busy += dt
 		st.maxBatch = max(st.maxBatch, dt)
-		next = next.Add(interval)
 	}
+	st.elapsed = sched.Elapsed()
+	st.due = uint64(st.elapsed/sched.Interval()) * uint64(batch)
+	return st, nil
 }
 
 // batch overwrites count random keys in one transaction. Like the

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"github.com/whycache/whycache/internal/pace"
 	"time"
 
 	"github.com/whycache/whycache/bench/internal/peers"
@@ -46,37 +47,20 @@ func writeLoop(c peers.Conn, keys []byte, rate, batch int, seed uint64, stop <-c
 	pick := workload.NewPicker(workload.Count(keys), seed)
 	version := seed << 32
 	var b workload.Batch
-	interval := time.Duration(float64(time.Second) * float64(batch) / float64(rate))
-	timer := time.NewTimer(time.Hour)
-	defer timer.Stop()
-	start := time.Now()
-	next := start.Add(interval)
-	for {
-		if wait := time.Until(next); wait > 0 {
-			timer.Reset(wait)
-			select {
-			case <-stop:
-				return written, time.Since(start), nil
-			case <-timer.C:
-			}
-		} else {
-			select {
-			case <-stop:
-				return written, time.Since(start), nil
-			default:
-			}
-		}
+	sched := pace.Every(rate, batch)
+	defer sched.Stop()
+	for sched.Wait(stop) {
 		b.Reset()
 		for range batch {
 			version++
 			b.Add(workload.Key(keys, pick.Next()), version)
 		}
 		if err := c.Put(&b); err != nil {
-			return written, time.Since(start), fmt.Errorf("whycache-compare: write: %w", err)
+			return written, sched.Elapsed(), fmt.Errorf("whycache-compare: write: %w", err)
 		}
 		written += uint64(batch)
-		next = next.Add(interval)
 	}
+	return written, sched.Elapsed(), nil
 }
 
 // load writes every key with version 0 in batches of batch keys.

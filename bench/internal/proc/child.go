@@ -13,6 +13,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/whycache/whycache/internal/tailbuf"
 	"io"
 	"os"
 	"os/exec"
@@ -40,7 +41,7 @@ type Child struct {
 	stdin  io.WriteCloser
 	stdout *os.File
 	out    *bufio.Scanner
-	stderr *tailBuffer
+	stderr *tailbuf.Buffer
 }
 
 // Start runs exe with args and extra environment variables (appended to
@@ -50,7 +51,7 @@ func Start(ctx context.Context, name, exe string, args, env []string) (*Child, e
 	cmd.Env = append(os.Environ(), env...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	cmd.WaitDelay = 5 * time.Second
-	c := &Child{Name: name, cmd: cmd, stderr: &tailBuffer{}}
+	c := &Child{Name: name, cmd: cmd, stderr: &tailbuf.Buffer{}}
 	cmd.Stderr = c.stderr
 	var err error
 	if c.stdin, err = cmd.StdinPipe(); err != nil {

@@ -110,12 +110,3 @@ func TestFinishReportsExitStatus(t *testing.T) {
 		t.Errorf("Finish: %v, want ErrChild with exit status 3", err)
 	}
 }
-
-func TestTailBufferKeepsTheEnd(t *testing.T) {
-	var b tailBuffer
-	b.Write([]byte(strings.Repeat("x", tailBytes)))
-	b.Write([]byte("end"))
-	if s := b.String(); len(s) != tailBytes || !strings.HasSuffix(s, "end") {
-		t.Errorf("kept %d bytes ending %q, want %d ending \"end\"", len(s), s[len(s)-3:], tailBytes)
-	}
-}
