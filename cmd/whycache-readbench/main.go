@@ -35,6 +35,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/whycache/whycache/internal/cli"
 	"io"
 	"os"
 	"os/signal"
@@ -79,11 +80,7 @@ func main() {
 func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	cfg, err := parseFlags(args, stderr)
 	if err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		fmt.Fprintln(stderr, err)
-		return 2
+		return cli.UsageError(stderr, err)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -117,14 +114,8 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.IntVar(&cfg.writeBatch, "write-batch", 100, "keys per writer batch (one batch every write-batch/write-rate seconds)")
 	fs.Uint64Var(&cfg.seed, "seed", 1, "internal: random seed of a child process")
 	fs.BoolVar(&cfg.json, "json", false, "print the results as JSON")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return cfg, err
-		}
-		return cfg, fmt.Errorf("%w: %v", errUsage, err)
-	}
-	if fs.NArg() > 0 {
-		return cfg, fmt.Errorf("%w: unexpected argument %q", errUsage, fs.Arg(0))
+	if err := cli.Parse(fs, args, errUsage); err != nil {
+		return cfg, err
 	}
 	switch {
 	case cfg.role != roleParent && cfg.role != roleReader && cfg.role != roleWriter:

@@ -42,7 +42,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/whycache/whycache/bench/internal/cli"
+	"github.com/whycache/whycache/internal/cli"
 
 	"github.com/whycache/whycache/bench/internal/peers"
 )

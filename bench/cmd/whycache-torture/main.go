@@ -38,7 +38,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/whycache/whycache/bench/internal/cli"
+	"github.com/whycache/whycache/internal/cli"
 )
 
 // childEnv is set in the environment of child processes; a test binary

@@ -1,5 +1,5 @@
-// Package cli holds the command-line handling shared by the bench
-// commands.
+// Package cli holds the command-line handling shared by the benchmark
+// commands (whycache-readbench, whycache-compare, whycache-torture).
 package cli
 
 import (
