@@ -133,9 +133,11 @@ func (c *Instance) applyLocal(ctx context.Context, first uint64, groups [][]logs
 		return err
 	}
 	return c.withTree(func(t *prefixtree.Tree) error {
-		for _, g := range groups {
-			warmItems(t, pendingRecord{items: g})
+		recs := make([]pendingRecord, len(groups))
+		for i, g := range groups {
+			recs[i].items = g
 		}
+		warmItems(t, recs...)
 		b, err := t.Begin()
 		if err != nil {
 			return err
