@@ -30,7 +30,7 @@ type fsCommitReq struct {
 // failed write is truncated away; a failed fdatasync leaves the outcome
 // unknown and says so. A caller whose context ends while it waits for
 // another call's write returns at once if its records were not taken yet.
-func (s *FileStore) Commit(ctx context.Context, records []logstore.Record) (uint64, error) {
+func (s *FileStore) commitRecords(ctx context.Context, records []logstore.Record) (uint64, error) {
 	if err := s.enter(ctx); err != nil {
 		return 0, err
 	}

@@ -109,7 +109,7 @@ func ExampleNewFileStore() {
 	defer store.Close()
 
 	ctx := context.Background()
-	last, err := store.Commit(ctx, []logstore.Record{{Contents: []byte("first")}, {Contents: []byte("second")}})
+	last, err := commitLast(ctx, store, []logstore.Record{{Contents: []byte("first")}, {Contents: []byte("second")}})
 	if err != nil {
 		fmt.Println(err)
 		return

@@ -71,7 +71,7 @@ func TestFileStoreHelperProcess(t *testing.T) {
 			for j := range contents {
 				contents[j] = fsBatchContents(tag, i, j, mode == "crash")
 			}
-			id, err := s.Commit(ctx, fsRecs(contents...))
+			id, err := commitLast(ctx, s, fsRecs(contents...))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -101,7 +101,7 @@ func fsHelperFileSizeLimit(t *testing.T, s *FileStore, out io.Writer) {
 	if err := unix.Setrlimit(unix.RLIMIT_FSIZE, &unix.Rlimit{Cur: lim, Max: lim}); err != nil {
 		t.Fatal(err)
 	}
-	_, err = s.Commit(ctx, fsRecs("small", strings.Repeat("x", 1000)))
+	_, err = commitLast(ctx, s, fsRecs("small", strings.Repeat("x", 1000)))
 	after, rerr := os.ReadFile(seg)
 	if rerr != nil {
 		t.Fatal(rerr)
@@ -109,7 +109,7 @@ func fsHelperFileSizeLimit(t *testing.T, s *FileStore, out io.Writer) {
 	fmt.Fprintf(out, "commit-error %v\n", err != nil)
 	fmt.Fprintf(out, "error %v\n", err)
 	fmt.Fprintf(out, "unchanged %v\n", string(after) == string(before))
-	id, err := s.Commit(ctx, fsRecs("fits"))
+	id, err := commitLast(ctx, s, fsRecs("fits"))
 	fmt.Fprintf(out, "next %d %v\n", id, err)
 }
 

@@ -169,7 +169,7 @@ func commitSingleKeyRecords(b *testing.B, store logstore.Store, keys [][]byte) {
 			c, _ := logstore.AppendRecord(nil, []logstore.Item{{Key: k, Value: benchValue}})
 			recs = append(recs, logstore.Record{Contents: c, SingleKey: k})
 		}
-		if _, err := store.Commit(ctx, recs); err != nil {
+		if _, err := commitLast(ctx, store, recs); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -191,7 +191,7 @@ func commitTwoKeyRecords(b *testing.B, store logstore.Store, live [][]byte, n in
 			})
 			recs = append(recs, logstore.Record{Contents: c})
 		}
-		if _, err := store.Commit(ctx, recs); err != nil {
+		if _, err := commitLast(ctx, store, recs); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -310,8 +310,8 @@ func TestInstanceMonotonicAndOutOfOrderApply(t *testing.T) {
 		c, _ := logstore.AppendRecord(nil, []logstore.Item{{Key: []byte("k"), Value: []byte(v)}})
 		return logstore.Record{Contents: c, SingleKey: []byte("k")}
 	}
-	id1, _ := store.Commit(ctx, []logstore.Record{rec("old")})
-	id2, _ := store.Commit(ctx, []logstore.Record{rec("new")})
+	id1, _ := commitLast(ctx, store, []logstore.Record{rec("old")})
+	id2, _ := commitLast(ctx, store, []logstore.Record{rec("new")})
 	if err := a.applyLocal(ctx, id2, [][]logstore.Item{{{Key: []byte("k"), Value: []byte("new")}}}); err != nil {
 		t.Fatal(err)
 	}
@@ -342,8 +342,8 @@ func TestInstanceCorruptRecordStopsUpdate(t *testing.T) {
 	good := mustSet(t, c, "a", "1")
 	rec, _ := logstore.AppendRecord(nil, []logstore.Item{{Key: []byte("b"), Value: []byte("2")}})
 	rec[len(rec)-1] ^= 1 // checksum mismatch
-	store.Commit(ctx, []logstore.Record{{Contents: rec}})
-	store.Commit(ctx, []logstore.Record{{Contents: rec[:len(rec)-3]}}) // truncated
+	commitLast(ctx, store, []logstore.Record{{Contents: rec}})
+	commitLast(ctx, store, []logstore.Record{{Contents: rec[:len(rec)-3]}}) // truncated
 	other := newInstance(t, store, Options{})
 	err := other.Update(ctx)
 	if !errors.Is(err, ErrCorrupt) {
@@ -584,4 +584,11 @@ func TestInstanceSnapshotGzipAndExactID(t *testing.T) {
 	if err := b.LoadSnapshot(ctx, bytes.NewReader(bad)); !errors.Is(err, ErrCorrupt) {
 		t.Fatalf("damaged gzip snapshot: %v", err)
 	}
+}
+
+// commitLast commits recs through s, expecting no particular log identity,
+// and returns the id of the last record.
+func commitLast(ctx context.Context, s logstore.Store, recs []logstore.Record) (uint64, error) {
+	res, err := s.Commit(ctx, logstore.LogID{}, recs)
+	return res.Last, err
 }

@@ -111,10 +111,11 @@ func (c *Instance) commitItems(ctx context.Context, items []logstore.Item) (uint
 	if len(recs) == 0 {
 		return c.store.LatestUpdateID(ctx)
 	}
-	last, err := c.store.Commit(ctx, recs)
+	res, err := c.store.Commit(ctx, logstore.LogID{}, recs)
 	if err != nil {
 		return 0, fmt.Errorf("whycache: commit: %w", err)
 	}
+	last := res.Last
 	first := last - uint64(len(recs)-1)
 	if err := c.applyLocal(ctx, first, groups); err != nil {
 		return last, fmt.Errorf("whycache: committed as record %d but not applied locally (the next Update will): %w", last, err)

@@ -57,7 +57,7 @@ func benchmarkMySQLCommit64(b *testing.B, opts MySQLStoreOptions) {
 					return
 				}
 				k := (i * 40503) % keys // spread over the key space
-				if _, err := s.Commit(ctx, []logstore.Record{{Contents: recs[k], SingleKey: keyOf[k]}}); err != nil {
+				if _, err := commitLast(ctx, s, []logstore.Record{{Contents: recs[k], SingleKey: keyOf[k]}}); err != nil {
 					errs <- err
 					return
 				}

@@ -53,7 +53,7 @@ type myCommitResult struct {
 // flight, it waits for that transaction's outcome (which is aborted when
 // every call sharing it has given up). Commit with no records returns
 // LatestUpdateID.
-func (s *MySQLStore) Commit(ctx context.Context, records []logstore.Record) (uint64, error) {
+func (s *MySQLStore) commitRecords(ctx context.Context, records []logstore.Record) (uint64, error) {
 	if err := s.myCheck(ctx); err != nil {
 		return 0, err
 	}

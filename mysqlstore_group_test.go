@@ -125,7 +125,7 @@ func TestMySQLGroupCommit(t *testing.T) {
 								recs[j].SingleKey = []byte(tag) // unique: replaces nothing
 							}
 						}
-						last, err := s.Commit(ctx, recs)
+						last, err := commitLast(ctx, s, recs)
 						if err != nil {
 							errs <- fmt.Errorf("goroutine %d commit %d: %w", g, i, err)
 							return
@@ -189,7 +189,7 @@ func TestMySQLGroupCommitCancel(t *testing.T) {
 	}
 	first := make(chan result, 1)
 	go func() {
-		id, err := s.Commit(ctx, []logstore.Record{{Contents: []byte("first")}})
+		id, err := commitLast(ctx, s, []logstore.Record{{Contents: []byte("first")}})
 		first <- result{id, err}
 	}()
 	<-queued
@@ -197,11 +197,11 @@ func TestMySQLGroupCommitCancel(t *testing.T) {
 	cctx, cancel := context.WithCancel(ctx)
 	cancelled, kept := make(chan result, 1), make(chan result, 1)
 	go func() {
-		id, err := s.Commit(cctx, []logstore.Record{{Contents: []byte("cancelled")}})
+		id, err := commitLast(cctx, s, []logstore.Record{{Contents: []byte("cancelled")}})
 		cancelled <- result{id, err}
 	}()
 	go func() {
-		id, err := s.Commit(ctx, []logstore.Record{{Contents: []byte("kept")}})
+		id, err := commitLast(ctx, s, []logstore.Record{{Contents: []byte("kept")}})
 		kept <- result{id, err}
 	}()
 	<-queued

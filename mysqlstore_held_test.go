@@ -221,7 +221,7 @@ func TestMySQLHeldTransaction(t *testing.T) {
 			t.Cleanup(releaseA) // first: the stores' Close waits for A
 
 			// Something before, so the poller has a position.
-			base, err := sB.Commit(ctx, mysqlRecords("base", 2))
+			base, err := commitLast(ctx, sB, mysqlRecords("base", 2))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -233,12 +233,12 @@ func TestMySQLHeldTransaction(t *testing.T) {
 				err error
 			}
 			aDone, bDone := make(chan result, 1), make(chan result, 1)
-			go func() { id, err := sA.Commit(ctx, aRecs); aDone <- result{id, err} }()
+			go func() { id, err := commitLast(ctx, sA, aRecs); aDone <- result{id, err} }()
 			aIDs := <-hold
 			if aIDs != [2]uint64{base + 1, base + 3} {
 				t.Fatalf("A holds ids %v, want %d..%d", aIDs, base+1, base+3)
 			}
-			go func() { id, err := sB.Commit(ctx, bRecs); bDone <- result{id, err} }()
+			go func() { id, err := commitLast(ctx, sB, bRecs); bDone <- result{id, err} }()
 			if !tc.timeout {
 				// B waits for the counter lock (for 50 s, the default).
 				mysqlWaitLockWait(t, adminDB, table)
@@ -279,7 +279,7 @@ func TestMySQLHeldTransaction(t *testing.T) {
 				t.Fatalf("A's Commit = %d, %v; want %d", ra.id, ra.err, aIDs[1])
 			}
 			if tc.timeout && !tc.retries {
-				go func() { id, err := sB.Commit(ctx, bRecs); bDone <- result{id, err} }()
+				go func() { id, err := commitLast(ctx, sB, bRecs); bDone <- result{id, err} }()
 			}
 			rb := <-bDone
 			wantB := aIDs[1] + uint64(len(bRecs))

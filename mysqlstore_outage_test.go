@@ -161,7 +161,7 @@ func TestMySQLOutage(t *testing.T) {
 				if i%2 == 0 {
 					recs[0].SingleKey = recs[0].Contents // unique: replaces nothing
 				}
-				last, err := s.Commit(ctx, recs)
+				last, err := commitLast(ctx, s, recs)
 				if err == nil {
 					committed.Add(1)
 				}
@@ -178,7 +178,7 @@ func TestMySQLOutage(t *testing.T) {
 	var ok []mysqlCommitted
 	for i := range 5 {
 		recs := mysqlRecords(fmt.Sprintf("after-%d", i), 2)
-		last, err := s.Commit(ctx, recs)
+		last, err := commitLast(ctx, s, recs)
 		if err != nil {
 			t.Fatalf("Commit after the outage: %v", err)
 		}

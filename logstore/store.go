@@ -24,11 +24,36 @@
 //     reader whose position is below the horizon must rebuild its state from
 //     the start of the log instead of tailing it.
 //   - Reset deletes every record and gives the log a new identity.
+//
+// # Positions and nonces
+//
+// Every commit carries a random, non-zero 64-bit nonce, stored with each of
+// its records. A Position names a point in a log's history: a record id and
+// the nonce of the commit that wrote that id. A reader remembers the
+// position it applied; Poll checks it against the log before delivering
+// anything newer (Verdict). Because a log's history is only ever extended,
+// the same nonce at the same id proves that the log holds the same history
+// up to that id; another nonce, or an id above the log's latest, proves
+// that the log went backwards (restored from a backup, a failover to a
+// lagging replica) and that records the reader applied are gone, even when
+// new commits have since reused their ids.
+//
+// Records can disappear (a single-key replacement, Compact), but their
+// commit stays verifiable: a store keeps a mark (id and nonce) of every
+// commit whose records are all gone, at least for commits that end at or
+// above the compaction horizon. Positions below the horizon need no check:
+// a reader there rebuilds anyway.
+//
+// What a nonce cannot detect: a log restored from a backup that is not a
+// consistent prefix of the history (torn copies of a live log), and records
+// committed with nonce 0 (a store that keeps no nonces, or records written
+// before nonces existed), whose positions are checked by id only.
 package logstore
 
 import (
 	"context"
 	"errors"
+	"strconv"
 )
 
 // Sentinel errors. Every error a Store or decoder returns for these
@@ -36,7 +61,7 @@ import (
 var (
 	// ErrCorrupt is returned when stored or transmitted bytes fail
 	// validation: a bad checksum, a truncated or malformed record, an
-	// unknown format version.
+	// unknown format version, damaged log metadata.
 	ErrCorrupt = errors.New("logstore: corrupt data")
 
 	// ErrClosed is returned by every method of a Store after Close.
@@ -45,6 +70,15 @@ var (
 	// ErrTooLarge is returned by Commit when a record is larger than the
 	// store can hold (Limits.MaxRecordSize).
 	ErrTooLarge = errors.New("logstore: record too large")
+
+	// ErrLogMismatch is returned by Commit when the caller expects a log
+	// identity other than the log's; nothing is committed.
+	ErrLogMismatch = errors.New("logstore: log identity differs from the expected one")
+
+	// ErrNoLog is returned by the read methods of a store whose log was
+	// never created (for MySQL: no meta row; run CreateTable, "whycache
+	// init-schema", on the primary). Read paths never create a log.
+	ErrNoLog = errors.New("logstore: log not initialized")
 )
 
 // LogID identifies one log. It is chosen at random when the log is created
@@ -64,6 +98,28 @@ type Record struct {
 	SingleKey []byte
 }
 
+// Position is a point in a log's history: a record id and the nonce of the
+// commit that wrote it (see the package documentation).
+type Position struct {
+	ID uint64
+	// Nonce is the nonce of the commit that wrote record ID; every record
+	// of a commit has the same one. 0 means unknown: the position is then
+	// checked by id only.
+	Nonce uint64
+}
+
+// Committed describes a successful Commit.
+type Committed struct {
+	// First and Last are the ids of the first and last record committed;
+	// the records got consecutive ids.
+	First, Last uint64
+	// Nonce is the commit's nonce, non-zero for stores that keep nonces.
+	Nonce uint64
+}
+
+// Position returns the position of the commit's last record.
+func (c Committed) Position() Position { return Position{ID: c.Last, Nonce: c.Nonce} }
+
 // Info describes a log.
 type Info struct {
 	// ID is the log identity; it changes when the log is Reset.
@@ -71,8 +127,9 @@ type Info struct {
 
 	// Horizon is the compaction horizon: records with ids <= Horizon may have
 	// lost effects that later records do not supersede (removed delete
-	// markers, filtered keys). A reader whose applied id is below Horizon
-	// must rebuild from the start of the log.
+	// markers, filtered keys), and commits ending below it may have lost
+	// their marks. A reader whose position is below Horizon must rebuild
+	// from the start of the log.
 	Horizon uint64
 }
 
@@ -83,6 +140,91 @@ type Limits struct {
 	// MaxSingleKeySize is the largest Record.SingleKey the store indexes;
 	// longer keys are committed with SingleKey treated as nil.
 	MaxSingleKeySize int
+}
+
+// Entry is one record delivered by Poll.
+type Entry struct {
+	ID    uint64
+	Nonce uint64 // the nonce of the commit that wrote it (0 if unknown)
+	// Contents is the encoded record, valid only during the callback.
+	Contents []byte
+}
+
+// Position returns the entry's position.
+func (e Entry) Position() Position { return Position{ID: e.ID, Nonce: e.Nonce} }
+
+// PollRequest asks Poll for the records after a position.
+type PollRequest struct {
+	// After is the position the reader has applied. Poll delivers the
+	// records with ids above After.ID and checks After against the log
+	// (PollResult.Verdict); the zero Position asks for the whole log.
+	After Position
+
+	// Max bounds the number of records one call delivers; 0 means the
+	// store's page size. The store may deliver fewer (PollResult.More).
+	Max int
+
+	// Primary makes a store with a separate read pool (a replica) read
+	// from the primary: a writer that must see its own commit sets it.
+	// Stores with one pool ignore it.
+	Primary bool
+}
+
+// Verdict is what Poll found at the position it was asked to check.
+type Verdict int
+
+const (
+	// VerdictNone: After.ID was 0, there was nothing to check.
+	VerdictNone Verdict = iota
+	// VerdictMatch: the commit that wrote After.ID carries After.Nonce (or
+	// After.Nonce is 0 and After.ID <= Latest.ID): the log holds the
+	// history the reader applied.
+	VerdictMatch
+	// VerdictMismatch: the commit at After.ID carries another nonce: the
+	// log's history differs from the one the reader applied.
+	VerdictMismatch
+	// VerdictAhead: After.ID is above the log's latest id: the log went
+	// backwards, or the pool read lags behind the primary (a replica).
+	VerdictAhead
+	// VerdictUnknown: the log keeps no trace of the commit at After.ID (no
+	// record and no mark); only possible below the horizon.
+	VerdictUnknown
+)
+
+// String returns the verdict's name.
+func (v Verdict) String() string {
+	switch v {
+	case VerdictNone:
+		return "none"
+	case VerdictMatch:
+		return "match"
+	case VerdictMismatch:
+		return "mismatch"
+	case VerdictAhead:
+		return "ahead"
+	case VerdictUnknown:
+		return "unknown"
+	}
+	return "Verdict(" + strconv.Itoa(int(v)) + ")"
+}
+
+// PollResult is what one Poll call saw, all in one consistent snapshot of
+// the log.
+type PollResult struct {
+	// Info is the log's identity and horizon.
+	Info Info
+	// Latest is the position of the log's latest record (its nonce is that
+	// of the latest commit), or the zero Position for a log that never had
+	// a commit.
+	Latest Position
+	// Verdict is the check of PollRequest.After.
+	Verdict Verdict
+	// More is set when the call stopped after Max records, before Latest:
+	// call again with After = Next.
+	More bool
+	// Next is the position of the last record delivered, or After when none
+	// was.
+	Next Position
 }
 
 // CompactFunc decides the fate of one record during Compact. It returns the
@@ -109,16 +251,33 @@ type Store interface {
 	// call. An error from fn stops the read and is returned as is.
 	ReadUpdates(ctx context.Context, low, high uint64, fn func(id uint64, contents []byte) error) error
 
-	// Commit appends records to the log, atomically and in order, and
-	// returns the id of the last one; the records get consecutive ids
-	// ending there. Ids are assigned so that commit order equals id order.
-	// On error nothing was committed (or, if the outcome is unknown, the
-	// error says so and a later ReadUpdates shows the truth). Concurrent
-	// calls may share one transaction (group commit).
-	Commit(ctx context.Context, records []Record) (lastID uint64, err error)
+	// Poll is the reader's one call per poll. In one consistent snapshot of
+	// the log it reads the identity, the horizon and the latest position,
+	// checks req.After (PollResult.Verdict), and calls fn, in ascending id
+	// order, for the records with req.After.ID < id <= Latest.ID, at most
+	// req.Max of them (then More is set). Only records of complete commits
+	// are delivered. A reader that applies every delivered record and, once
+	// a call returns More == false, takes Latest as its position, holds every
+	// record up to Latest.ID at its latest version: a single-key record
+	// replaced before the snapshot has its replacement at or below
+	// Latest.ID. An error from fn stops the call and is returned as is;
+	// Entry.Contents is only valid during the call. Poll never writes.
+	Poll(ctx context.Context, req PollRequest, fn func(Entry) error) (PollResult, error)
 
-	// Info returns the log identity and compaction horizon. A store creates
-	// the identity the first time it is needed.
+	// Commit appends records to the log, atomically and in order, with a
+	// new random nonce, and returns their ids and the nonce; the records
+	// get consecutive ids. Ids are assigned so that commit order equals id
+	// order. If expect is not the zero LogID and the log has another
+	// identity, Commit fails with ErrLogMismatch and commits nothing. On
+	// error nothing was committed (or, if the outcome is unknown, the error
+	// says so and a later ReadUpdates shows the truth). Concurrent calls
+	// may share one transaction (group commit); each gets its own nonce or
+	// the shared one. Commit with no records commits nothing and returns
+	// First = Last = the latest id.
+	Commit(ctx context.Context, expect LogID, records []Record) (Committed, error)
+
+	// Info returns the log identity and compaction horizon. It never
+	// creates anything; a log that does not exist yet is ErrNoLog.
 	Info(ctx context.Context) (Info, error)
 
 	// Compact passes every record with id <= limit to fn, in ascending id
@@ -126,7 +285,9 @@ type Store interface {
 	// change. If horizon is above the current horizon, the horizon is raised
 	// to it before any record is changed. Each record's replacement is
 	// atomic for readers; the pass as a whole is not. Records committed
-	// concurrently (ids above limit) are unaffected.
+	// concurrently (ids above limit) are unaffected. The commit of a dropped
+	// record stays verifiable by Poll (a mark) unless it ends below the
+	// horizon.
 	Compact(ctx context.Context, limit, horizon uint64, fn CompactFunc) (CompactStats, error)
 
 	// Reset deletes every record and gives the log a new identity. Ids keep
@@ -139,4 +300,11 @@ type Store interface {
 	// Close releases the store's resources. It does not close resources the
 	// caller passed in (such as a *sql.DB).
 	Close() error
+}
+
+// Checker is implemented by stores that can verify their whole log (every
+// record's framing and checksums, the metadata). Damage is reported with
+// an error wrapping ErrCorrupt that says where it is.
+type Checker interface {
+	Check(ctx context.Context) error
 }

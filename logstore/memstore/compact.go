@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"sort"
 
 	"github.com/whycache/whycache/logstore"
 )
@@ -31,6 +32,7 @@ func (s *Store) Compact(ctx context.Context, limit, horizon uint64, fn logstore.
 	l.mu.Lock()
 	if horizon > l.info.Horizon {
 		l.info.Horizon = horizon
+		l.pruneMarksLocked()
 	}
 	l.mu.Unlock()
 	for next := uint64(1); next <= limit; {
@@ -96,4 +98,12 @@ func (l *memLog) apply(r record, newContents []byte, keep bool) {
 	}
 	l.recs[i].contents = append([]byte(nil), newContents...)
 	l.recs[i].gen++
+}
+
+// pruneMarksLocked drops the marks of commits that end below the horizon
+// (readers there rebuild), keeping the latest commit's.
+func (l *memLog) pruneMarksLocked() {
+	keep := sort.Search(len(l.marks), func(j int) bool { return l.marks[j].ID >= l.info.Horizon })
+	keep = min(keep, max(len(l.marks)-1, 0))
+	l.marks = append(l.marks[:0:0], l.marks[keep:]...)
 }

@@ -58,6 +58,7 @@ type record struct {
 	id        uint64
 	contents  []byte
 	singleKey string // "" when the record is not indexed by key
+	nonce     uint64 // the nonce of the commit that wrote it
 	gen       uint64 // bumped each time Compact replaces contents
 	dropped   bool   // a tombstone, skipped by readers until purged
 }
@@ -71,12 +72,17 @@ type memLog struct {
 	// Invariants (checked by Check): recs ascends strictly by id; every id
 	// is <= latest; dead counts the dropped records in recs; singles maps a
 	// key to the id of the one live record indexed by it, and only when
-	// singleKeyReplaces is set.
-	info    logstore.Info
-	latest  uint64
-	recs    []record
-	dead    int
-	singles map[string]uint64
+	// singleKeyReplaces is set; marks holds one position per commit of this
+	// identity (its last id and nonce), ascending, none below the horizon
+	// once Compact pruned them; latestNonce is the nonce of the last commit
+	// (0 before the first one and after Reset).
+	info        logstore.Info
+	latest      uint64
+	latestNonce uint64
+	recs        []record
+	dead        int
+	singles     map[string]uint64
+	marks       []logstore.Position
 }
 
 // New returns a handle on a new, empty log with a random identity. It fails
@@ -173,6 +179,11 @@ func (s *Store) ReadUpdates(ctx context.Context, low, high uint64, fn func(id ui
 func (l *memLog) copyRange(low, high uint64, max int) []record {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	return l.copyRangeLocked(low, high, max)
+}
+
+// copyRangeLocked is copyRange with the lock held.
+func (l *memLog) copyRangeLocked(low, high uint64, max int) []record {
 	var out []record
 	for i := l.searchLocked(low); i < len(l.recs) && l.recs[i].id <= high && len(out) < max; i++ {
 		r := l.recs[i]
@@ -201,31 +212,49 @@ func (l *memLog) findLocked(id uint64) int {
 }
 
 // Commit appends records atomically with consecutive ids after the highest
-// id ever committed and returns the last id; with no records it commits
-// nothing and returns LatestUpdateID. The contents are copied. With
-// Options.SingleKeyReplaces, a record with a SingleKey (of at most
-// MaxSingleKeySize bytes) drops the previous live record with the same
-// SingleKey, including one earlier in the same call. Errors (nothing
-// committed): ErrClosed, the context's, or ErrTooLarge for a record above
-// MaxRecordSize.
-func (s *Store) Commit(ctx context.Context, records []logstore.Record) (uint64, error) {
+// id ever committed, under a new nonce, and returns their ids and nonce;
+// with no records it commits nothing and returns the latest id. The
+// contents are copied. With Options.SingleKeyReplaces, a record with a
+// SingleKey (of at most MaxSingleKeySize bytes) drops the previous live
+// record with the same SingleKey, including one earlier in the same call.
+// Errors (nothing committed): ErrClosed, the context's, ErrLogMismatch
+// when expect is set and differs from the log's identity, or ErrTooLarge
+// for a record above MaxRecordSize.
+func (s *Store) Commit(ctx context.Context, expect logstore.LogID, records []logstore.Record) (logstore.Committed, error) {
 	if err := s.check(ctx); err != nil {
-		return 0, err
+		return logstore.Committed{}, err
 	}
 	l := s.log
+	if len(records) == 0 {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		if err := l.expectLocked(expect); err != nil {
+			return logstore.Committed{}, err
+		}
+		return logstore.Committed{First: l.latest, Last: l.latest}, nil
+	}
+	nonce, err := logstore.NewNonce()
+	if err != nil {
+		return logstore.Committed{}, err
+	}
 	recs := make([]record, len(records))
 	for i, r := range records {
 		if len(r.Contents) > l.limits.MaxRecordSize {
-			return 0, fmt.Errorf("memstore: record %d of %d bytes above %d: %w",
+			return logstore.Committed{}, fmt.Errorf("memstore: record %d of %d bytes above %d: %w",
 				i, len(r.Contents), l.limits.MaxRecordSize, logstore.ErrTooLarge)
 		}
 		recs[i].contents = append([]byte(nil), r.Contents...)
+		recs[i].nonce = nonce
 		if l.singleKeyReplaces && len(r.SingleKey) > 0 && len(r.SingleKey) <= l.limits.MaxSingleKeySize {
 			recs[i].singleKey = string(r.SingleKey)
 		}
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if err := l.expectLocked(expect); err != nil {
+		return logstore.Committed{}, err
+	}
+	first := l.latest + 1
 	for _, r := range recs {
 		l.latest++
 		r.id = l.latest
@@ -240,8 +269,78 @@ func (s *Store) Commit(ctx context.Context, records []logstore.Record) (uint64, 
 		// Appended one by one: a later record of the batch may drop it.
 		l.recs = append(l.recs, r)
 	}
+	l.latestNonce = nonce
+	l.marks = append(l.marks, logstore.Position{ID: l.latest, Nonce: nonce})
 	l.purgeLocked()
-	return l.latest, nil
+	return logstore.Committed{First: first, Last: l.latest, Nonce: nonce}, nil
+}
+
+// expectLocked returns ErrLogMismatch when expect is set and is not the
+// log's identity.
+func (l *memLog) expectLocked(expect logstore.LogID) error {
+	if expect != (logstore.LogID{}) && expect != l.info.ID {
+		return fmt.Errorf("memstore: commit: log %x, expected %x: %w", l.info.ID, expect, logstore.ErrLogMismatch)
+	}
+	return nil
+}
+
+// Poll delivers, under the log's lock (one consistent snapshot), up to
+// req.Max records (readPage when 0) after req.After.ID, and judges
+// req.After; see logstore.Store. fn is called after the lock is released,
+// with private copies of the contents. Errors: ErrClosed, the context's, or
+// fn's as is.
+func (s *Store) Poll(ctx context.Context, req logstore.PollRequest, fn func(logstore.Entry) error) (logstore.PollResult, error) {
+	if err := s.check(ctx); err != nil {
+		return logstore.PollResult{}, err
+	}
+	max := req.Max
+	if max <= 0 {
+		max = readPage
+	}
+	l := s.log
+	l.mu.Lock()
+	res := logstore.PollResult{
+		Info:   l.info,
+		Latest: logstore.Position{ID: l.latest, Nonce: l.latestNonce},
+		Next:   req.After,
+	}
+	var found bool
+	var nonce uint64
+	if logstore.NeedsLookup(req.After, res.Latest) {
+		found, nonce = l.traceLocked(req.After.ID)
+	}
+	res.Verdict = logstore.Judge(req.After, res.Latest, l.info.Horizon, found, nonce)
+	page := l.copyRangeLocked(req.After.ID+1, l.latest, max+1)
+	l.mu.Unlock()
+	if len(page) > max {
+		page, res.More = page[:max], true
+	}
+	for _, r := range page {
+		if err := fn(logstore.Entry{ID: r.id, Nonce: r.nonce, Contents: r.contents}); err != nil {
+			return res, err
+		}
+		res.Next = logstore.Position{ID: r.id, Nonce: r.nonce}
+	}
+	return res, nil
+}
+
+// traceLocked returns the nonce of the live record or mark with the
+// smallest id >= id.
+func (l *memLog) traceLocked(id uint64) (found bool, nonce uint64) {
+	best := uint64(0)
+	if i := l.searchLocked(id); i < len(l.recs) {
+		for ; i < len(l.recs); i++ {
+			if !l.recs[i].dropped {
+				best, nonce, found = l.recs[i].id, l.recs[i].nonce, true
+				break
+			}
+		}
+	}
+	j := sort.Search(len(l.marks), func(j int) bool { return l.marks[j].ID >= id })
+	if j < len(l.marks) && (!found || l.marks[j].ID < best) {
+		return true, l.marks[j].Nonce
+	}
+	return found, nonce
 }
 
 // dropLocked removes the live record at index i. It leaves a tombstone, so
@@ -300,7 +399,50 @@ func (s *Store) Reset(ctx context.Context) error {
 	l.info = logstore.Info{ID: id}
 	l.recs, l.dead = nil, 0
 	l.singles = make(map[string]uint64)
+	l.marks, l.latestNonce = nil, 0
 	return nil
+}
+
+// Backup returns a copy of the log as it is now. Restore puts it back, with
+// its identity: the log then goes backwards as a log restored from a
+// backup does. For tests of readers facing such a log.
+func (s *Store) Backup() *Backup {
+	l := s.log
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	b := &Backup{info: l.info, latest: l.latest, latestNonce: l.latestNonce, dead: l.dead,
+		recs: append([]record(nil), l.recs...), marks: append([]logstore.Position(nil), l.marks...),
+		singles: make(map[string]uint64, len(l.singles))}
+	for k, v := range l.singles {
+		b.singles[k] = v
+	}
+	return b
+}
+
+// Backup is a copy of a log made by Store.Backup.
+type Backup struct {
+	info        logstore.Info
+	latest      uint64
+	latestNonce uint64
+	recs        []record
+	dead        int
+	singles     map[string]uint64
+	marks       []logstore.Position
+}
+
+// Restore replaces the log's whole contents (identity, ids, records) with
+// the backup's, as restoring a backup does.
+func (s *Store) Restore(b *Backup) {
+	l := s.log
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.info, l.latest, l.latestNonce, l.dead = b.info, b.latest, b.latestNonce, b.dead
+	l.recs = append([]record(nil), b.recs...)
+	l.marks = append([]logstore.Position(nil), b.marks...)
+	l.singles = make(map[string]uint64, len(b.singles))
+	for k, v := range b.singles {
+		l.singles[k] = v
+	}
 }
 
 // Limits returns the sizes the log accepts. It works after Close.
@@ -343,6 +485,14 @@ func (s *Store) Check() error {
 	}
 	if dead != l.dead {
 		return fmt.Errorf("memstore: %d tombstones, counted %d", dead, l.dead)
+	}
+	for i, m := range l.marks {
+		if m.ID == 0 || m.ID > l.latest || m.Nonce == 0 || (i > 0 && l.marks[i-1].ID >= m.ID) {
+			return fmt.Errorf("memstore: mark %d (%+v) out of order or zero", i, m)
+		}
+	}
+	if n := len(l.marks); n > 0 && (l.marks[n-1].ID != l.latest || l.marks[n-1].Nonce != l.latestNonce) {
+		return fmt.Errorf("memstore: last mark %+v is not the latest commit (%d, %x)", l.marks[n-1], l.latest, l.latestNonce)
 	}
 	if l.info.ID == (logstore.LogID{}) {
 		return fmt.Errorf("memstore: zero log id")

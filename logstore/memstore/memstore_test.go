@@ -28,6 +28,10 @@ func harness(opts memstore.Options) storetest.Harness {
 			return s, func(*testing.T) logstore.Store { return s.Open() }
 		},
 		SingleKeyReplaces: opts.SingleKeyReplaces,
+		Backup: func(t *testing.T, s logstore.Store) func(*testing.T) {
+			b := s.(*memstore.Store).Backup()
+			return func(*testing.T) { s.(*memstore.Store).Restore(b) }
+		},
 	}
 }
 
@@ -59,18 +63,18 @@ func TestTombstonesPurged(t *testing.T) {
 	newest := make(map[string]uint64) // key -> id of its newest record
 	for i := 0; i < 1000; i++ {
 		key := fmt.Sprintf("k%d", i%10)
-		id, err := s.Commit(ctx, []logstore.Record{{Contents: []byte(fmt.Sprintf("%s=%d", key, i)), SingleKey: []byte(key)}})
+		res, err := s.Commit(ctx, logstore.LogID{}, []logstore.Record{{Contents: []byte(fmt.Sprintf("%s=%d", key, i)), SingleKey: []byte(key)}})
 		if err != nil {
 			t.Fatal(err)
 		}
-		newest[key] = id
+		newest[key] = res.Last
 		if err := s.Check(); err != nil {
 			t.Fatalf("after commit %d: %v", i, err)
 		}
 	}
 	// Unindexed records, then a compaction that drops every other one.
 	for i := 0; i < 300; i++ {
-		if _, err := s.Commit(ctx, []logstore.Record{{Contents: []byte{byte(i)}}}); err != nil {
+		if _, err := s.Commit(ctx, logstore.LogID{}, []logstore.Record{{Contents: []byte{byte(i)}}}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -119,8 +123,8 @@ func ExampleNew() {
 	defer other.Close()
 
 	rec, _ := logstore.AppendRecord(nil, []logstore.Item{{Key: []byte("k"), Value: []byte("v")}})
-	id, err := s.Commit(ctx, []logstore.Record{{Contents: rec, SingleKey: []byte("k")}})
-	fmt.Println(id, err)
+	res, err := s.Commit(ctx, logstore.LogID{}, []logstore.Record{{Contents: rec, SingleKey: []byte("k")}})
+	fmt.Println(res.Last, err)
 	latest, err := other.LatestUpdateID(ctx)
 	fmt.Println(latest, err)
 	// Output:

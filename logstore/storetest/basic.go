@@ -133,9 +133,9 @@ func testEmptyCommit(t *testing.T, h Harness) {
 			continue
 		}
 		for _, recs := range [][]logstore.Record{nil, {}} {
-			got, err := f.s.Commit(f.ctx, recs)
-			if err != nil || got != prev {
-				t.Errorf("Commit(%#v) = %d, %v; want %d, nil", recs, got, err, prev)
+			got, err := f.s.Commit(f.ctx, logstore.LogID{}, recs)
+			if err != nil || got.Last != prev {
+				t.Errorf("Commit(%#v) = %+v, %v; want last %d, nil", recs, got, err, prev)
 			}
 		}
 	}

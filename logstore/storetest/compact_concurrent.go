@@ -39,7 +39,8 @@ func testCompactConcurrentCommits(t *testing.T, h Harness) {
 		<-started
 		for i := 0; i < concurrentCommits; i++ {
 			c := []byte(fmt.Sprintf("committed during compaction %d", i))
-			last, err := writer.Commit(context.Background(), []logstore.Record{{Contents: c}})
+			res, err := writer.Commit(context.Background(), logstore.LogID{}, []logstore.Record{{Contents: c}})
+			last := res.Last
 			if err != nil {
 				werr = err
 				return

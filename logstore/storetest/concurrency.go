@@ -44,7 +44,8 @@ func testConcurrentCommits(t *testing.T, h Harness) {
 				for j := range recs {
 					recs[j].Contents = []byte(fmt.Sprintf("writer %d batch %d record %d", w, i, j))
 				}
-				last, err := s.Commit(context.Background(), recs)
+				res, err := s.Commit(context.Background(), logstore.LogID{}, recs)
+				last := res.Last
 				if err != nil {
 					t.Errorf("writer %d: Commit: %v", w, err)
 					return

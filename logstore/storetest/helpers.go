@@ -79,9 +79,13 @@ func records(t *testing.T, prefix string, n int) []logstore.Record {
 // records as they must read back.
 func commit(t *testing.T, s logstore.Store, prev uint64, recs ...logstore.Record) []stored {
 	t.Helper()
-	last, err := s.Commit(context.Background(), recs)
+	res, err := s.Commit(context.Background(), logstore.LogID{}, recs)
 	if err != nil {
 		t.Fatalf("Commit(%d records): %v", len(recs), err)
+	}
+	last := res.Last
+	if res.First != last-uint64(len(recs))+1 {
+		t.Fatalf("Commit(%d records) returned ids %d..%d", len(recs), res.First, res.Last)
 	}
 	n := uint64(len(recs))
 	if last < n || last-n < prev {

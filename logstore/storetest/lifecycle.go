@@ -32,7 +32,7 @@ func calls(t *testing.T) []call {
 			return s.ReadUpdates(ctx, 0, all, back(cb))
 		}},
 		{"Commit", func(ctx context.Context, s logstore.Store, _ *bool) error {
-			_, err := s.Commit(ctx, rec)
+			_, err := s.Commit(ctx, logstore.LogID{}, rec)
 			return err
 		}},
 		{"Info", func(ctx context.Context, s logstore.Store, _ *bool) error {

@@ -56,7 +56,7 @@ func testLimits(t *testing.T, h Harness) {
 	tooBig := logstore.Record{Contents: sized(t, 'c', lim.MaxRecordSize+1)}
 	small := logstore.Record{Contents: contents(t, "small")}
 	for _, batch := range [][]logstore.Record{{tooBig}, {small, tooBig}, {tooBig, small}} {
-		id, err := f.s.Commit(f.ctx, batch)
+		id, err := f.s.Commit(f.ctx, logstore.LogID{}, batch)
 		if !errors.Is(err, logstore.ErrTooLarge) {
 			t.Errorf("Commit of a %d-record batch with a record over MaxRecordSize %d = %d, %v; want ErrTooLarge",
 				len(batch), lim.MaxRecordSize, id, err)

@@ -28,6 +28,9 @@
 //     compaction are part of the contract).
 //   - Commit through another handle may proceed while Compact runs; if it
 //     blocks until Compact ends, the suite still passes but waits up to 10 s.
+//   - Poll's Next is the position of the last entry it delivered, or After
+//     when it delivered none; a Poll that sets More delivered at least one
+//     entry.
 package storetest
 
 import (
@@ -47,6 +50,16 @@ type Harness struct {
 	// when a newer one for the same key is committed (MySQL does; the file
 	// store does not).
 	SingleKeyReplaces bool
+
+	// NoNonces says the store keeps no commit nonces: Commit returns nonce
+	// 0 and positions are checked by id only.
+	NoNonces bool
+
+	// Backup, if set, copies the log s belongs to as it is now and returns
+	// a function that puts the copy back (identity, ids and records), as an
+	// operator restoring a backup does. The suite then checks that readers
+	// past the backup are told.
+	Backup func(t *testing.T, s logstore.Store) (restore func(t *testing.T))
 }
 
 // Run runs every conformance test as subtests of t. The subtests run one
@@ -67,6 +80,11 @@ var suite = []struct {
 	{"CallerBuffers", testCallerBuffers},
 	{"ReadStops", testReadStops},
 	{"EmptyCommit", testEmptyCommit},
+	{"CommitIdentity", testCommitIdentity},
+	{"Poll", testPoll},
+	{"PollTraces", testPollTraces},
+	{"PollBackwards", testPollBackwards},
+	{"PollSnapshot", testPollSnapshot},
 	{"Limits", testLimits},
 	{"SingleKey", testSingleKey},
 	{"ConcurrentCommits", testConcurrentCommits},
