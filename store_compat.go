@@ -12,26 +12,6 @@ import (
 // Poll: identity checked before the commit, no nonces, Poll composed of
 // Info, LatestUpdateID and ReadUpdates (not one snapshot).
 
-// Commit commits records; see logstore.Store.
-func (s *FileStore) Commit(ctx context.Context, expect logstore.LogID, records []logstore.Record) (logstore.Committed, error) {
-	return compatCommit(ctx, s, expect, records, s.commitRecords)
-}
-
-// Commit commits records; see logstore.Store.
-func (s *MySQLStore) Commit(ctx context.Context, expect logstore.LogID, records []logstore.Record) (logstore.Committed, error) {
-	return compatCommit(ctx, s, expect, records, s.commitRecords)
-}
-
-// Poll reads records after a position; see logstore.Store.
-func (s *FileStore) Poll(ctx context.Context, req logstore.PollRequest, fn func(logstore.Entry) error) (logstore.PollResult, error) {
-	return compatPoll(ctx, s, req, fn)
-}
-
-// Poll reads records after a position; see logstore.Store.
-func (s *MySQLStore) Poll(ctx context.Context, req logstore.PollRequest, fn func(logstore.Entry) error) (logstore.PollResult, error) {
-	return compatPoll(ctx, s, req, fn)
-}
-
 func compatCommit(ctx context.Context, s logstore.Store, expect logstore.LogID, records []logstore.Record, commit func(context.Context, []logstore.Record) (uint64, error)) (logstore.Committed, error) {
 	if expect != (logstore.LogID{}) {
 		in, err := s.Info(ctx)
