@@ -54,6 +54,7 @@ import (
 	"context"
 	"errors"
 	"strconv"
+	"time"
 )
 
 // Sentinel errors. Every error a Store or decoder returns for these
@@ -217,6 +218,10 @@ type PollResult struct {
 	// of the latest commit), or the zero Position for a log that never had
 	// a commit.
 	Latest Position
+	// LatestTime is when the latest commit was made, by the clock of the
+	// store that made it (the primary's, for a replicated log); zero when
+	// the store does not know.
+	LatestTime time.Time
 	// Verdict is the check of PollRequest.After.
 	Verdict Verdict
 	// More is set when the call stopped after Max records, before Latest:

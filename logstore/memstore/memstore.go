@@ -14,6 +14,7 @@ import (
 	"sort"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/whycache/whycache/logstore"
 )
@@ -79,6 +80,7 @@ type memLog struct {
 	info        logstore.Info
 	latest      uint64
 	latestNonce uint64
+	latestTime  time.Time
 	recs        []record
 	dead        int
 	singles     map[string]uint64
@@ -269,7 +271,7 @@ func (s *Store) Commit(ctx context.Context, expect logstore.LogID, records []log
 		// Appended one by one: a later record of the batch may drop it.
 		l.recs = append(l.recs, r)
 	}
-	l.latestNonce = nonce
+	l.latestNonce, l.latestTime = nonce, time.Now()
 	l.marks = append(l.marks, logstore.Position{ID: l.latest, Nonce: nonce})
 	l.purgeLocked()
 	return logstore.Committed{First: first, Last: l.latest, Nonce: nonce}, nil
@@ -300,9 +302,10 @@ func (s *Store) Poll(ctx context.Context, req logstore.PollRequest, fn func(logs
 	l := s.log
 	l.mu.Lock()
 	res := logstore.PollResult{
-		Info:   l.info,
-		Latest: logstore.Position{ID: l.latest, Nonce: l.latestNonce},
-		Next:   req.After,
+		Info:       l.info,
+		Latest:     logstore.Position{ID: l.latest, Nonce: l.latestNonce},
+		LatestTime: l.latestTime,
+		Next:       req.After,
 	}
 	var found bool
 	var nonce uint64
@@ -424,6 +427,7 @@ type Backup struct {
 	info        logstore.Info
 	latest      uint64
 	latestNonce uint64
+	latestTime  time.Time
 	recs        []record
 	dead        int
 	singles     map[string]uint64
