@@ -1,6 +1,10 @@
 package whycache
 
-import "errors"
+import (
+	"errors"
+
+	"github.com/whycache/whycache/logstore"
+)
 
 // Sentinel errors. Errors returned by this package wrap one of these where
 // the condition applies; test with errors.Is.
@@ -25,4 +29,50 @@ var (
 	// validation. It also matches logstore.ErrCorrupt and shm.ErrCorrupt
 	// causes.
 	ErrCorrupt = errors.New("whycache: corrupt data")
+
+	// ErrLogMismatch is returned when the log has another identity than the
+	// one the state (or a snapshot) was built from: a typo in the store's
+	// address, a new table or directory, a log that was reset. Update
+	// refuses to replace a filled state with another log's content unless
+	// Options.Rebuild is RebuildAnyLog; Set refuses before it commits;
+	// LoadSnapshot refuses a snapshot of another log. It also matches
+	// logstore.ErrLogMismatch.
+	ErrLogMismatch = errors.New("whycache: the log is not the one the state was built from")
+
+	// ErrLogDiverged is the cause Update gives when the log no longer holds
+	// the history the state applied: it went backwards (restored from a
+	// backup, a failover to a replica that lags) and records the state
+	// holds are gone, perhaps with their ids reused by new records. Update
+	// rebuilds the state from the log as it now is, unless Options.Rebuild
+	// is RebuildNever.
+	ErrLogDiverged = errors.New("whycache: the log went backwards: it no longer holds records the state applied")
+
+	// ErrHistoryCompacted is the cause Update gives when the log was
+	// compacted past the state (the state's position is below the log's
+	// compaction horizon, so delete markers or filtered keys it needs are
+	// gone). Update rebuilds the state unless Options.Rebuild is
+	// RebuildNever.
+	ErrHistoryCompacted = errors.New("whycache: the log was compacted past the state")
+
+	// ErrRebuildNeeded is returned by Update when the state can only be
+	// made to match the log by rebuilding it from the whole log and the
+	// options do not allow that; the error also wraps the cause
+	// (ErrLogDiverged, ErrHistoryCompacted or ErrLogMismatch). The state is
+	// left as it was.
+	ErrRebuildNeeded = errors.New("whycache: the state must be rebuilt from the log")
+
+	// ErrSnapshotBehind is returned by LoadSnapshot for a snapshot older
+	// than the live state when the loaded state cannot be caught up with
+	// the log before the swap (the store is unreachable, or the log was
+	// compacted past the snapshot): loading it would move keys back.
+	// SnapshotLoadOptions.Force loads it anyway.
+	ErrSnapshotBehind = errors.New("whycache: the snapshot is older than the live state")
 )
+
+// logstoreSentinels maps the log layer's sentinels to this package's, so
+// that callers need only this package's (wrapErr).
+var logstoreSentinels = []struct{ from, to error }{
+	{logstore.ErrCorrupt, ErrCorrupt},
+	{logstore.ErrLogMismatch, ErrLogMismatch},
+	{logstore.ErrTooLarge, ErrTooLarge},
+}

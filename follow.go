@@ -130,7 +130,11 @@ func (c *Instance) Follow(ctx context.Context, opts FollowOptions) error {
 func (c *Instance) lead(ctx context.Context, opts FollowOptions, log *slog.Logger) error {
 	failures := 0
 	for {
-		applied, err := c.followPoll(ctx)
+		up, err := c.followPoll(ctx)
+		applied := uint64(up.Applied)
+		if up.Rebuilt != nil {
+			log.Warn("whycache: follow: rebuilt the state from the whole log", "reason", up.Rebuilt, "records", up.Applied)
+		}
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
@@ -162,15 +166,13 @@ func (c *Instance) lead(ctx context.Context, opts FollowOptions, log *slog.Logge
 	}
 }
 
-// followPoll runs one Update and returns the number of records applied.
-func (c *Instance) followPoll(ctx context.Context) (uint64, error) {
-	c.updateMu.Lock()
-	defer c.updateMu.Unlock()
-	n, err := c.updateLocked(ctx)
+// followPoll runs one Update and returns what it did.
+func (c *Instance) followPoll(ctx context.Context) (UpdateStats, error) {
+	st, err := c.UpdateStats(ctx)
 	if err != nil && !errors.Is(err, ctx.Err()) {
-		err = fmt.Errorf("whycache: follow: update: %w", err)
+		err = fmt.Errorf("follow: update: %w", err)
 	}
-	return uint64(max(n, 0)), err
+	return st, err
 }
 
 // followBackoff returns the wait after the given number (>= 1) of

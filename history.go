@@ -71,9 +71,9 @@ func (c *Instance) RewriteHistoryStats(ctx context.Context, limit uint64, opts R
 	if limit == 0 {
 		return st, nil
 	}
-	info, err := c.refreshLogInfo(ctx)
+	info, err := c.store.Info(ctx)
 	if err != nil {
-		return st, err
+		return st, fmt.Errorf("rewrite: %w", err)
 	}
 	// The final state at limit, in a temporary state file.
 	final, tmp, err := c.newTempState("rewrite")
@@ -84,13 +84,13 @@ func (c *Instance) RewriteHistoryStats(ctx context.Context, limit uint64, opts R
 	defer final.Close()
 	ap := applier{t: final, logID: info.ID, noPurge: true}
 	if opts.Progress != nil {
-		ap.onBatch = func(id uint64) { opts.Progress("scan", id, limit) }
+		ap.onBatch = func(pos logstore.Position) { opts.Progress("scan", pos.ID, limit) }
 	}
-	if err := c.store.ReadUpdates(ctx, 1, limit, ap.add); err != nil {
-		return st, fmt.Errorf("whycache: rewrite: read log: %w", err)
+	if err := ap.read(ctx, c.store, 1, limit); err != nil {
+		return st, fmt.Errorf("rewrite: read log: %w", err)
 	}
-	if err := ap.flush(limit, true); err != nil {
-		return st, fmt.Errorf("whycache: rewrite: %w", err)
+	if err := ap.flush(&logstore.Position{ID: limit}, true); err != nil {
+		return st, fmt.Errorf("rewrite: %w", wrapStateErr(err))
 	}
 	st.LiveKeys = final.Len()
 
@@ -206,14 +206,13 @@ func (d *rewriteDecider) decide(id uint64, contents []byte, st *RewriteStats) ([
 }
 
 // DeleteAllHistory empties the log (giving it a new identity) and deletes
-// the local state. Other machines' states rebuild, empty, on their next
-// Update. Meant for tests.
+// the local state. Other machines' states then follow a log that no longer
+// exists: their Update fails with ErrLogMismatch until they are told to
+// adopt the new log (Options.Rebuild = RebuildAnyLog, "whycache update
+// --rebuild") or their state is deleted. Meant for tests.
 func (c *Instance) DeleteAllHistory(ctx context.Context) error {
 	if err := c.store.Reset(ctx); err != nil {
-		return fmt.Errorf("whycache: reset log: %w", err)
-	}
-	if _, err := c.refreshLogInfo(ctx); err != nil {
-		return err
+		return fmt.Errorf("reset log: %w", err)
 	}
 	return c.DeleteSharedState()
 }

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/whycache/whycache/internal/ctxsync"
 	"github.com/whycache/whycache/logstore"
 	"github.com/whycache/whycache/prefixtree"
 	"github.com/whycache/whycache/shm"
@@ -36,6 +37,40 @@ type Options struct {
 	// means 64 GiB. It reserves address space, not memory, and only
 	// applies when the file is created.
 	MaxStateSize int64
+
+	// Rebuild says when Update may replace the state by one rebuilt from
+	// the whole log; the zero value is RebuildAuto.
+	Rebuild RebuildPolicy
+}
+
+// RebuildPolicy says when Update may rebuild the state from the whole log
+// (beside the old one, swapped in atomically) instead of tailing it.
+type RebuildPolicy int
+
+const (
+	// RebuildAuto rebuilds when the state cannot follow its own log by
+	// tailing it: the log went backwards (ErrLogDiverged) or was compacted
+	// past the state (ErrHistoryCompacted). A filled state is never
+	// replaced by the content of a log of another identity: Update fails
+	// with ErrLogMismatch.
+	RebuildAuto RebuildPolicy = iota
+	// RebuildNever never rebuilds: Update fails with ErrRebuildNeeded
+	// (wrapping the cause) and leaves the state as it is.
+	RebuildNever
+	// RebuildAnyLog also adopts a log of another identity, replacing the
+	// state with its content (the command line's --rebuild).
+	RebuildAnyLog
+)
+
+// allows reports whether the policy permits a rebuild for cause.
+func (p RebuildPolicy) allows(cause error) bool {
+	switch p {
+	case RebuildAnyLog:
+		return true
+	case RebuildAuto:
+		return !errors.Is(cause, ErrLogMismatch)
+	}
+	return false
 }
 
 // DefaultMaxUpdateSize is the record size limit when Options.MaxUpdateSize
@@ -52,15 +87,6 @@ func DefaultStateDir() string {
 	return filepath.Join(os.TempDir(), "whycache")
 }
 
-// Meta words of the state file used by Instance (prefixtree.Tree.Meta).
-const (
-	metaUpdateID  = 0 // id of the last log record applied in order
-	metaFilled    = 1 // 1 once an Update or LoadSnapshot filled the state
-	metaLogID0    = 2 // log identity, first 8 bytes
-	metaLogID1    = 3 // log identity, last 8 bytes
-	metaAppliedAt = 4 // unix nanoseconds of the last Update that applied records
-)
-
 // Instance is a cache: a shared state file on this machine kept in step
 // with a change log. All methods are safe for concurrent use by many
 // goroutines, and many processes may open instances on the same state file
@@ -74,8 +100,7 @@ type Instance struct {
 	path      string
 	maxRecord int
 	cur       atomic.Pointer[prefixtree.Tree] // the state in use, nil until first needed
-	info      logInfoCache                    // the store's Info, read once and refreshed by Update
-	updateMu  sync.Mutex                      // serializes Update and state swaps in this process
+	updateMu  ctxsync.Mutex                   // serializes Update and state swaps in this process
 	mu        sync.Mutex                      // guards the following
 	retired   []*prefixtree.Tree              // replaced states, unmapped at Close (readers may still use them)
 	closed    bool
@@ -120,6 +145,13 @@ func (c *Instance) StatePath() string { return c.path }
 // Store returns the log store the instance was opened with.
 func (c *Instance) Store() logstore.Store { return c.store }
 
+// treeOptions returns o with the instance's options for state files.
+func (c *Instance) treeOptions(o prefixtree.Options) prefixtree.Options {
+	o.MaxSize = c.opts.MaxStateSize
+	o.FileMode = c.opts.FileMode
+	return o
+}
+
 // tree returns the state in use, opening it if needed.
 func (c *Instance) tree() (*prefixtree.Tree, error) {
 	t := c.cur.Load()
@@ -145,7 +177,7 @@ func (c *Instance) openTree(stale *prefixtree.Tree) (*prefixtree.Tree, error) {
 			return nil, fmt.Errorf("whycache: state directory: %w", err)
 		}
 	}
-	t, err := prefixtree.Open(c.path, prefixtree.Options{MaxSize: c.opts.MaxStateSize, FileMode: c.opts.FileMode})
+	t, err := prefixtree.Open(c.path, c.treeOptions(prefixtree.Options{}))
 	if err != nil {
 		return nil, wrapStateErr(err)
 	}
@@ -173,12 +205,18 @@ func (c *Instance) withTree(fn func(t *prefixtree.Tree) error) error {
 	}
 }
 
-// wrapStateErr makes errors from the state layers match this package's
-// sentinels.
+// wrapStateErr makes errors from the state and log layers match this
+// package's sentinels.
 func wrapStateErr(err error) error {
-	switch {
-	case err == nil:
+	if err == nil {
 		return nil
+	}
+	for _, s := range logstoreSentinels {
+		if errors.Is(err, s.from) && !errors.Is(err, s.to) {
+			return fmt.Errorf("%w: %w", s.to, err)
+		}
+	}
+	switch {
 	case errors.Is(err, prefixtree.ErrCorrupt) && !errors.Is(err, ErrCorrupt):
 		return fmt.Errorf("%w: %w", ErrCorrupt, err)
 	case errors.Is(err, prefixtree.ErrTooLarge) && !errors.Is(err, ErrTooLarge):
@@ -189,34 +227,14 @@ func wrapStateErr(err error) error {
 	return err
 }
 
-// filled reports whether the state was filled by an Update or snapshot.
-func filled(t *prefixtree.Tree) bool { return t.Meta(metaFilled) != 0 }
-
-// committedMeta reads meta word i as of the last committed batch. A batch
-// writes its meta words in place before it commits, and may still roll
-// back, so this waits for a batch in progress as Get does.
-func committedMeta(t *prefixtree.Tree, i int) (uint64, error) {
-	f := t.File()
-	for {
-		seq, err := f.ReadBegin()
-		if err != nil {
-			return 0, err
-		}
-		v := t.Meta(i)
-		if f.ReadValid(seq) {
-			return v, nil
-		}
-	}
-}
-
 // Valid reports whether the state holds a complete copy of the log as of
 // UpdateID: false before the first successful Update or LoadSnapshot, and
 // after DeleteSharedState.
 func (c *Instance) Valid() bool {
 	var ok bool
 	_ = c.withTree(func(t *prefixtree.Tree) error {
-		v, err := committedMeta(t, metaFilled)
-		ok = err == nil && v != 0
+		m, err := readState(t)
+		ok = err == nil && m.filled
 		return err
 	})
 	return ok
@@ -228,8 +246,8 @@ func (c *Instance) Valid() bool {
 func (c *Instance) UpdateID() uint64 {
 	var id uint64
 	_ = c.withTree(func(t *prefixtree.Tree) error {
-		v, err := committedMeta(t, metaUpdateID)
-		id = v
+		m, err := readState(t)
+		id = m.updateID
 		return err
 	})
 	return id

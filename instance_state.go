@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path/filepath"
+	"syscall"
 
 	"github.com/whycache/whycache/prefixtree"
 	"golang.org/x/sys/unix"
@@ -21,7 +23,7 @@ import (
 // none of them restarts and none sees a moment without the keys.
 
 // withSwapLock runs fn holding the swap lock of the state path.
-func (c *Instance) withSwapLock(fn func() error) error {
+func (c *Instance) withSwapLock(ctx context.Context, fn func() error) error {
 	fd, err := unix.Open(c.path+".lock", unix.O_RDWR|unix.O_CREAT|unix.O_CLOEXEC, uint32(c.opts.FileMode.Perm()))
 	if err != nil {
 		return fmt.Errorf("whycache: open swap lock: %w", err)
@@ -41,31 +43,28 @@ func (c *Instance) withSwapLock(fn func() error) error {
 
 // retirePath replaces the state file currently at the path, if any: it
 // takes that file's writer lock (so no process changes it from then on),
-// calls replace (which renames a new file over the path or removes it),
+// calls replace (which renames a new file over the path or removes it)
+// with the old file's meta words (nil when there is no usable old file),
 // and retires the old file in the same transaction. The swap lock is held,
 // and is always taken before a state's writer lock.
-func (c *Instance) retirePath(replace func() error) error {
-	old, err := prefixtree.Open(c.path, prefixtree.Options{NoCreate: true})
+func (c *Instance) retirePath(ctx context.Context, replace func(live *stateMeta) error) error {
+	old, err := prefixtree.Open(c.path, c.treeOptions(prefixtree.Options{NoCreate: true}))
 	if err != nil {
 		// Missing, or a file we cannot open (corrupt, foreign): replace it.
-		return replace()
+		return replace(nil)
 	}
 	defer old.Close()
 	tx, err := old.File().Begin()
 	if err != nil {
 		if !prefixtree.IsRetired(err) {
-			return fmt.Errorf("whycache: retire old state: %w", err)
+			return fmt.Errorf("retire old state: %w", err)
 		}
-		tx = nil // retired already: nothing to lock or retire
+		return replace(nil) // retired already: nothing to lock or retire
 	}
-	if err := replace(); err != nil {
-		if tx != nil {
-			tx.Rollback()
-		}
+	live := stateMetaLocked(old)
+	if err := replace(&live); err != nil {
+		tx.Rollback()
 		return err
-	}
-	if tx == nil {
-		return nil
 	}
 	tx.Retire()
 	return tx.Commit()
@@ -87,7 +86,7 @@ func (c *Instance) newTempState(what string) (*prefixtree.Tree, string, error) {
 	}
 	c.sweepTemps()
 	tmp := c.tempStatePath(what)
-	t, err := prefixtree.Open(tmp, prefixtree.Options{MaxSize: c.opts.MaxStateSize, FileMode: c.opts.FileMode})
+	t, err := prefixtree.Open(tmp, c.treeOptions(prefixtree.Options{}))
 	if err != nil {
 		return nil, "", wrapStateErr(err)
 	}
@@ -97,14 +96,15 @@ func (c *Instance) newTempState(what string) (*prefixtree.Tree, string, error) {
 
 // swapIn renames the filled state at tmp over the state path, retires the
 // file it replaces, and makes t the instance's state. If catchUp is set, it
-// runs while the old file's writer lock is held, just before the rename:
-// there it can bring t up to the latest record, so that nothing applied to
-// the old state is missing from the new one.
-func (c *Instance) swapIn(t *prefixtree.Tree, tmp string, catchUp func() error) error {
-	err := c.withSwapLock(func() error {
-		return c.retirePath(func() error {
+// runs while the old file's writer lock is held, just before the rename,
+// with the old file's meta words (nil when there is none): there it can
+// bring t up to the latest record, so that nothing applied to the old
+// state is missing from the new one, or refuse the swap.
+func (c *Instance) swapIn(ctx context.Context, t *prefixtree.Tree, tmp string, catchUp func(live *stateMeta) error) error {
+	err := c.withSwapLock(ctx, func() error {
+		return c.retirePath(ctx, func(live *stateMeta) error {
 			if catchUp != nil {
-				if err := catchUp(); err != nil {
+				if err := catchUp(live); err != nil {
 					return err
 				}
 			}
@@ -131,30 +131,25 @@ func (c *Instance) swapIn(t *prefixtree.Tree, tmp string, catchUp func() error) 
 // state's writer lock, and swaps it in. updateMu is held.
 func (c *Instance) rebuildLocked(ctx context.Context) (int, error) {
 	for attempt := 0; ; attempt++ {
-		info, err := c.refreshLogInfo(ctx)
-		if err != nil {
-			return 0, err
-		}
 		t, tmp, err := c.newTempState("rebuild")
 		if err != nil {
 			return 0, err
 		}
-		n, err := c.tail(ctx, t, 0, info.ID)
+		n, err := c.tail(ctx, t, false)
 		if err == nil {
-			err = c.swapIn(t, tmp, func() error {
-				m, err := c.tail(ctx, t, t.Meta(metaUpdateID), info.ID)
+			err = c.swapIn(ctx, t, tmp, func(*stateMeta) error {
+				m, err := c.tail(ctx, t, false)
 				n += m
 				return err
 			})
 		}
-		if errors.Is(err, errRebuild) && attempt < 3 {
-			t.Close()
-			removeTemp(tmp)
-			continue // the log was reset or compacted meanwhile
-		}
+		var rb *rebuildError
 		if err != nil {
 			t.Close()
 			removeTemp(tmp)
+			if errors.As(err, &rb) && attempt < 3 {
+				continue // the log was reset or compacted during the rebuild
+			}
 			return n, err
 		}
 		return n, nil
@@ -165,13 +160,15 @@ func (c *Instance) rebuildLocked(ctx context.Context) (int, error) {
 // a new, empty state: Valid reports false and Get returns ErrInvalidState
 // until the next Update rebuilds it from the log.
 func (c *Instance) DeleteSharedState() error {
-	c.updateMu.Lock()
+	if err := c.updateMu.Lock(context.Background()); err != nil {
+		return err
+	}
 	defer c.updateMu.Unlock()
 	if _, err := c.tree(); err != nil {
 		return err
 	}
-	err := c.withSwapLock(func() error {
-		return c.retirePath(func() error {
+	err := c.withSwapLock(context.Background(), func() error {
+		return c.retirePath(context.Background(), func(*stateMeta) error {
 			if err := os.Remove(c.path); err != nil && !errors.Is(err, fs.ErrNotExist) {
 				return fmt.Errorf("whycache: delete state: %w", err)
 			}
@@ -187,4 +184,112 @@ func (c *Instance) DeleteSharedState() error {
 		c.retired = append(c.retired, old)
 	}
 	return nil
+}
+
+// restoreRemovedState makes sure the state path still names the file this
+// process uses. When the file was removed (by an operator, or by systemd's
+// RemoveIPC), it is put back from this process's mapping: copied beside
+// the path, installed, and the removed file retired, all while the removed
+// file's writer lock is held, so nothing written to it is lost and the
+// processes still mapping it move to the new one. When another file was
+// put at the path, the instance moves to that file and retires its own,
+// so that every process follows. Writers (Update, Set) call it; readers
+// never do.
+func (c *Instance) restoreRemovedState(ctx context.Context) error {
+	t := c.cur.Load()
+	if t == nil || t.File().Retired() {
+		return nil
+	}
+	dev, ino, err := t.File().Inode()
+	if err != nil {
+		return err
+	}
+	st, err := os.Lstat(c.path)
+	switch {
+	case err == nil:
+		if sys, ok := st.Sys().(*syscall.Stat_t); ok && uint64(sys.Dev) == dev && sys.Ino == ino {
+			return nil
+		}
+		nt, err := c.openTree(t)
+		if err != nil {
+			return err
+		}
+		if nt != t {
+			retireFile(t)
+		}
+		return nil
+	case !errors.Is(err, fs.ErrNotExist):
+		return fmt.Errorf("state file: %w", err)
+	}
+	if err := os.MkdirAll(filepath.Dir(c.path), 0o755|c.opts.FileMode&0o777); err != nil {
+		return fmt.Errorf("state directory: %w", err)
+	}
+	return c.withSwapLock(ctx, func() error {
+		if _, err := os.Lstat(c.path); err == nil {
+			return nil // another process put a state back meanwhile: the next open finds it
+		}
+		for attempt := 0; attempt < 10; attempt++ {
+			done, err := c.reinstall(t)
+			if err != nil || done {
+				return err
+			}
+		}
+		return fmt.Errorf("state file %s was removed and could not be put back: it keeps changing", c.path)
+	})
+}
+
+// reinstall copies t (whose path was removed) to a temporary file and, if
+// nothing was committed to t since the copy, installs the copy at the path
+// and retires t under t's writer lock. done is false when t changed during
+// the copy (try again).
+func (c *Instance) reinstall(t *prefixtree.Tree) (done bool, err error) {
+	tmp := c.tempStatePath("restore")
+	if err := t.File().CopyTo(tmp, c.opts.FileMode); err != nil {
+		return false, wrapStateErr(err)
+	}
+	lockTemp(tmp)
+	nt, err := prefixtree.Open(tmp, c.treeOptions(prefixtree.Options{NoCreate: true}))
+	if err != nil {
+		removeTemp(tmp)
+		return false, wrapStateErr(err)
+	}
+	tx, err := t.File().Begin()
+	if err != nil {
+		nt.Close()
+		removeTemp(tmp)
+		return false, wrapStateErr(err)
+	}
+	if t.File().Stats().Commits != nt.File().Stats().Commits {
+		tx.Rollback()
+		nt.Close()
+		removeTemp(tmp)
+		return false, nil
+	}
+	if err := os.Rename(tmp, c.path); err != nil {
+		tx.Rollback()
+		nt.Close()
+		removeTemp(tmp)
+		return false, fmt.Errorf("put the state file back: %w", err)
+	}
+	unlockTemp(tmp)
+	tx.Retire()
+	if err := tx.Commit(); err != nil {
+		return false, wrapStateErr(err)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if old := c.cur.Swap(nt); old != nil {
+		c.retired = append(c.retired, old)
+	}
+	return true, nil
+}
+
+// retireFile marks t's file retired, so that every process using it moves
+// to the file at the path. Errors are ignored: a file that cannot be
+// retired (closed, already retired) needs nothing more.
+func retireFile(t *prefixtree.Tree) {
+	if tx, err := t.File().Begin(); err == nil {
+		tx.Retire()
+		tx.Commit()
+	}
 }

@@ -310,12 +310,14 @@ func TestInstanceMonotonicAndOutOfOrderApply(t *testing.T) {
 		c, _ := logstore.AppendRecord(nil, []logstore.Item{{Key: []byte("k"), Value: []byte(v)}})
 		return logstore.Record{Contents: c, SingleKey: []byte("k")}
 	}
-	id1, _ := commitLast(ctx, store, []logstore.Record{rec("old")})
-	id2, _ := commitLast(ctx, store, []logstore.Record{rec("new")})
-	if err := a.applyLocal(ctx, id2, [][]logstore.Item{{{Key: []byte("k"), Value: []byte("new")}}}); err != nil {
+	c1, _ := store.Commit(ctx, logstore.LogID{}, []logstore.Record{rec("old")})
+	c2, _ := store.Commit(ctx, logstore.LogID{}, []logstore.Record{rec("new")})
+	// The newer commit applied first: it does not follow the state's
+	// position, so the state catches up from the log in id order.
+	if err := a.applyCommitted(ctx, c2, [][]logstore.Item{{{Key: []byte("k"), Value: []byte("new")}}}); err != nil {
 		t.Fatal(err)
 	}
-	if err := b.applyLocal(ctx, id1, [][]logstore.Item{{{Key: []byte("k"), Value: []byte("old")}}}); err != nil {
+	if err := b.applyCommitted(ctx, c1, [][]logstore.Item{{{Key: []byte("k"), Value: []byte("old")}}}); err != nil {
 		t.Fatal(err)
 	}
 	wantValue(t, a, "k", []byte("new"))
@@ -323,7 +325,7 @@ func TestInstanceMonotonicAndOutOfOrderApply(t *testing.T) {
 	wantValue(t, a, "k", []byte("new"))
 	// A delete is not undone by an older record either.
 	id3, _ := a.Delete(ctx, []byte("k"))
-	if err := b.applyLocal(ctx, id2, [][]logstore.Item{{{Key: []byte("k"), Value: []byte("new")}}}); err != nil {
+	if err := b.applyCommitted(ctx, c2, [][]logstore.Item{{{Key: []byte("k"), Value: []byte("new")}}}); err != nil {
 		t.Fatal(err)
 	}
 	wantErr(t, a, "k", ErrNotFound)
@@ -425,13 +427,16 @@ func TestInstanceSnapshotRoundTrip(t *testing.T) {
 		b := newInstance(t, store, Options{})
 		b2 := newInstance(t, store, Options{StatePath: b.StatePath()})
 		mustUpdate(t, b2)
-		mustSet(t, b2, "k0001", "overwritten-later") // b's old state is in use
+		live := mustSet(t, b2, "k0001", "overwritten-later") // b's old state is in use
 		if err := b.LoadSnapshot(ctx, bytes.NewReader(buf.Bytes())); err != nil {
 			t.Fatal(err)
 		}
-		if id == 0 || b.UpdateID() != id || b2.UpdateID() != id {
-			t.Fatalf("UpdateID after load %d/%d, want %d", b.UpdateID(), b2.UpdateID(), id)
+		// The live state was ahead of the snapshot: the loaded state was
+		// caught up before the swap, so no key moved back.
+		if id == 0 || id >= live || b.UpdateID() < live || b2.UpdateID() < live {
+			t.Fatalf("UpdateID after load %d/%d, snapshot %d, live state %d", b.UpdateID(), b2.UpdateID(), id, live)
 		}
+		wantValue(t, b2, "k0001", []byte("overwritten-later"))
 		mustUpdate(t, b)
 		mustUpdate(t, a)
 		if got, want := contents(b2), contents(a); fmt.Sprint(got) != fmt.Sprint(want) || want["k0001"] != "overwritten-later" {
@@ -472,9 +477,23 @@ func TestInstanceDeleteAllHistory(t *testing.T) {
 			t.Fatal(err)
 		}
 		mustUpdate(t, a)
-		mustUpdate(t, b) // another machine's state follows the new log
+		// Another machine's filled state does not silently take the new
+		// log's content: it refuses until told to adopt it.
+		if err := b.Update(ctx); !errors.Is(err, ErrLogMismatch) || !errors.Is(err, ErrRebuildNeeded) {
+			t.Fatalf("Update of another machine after DeleteAllHistory: %v, want ErrRebuildNeeded and ErrLogMismatch", err)
+		}
+		wantValue(t, b, "x", []byte("1"))
+		if _, err := b.Set(ctx, []byte("z"), []byte("3")); !errors.Is(err, ErrLogMismatch) {
+			t.Fatalf("Set through the mismatched store: %v, want ErrLogMismatch", err)
+		}
+		adopt := newInstance(t, store, Options{StatePath: b.StatePath(), Rebuild: RebuildAnyLog})
+		st, err := adopt.UpdateStats(ctx)
+		if err != nil || !errors.Is(st.Rebuilt, ErrLogMismatch) {
+			t.Fatalf("Update with RebuildAnyLog: %+v, %v", st, err)
+		}
 		for _, x := range []*Instance{a, b} {
 			wantErr(t, x, "x", ErrNotFound)
+			wantErr(t, x, "z", ErrNotFound)
 		}
 		mustSet(t, a, "y", "2")
 		mustUpdate(t, b)

@@ -2,266 +2,214 @@ package whycache
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
-	"sync"
-	"time"
 
 	"github.com/whycache/whycache/logstore"
 	"github.com/whycache/whycache/prefixtree"
 )
 
-// Apply batching: records are applied to the state in batches that readers
-// see atomically; these bound how long readers wait for one batch.
-const (
-	applyBatchItems = 4096
-	applyBatchBytes = 8 << 20
-)
+// pollPage bounds the records one Poll delivers.
+const pollPage = 1024
 
-// logInfoCache holds the last Info read from the store.
-type logInfoCache struct {
-	mu   sync.Mutex // guards the following
-	info logstore.Info
-	ok   bool
+// errPageFull stops a Poll whose records fill an apply batch; the caller
+// applies them and polls on.
+var errPageFull = errors.New("whycache: apply batch full")
+
+// UpdateStats describes what an Update did.
+type UpdateStats struct {
+	// Applied is the number of log records applied.
+	Applied int
+	// Rebuilt, when not nil, says why the state was rebuilt from the whole
+	// log and swapped in: it wraps ErrLogDiverged, ErrHistoryCompacted or
+	// ErrLogMismatch (the latter only with RebuildAnyLog).
+	Rebuilt error
 }
 
-// logInfo returns the store's Info, read once and refreshed by Update.
-func (c *Instance) logInfo(ctx context.Context) (logstore.Info, error) {
-	ic := &c.info
-	ic.mu.Lock()
-	defer ic.mu.Unlock()
-	if ic.ok {
-		return ic.info, nil
-	}
-	info, err := c.store.Info(ctx)
-	if err != nil {
-		return logstore.Info{}, fmt.Errorf("whycache: read log info: %w", err)
-	}
-	ic.info, ic.ok = info, true
-	return info, nil
-}
-
-func (c *Instance) refreshLogInfo(ctx context.Context) (logstore.Info, error) {
-	info, err := c.store.Info(ctx)
-	if err != nil {
-		return logstore.Info{}, fmt.Errorf("whycache: read log info: %w", err)
-	}
-	ic := &c.info
-	ic.mu.Lock()
-	ic.info, ic.ok = info, true
-	ic.mu.Unlock()
-	return info, nil
-}
-
-func stateLogID(t *prefixtree.Tree) logstore.LogID {
-	var id logstore.LogID
-	binary.LittleEndian.PutUint64(id[:8], t.Meta(metaLogID0))
-	binary.LittleEndian.PutUint64(id[8:], t.Meta(metaLogID1))
-	return id
-}
-
-func setStateLogID(b *prefixtree.Batch, id logstore.LogID) error {
-	if err := b.SetMeta(metaLogID0, binary.LittleEndian.Uint64(id[:8])); err != nil {
-		return err
-	}
-	return b.SetMeta(metaLogID1, binary.LittleEndian.Uint64(id[8:]))
-}
-
-// errRebuild asks Update to rebuild the state from the start of the log.
-var errRebuild = errors.New("whycache: state must be rebuilt from the log")
-
-// Update applies every log record newer than UpdateID, in id order, and
-// then UpdateID equals the latest id it applied. It is safe to call from
-// many goroutines and processes at once: each record is applied once, in a
-// batch that readers see whole. A state built from another log (after
-// DeleteAllHistory) or left behind a compaction horizon is rebuilt from the
-// start of the log beside the old one and swapped in atomically.
+// Update applies every log record newer than the state's position, in id
+// order, and then UpdateID is the latest id of the log. It is safe to call
+// from many goroutines and processes at once: each record is applied once,
+// in a batch that readers see whole.
+//
+// Before it applies anything it checks that the log is still the one the
+// state follows and still holds the history the state applied (the
+// position's commit nonce, logstore.Verdict). When it is not, the state is
+// rebuilt from the whole log beside the old one and swapped in atomically,
+// as Options.Rebuild allows; otherwise Update fails with ErrRebuildNeeded
+// wrapping the cause (ErrLogDiverged, ErrHistoryCompacted, ErrLogMismatch)
+// and leaves the state as it was. A state file that was removed is put
+// back from this process's mapping first.
 //
 // Errors: the store's errors (the state keeps what was applied), and
-// ErrCorrupt for a record that fails validation (the state stays at the
-// last good id).
+// ErrCorrupt for a record that fails validation (the state keeps the
+// records before it; UpdateID does not move).
 func (c *Instance) Update(ctx context.Context) error {
-	c.updateMu.Lock()
-	defer c.updateMu.Unlock()
-	_, err := c.updateLocked(ctx)
+	_, err := c.UpdateStats(ctx)
 	return err
 }
 
-// updateLocked runs Update with updateMu held and returns the number of
-// records applied.
-func (c *Instance) updateLocked(ctx context.Context) (int, error) {
-	info, err := c.refreshLogInfo(ctx)
-	if err != nil {
-		return 0, err
+// UpdateStats is Update returning what it did.
+func (c *Instance) UpdateStats(ctx context.Context) (UpdateStats, error) {
+	if err := c.lockUpdate(ctx); err != nil {
+		return UpdateStats{}, err
 	}
-	t, err := c.tree()
-	if err != nil {
-		return 0, err
-	}
-	start := t.Meta(metaUpdateID)
-	hasData := t.Len() > 0 || t.Tombstones() > 0
-	if stateLogID(t) != info.ID {
-		if hasData || start != 0 {
-			return c.rebuildLocked(ctx)
-		}
-		start = 0
-	} else if hasData && start < info.Horizon {
-		return c.rebuildLocked(ctx)
-	}
-	n, err := c.tail(ctx, t, start, info.ID)
-	if errors.Is(err, errRebuild) {
-		return c.rebuildLocked(ctx)
-	}
-	if prefixtree.IsRetired(err) {
-		// Swapped under us (snapshot or rebuild elsewhere): go on from the
-		// new state's position.
-		if _, oerr := c.openTree(t); oerr != nil {
-			return n, oerr
-		}
-		m, err := c.updateLocked(ctx)
-		return n + m, err
-	}
-	return n, wrapStateErr(err)
+	defer c.updateMu.Unlock()
+	return c.updateLocked(ctx, false)
 }
 
-// tail applies the records after start to t, in batches, and marks the
-// state filled when it has caught up with the latest id.
-func (c *Instance) tail(ctx context.Context, t *prefixtree.Tree, start uint64, logID logstore.LogID) (int, error) {
-	latest, err := c.store.LatestUpdateID(ctx)
-	if err != nil {
-		return 0, fmt.Errorf("whycache: read latest id: %w", err)
-	}
-	hadData := t.Len() > 0 || t.Tombstones() > 0
-	ap := applier{t: t, logID: logID}
-	err = c.store.ReadUpdates(ctx, start+1, latest, ap.add)
-	if err != nil {
-		// Keep what was read completely: the state stays at the last good id.
-		if ferr := ap.flush(0, false); ferr != nil {
-			err = errors.Join(err, ferr)
-		}
-		if !errors.Is(err, ErrCorrupt) {
-			err = fmt.Errorf("whycache: read log: %w", err)
-		}
-		return ap.applied, err
-	}
-	// A compaction that removed delete markers after we started reading
-	// raises the horizon first: then what we read may lack them.
-	info, err := c.refreshLogInfo(ctx)
-	if err != nil {
-		return ap.applied, err
-	}
-	if info.ID != logID || (hadData && info.Horizon > start) {
-		return ap.applied, errRebuild
-	}
-	return ap.applied, ap.flush(latest, true)
-}
-
-// warmItems brings the keys of records into the CPU cache before a batch
-// writes them, so that readers wait less for the batch (Tree.Warm).
-func warmItems(t *prefixtree.Tree, recs ...pendingRecord) {
-	keys := make([][]byte, 0, 64)
-	for _, r := range recs {
-		for _, it := range r.items {
-			keys = append(keys, it.Key)
-		}
-	}
-	t.Warm(keys...)
-}
-
-// pendingRecord is a log record read but not yet applied.
-type pendingRecord struct {
-	id    uint64
-	items []logstore.Item
-}
-
-// applier collects log records and applies them to a state in batches. No
-// batch is open while the store is read, so readers never wait on I/O.
-type applier struct {
-	t       *prefixtree.Tree
-	logID   logstore.LogID
-	pending []pendingRecord
-	items   int
-	bytes   int
-	applied int
-	onBatch func(lastID uint64) // progress callback, may be nil
-	noPurge bool                // keep tombstones (their ids are needed)
-}
-
-// add decodes a record (copying it) and applies the pending records when
-// they fill a batch.
-func (a *applier) add(id uint64, contents []byte) error {
-	buf := append([]byte(nil), contents...)
-	rec := pendingRecord{id: id}
-	if err := logstore.DecodeRecord(buf, func(it logstore.Item) error {
-		rec.items = append(rec.items, it)
-		return nil
-	}); err != nil {
-		return fmt.Errorf("%w: record %d: %w", ErrCorrupt, id, err)
-	}
-	a.pending = append(a.pending, rec)
-	a.items += len(rec.items)
-	a.bytes += len(buf)
-	if a.items >= applyBatchItems || a.bytes >= applyBatchBytes {
-		return a.flush(0, false)
+// lockUpdate takes updateMu, giving up when ctx ends first.
+func (c *Instance) lockUpdate(ctx context.Context) error {
+	if err := c.updateMu.Lock(ctx); err != nil {
+		return fmt.Errorf("whycache: wait for this process's other update: %w", err)
 	}
 	return nil
 }
 
-// flush applies the pending records in one batch and advances the state's
-// update id to the last of them, or to through if higher (the ids between
-// were compacted away). done marks the state filled.
-func (a *applier) flush(through uint64, done bool) error {
-	t := a.t
-	if len(a.pending) == 0 && (through == 0 || t.Meta(metaUpdateID) >= through) && (!done || filled(t)) {
-		return nil
+// rebuildError says that the state cannot follow the log by tailing it.
+type rebuildError struct {
+	cause error // ErrLogDiverged, ErrHistoryCompacted or ErrLogMismatch, wrapped with details
+}
+
+func (e *rebuildError) Error() string { return e.cause.Error() }
+func (e *rebuildError) Unwrap() error { return e.cause }
+
+// updateLocked runs Update with updateMu held. primary makes the polls read
+// from the primary of a replicated store.
+func (c *Instance) updateLocked(ctx context.Context, primary bool) (UpdateStats, error) {
+	var st UpdateStats
+	if err := c.restoreRemovedState(ctx); err != nil {
+		return st, err
 	}
-	warmItems(t, a.pending...)
-	b, err := t.Begin()
-	if err != nil {
-		return err
-	}
-	cur := t.Meta(metaUpdateID)
-	if stateLogID(t) != a.logID && cur == 0 && t.Len() == 0 {
-		err = setStateLogID(b, a.logID)
-	}
-	id := cur
-	for _, rec := range a.pending {
+	for attempt := 0; ; attempt++ {
+		t, err := c.tree()
 		if err != nil {
-			break
+			return st, err
 		}
-		if rec.id <= cur {
-			continue // another process applied it since we read it
+		n, err := c.tail(ctx, t, primary)
+		st.Applied += n
+		var rb *rebuildError
+		switch {
+		case errors.As(err, &rb):
+			if !c.opts.Rebuild.allows(rb.cause) {
+				return st, fmt.Errorf("%w: %w", ErrRebuildNeeded, rb.cause)
+			}
+			n, err := c.rebuildLocked(ctx)
+			st.Applied += n
+			if err == nil {
+				st.Rebuilt = rb.cause
+			}
+			return st, err
+		case (prefixtree.IsRetired(err) || errors.Is(err, errStateMoved)) && attempt < 100:
+			// Swapped under us (a snapshot or rebuild elsewhere): go on
+			// from the new state's position.
+			if _, err := c.openTree(t); err != nil {
+				return st, err
+			}
+			continue
 		}
-		if err = b.Reserve(len(rec.items)); err == nil {
-			err = applyItems(b, rec.id, rec.items)
-		}
-		id = max(id, rec.id)
+		return st, wrapStateErr(err)
 	}
-	id = max(id, through)
-	if err == nil {
-		err = b.SetMeta(metaUpdateID, id)
-	}
-	if err == nil && len(a.pending) > 0 {
-		err = b.SetMeta(metaAppliedAt, uint64(time.Now().UnixNano()))
-	}
-	if err == nil && done && !filled(t) {
-		err = b.SetMeta(metaFilled, 1)
-	}
-	if err == nil && !a.noPurge && t.Tombstones() > 1024 && t.Tombstones() > t.Len()/8 {
-		_, err = b.PurgeTombstones(id)
-	}
+}
+
+// tail checks the state t against the log and applies the records after
+// its position, polling until the log has nothing newer; the state then
+// claims the latest id of the last poll's snapshot and is filled. It
+// returns *rebuildError when the state cannot follow the log by tailing.
+func (c *Instance) tail(ctx context.Context, t *prefixtree.Tree, primary bool) (int, error) {
+	m, err := readState(t)
 	if err != nil {
-		b.Rollback()
-		return err
+		return 0, err
 	}
-	if err := b.Commit(); err != nil {
-		return err
+	ap := applier{t: t, logID: m.logID}
+	pos := m.pos
+	data := hasData(t, m)
+	horizon := uint64(0) // the horizon the records applied so far were read under
+	for {
+		res, err := c.poll(ctx, pos, primary, &ap)
+		if err != nil {
+			return ap.applied, err
+		}
+		if err := judge(res.PollResult, pos, ap.logID, data, &horizon); err != nil {
+			if !primary && res.Verdict != logstore.VerdictMatch && res.Verdict != logstore.VerdictNone {
+				// A replica may lag behind what this machine applied from
+				// the primary: ask the primary before concluding.
+				primary = true
+				ap.pending, ap.items, ap.bytes = ap.pending[:0], 0, 0
+				continue
+			}
+			return ap.applied, err
+		}
+		if !data {
+			ap.logID = res.Info.ID
+		}
+		if res.stopped != nil && !errors.Is(res.stopped, errPageFull) {
+			// A record failed validation: keep the ones before it.
+			if ferr := ap.flush(nil, false); ferr != nil {
+				return ap.applied, errors.Join(res.stopped, ferr)
+			}
+			return ap.applied, res.stopped
+		}
+		if res.stopped != nil || res.More {
+			if err := ap.flush(nil, false); err != nil {
+				return ap.applied, err
+			}
+			pos, data = res.Next, true
+			continue
+		}
+		latest := res.Latest
+		return ap.applied, ap.flush(&latest, true)
 	}
-	a.applied += len(a.pending)
-	a.pending, a.items, a.bytes = a.pending[:0], 0, 0
-	if a.onBatch != nil {
-		a.onBatch(id)
+}
+
+// pollResult is a Poll's result, and the callback's error that stopped
+// it, if any (the result is then valid up to Next).
+type pollResult struct {
+	logstore.PollResult
+	stopped error
+}
+
+// poll polls the store once from pos, queueing the records in ap until the
+// batch is full. An error means the store failed: nothing it delivered may
+// be applied.
+func (c *Instance) poll(ctx context.Context, pos logstore.Position, primary bool, ap *applier) (pollResult, error) {
+	var stopped error
+	res, err := c.store.Poll(ctx, logstore.PollRequest{After: pos, Max: pollPage, Primary: primary}, func(e logstore.Entry) error {
+		full, err := ap.add(e)
+		switch {
+		case err != nil:
+			stopped = err
+		case full:
+			stopped = errPageFull
+		}
+		return stopped
+	})
+	if err != nil && (stopped == nil || !errors.Is(err, stopped)) {
+		ap.pending, ap.items, ap.bytes = ap.pending[:0], 0, 0
+		return pollResult{}, fmt.Errorf("whycache: read log: %w", wrapStateErr(err))
 	}
-	return nil
+	return pollResult{PollResult: res, stopped: stopped}, nil
+}
+
+// judge decides whether a state at pos that follows the log logID (and
+// holds data when data is set) may apply what a poll delivered. horizon
+// is the highest horizon seen by the earlier polls of this catch-up; it
+// is updated.
+func judge(res logstore.PollResult, pos logstore.Position, logID logstore.LogID, data bool, horizon *uint64) error {
+	in := res.Info
+	switch {
+	case data && in.ID != logID:
+		return &rebuildError{fmt.Errorf("%w: the state follows log %x, the store holds log %x", ErrLogMismatch, logID[:], in.ID[:])}
+	case data && in.Horizon > pos.ID && in.Horizon > *horizon:
+		return &rebuildError{fmt.Errorf("%w: the state is at id %d, the log's compaction horizon at %d", ErrHistoryCompacted, pos.ID, in.Horizon)}
+	}
+	*horizon = max(*horizon, in.Horizon)
+	switch res.Verdict {
+	case logstore.VerdictNone, logstore.VerdictMatch:
+		return nil
+	case logstore.VerdictAhead:
+		return &rebuildError{fmt.Errorf("%w: the state applied records up to id %d, the log ends at %d", ErrLogDiverged, pos.ID, res.Latest.ID)}
+	case logstore.VerdictMismatch:
+		return &rebuildError{fmt.Errorf("%w: record %d the state applied (commit %016x) is not the log's record %d", ErrLogDiverged, pos.ID, pos.Nonce, pos.ID)}
+	}
+	return &rebuildError{fmt.Errorf("%w: the log keeps no trace of the commit of record %d the state applied", ErrLogDiverged, pos.ID)}
 }

@@ -2,6 +2,7 @@ package whycache
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/whycache/whycache/logstore"
@@ -108,71 +109,95 @@ func (c *Instance) commitItems(ctx context.Context, items []logstore.Item) (uint
 	if err != nil {
 		return 0, err
 	}
-	if len(recs) == 0 {
-		return c.store.LatestUpdateID(ctx)
+	if err := c.restoreRemovedState(ctx); err != nil {
+		return 0, err
 	}
-	res, err := c.store.Commit(ctx, logstore.LogID{}, recs)
+	expect, err := c.expectedLog()
 	if err != nil {
-		return 0, fmt.Errorf("whycache: commit: %w", err)
+		return 0, err
 	}
-	last := res.Last
-	first := last - uint64(len(recs)-1)
-	if err := c.applyLocal(ctx, first, groups); err != nil {
-		return last, fmt.Errorf("whycache: committed as record %d but not applied locally (the next Update will): %w", last, err)
+	res, err := c.store.Commit(ctx, expect, recs)
+	if err != nil {
+		if errors.Is(err, logstore.ErrLogMismatch) {
+			return 0, fmt.Errorf("%w: nothing was committed: the state %s was built from log %x, the store holds another log (check the store's address; 'whycache update --rebuild' adopts the new log)",
+				ErrLogMismatch, c.path, expect[:])
+		}
+		return 0, fmt.Errorf("commit: %w", wrapStateErr(err))
 	}
-	return last, nil
+	if len(recs) == 0 {
+		return res.Last, nil
+	}
+	if err := c.applyCommitted(ctx, res, groups); err != nil {
+		return res.Last, fmt.Errorf("committed as record %d but not applied locally (the next Update will): %w", res.Last, err)
+	}
+	return res.Last, nil
 }
 
-// applyLocal applies freshly committed records (ids first, first+1, ...)
-// to the state in one batch. Records the state already passed in order are
-// skipped; per-key record ids keep newer values from being overwritten. It
-// does nothing to a state that was never filled or that follows another
-// log.
-func (c *Instance) applyLocal(ctx context.Context, first uint64, groups [][]logstore.Item) error {
-	info, err := c.logInfo(ctx)
-	if err != nil {
+// expectedLog returns the identity of the log the state was filled from,
+// which a commit must go to, or the zero LogID for a state never filled
+// (its commits go to whatever log the store holds, and are not applied
+// locally).
+func (c *Instance) expectedLog() (logstore.LogID, error) {
+	var id logstore.LogID
+	err := c.withTree(func(t *prefixtree.Tree) error {
+		m, err := readState(t)
+		if err == nil && m.filled {
+			id = m.logID
+		}
+		return err
+	})
+	return id, err
+}
+
+// errNotNext says that a commit does not directly follow the state's
+// position: the records between must come from the log first.
+var errNotNext = errors.New("whycache: commit does not follow the state's position")
+
+// applyCommitted makes this machine's state hold a commit it just made.
+// When the commit directly follows the state's position (no other commit
+// lies between, and no catch-up is under way), its records are applied
+// from memory and the state claims the commit's last id: nothing between
+// can be missing. Otherwise the state catches up from the log (reading the
+// primary of a replicated store), which brings the commit along. A state
+// never filled is left alone.
+func (c *Instance) applyCommitted(ctx context.Context, res logstore.Committed, groups [][]logstore.Item) error {
+	pending := make([]pendingRecord, len(groups))
+	for i, g := range groups {
+		pending[i] = pendingRecord{pos: logstore.Position{ID: res.First + uint64(i), Nonce: res.Nonce}, items: g}
+	}
+	skip := false
+	err := c.withTree(func(t *prefixtree.Tree) error {
+		ap := applier{t: t, pending: pending, check: func(m stateMeta) error {
+			switch {
+			case !m.filled || res.Last <= m.pos.ID:
+				skip = true
+				return errNotNext // nothing to do: an Update applied it already, or the state is not filled
+			case m.updateID != m.pos.ID || res.First != m.pos.ID+1:
+				return errNotNext
+			}
+			return nil
+		}}
+		m, err := readState(t)
+		if err != nil {
+			return err
+		}
+		ap.logID = m.logID
+		claim := res.Position()
+		return ap.flush(&claim, false)
+	})
+	if !errors.Is(err, errNotNext) {
 		return err
 	}
-	return c.withTree(func(t *prefixtree.Tree) error {
-		recs := make([]pendingRecord, len(groups))
-		for i, g := range groups {
-			recs[i].items = g
-		}
-		warmItems(t, recs...)
-		b, err := t.Begin()
-		if err != nil {
-			return err
-		}
-		if !filled(t) || stateLogID(t) != info.ID {
-			return b.Rollback()
-		}
-		applied := t.Meta(metaUpdateID)
-		for i, g := range groups {
-			id := first + uint64(i)
-			if id <= applied {
-				continue
-			}
-			if err := applyItems(b, id, g); err != nil {
-				b.Rollback()
-				return err
-			}
-		}
-		return b.Commit()
-	})
-}
-
-// applyItems applies the items of record id to a batch.
-func applyItems(b *prefixtree.Batch, id uint64, items []logstore.Item) error {
-	for _, it := range items {
-		var err error
-		if it.Delete {
-			_, err = b.Delete(it.Key, id)
-		} else {
-			_, err = b.Put(it.Key, it.Value, id)
-		}
-		if err != nil {
-			return err
-		}
+	if skip {
+		return nil
+	}
+	if err := c.lockUpdate(ctx); err != nil {
+		return err
+	}
+	defer c.updateMu.Unlock()
+	if _, err := c.updateLocked(ctx, true); err != nil {
+		return err
 	}
 	return nil
 }
+

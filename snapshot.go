@@ -16,29 +16,32 @@ import (
 	"github.com/whycache/whycache/prefixtree"
 )
 
-// Snapshot format, version 1. Integers are little-endian whatever the
+// Snapshot format, version 2. Integers are little-endian whatever the
 // machine, so a snapshot moves between architectures:
 //
-//	"WHYSNAP" 0x01          magic and version
+//	"WHYSNAP" 0x02          magic and version
 //	[16]byte                log identity
 //	u64                     update id
+//	u64                     nonce of the commit of the update id (0 if unknown)
 //	u64                     item count (so a loader can size its table)
 //	items, ascending keys:  u32 key length (> 0) | u32 value length | u64 record id | key | value
 //	u32 0                   end marker
 //	u64                     item count
 //	u64                     xxhash64 of every byte before it
+//
+// Version 1 is the same without the nonce; it still loads (its position is
+// then checked by id only).
 const (
-	snapshotMagic   = "WHYSNAP\x01"
-	snapshotHeader  = 8 + 16 + 8 + 8
-	snapItemHeader  = 16
-	loadBatchItems  = 4096
-	maxSnapValueLen = prefixtree.MaxValueSize
-	maxSnapReserve  = 16 << 20 // keys the loader sizes its table for ahead, at most
+	snapshotMagic     = "WHYSNAP"
+	snapshotVersion   = 2
+	snapshotHeaderV1  = 8 + 16 + 8 + 8
+	snapshotHeader    = snapshotHeaderV1 + 8
+	snapItemHeader    = 16
+	loadBatchItems    = 4096
+	maxSnapValueLen   = prefixtree.MaxValueSize
+	snapFirstReserve  = 1 << 16 // keys a load sizes its table for before any item is read
+	snapMinItemLength = snapItemHeader + 1
 )
-
-// ErrLogMismatch is returned by LoadSnapshot for a snapshot of another log
-// than the instance's store holds.
-var ErrLogMismatch = errors.New("whycache: snapshot is of another log")
 
 // SnapshotOptions configure WriteSnapshotOptions.
 type SnapshotOptions struct {
@@ -97,21 +100,14 @@ func (c *Instance) WriteSnapshotOptions(ctx context.Context, w io.Writer, opts S
 }
 
 // catchUpCopy applies to a private copy of the state every record after
-// its update id up to the latest. Records applied locally out of order are
-// all at or below the latest id read after the copy was taken, so the copy
-// then equals the log replayed to its new update id.
+// its position up to the latest. Records applied locally are all at or
+// below the latest id read after the copy was taken, so the copy then
+// equals the log replayed to its new update id.
 func (c *Instance) catchUpCopy(ctx context.Context, cp *prefixtree.Tree) error {
-	info, err := c.refreshLogInfo(ctx)
-	if err != nil {
-		return err
-	}
-	start := cp.Meta(metaUpdateID)
-	if stateLogID(cp) != info.ID || start < info.Horizon {
-		return fmt.Errorf("whycache: snapshot: the state is behind the log's compaction horizon or of another log; run Update first")
-	}
-	_, err = c.tail(ctx, cp, start, info.ID)
-	if errors.Is(err, errRebuild) {
-		return fmt.Errorf("whycache: snapshot: the log was compacted or reset during the export; try again")
+	_, err := c.tail(ctx, cp, false)
+	var rb *rebuildError
+	if errors.As(err, &rb) {
+		return fmt.Errorf("snapshot: the state cannot follow the log (%w): run Update first", rb.cause)
 	}
 	return err
 }
@@ -119,12 +115,18 @@ func (c *Instance) catchUpCopy(ctx context.Context, cp *prefixtree.Tree) error {
 func writeSnapshotOf(t *prefixtree.Tree, w io.Writer, progress func(uint64)) (uint64, error) {
 	h := xxhash.New()
 	bw := bufio.NewWriterSize(io.MultiWriter(w, h), 1<<20)
-	id := t.Meta(metaUpdateID)
-	logID := stateLogID(t)
+	m := stateMetaLocked(t)
+	id := m.updateID
+	nonce := uint64(0)
+	if m.pos.ID == id {
+		nonce = m.pos.Nonce
+	}
 	hdr := make([]byte, 0, snapshotHeader)
 	hdr = append(hdr, snapshotMagic...)
-	hdr = append(hdr, logID[:]...)
+	hdr = append(hdr, snapshotVersion)
+	hdr = append(hdr, m.logID[:]...)
 	hdr = binary.LittleEndian.AppendUint64(hdr, id)
+	hdr = binary.LittleEndian.AppendUint64(hdr, nonce)
 	hdr = binary.LittleEndian.AppendUint64(hdr, t.Len())
 	bw.Write(hdr)
 	var count uint64
@@ -162,35 +164,96 @@ func writeSnapshotOf(t *prefixtree.Tree, w io.Writer, progress func(uint64)) (ui
 	return id, nil
 }
 
+// SnapshotLoadOptions configure LoadSnapshotOptions.
+type SnapshotLoadOptions struct {
+	// Force loads a snapshot older than the live state even when the
+	// loaded state cannot be caught up with the log first: keys may then
+	// move back to the snapshot's values until the next Update.
+	Force bool
+}
+
 // LoadSnapshot verifies a snapshot written by WriteSnapshot and makes it
 // the state: it builds a new state file beside the current one and, only
 // if the whole snapshot checks out, swaps it in atomically. Processes
 // already using the old state move to the new one on their own. Update then
-// tails the log from the snapshot's update id. Errors: ErrCorrupt for a
-// truncated, damaged or foreign snapshot (the old state stays in use),
-// ErrLogMismatch for a snapshot of another log, and the store's errors.
+// tails the log from the snapshot's update id.
+//
+// No key moves back: when the live state is ahead of the snapshot, the
+// loaded state is first caught up with the log, to at least the live
+// state's position (the last part while the live state's writer lock is
+// held), and a snapshot that cannot be caught up (the store is
+// unreachable, the log was compacted past it or no longer holds its
+// history) is refused with ErrSnapshotBehind.
+//
+// Errors: ErrCorrupt for a truncated, damaged or foreign snapshot (the old
+// state stays in use), ErrLogMismatch for a snapshot of another log,
+// ErrSnapshotBehind, and the store's errors.
 func (c *Instance) LoadSnapshot(ctx context.Context, r io.Reader) error {
-	info, err := c.logInfo(ctx)
+	return c.LoadSnapshotOptions(ctx, r, SnapshotLoadOptions{})
+}
+
+// LoadSnapshotOptions is LoadSnapshot with options.
+func (c *Instance) LoadSnapshotOptions(ctx context.Context, r io.Reader, opts SnapshotLoadOptions) error {
+	info, err := c.store.Info(ctx)
 	if err != nil {
+		return fmt.Errorf("snapshot: read log info: %w", wrapStateErr(err))
+	}
+	if err := c.lockUpdate(ctx); err != nil {
 		return err
 	}
-	c.updateMu.Lock()
 	defer c.updateMu.Unlock()
 	t, tmp, err := c.newTempState("load")
 	if err != nil {
 		return err
 	}
-	if err := loadSnapshotInto(ctx, t, r, info.ID); err != nil {
+	fail := func(err error) error {
 		t.Close()
 		removeTemp(tmp)
 		return err
 	}
-	if err := c.swapIn(t, tmp, nil); err != nil {
-		t.Close()
-		removeTemp(tmp)
-		return err
+	if err := loadSnapshotInto(ctx, t, r, info.ID); err != nil {
+		return fail(err)
+	}
+	loaded := stateMetaLocked(t)
+	// Catch up before taking any lock when the live state is ahead, so
+	// that the part under the live state's writer lock is short.
+	if live, err := c.liveState(); err == nil && live.filled && live.logID == loaded.logID && live.pos.ID > loaded.pos.ID {
+		if _, err := c.tail(ctx, t, false); err != nil && !opts.Force {
+			return fail(fmt.Errorf("%w: it is at id %d, the live state at %d, and catching it up failed: %w (load it anyway with Force, \"snapshot import --force\")",
+				ErrSnapshotBehind, loaded.updateID, live.pos.ID, err))
+		}
+	}
+	err = c.swapIn(ctx, t, tmp, func(live *stateMeta) error {
+		if live == nil || !live.filled || live.logID != loaded.logID {
+			return nil
+		}
+		cur := stateMetaLocked(t)
+		if cur.pos.ID >= live.pos.ID || opts.Force {
+			return nil
+		}
+		if _, err := c.tail(ctx, t, false); err != nil {
+			return fmt.Errorf("%w: catching it up to the live state's id %d failed: %w", ErrSnapshotBehind, live.pos.ID, err)
+		}
+		if cur = stateMetaLocked(t); cur.pos.ID < live.pos.ID {
+			return fmt.Errorf("%w: caught up to id %d, the live state holds %d", ErrSnapshotBehind, cur.pos.ID, live.pos.ID)
+		}
+		return nil
+	})
+	if err != nil {
+		return fail(err)
 	}
 	return nil
+}
+
+// liveState reads the meta words of the state in use.
+func (c *Instance) liveState() (stateMeta, error) {
+	var m stateMeta
+	err := c.withTree(func(t *prefixtree.Tree) error {
+		var err error
+		m, err = readState(t)
+		return err
+	})
+	return m, err
 }
 
 // snapReader reads a snapshot stream, hashing everything it reads.
@@ -226,19 +289,28 @@ func loadSnapshotInto(ctx context.Context, t *prefixtree.Tree, r io.Reader, want
 	}
 	s := &snapReader{r: br, h: xxhash.New()}
 	hdr := make([]byte, snapshotHeader)
-	if err := s.full(hdr); err != nil {
+	if err := s.full(hdr[:snapshotHeaderV1]); err != nil {
 		return err
 	}
-	if string(hdr[:7]) != snapshotMagic[:7] {
+	if string(hdr[:7]) != snapshotMagic {
 		return fmt.Errorf("%w: not a whycache snapshot", ErrCorrupt)
 	}
-	if hdr[7] != snapshotMagic[7] {
+	var nonce uint64
+	switch hdr[7] {
+	case 1:
+	case snapshotVersion:
+		if err := s.full(hdr[snapshotHeaderV1:]); err != nil {
+			return err
+		}
+		nonce = binary.LittleEndian.Uint64(hdr[32:])
+		copy(hdr[32:], hdr[40:48]) // the count, where version 1 has it
+	default:
 		return fmt.Errorf("%w: unsupported snapshot version %d", ErrCorrupt, hdr[7])
 	}
 	var logID logstore.LogID
 	copy(logID[:], hdr[8:24])
 	if logID != want {
-		return fmt.Errorf("%w: snapshot log %x, store log %x", ErrLogMismatch, logID, want)
+		return fmt.Errorf("%w: the snapshot is of log %x, the store holds log %x", ErrLogMismatch, logID, want)
 	}
 	id := binary.LittleEndian.Uint64(hdr[24:])
 	announced := binary.LittleEndian.Uint64(hdr[32:])
@@ -250,8 +322,11 @@ func loadSnapshotInto(ctx context.Context, t *prefixtree.Tree, r io.Reader, want
 	if err != nil {
 		return err
 	}
-	// Size the hash table once (bounded: the count is not verified yet).
-	if err := b.Reserve(int(min(announced, maxSnapReserve))); err != nil {
+	// Size the hash table for the announced count, but only as far as the
+	// items read so far make it credible (the count is not verified until
+	// the end): a hostile header costs what its input really holds.
+	reserved := min(announced, snapFirstReserve)
+	if err := b.Reserve(int(reserved)); err != nil {
 		b.Rollback()
 		return wrapStateErr(err)
 	}
@@ -294,6 +369,12 @@ func loadSnapshotInto(ctx context.Context, t *prefixtree.Tree, r io.Reader, want
 			return wrapStateErr(err)
 		}
 		count++
+		if count == reserved && announced > reserved {
+			reserved = min(announced, 4*reserved)
+			if err := b.Reserve(int(reserved - count)); err != nil {
+				return wrapStateErr(err)
+			}
+		}
 		if inBatch++; inBatch >= loadBatchItems {
 			if err := b.Commit(); err != nil {
 				b = nil
@@ -321,13 +402,8 @@ func loadSnapshotInto(ctx context.Context, t *prefixtree.Tree, r io.Reader, want
 	if binary.LittleEndian.Uint64(ct[:]) != count || count != announced || binary.LittleEndian.Uint64(st[:]) != sum {
 		return fmt.Errorf("%w: snapshot checksum or count mismatch", ErrCorrupt)
 	}
-	if err := setStateLogID(b, logID); err != nil {
-		return err
-	}
-	if err := b.SetMeta(metaUpdateID, id); err != nil {
-		return err
-	}
-	if err := b.SetMeta(metaFilled, 1); err != nil {
+	m := stateMeta{updateID: id, pos: logstore.Position{ID: id, Nonce: nonce}, logID: logID, filled: true}
+	if err := m.writeTo(b, stateMetaLocked(t)); err != nil {
 		return err
 	}
 	err = b.Commit()
