@@ -200,4 +200,3 @@ func (c *Instance) applyCommitted(ctx context.Context, res logstore.Committed, g
 	}
 	return nil
 }
-
