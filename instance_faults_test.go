@@ -1,0 +1,340 @@
+package whycache
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"testing"
+
+	"github.com/whycache/whycache/logstore"
+	"github.com/whycache/whycache/logstore/memstore"
+)
+
+// backupLog copies the log s keeps, as an operator's backup would, and
+// returns the function that restores the copy over the log (identity, ids
+// and records), with every handle on it left open.
+func backupLog(t *testing.T, s logstore.Store) (restore func(t *testing.T)) {
+	t.Helper()
+	switch s := s.(type) {
+	case *memstore.Store:
+		b := s.Backup()
+		return func(*testing.T) { s.Restore(b) }
+	case *FileStore:
+		bak := filepath.Join(t.TempDir(), "backup")
+		if out, err := exec.Command("cp", "-a", s.Dir(), bak).CombinedOutput(); err != nil {
+			t.Fatalf("cp -a: %v: %s", err, out)
+		}
+		return func(t *testing.T) {
+			t.Helper()
+			ents, err := os.ReadDir(s.Dir())
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, e := range ents {
+				if err := os.RemoveAll(filepath.Join(s.Dir(), e.Name())); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if out, err := exec.Command("cp", "-a", bak+"/.", s.Dir()).CombinedOutput(); err != nil {
+				t.Fatalf("cp -a: %v: %s", err, out)
+			}
+		}
+	case *MySQLStore:
+		return mysqlBackupTables(t, s)
+	}
+	t.Fatalf("no backup for %T", s)
+	return nil
+}
+
+// machineContents returns the key/value pairs a state holds.
+func machineContents(t *testing.T, c *Instance) string {
+	t.Helper()
+	if !c.Valid() {
+		return "(invalid)"
+	}
+	return fmt.Sprint(contents(c))
+}
+
+// replayed returns what a fresh machine holds after one Update of store.
+func replayed(t *testing.T, store logstore.Store) string {
+	t.Helper()
+	fresh := newInstance(t, store, Options{})
+	mustUpdate(t, fresh)
+	return machineContents(t, fresh)
+}
+
+// TestInstanceLogRestoredFromBackup restores the log from a backup taken
+// before the machine applied more records (some through its own Set), then
+// commits 0, 1, a few and many new records from another machine, reusing
+// the lost ids. The machine's next Update must notice and rebuild to
+// exactly the log as it now is; with RebuildNever it must fail and keep
+// its state.
+func TestInstanceLogRestoredFromBackup(t *testing.T) {
+	forEachStore(t, func(t *testing.T, ts testStore) {
+		for _, newRecords := range []int{0, 1, 3, 40} {
+			t.Run(fmt.Sprintf("%d new records", newRecords), func(t *testing.T) {
+				ctx := context.Background()
+				store := ts.newLog(t)
+				a := newInstance(t, store, Options{})
+				other := newInstance(t, store, Options{})
+				mustUpdate(t, a)
+				for i := 0; i < 5; i++ {
+					mustSet(t, a, fmt.Sprintf("kept%d", i), "v")
+				}
+				restore := backupLog(t, store)
+				for i := 0; i < 3; i++ {
+					mustSet(t, other, fmt.Sprintf("lost-other%d", i), "v")
+				}
+				mustUpdate(t, a)
+				mustSet(t, a, "lost-own", "v") // applied locally
+				mustSet(t, a, "kept0", "overwritten, then lost")
+				before := machineContents(t, a)
+				restore(t)
+				for i := 0; i < newRecords; i++ {
+					mustSet(t, other, fmt.Sprintf("new%d", i), fmt.Sprint(i))
+				}
+				strict := newInstance(t, store, Options{StatePath: a.StatePath(), Rebuild: RebuildNever})
+				err := strict.Update(ctx)
+				if !errors.Is(err, ErrRebuildNeeded) || !errors.Is(err, ErrLogDiverged) {
+					t.Fatalf("Update with RebuildNever after the restore: %v, want ErrRebuildNeeded and ErrLogDiverged", err)
+				}
+				if got := machineContents(t, a); got != before {
+					t.Fatalf("refused Update changed the state")
+				}
+				st, err := a.UpdateStats(ctx)
+				if err != nil {
+					t.Fatalf("Update after the restore: %v", err)
+				}
+				if !errors.Is(st.Rebuilt, ErrLogDiverged) {
+					t.Fatalf("Update after the restore: rebuilt %v, want ErrLogDiverged", st.Rebuilt)
+				}
+				if got, want := machineContents(t, a), replayed(t, store); got != want {
+					t.Fatalf("after the rebuild the machine holds\n%s\nthe log replayed holds\n%s", got, want)
+				}
+				latest, _ := store.LatestUpdateID(ctx)
+				if a.UpdateID() != latest {
+					t.Fatalf("UpdateID %d after the rebuild, log latest %d", a.UpdateID(), latest)
+				}
+				wantErr(t, a, "lost-own", ErrNotFound)
+				wantValue(t, a, "kept0", []byte("v"))
+			})
+		}
+	})
+}
+
+// TestInstanceOtherLogRefused points a filled state at a log of another
+// identity (a typo in the store's address, a new table): Update refuses
+// and leaves the state as it is, Set refuses before committing, and only
+// RebuildAnyLog adopts the other log.
+func TestInstanceOtherLogRefused(t *testing.T) {
+	forEachStore(t, func(t *testing.T, ts testStore) {
+		ctx := context.Background()
+		a := newInstance(t, ts.newLog(t), Options{})
+		mustUpdate(t, a)
+		mustSet(t, a, "mine", "1")
+		otherLog := ts.newLog(t)
+		wrong := newInstance(t, otherLog, Options{StatePath: a.StatePath()})
+		if err := wrong.Update(ctx); !errors.Is(err, ErrLogMismatch) || !errors.Is(err, ErrRebuildNeeded) {
+			t.Fatalf("Update through another log: %v, want ErrLogMismatch", err)
+		}
+		wantValue(t, a, "mine", []byte("1"))
+		if _, err := wrong.Set(ctx, []byte("k"), []byte("v")); !errors.Is(err, ErrLogMismatch) {
+			t.Fatalf("Set through another log: %v, want ErrLogMismatch", err)
+		}
+		if latest, err := otherLog.LatestUpdateID(ctx); err != nil || latest != 0 {
+			t.Fatalf("the other log after the refused Set: latest %d, %v; want nothing committed", latest, err)
+		}
+		adopt := newInstance(t, otherLog, Options{StatePath: a.StatePath(), Rebuild: RebuildAnyLog})
+		st, err := adopt.UpdateStats(ctx)
+		if err != nil || !errors.Is(st.Rebuilt, ErrLogMismatch) {
+			t.Fatalf("Update with RebuildAnyLog: %+v, %v", st, err)
+		}
+		wantErr(t, a, "mine", ErrNotFound)
+		if !a.Valid() {
+			t.Fatal("state not valid after adopting the other log")
+		}
+	})
+}
+
+// TestInstanceSnapshotNeverMovesKeysBack loads a snapshot older than the
+// live state: it is caught up first; when it cannot be (the log was
+// compacted past it), it is refused unless forced.
+func TestInstanceSnapshotNeverMovesKeysBack(t *testing.T) {
+	forEachStore(t, func(t *testing.T, ts testStore) {
+		ctx := context.Background()
+		store := ts.newLog(t)
+		a := newInstance(t, store, Options{})
+		mustUpdate(t, a)
+		mustSet(t, a, "k", "old")
+		mustSet(t, a, "gone", "x")
+		var snap bytes.Buffer
+		if _, err := a.WriteSnapshot(&snap); err != nil {
+			t.Fatal(err)
+		}
+		mustSet(t, a, "k", "new")
+		if err := a.LoadSnapshot(ctx, bytes.NewReader(snap.Bytes())); err != nil {
+			t.Fatalf("loading an older snapshot over a live state: %v", err)
+		}
+		wantValue(t, a, "k", []byte("new"))
+		// Compact the log past the snapshot: a dropped delete marker
+		// raises the horizon above the snapshot's id.
+		if _, err := a.Delete(ctx, []byte("gone")); err != nil {
+			t.Fatal(err)
+		}
+		mustSet(t, a, "k", "newest")
+		if err := a.RewriteHistory(ctx, 0, RewriteOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		err := a.LoadSnapshot(ctx, bytes.NewReader(snap.Bytes()))
+		if !errors.Is(err, ErrSnapshotBehind) {
+			t.Fatalf("loading a snapshot behind the horizon over a newer state: %v, want ErrSnapshotBehind", err)
+		}
+		wantValue(t, a, "k", []byte("newest"))
+		if err := a.LoadSnapshotOptions(ctx, bytes.NewReader(snap.Bytes()), SnapshotLoadOptions{Force: true}); err != nil {
+			t.Fatalf("forced load: %v", err)
+		}
+		wantValue(t, a, "k", []byte("old"))
+		mustUpdate(t, a) // behind the horizon: rebuilt
+		wantValue(t, a, "k", []byte("newest"))
+		wantErr(t, a, "gone", ErrNotFound)
+	})
+}
+
+// TestInstanceStateFileRemoved removes the state file under two processes'
+// instances (as an operator's rm or systemd's RemoveIPC would): the next
+// Update puts it back, filled, and both move to it; a new process finds
+// it.
+func TestInstanceStateFileRemoved(t *testing.T) {
+	forEachStore(t, func(t *testing.T, ts testStore) {
+		store := ts.newLog(t)
+		a := newInstance(t, store, Options{})
+		b := newInstance(t, store, Options{StatePath: a.StatePath()})
+		mustUpdate(t, a)
+		mustSet(t, a, "k", "1")
+		wantValue(t, b, "k", []byte("1"))
+		if err := os.Remove(a.StatePath()); err != nil {
+			t.Fatal(err)
+		}
+		mustSet(t, a, "k2", "2") // a writer notices too
+		if _, err := os.Stat(a.StatePath()); err != nil {
+			t.Fatalf("state file not put back by Set: %v", err)
+		}
+		os.Remove(a.StatePath())
+		mustUpdate(t, a)
+		if _, err := os.Stat(a.StatePath()); err != nil {
+			t.Fatalf("state file not put back by Update: %v", err)
+		}
+		fresh := newInstance(t, store, Options{StatePath: a.StatePath()})
+		for _, c := range []*Instance{a, b, fresh} {
+			wantValue(t, c, "k", []byte("1"))
+			wantValue(t, c, "k2", []byte("2"))
+		}
+		mustSet(t, b, "k3", "3")
+		wantValue(t, fresh, "k3", []byte("3"))
+	})
+}
+
+// TestInstanceHostileSnapshotHeader loads a 60-byte snapshot that claims
+// 2^64-1 keys: it is rejected as corrupt without sizing anything for the
+// claim.
+func TestInstanceHostileSnapshotHeader(t *testing.T) {
+	ctx := context.Background()
+	store, _ := memstore.New(memstore.Options{})
+	c := newInstance(t, store, Options{})
+	mustUpdate(t, c)
+	in, _ := store.Info(ctx)
+	var hdr []byte
+	hdr = append(hdr, snapshotMagic...)
+	hdr = append(hdr, snapshotVersion)
+	hdr = append(hdr, in.ID[:]...)
+	hdr = binary.LittleEndian.AppendUint64(hdr, 1)
+	hdr = binary.LittleEndian.AppendUint64(hdr, 0)
+	hdr = binary.LittleEndian.AppendUint64(hdr, ^uint64(0))
+	hdr = append(hdr, make([]byte, 60-len(hdr))...)
+	// Watch the state directory while the snapshot loads: the largest file
+	// seen is what the load reserved on disk.
+	done := make(chan struct{})
+	largest := make(chan int64)
+	go func() {
+		var peak int64
+		for {
+			ents, _ := os.ReadDir(filepath.Dir(c.StatePath()))
+			for _, e := range ents {
+				if info, err := e.Info(); err == nil {
+					peak = max(peak, info.Size())
+				}
+			}
+			select {
+			case <-done:
+				largest <- peak
+				return
+			default:
+			}
+		}
+	}()
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	err := c.LoadSnapshot(ctx, bytes.NewReader(hdr))
+	runtime.ReadMemStats(&after)
+	close(done)
+	peak := <-largest
+	if !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("hostile snapshot: %v, want ErrCorrupt", err)
+	}
+	if grew := after.TotalAlloc - before.TotalAlloc; grew > 16<<20 {
+		t.Fatalf("loading a 60-byte snapshot allocated %d MB", grew>>20)
+	}
+	if peak > 16<<20 {
+		t.Fatalf("loading a 60-byte snapshot made a %d MB state file", peak>>20)
+	}
+}
+
+// mysqlBackupTables copies the store's tables aside (as a dump would) and
+// returns the function that restores them over the live tables.
+func mysqlBackupTables(t *testing.T, s *MySQLStore) func(t *testing.T) {
+	t.Helper()
+	ctx := context.Background()
+	db := s.db
+	var tables []string
+	for _, suffix := range []string{"", "_meta", "_marks"} {
+		name := s.Table() + suffix
+		var n int
+		if err := db.QueryRowContext(ctx, "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ?", name).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n == 0 {
+			continue
+		}
+		bak := "bak_" + name
+		for _, q := range []string{
+			"DROP TABLE IF EXISTS `" + bak + "`",
+			"CREATE TABLE `" + bak + "` LIKE `" + name + "`",
+			"INSERT INTO `" + bak + "` SELECT * FROM `" + name + "`",
+		} {
+			if _, err := db.ExecContext(ctx, q); err != nil {
+				t.Fatalf("%s: %v", q, err)
+			}
+		}
+		t.Cleanup(func() { db.ExecContext(context.Background(), "DROP TABLE IF EXISTS `"+bak+"`") })
+		tables = append(tables, name)
+	}
+	return func(t *testing.T) {
+		t.Helper()
+		for _, name := range tables {
+			for _, q := range []string{
+				"DELETE FROM `" + name + "`",
+				"INSERT INTO `" + name + "` SELECT * FROM `bak_" + name + "`",
+			} {
+				if _, err := db.ExecContext(ctx, q); err != nil {
+					t.Fatalf("%s: %v", q, err)
+				}
+			}
+		}
+	}
+}
