@@ -74,8 +74,15 @@ func (c *Instance) Stats(ctx context.Context) (Stats, error) {
 	return st, nil
 }
 
-// Check verifies the structure of the state file (see prefixtree.Tree.Check):
-// errors wrap ErrCorrupt. It takes the state's writer lock while it runs.
+// Check verifies the structure of the state file (see prefixtree.Tree.Check)
+// and what it says of the log (its meta words against its entries: no
+// entry newer than the state's position). Errors wrap ErrCorrupt. It takes
+// the state's writer lock while it checks the structure.
 func (c *Instance) Check() error {
-	return c.withTree(func(t *prefixtree.Tree) error { return t.Check() })
+	return c.withTree(func(t *prefixtree.Tree) error {
+		if err := t.Check(); err != nil {
+			return err
+		}
+		return checkMeta(t)
+	})
 }

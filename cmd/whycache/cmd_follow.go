@@ -45,7 +45,11 @@ process series. Latest id and lag come from the leader (standbys show 0).`,
 			fs.StringVar(&o.metricsAddr, "metrics-addr", "", "serve Prometheus metrics on `ADDR` (host:port, e.g. 127.0.0.1:9100)")
 			fs.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
 			fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")
-			return func(e *env, _ []string) error { return e.follow(o) }
+			rebuild := fs.Bool("rebuild", false, "replace a state built from another log with this log's content")
+			return func(e *env, _ []string) error {
+				e.rebuild = *rebuild
+				return e.follow(o)
+			}
 		},
 	}
 }

@@ -61,8 +61,12 @@ func (e *env) maybeUpdate(s *session, update bool, what string) error {
 	if !update {
 		return nil
 	}
-	if err := e.catchUp(s); err != nil {
+	up, err := e.catchUp(s)
+	if err != nil {
 		return fmt.Errorf("%s: update: %w", what, err)
+	}
+	if up.Rebuilt != nil {
+		e.warnf("%s: rebuilt the state %s from the whole log: %s", what, s.inst.StatePath(), oneLine(up.Rebuilt))
 	}
 	return nil
 }

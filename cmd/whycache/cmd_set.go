@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -117,9 +118,12 @@ func (e *env) reportWrite(s *session, what string, id uint64) error {
 	return nil
 }
 
-// writeError wraps the error of a failed write; an empty key is a usage
-// error.
+// writeError wraps the error of a write that committed nothing; an empty
+// key is a usage error.
 func writeError(what string, err error) error {
+	if errors.Is(err, context.Canceled) {
+		err = fmt.Errorf("interrupted before the commit, nothing was committed: %w", err)
+	}
 	err = fmt.Errorf("%s: %w", what, err)
 	if errors.Is(err, whycache.ErrEmptyKey) {
 		return withCode(exitUsage, err)

@@ -151,16 +151,22 @@ one and swapped in atomically only if the whole snapshot checks out (a
 damaged or truncated snapshot leaves the current state in use). Processes
 using the state move to the new one on their own. The snapshot must come
 from the same log as --store. With --update the log is then applied from
-the snapshot's update id.`,
+the snapshot's update id.
+
+No key moves back: when the current state is newer than the snapshot, the
+loaded state is first caught up with the log to at least the current
+state's update id; if that is impossible (the log is unreachable, or was
+compacted past the snapshot), the import is refused, unless --force.`,
 		minArgs: 1, maxArgs: 1,
 		setup: func(fs *flag.FlagSet) runFunc {
 			update := fs.Bool("update", false, "apply the log records newer than the snapshot afterwards")
-			return func(e *env, args []string) error { return e.snapshotImport(args[0], *update) }
+			force := fs.Bool("force", false, "load a snapshot older than the current state even if it cannot be caught up first (keys move back)")
+			return func(e *env, args []string) error { return e.snapshotImport(args[0], *update, *force) }
 		},
 	}
 }
 
-func (e *env) snapshotImport(in string, update bool) error {
+func (e *env) snapshotImport(in string, update, force bool) error {
 	s, err := e.open()
 	if err != nil {
 		return err
@@ -183,7 +189,7 @@ func (e *env) snapshotImport(in string, update bool) error {
 	p := e.newProgress("import", total, true)
 	start := time.Now()
 	cr := &countingReader{r: r, counter: counter{p: p}}
-	err = s.inst.LoadSnapshot(e.ctx, cr)
+	err = s.inst.LoadSnapshotOptions(e.ctx, cr, whycache.SnapshotLoadOptions{Force: force})
 	p.finish()
 	switch {
 	case errors.Is(err, whycache.ErrLogMismatch):

@@ -4,6 +4,8 @@ import (
 	"flag"
 	"fmt"
 	"time"
+
+	"github.com/whycache/whycache"
 )
 
 func updateCommand() *command {
@@ -16,10 +18,21 @@ prints the update id before and after. A new state file is filled from the
 whole log; a state left behind a history rewrite, or built from another log,
 is rebuilt beside the old one and swapped in. Safe to run while other
 processes read, write or update. For a daemon that keeps doing this, see
-'whycache follow'.`,
+'whycache follow'.
+
+Before applying anything it checks that the log still holds the history
+the state applied. A log that went backwards (restored from a backup, a
+failover to a lagging replica) is reported and the state rebuilt from the
+log as it now is. A state built from another log (a typo in --store or
+--table, a new table or directory) is never replaced by that log's content
+unless --rebuild says so: update fails and leaves the state as it is.`,
 		maxArgs: 0,
 		setup: func(fs *flag.FlagSet) runFunc {
-			return func(e *env, _ []string) error { return e.update() }
+			rebuild := fs.Bool("rebuild", false, "replace a state built from another log with this log's content")
+			return func(e *env, _ []string) error {
+				e.rebuild = *rebuild
+				return e.update()
+			}
 		},
 	}
 }
@@ -32,8 +45,12 @@ func (e *env) update() error {
 	defer s.close()
 	before := s.inst.UpdateID()
 	start := time.Now()
-	if err := e.catchUp(s); err != nil {
+	up, err := e.catchUp(s)
+	if err != nil {
 		return fmt.Errorf("update from %s: %w", s.describe(), err)
+	}
+	if up.Rebuilt != nil {
+		e.warnf("update: rebuilt the state %s from the whole log: %s", s.inst.StatePath(), oneLine(up.Rebuilt))
 	}
 	took := time.Since(start)
 	st, err := s.inst.Stats(e.ctx)
@@ -41,13 +58,19 @@ func (e *env) update() error {
 		return fmt.Errorf("update: %w", err)
 	}
 	if e.g.json {
+		rebuilt := ""
+		if up.Rebuilt != nil {
+			rebuilt = oneLine(up.Rebuilt)
+		}
 		return writeJSON(e.stdout, struct {
 			Before   uint64  `json:"update_id_before"`
 			UpdateID uint64  `json:"update_id"`
 			LatestID uint64  `json:"latest_id"`
 			Keys     uint64  `json:"keys"`
+			Applied  int     `json:"applied"`
+			Rebuilt  string  `json:"rebuilt,omitempty"`
 			Seconds  float64 `json:"seconds"`
-		}{before, st.UpdateID, st.LatestID, st.Keys, took.Seconds()})
+		}{before, st.UpdateID, st.LatestID, st.Keys, up.Applied, rebuilt, took.Seconds()})
 	}
 	e.printf("update id %d -> %d (log latest %d), %d keys, in %s\n", before, st.UpdateID, st.LatestID, st.Keys, fmtDur(took))
 	return nil
@@ -55,10 +78,10 @@ func (e *env) update() error {
 
 // catchUp runs Update, drawing a progress line (records applied of those
 // behind) while it runs.
-func (e *env) catchUp(s *session) error {
+func (e *env) catchUp(s *session) (whycache.UpdateStats, error) {
 	p := e.newProgress("update", 0, false)
 	if p == nil {
-		return s.inst.Update(e.ctx)
+		return s.inst.UpdateStats(e.ctx)
 	}
 	start := s.inst.UpdateID()
 	if latest, err := s.store.LatestUpdateID(e.ctx); err == nil && latest > start {
@@ -81,9 +104,9 @@ func (e *env) catchUp(s *session) error {
 			}
 		}
 	}()
-	err := s.inst.Update(e.ctx)
+	up, err := s.inst.UpdateStats(e.ctx)
 	close(stop)
 	<-done
 	p.finish()
-	return err
+	return up, err
 }

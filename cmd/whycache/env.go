@@ -20,6 +20,9 @@ type env struct {
 	stderr io.Writer
 	getenv func(string) string
 	g      globals
+	// rebuild lets Update replace a state built from another log (the
+	// --rebuild flag of update and follow).
+	rebuild bool
 }
 
 // globals are the flags every command accepts, before or after its name.

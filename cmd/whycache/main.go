@@ -49,6 +49,13 @@ func main() {
 func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	go func() {
+		// The first SIGINT or SIGTERM cancels the command, which stops
+		// within a second and says what it did; a second one ends the
+		// process at once.
+		<-ctx.Done()
+		stop()
+	}()
 	e := &env{ctx: ctx, stdin: stdin, stdout: stdout, stderr: stderr, getenv: os.Getenv}
 	err := e.dispatch(args)
 	if err == nil {
@@ -57,7 +64,11 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if errors.Is(err, flag.ErrHelp) {
 		return exitOK
 	}
-	fmt.Fprintln(stderr, "whycache: "+oneLine(err))
+	msg := oneLine(err)
+	if a := advice(err); a != "" && a != "interrupted" {
+		msg += " (" + a + ")"
+	}
+	fmt.Fprintln(stderr, "whycache: "+msg)
 	var ee *exitError
 	if errors.As(err, &ee) {
 		return ee.code

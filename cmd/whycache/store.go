@@ -103,7 +103,11 @@ func (e *env) open() (*session, error) {
 	if err != nil {
 		return nil, err
 	}
-	inst, err := whycache.Open(s.store, whycache.Options{StatePath: e.g.state, Name: e.g.name})
+	opts := whycache.Options{StatePath: e.g.state, Name: e.g.name}
+	if e.rebuild {
+		opts.Rebuild = whycache.RebuildAnyLog
+	}
+	inst, err := whycache.Open(s.store, opts)
 	if err != nil {
 		s.close()
 		return nil, withCode(exitUsage, err)
