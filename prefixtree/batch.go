@@ -1,6 +1,7 @@
 package prefixtree
 
 import (
+	"context"
 	"encoding/binary"
 	"fmt"
 
@@ -30,9 +31,15 @@ type Batch struct {
 	err error
 }
 
-// Begin starts a batch, waiting for the writer lock.
-func (t *Tree) Begin() (*Batch, error) {
-	tx, err := t.f.Begin()
+// Begin starts a batch, waiting for the writer lock for as long as it
+// takes. BeginContext is Begin with a bound.
+func (t *Tree) Begin() (*Batch, error) { return t.BeginContext(context.Background()) }
+
+// BeginContext starts a batch, giving up waiting for the writer lock when
+// ctx is done, with an error that wraps ctx.Err() and names the process
+// holding the lock (see shm.File.BeginContext).
+func (t *Tree) BeginContext(ctx context.Context) (*Batch, error) {
+	tx, err := t.f.BeginContext(ctx)
 	if err != nil {
 		return nil, err
 	}

@@ -2,6 +2,7 @@ package prefixtree
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 
 	"github.com/cespare/xxhash/v2"
@@ -15,11 +16,15 @@ import (
 // table at the same offset, every table entry reachable from its home slot,
 // and the counters equal to what the structures hold. It takes the writer
 // lock for its duration. Errors wrap ErrCorrupt.
-func (t *Tree) Check() error {
-	if err := t.f.Check(); err != nil {
+func (t *Tree) Check() error { return t.CheckContext(context.Background()) }
+
+// CheckContext is Check, giving up waiting for the writer lock when ctx is
+// done (see BeginContext).
+func (t *Tree) CheckContext(ctx context.Context) error {
+	if err := t.f.CheckContext(ctx); err != nil {
 		return err
 	}
-	b, err := t.Begin()
+	b, err := t.BeginContext(ctx)
 	if err != nil {
 		return err
 	}

@@ -21,6 +21,11 @@ var (
 
 	// ErrCorrupt is shm.ErrCorrupt: the file's structures are damaged.
 	ErrCorrupt = shm.ErrCorrupt
+
+	// ErrWriterStuck is shm.ErrWriterStuck: a read waited
+	// Options.ReadTimeout for a writer's batch that did not end (the
+	// writer is stopped or hung); the message names the writer.
+	ErrWriterStuck = shm.ErrWriterStuck
 )
 
 // Size limits of one entry.

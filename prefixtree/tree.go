@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"time"
 
 	"github.com/cespare/xxhash/v2"
 	"github.com/whycache/whycache/shm"
@@ -19,6 +20,12 @@ type Options struct {
 	FileMode os.FileMode
 	// NoCreate makes Open fail instead of creating a missing file.
 	NoCreate bool
+	// ReadTimeout bounds how long a read waits for a writer's batch that
+	// does not end (see shm.Options.ReadTimeout): every read path (Get,
+	// AppendGet, GetEntry, cursors and iterators, CommittedMeta, Warm)
+	// then fails with an error wrapping ErrWriterStuck that names the
+	// writer. 0 means shm.DefaultReadTimeout.
+	ReadTimeout time.Duration
 }
 
 // Tree is an open map. Reads (Get, AppendGet, cursors, Len, ...) are safe
@@ -35,10 +42,11 @@ func Open(path string, opts Options) (*Tree, error) {
 		return nil, fmt.Errorf("prefixtree: MaxSize %d is above the %d bytes a map can address", opts.MaxSize, uint64(MaxFileSize))
 	}
 	so := shm.Options{
-		MaxSize:  opts.MaxSize,
-		FileMode: opts.FileMode,
-		NoCreate: opts.NoCreate,
-		Walk:     walk,
+		MaxSize:     opts.MaxSize,
+		FileMode:    opts.FileMode,
+		NoCreate:    opts.NoCreate,
+		Walk:        walk,
+		ReadTimeout: opts.ReadTimeout,
 	}
 	so.InitRoots[rootFormat] = treeFormat
 	f, err := shm.Open(path, so)
@@ -114,7 +122,8 @@ func (t *Tree) read(fn func(v *view)) (uint64, error) {
 
 // AppendGet appends the value of key to dst and reports whether the key
 // exists. It allocates only if dst lacks capacity; it neither locks nor
-// makes system calls. Errors wrap ErrCorrupt or shm.ErrRetired.
+// makes system calls unless it meets a writer's batch. Errors wrap
+// ErrCorrupt, shm.ErrRetired or ErrWriterStuck.
 func (t *Tree) AppendGet(dst, key []byte) ([]byte, bool, error) {
 	h := xxhash.Sum64(key)
 	base := len(dst)
@@ -206,20 +215,25 @@ func lookup(m []byte, size uint64, dst, key []byte, h uint64) (out []byte, found
 // Warm reads the hash slots and entries of keys so that a batch writing
 // them right after finds them in the CPU cache. Readers wait while a batch
 // changes the map, so a writer that warms its keys before Begin shortens
-// that wait; it changes nothing and takes no lock.
-func (t *Tree) Warm(keys ...[]byte) {
+// that wait; it changes nothing and takes no lock. It is only a hint: it
+// returns the error of the wait for a writer's batch (wrapping
+// ErrWriterStuck or shm.ErrRetired) without warming anything, and nil
+// otherwise.
+func (t *Tree) Warm(keys ...[]byte) error {
 	var buf [256]byte
 	f := t.f
 	if _, err := f.ReadBegin(); err != nil {
-		return
+		return err
 	}
 	m, size := f.Mem(), f.Size()
 	for _, k := range keys {
 		lookup(m, size, buf[:0], k, xxhash.Sum64(k))
 	}
+	return nil
 }
 
-// Get returns a copy of the value of key, or an error wrapping ErrNotFound.
+// Get returns a copy of the value of key, or an error wrapping ErrNotFound
+// (or, like AppendGet, ErrCorrupt, shm.ErrRetired or ErrWriterStuck).
 func (t *Tree) Get(key []byte) ([]byte, error) {
 	v, found, err := t.AppendGet(nil, key)
 	if err != nil {
@@ -294,11 +308,29 @@ func (t *Tree) Tombstones() uint64 { return t.counter(rootTombstones) }
 func (t *Tree) DataBytes() uint64 { return t.counter(rootBytes) }
 
 // Meta returns user metadata word i (0 <= i < MetaWords), 0 if out of range.
+// It reads the word as it is, which includes a value a batch in progress
+// wrote and may still roll back; CommittedMeta does not.
 func (t *Tree) Meta(i int) uint64 {
 	if i < 0 || i >= MetaWords {
 		return 0
 	}
 	return t.f.Root(metaRoot + i)
+}
+
+// CommittedMeta returns user metadata word i (0 if out of range) as of the
+// last committed batch: it waits for a batch in progress like Get, and
+// fails like Get (ErrWriterStuck, shm.ErrRetired) when that wait fails.
+func (t *Tree) CommittedMeta(i int) (uint64, error) {
+	for {
+		seq, err := t.f.ReadBegin()
+		if err != nil {
+			return 0, err
+		}
+		v := t.Meta(i)
+		if t.f.ReadValid(seq) {
+			return v, nil
+		}
+	}
 }
 
 // IsRetired reports whether err means the state file was retired and the

@@ -1,6 +1,7 @@
 package shm
 
 import (
+	"context"
 	"encoding/binary"
 	"fmt"
 )
@@ -10,8 +11,12 @@ import (
 // Options.Walk) or on a free list, and that the free lists are well formed.
 // It takes the writer lock (repairing a dead writer's transaction first, as
 // any writer would) and changes nothing else. Errors wrap ErrCorrupt.
-func (f *File) Check() error {
-	tx, err := f.Begin()
+func (f *File) Check() error { return f.CheckContext(context.Background()) }
+
+// CheckContext is Check, giving up waiting for the writer lock when ctx is
+// done (see BeginContext).
+func (f *File) CheckContext(ctx context.Context) error {
+	tx, err := f.BeginContext(ctx)
 	if err != nil {
 		return err
 	}

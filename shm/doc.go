@@ -24,10 +24,18 @@
 // offsets it follows (Size, Bytes, Uint64 do) and bound its loops; garbage is
 // rejected by ReadValid before it is used.
 //
+// No read waits without end: a reader that finds a write section open
+// spins, then sleeps on the counter, checks every few milliseconds whether
+// the writer died (and repairs if so), and gives up after
+// Options.ReadTimeout (DefaultReadTimeout, 10 s) on one section that does
+// not end, with an error wrapping ErrWriterStuck that names the writer's
+// pid and what /proc says of it (stopped, running, sleeping, gone).
+//
 // # Writers
 //
-// Begin takes an in-process mutex and a cross-process open-file-description
-// lock that the kernel releases when its holder dies. Every change to memory
+// Begin takes an in-process lock and a cross-process open-file-description
+// lock that the kernel releases when its holder dies; BeginContext waits for
+// both under a context and gives up, naming the holder, when it is done. Every change to memory
 // that readers can reach goes through a Tx method that first records the old
 // bytes in an undo journal kept inside the file; new blocks are filled
 // through Tx.Fresh without journaling. The whole transaction is one seqlock

@@ -24,4 +24,12 @@ var (
 	// retired (replaced by another state file or deleted). The caller
 	// should reopen the path.
 	ErrRetired = errors.New("shm: state file retired")
+
+	// ErrWriterStuck is returned by ReadBegin (and so by every read of the
+	// packages above) when a writer's write section has not ended within
+	// Options.ReadTimeout: the writer is stopped (SIGSTOP, Ctrl-Z), hung,
+	// or dead with nobody allowed to repair it. The message names the
+	// writer's pid, what /proc says of it, how long the reader waited and
+	// what to do. The read can be retried; nothing was changed.
+	ErrWriterStuck = errors.New("shm: writer stuck")
 )

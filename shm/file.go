@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"sync"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -42,7 +41,22 @@ type Options struct {
 	// required to repair after a writer died and for Check; without it,
 	// those return an error.
 	Walk WalkFunc
+
+	// ReadTimeout bounds how long ReadBegin waits for one write section
+	// that does not end: when the counter has held the same odd value for
+	// that long and the writer is not dead (a dead writer's transaction is
+	// repaired instead), ReadBegin fails with an error wrapping
+	// ErrWriterStuck that names the writer. A writer that ends one section
+	// and starts the next makes progress and restarts the wait. 0 means
+	// DefaultReadTimeout; a negative value is rejected by Open.
+	ReadTimeout time.Duration
 }
+
+// DefaultReadTimeout is the read wait bound when Options.ReadTimeout is 0:
+// far longer than any transaction a healthy writer holds (they take
+// microseconds to milliseconds), short enough that a reader facing a
+// stopped writer reports it instead of seeming to hang.
+const DefaultReadTimeout = 10 * time.Second
 
 // File is an open state file. Read methods are safe for any number of
 // goroutines at once and take no lock; writes go through Begin. A File must
@@ -54,9 +68,12 @@ type File struct {
 	mem  []byte // the whole reserved mapping; only [0, Size()) is backed by the file
 	opts Options
 
-	// wmu serializes writers in this process; it guards the following and
-	// is held for the life of a Tx.
-	wmu    sync.Mutex
+	// wlock is the in-process writer lock, a channel of capacity one so
+	// that waiting for it can honour a context: holding it means having
+	// sent to it (lockProcess) and releasing it means receiving
+	// (unlockProcess). It serializes writers in this process, is held for
+	// the life of a Tx, and guards the following.
+	wlock  chan struct{}
 	closed bool // set by Close
 }
 
@@ -73,6 +90,12 @@ func Open(path string, opts Options) (*File, error) {
 	}
 	if opts.MaxSize < 2*PageSize || opts.MaxSize > maxMaxSize {
 		return nil, fmt.Errorf("shm: MaxSize %d out of range [%d, %d]", opts.MaxSize, 2*PageSize, int64(maxMaxSize))
+	}
+	switch {
+	case opts.ReadTimeout == 0:
+		opts.ReadTimeout = DefaultReadTimeout
+	case opts.ReadTimeout < 0:
+		return nil, fmt.Errorf("shm: ReadTimeout %v is negative", opts.ReadTimeout)
 	}
 	fd, err := openOrCreate(path, opts)
 	if err != nil {
@@ -182,7 +205,7 @@ func mapFile(path string, fd int, opts Options) (*File, error) {
 	if err != nil {
 		return nil, fmt.Errorf("shm: map %s (%d bytes reserved): %w", path, maxSize, err)
 	}
-	return &File{path: path, fd: fd, mem: mem, opts: opts}, nil
+	return &File{path: path, fd: fd, mem: mem, opts: opts, wlock: make(chan struct{}, 1)}, nil
 }
 
 // validateHeader checks a header read from a file of fileSize bytes and
@@ -251,8 +274,8 @@ func (f *File) Inode() (dev, ino uint64, err error) {
 // Close unmaps and closes the file. Close waits for an open transaction of
 // this File to end; it must not be called while other goroutines read.
 func (f *File) Close() error {
-	f.wmu.Lock()
-	defer f.wmu.Unlock()
+	f.wlock <- struct{}{}
+	defer f.unlockProcess()
 	if f.closed {
 		return nil
 	}

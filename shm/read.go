@@ -10,7 +10,9 @@ import (
 // ReadValid. It waits while a writer is changing reachable memory (a few
 // microseconds for ordinary transactions); if the writer died, it repairs
 // the file first. It returns an error wrapping ErrRetired once the file was
-// retired.
+// retired, and one wrapping ErrWriterStuck when a live writer's write
+// section has not ended within Options.ReadTimeout (the message names the
+// writer's pid and state).
 func (f *File) ReadBegin() (uint64, error) {
 	s := atomicLoad(f.mem, offSeq)
 	if s&(seqWriting|seqRetired) == 0 {
@@ -49,9 +51,15 @@ const deadWriterCheckInterval = 2 * time.Millisecond
 // counter with futex(2), announcing itself in the waiters word so that the
 // writer wakes it as soon as the section ends. The sleep is bounded so that
 // the reader can check, every deadWriterCheckInterval, whether the writer
-// died, and repair the file if so.
+// died, and repair the file if so. When the counter has held one odd value
+// for Options.ReadTimeout, the writer makes no progress and the reader
+// gives up with an error wrapping ErrWriterStuck.
 func (f *File) readBeginSlow() (uint64, error) {
-	var waitedSince time.Time
+	var (
+		section   uint64    // the odd counter value of the write section waited on
+		since     time.Time // when this reader first saw that section
+		lastCheck time.Time // when it last checked for a dead writer
+	)
 	for i := 0; ; i++ {
 		s := atomicLoad(f.mem, offSeq)
 		if s&seqRetired != 0 {
@@ -63,22 +71,31 @@ func (f *File) readBeginSlow() (uint64, error) {
 		if i%64 != 63 {
 			continue
 		}
-		if waitedSince.IsZero() {
-			waitedSince = time.Now()
+		now := time.Now()
+		if since.IsZero() || s != section {
+			// A new write section: the writer made progress.
+			section, since, lastCheck = s, now, now
+			continue
 		}
-		waited := time.Since(waitedSince)
+		waited := now.Sub(since)
 		if waited < spinFor {
 			continue
 		}
-		if waited > deadWriterCheckInterval {
+		if now.Sub(lastCheck) > deadWriterCheckInterval || waited >= f.opts.ReadTimeout {
 			if err := f.repairIfWriterDead(); err != nil {
 				return 0, err
 			}
-			waitedSince = time.Now()
+			lastCheck = now
+			if atomicLoad(f.mem, offSeq) != s {
+				continue
+			}
+		}
+		if waited >= f.opts.ReadTimeout {
+			return 0, f.stuckError(waited)
 		}
 		atomicAdd(f.mem, offWaiters, 1)
 		if atomicLoad(f.mem, offSeq) == s {
-			futexWait(f.mem, offSeq, uint32(s), deadWriterCheckInterval/2)
+			futexWait(f.mem, offSeq, uint32(s), min(deadWriterCheckInterval/2, f.opts.ReadTimeout-waited))
 		}
 		atomicAdd(f.mem, offWaiters, -1)
 	}

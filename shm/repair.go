@@ -3,25 +3,24 @@ package shm
 import (
 	"encoding/binary"
 	"fmt"
+	"os"
 )
 
 // repairIfWriterDead is called by a reader that found the counter odd for a
 // while. If no live writer holds the lock, the writer died mid-transaction:
-// the reader repairs the file as the next writer would.
+// the reader repairs the file as the next writer would. It never waits for
+// a lock: a lock held by anyone means a live writer.
 func (f *File) repairIfWriterDead() error {
-	if !f.wmu.TryLock() {
+	if !f.tryLockProcess() {
 		return nil // a writer of this File is alive
 	}
-	defer f.wmu.Unlock()
+	defer f.unlockProcess()
 	if f.closed {
 		return ErrClosed
 	}
-	held, err := f.lockHeldElsewhere()
-	if err != nil || held {
-		return err
-	}
-	if err := f.lockFile(); err != nil {
-		return err
+	ok, err := f.tryLockFile()
+	if err != nil || !ok {
+		return err // a writer of another File is alive
 	}
 	defer f.unlockFile()
 	if !f.needsRepairLocked() {
@@ -41,10 +40,14 @@ func (f *File) needsRepairLocked() bool {
 }
 
 // repairLocked rolls back the transaction of a writer that died and rebuilds
-// the free lists from the reachable blocks. Both locks are held.
+// the free lists from the reachable blocks. Both locks are held. Repairing
+// twice is harmless, so a repairer that dies leaves work for the next.
 func (f *File) repairLocked() error {
 	m := f.mem
 	atomicStore(m, offSeq, atomicLoad(m, offSeq)|seqWriting)
+	// The repairer is now the writer: a reader that waits on it names it,
+	// and if it dies too, the marker makes the next writer repair again.
+	atomicStore(m, offWriterPID, uint64(os.Getpid()))
 	if err := f.undoLocked(); err != nil {
 		return fmt.Errorf("shm: repair %s: %w", f.path, err)
 	}

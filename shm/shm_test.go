@@ -120,7 +120,7 @@ func TestRepairAfterAbandonedTx(t *testing.T) {
 	tx.Put64(f.Root(0)+8, 999)
 	tx.Free(off, 64)
 	f.unlockFile()
-	f.wmu.Unlock()
+	f.unlockProcess()
 
 	g := openTest(t, path)
 	// A reader finds the counter odd and repairs.

@@ -1,6 +1,7 @@
 package shm
 
 import (
+	"context"
 	"encoding/binary"
 	"fmt"
 	"os"
@@ -27,24 +28,37 @@ type Tx struct {
 	frees   []block // blocks freed by this transaction (freed on commit)
 }
 
-// Begin starts a write transaction, waiting for the writer lock. If the
-// previous writer died in the middle of a transaction, Begin first rolls
-// that transaction back and rebuilds the free lists (Options.Walk). It
-// returns an error wrapping ErrRetired if the file was retired, and
-// ErrClosed after Close.
-func (f *File) Begin() (*Tx, error) {
-	f.wmu.Lock()
+// Begin starts a write transaction, waiting for the writer lock for as long
+// as it takes. If the previous writer died in the middle of a transaction,
+// Begin first rolls that transaction back and rebuilds the free lists
+// (Options.Walk). It returns an error wrapping ErrRetired if the file was
+// retired, and ErrClosed after Close. BeginContext is Begin with a bound.
+func (f *File) Begin() (*Tx, error) { return f.BeginContext(context.Background()) }
+
+// BeginContext is Begin, giving up when ctx is done: both the in-process
+// lock and the cross-process lock are waited for under ctx (the latter
+// with non-blocking attempts and a backoff from tens of microseconds to a
+// few milliseconds), and an error from a wait that ctx ended wraps
+// ctx.Err() and names the process holding the lock. A ctx already done
+// fails at once, without taking a lock.
+func (f *File) BeginContext(ctx context.Context) (*Tx, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("shm: %s: begin: %w", f.path, err)
+	}
+	if err := f.lockProcess(ctx); err != nil {
+		return nil, err
+	}
 	if f.closed {
-		f.wmu.Unlock()
+		f.unlockProcess()
 		return nil, ErrClosed
 	}
-	if err := f.lockFile(); err != nil {
-		f.wmu.Unlock()
+	if err := f.lockFileContext(ctx); err != nil {
+		f.unlockProcess()
 		return nil, err
 	}
 	if err := f.beginLocked(); err != nil {
 		f.unlockFile()
-		f.wmu.Unlock()
+		f.unlockProcess()
 		return nil, err
 	}
 	return &Tx{f: f}, nil
@@ -274,5 +288,5 @@ func (tx *Tx) finish() {
 func (tx *Tx) release() {
 	tx.done = true
 	tx.f.unlockFile()
-	tx.f.wmu.Unlock()
+	tx.f.unlockProcess()
 }
