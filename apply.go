@@ -40,6 +40,7 @@ type pendingRecord struct {
 // the last record it applied; only a claim (flush with claim set) advances
 // the update id.
 type applier struct {
+	ctx     context.Context // bounds the waits for the state's writer lock
 	t       *prefixtree.Tree
 	logID   logstore.LogID
 	pending []pendingRecord
@@ -83,7 +84,8 @@ func (a *applier) read(ctx context.Context, store logstore.Store, low, high uint
 }
 
 // warmItems brings the keys of records into the CPU cache before a batch
-// writes them, so that readers wait less for the batch (Tree.Warm).
+// writes them, so that readers wait less for the batch (Tree.Warm). It is
+// only a hint: an error (a stuck writer) is left to the batch to meet.
 func warmItems(t *prefixtree.Tree, recs []pendingRecord) {
 	keys := make([][]byte, 0, 64)
 	for _, r := range recs {
@@ -91,7 +93,7 @@ func warmItems(t *prefixtree.Tree, recs []pendingRecord) {
 			keys = append(keys, it.Key)
 		}
 	}
-	t.Warm(keys...)
+	_ = t.Warm(keys...)
 }
 
 // flush applies the pending records in one batch and moves the state's
@@ -104,7 +106,7 @@ func (a *applier) flush(claim *logstore.Position, done bool) error {
 	if len(a.pending) > 0 {
 		warmItems(t, a.pending)
 	}
-	b, err := t.Begin()
+	b, err := t.BeginContext(a.ctx)
 	if err != nil {
 		return err
 	}

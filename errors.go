@@ -4,6 +4,7 @@ import (
 	"errors"
 
 	"github.com/whycache/whycache/logstore"
+	"github.com/whycache/whycache/shm"
 )
 
 // Sentinel errors. Errors returned by this package wrap one of these where
@@ -61,6 +62,13 @@ var (
 	// left as it was.
 	ErrRebuildNeeded = errors.New("whycache: the state must be rebuilt from the log")
 
+	// ErrWriterStuck is returned by a read that waited Options.ReadTimeout
+	// for a writer's batch that does not end (the writer was stopped, or
+	// hangs): the message names the writer's pid and what the system says
+	// of it. Nothing was changed; the read can be retried. It also matches
+	// shm.ErrWriterStuck.
+	ErrWriterStuck = errors.New("whycache: the state's writer makes no progress")
+
 	// ErrSnapshotBehind is returned by LoadSnapshot for a snapshot older
 	// than the live state when the loaded state cannot be caught up with
 	// the log before the swap (the store is unreachable, or the log was
@@ -75,4 +83,5 @@ var logstoreSentinels = []struct{ from, to error }{
 	{logstore.ErrCorrupt, ErrCorrupt},
 	{logstore.ErrLogMismatch, ErrLogMismatch},
 	{logstore.ErrTooLarge, ErrTooLarge},
+	{shm.ErrWriterStuck, ErrWriterStuck},
 }

@@ -82,7 +82,7 @@ func (c *Instance) RewriteHistoryStats(ctx context.Context, limit uint64, opts R
 	}
 	defer removeTemp(tmp)
 	defer final.Close()
-	ap := applier{t: final, logID: info.ID, noPurge: true}
+	ap := applier{ctx: ctx, t: final, logID: info.ID, noPurge: true}
 	if opts.Progress != nil {
 		ap.onBatch = func(pos logstore.Position) { opts.Progress("scan", pos.ID, limit) }
 	}

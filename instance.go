@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/whycache/whycache/internal/ctxsync"
 	"github.com/whycache/whycache/logstore"
@@ -41,6 +42,13 @@ type Options struct {
 	// Rebuild says when Update may replace the state by one rebuilt from
 	// the whole log; the zero value is RebuildAuto.
 	Rebuild RebuildPolicy
+
+	// ReadTimeout bounds how long a read (Get, iteration, Valid, UpdateID,
+	// Stats) waits for a writer's batch that does not end (a writer stopped
+	// with SIGSTOP, or hung): it then fails with ErrWriterStuck naming the
+	// writer's pid. 0 means 10 s. Writers dead mid-batch are repaired by
+	// the reader and never count as stuck.
+	ReadTimeout time.Duration
 }
 
 // RebuildPolicy says when Update may rebuild the state from the whole log
@@ -149,6 +157,7 @@ func (c *Instance) Store() logstore.Store { return c.store }
 func (c *Instance) treeOptions(o prefixtree.Options) prefixtree.Options {
 	o.MaxSize = c.opts.MaxStateSize
 	o.FileMode = c.opts.FileMode
+	o.ReadTimeout = c.opts.ReadTimeout
 	return o
 }
 

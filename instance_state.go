@@ -9,9 +9,9 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"syscall"
 
 	"github.com/whycache/whycache/prefixtree"
+	"github.com/whycache/whycache/shm"
 	"golang.org/x/sys/unix"
 )
 
@@ -54,7 +54,7 @@ func (c *Instance) retirePath(ctx context.Context, replace func(live *stateMeta)
 		return replace(nil)
 	}
 	defer old.Close()
-	tx, err := old.File().Begin()
+	tx, err := old.File().BeginContext(ctx)
 	if err != nil {
 		if !prefixtree.IsRetired(err) {
 			return fmt.Errorf("retire old state: %w", err)
@@ -200,26 +200,21 @@ func (c *Instance) restoreRemovedState(ctx context.Context) error {
 	if t == nil || t.File().Retired() {
 		return nil
 	}
-	dev, ino, err := t.File().Inode()
-	if err != nil {
-		return err
-	}
-	st, err := os.Lstat(c.path)
+	status, err := t.File().CheckPath()
 	switch {
-	case err == nil:
-		if sys, ok := st.Sys().(*syscall.Stat_t); ok && uint64(sys.Dev) == dev && sys.Ino == ino {
-			return nil
-		}
+	case err != nil:
+		return wrapStateErr(err)
+	case status == shm.PathCurrent:
+		return nil
+	case status == shm.PathReplaced:
 		nt, err := c.openTree(t)
 		if err != nil {
 			return err
 		}
 		if nt != t {
-			retireFile(t)
+			retireFile(ctx, t)
 		}
 		return nil
-	case !errors.Is(err, fs.ErrNotExist):
-		return fmt.Errorf("state file: %w", err)
 	}
 	if err := os.MkdirAll(filepath.Dir(c.path), 0o755|c.opts.FileMode&0o777); err != nil {
 		return fmt.Errorf("state directory: %w", err)
@@ -229,7 +224,7 @@ func (c *Instance) restoreRemovedState(ctx context.Context) error {
 			return nil // another process put a state back meanwhile: the next open finds it
 		}
 		for attempt := 0; attempt < 10; attempt++ {
-			done, err := c.reinstall(t)
+			done, err := c.reinstall(ctx, t)
 			if err != nil || done {
 				return err
 			}
@@ -242,7 +237,7 @@ func (c *Instance) restoreRemovedState(ctx context.Context) error {
 // nothing was committed to t since the copy, installs the copy at the path
 // and retires t under t's writer lock. done is false when t changed during
 // the copy (try again).
-func (c *Instance) reinstall(t *prefixtree.Tree) (done bool, err error) {
+func (c *Instance) reinstall(ctx context.Context, t *prefixtree.Tree) (done bool, err error) {
 	tmp := c.tempStatePath("restore")
 	if err := t.File().CopyTo(tmp, c.opts.FileMode); err != nil {
 		return false, wrapStateErr(err)
@@ -253,7 +248,7 @@ func (c *Instance) reinstall(t *prefixtree.Tree) (done bool, err error) {
 		removeTemp(tmp)
 		return false, wrapStateErr(err)
 	}
-	tx, err := t.File().Begin()
+	tx, err := t.File().BeginContext(ctx)
 	if err != nil {
 		nt.Close()
 		removeTemp(tmp)
@@ -287,8 +282,8 @@ func (c *Instance) reinstall(t *prefixtree.Tree) (done bool, err error) {
 // retireFile marks t's file retired, so that every process using it moves
 // to the file at the path. Errors are ignored: a file that cannot be
 // retired (closed, already retired) needs nothing more.
-func retireFile(t *prefixtree.Tree) {
-	if tx, err := t.File().Begin(); err == nil {
+func retireFile(ctx context.Context, t *prefixtree.Tree) {
+	if tx, err := t.File().BeginContext(ctx); err == nil {
 		tx.Retire()
 		tx.Commit()
 	}

@@ -120,7 +120,7 @@ func (c *Instance) tail(ctx context.Context, t *prefixtree.Tree, primary bool) (
 	if err != nil {
 		return 0, err
 	}
-	ap := applier{t: t, logID: m.logID}
+	ap := applier{ctx: ctx, t: t, logID: m.logID}
 	pos := m.pos
 	data := hasData(t, m)
 	horizon := uint64(0) // the horizon the records applied so far were read under

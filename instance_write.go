@@ -167,7 +167,7 @@ func (c *Instance) applyCommitted(ctx context.Context, res logstore.Committed, g
 	}
 	skip := false
 	err := c.withTree(func(t *prefixtree.Tree) error {
-		ap := applier{t: t, pending: pending, check: func(m stateMeta) error {
+		ap := applier{ctx: ctx, t: t, pending: pending, check: func(m stateMeta) error {
 			switch {
 			case !m.filled || res.Last <= m.pos.ID:
 				skip = true

@@ -318,7 +318,7 @@ func loadSnapshotInto(ctx context.Context, t *prefixtree.Tree, r io.Reader, want
 	var ih [snapItemHeader]byte
 	var buf []byte
 	var prev []byte
-	b, err := t.Begin()
+	b, err := t.BeginContext(ctx)
 	if err != nil {
 		return err
 	}
@@ -384,7 +384,7 @@ func loadSnapshotInto(ctx context.Context, t *prefixtree.Tree, r io.Reader, want
 				b = nil
 				return err
 			}
-			if b, err = t.Begin(); err != nil {
+			if b, err = t.BeginContext(ctx); err != nil {
 				return err
 			}
 			inBatch = 0

@@ -35,27 +35,38 @@ func (c *Instance) Stats(ctx context.Context) (Stats, error) {
 	var st Stats
 	err := c.withTree(func(t *prefixtree.Tree) error {
 		f := t.File()
-		fs := f.Stats()
 		size, err := f.FileSize()
 		if err != nil {
 			return err
 		}
-		st = Stats{
-			StatePath:  c.path,
-			Valid:      filled(t),
-			Keys:       t.Len(),
-			Tombstones: t.Tombstones(),
-			DataBytes:  t.DataBytes(),
-			FileSize:   size,
-			HeapBytes:  fs.HeapBytes,
-			UpdateID:   t.Meta(metaUpdateID),
-			Commits:    fs.Commits,
-			Recoveries: fs.Recoveries,
+		// Read the words of one committed batch, waiting for a batch in
+		// progress as Get does.
+		for {
+			seq, err := f.ReadBegin()
+			if err != nil {
+				return err
+			}
+			fs := f.Stats()
+			m := stateMetaLocked(t)
+			st = Stats{
+				StatePath:  c.path,
+				Valid:      m.filled,
+				Keys:       t.Len(),
+				Tombstones: t.Tombstones(),
+				DataBytes:  t.DataBytes(),
+				FileSize:   size,
+				HeapBytes:  fs.HeapBytes,
+				UpdateID:   m.updateID,
+				Commits:    fs.Commits,
+				Recoveries: fs.Recoveries,
+			}
+			if m.appliedAt != 0 {
+				st.LastApplied = time.Unix(0, int64(m.appliedAt))
+			}
+			if f.ReadValid(seq) {
+				return nil
+			}
 		}
-		if at := t.Meta(metaAppliedAt); at != 0 {
-			st.LastApplied = time.Unix(0, int64(at))
-		}
-		return nil
 	})
 	if err != nil || ctx == nil {
 		return st, err

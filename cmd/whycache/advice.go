@@ -20,6 +20,8 @@ func advice(err error) string {
 		return "create the log with 'whycache init-schema' (for MySQL, on the primary)"
 	case errors.Is(err, whycache.ErrCorrupt):
 		return "'whycache verify' says where the damage is; a damaged state is rebuilt by deleting it and running 'whycache update', a damaged log must be restored from a backup"
+	case errors.Is(err, whycache.ErrWriterStuck):
+		return "the process named holds this state's writer lock and makes no progress: resume it (kill -CONT PID) or stop it; --read-timeout sets how long reads wait"
 	case errors.Is(err, context.Canceled):
 		return "interrupted"
 	}

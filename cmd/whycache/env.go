@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
+	"time"
 
 	"github.com/whycache/whycache"
 )
@@ -33,6 +34,8 @@ type globals struct {
 	name     string // instance name (state file in the default directory)
 	json     bool   // machine-readable output
 	progress string // auto, on or off
+	// readTimeout bounds a read's wait for a writer that makes no progress.
+	readTimeout time.Duration
 }
 
 // Progress modes of --progress.
@@ -55,7 +58,14 @@ func (g *globals) register(fs *flag.FlagSet) {
 	fs.StringVar(&g.name, "name", g.name, "instance `name`: state file "+filepath.Join(whycache.DefaultStateDir(), "NAME.state")+" (default \"default\")")
 	fs.BoolVar(&g.json, "json", g.json, "print JSON for scripts instead of text")
 	fs.StringVar(&g.progress, "progress", g.progress, "progress line on stderr, `mode` auto (when stderr is a terminal), on or off")
+	fs.DurationVar(&g.readTimeout, "read-timeout", g.readTimeout, "how long a read waits for a writer of the state that makes no progress before it fails naming it (between 10ms and 10m; default 10s)")
 }
+
+// Bounds of --read-timeout.
+const (
+	minReadTimeout = 10 * time.Millisecond
+	maxReadTimeout = 10 * time.Minute
+)
 
 // resolve fills what the flags left empty from the environment and checks
 // the combination.
@@ -74,6 +84,9 @@ func (g *globals) resolve(getenv func(string) string) error {
 	}
 	if g.state == "" && g.name == "" {
 		g.state = getenv("WHYCACHE_STATE")
+	}
+	if g.readTimeout != 0 && (g.readTimeout < minReadTimeout || g.readTimeout > maxReadTimeout) {
+		return usageErrorf("--read-timeout %s: want a duration between %s and %s", g.readTimeout, minReadTimeout, maxReadTimeout)
 	}
 	switch g.progress {
 	case "":

@@ -103,7 +103,7 @@ func (e *env) open() (*session, error) {
 	if err != nil {
 		return nil, err
 	}
-	opts := whycache.Options{StatePath: e.g.state, Name: e.g.name}
+	opts := whycache.Options{StatePath: e.g.state, Name: e.g.name, ReadTimeout: e.g.readTimeout}
 	if e.rebuild {
 		opts.Rebuild = whycache.RebuildAnyLog
 	}
@@ -140,7 +140,11 @@ func (s *session) describe() string {
 
 // requireValid fails with advice when the state was never filled.
 func (s *session) requireValid(what string) error {
-	if s.inst.Valid() {
+	st, err := s.inst.Stats(nil)
+	if err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	if st.Valid {
 		return nil
 	}
 	return fmt.Errorf("%s: the state %s was never filled from the log: run 'whycache update' first (or pass --update)", what, s.inst.StatePath())
