@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -232,5 +233,45 @@ func TestFollowErrorsCounted(t *testing.T) {
 	})
 	if m["whycache_leader"] != 1 || m["whycache_applied_records_total"] != 0 {
 		t.Errorf("metrics after failed polls: %v", m)
+	}
+}
+
+// TestFollowPutsBackRemovedState removes the state file under a running
+// follower (as rm or systemd's RemoveIPC would): within a poll or two the
+// follower puts it back, filled, so a new process reads it, and it goes on
+// applying new records to it.
+func TestFollowPutsBackRemovedState(t *testing.T) {
+	c := fileCLI(t)
+	state := filledState(c, t.TempDir(), 3)
+	f := startFollow(t, c, state, 100*time.Millisecond)
+	f.waitLog(t, "leader")
+	if err := os.Remove(state); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for !fileExists(state) {
+		if time.Now().After(deadline) {
+			t.Fatal("the follower did not put the removed state file back in 10 s")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	before := c.content(state)
+	if len(before) != 4 {
+		t.Fatalf("the state put back lists %d keys, want 4", len(before))
+	}
+	other := filepath.Join(t.TempDir(), "other.state")
+	c.ok("--state", other, "set", "after-removal", "v")
+	for {
+		if r := c.run("--state", state, "get", "after-removal"); r.code == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the follower did not apply a new record to the state it put back")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	f.cmd.Process.Signal(syscall.SIGTERM)
+	if err := <-f.done; err != nil {
+		t.Fatalf("follower exit: %v", err)
 	}
 }
