@@ -521,6 +521,12 @@ func TestMySQLClosedAndCancelled(t *testing.T) {
 		"Info":           func() error { _, err := s.Info(bg); return err }(),
 		"Commit":         func() error { _, err := commitLast(bg, s, []logstore.Record{{Contents: []byte("x")}}); return err }(),
 		"CheckServer":    func() error { _, err := s.CheckServer(bg); return err }(),
+		"Check":          s.Check(bg),
+		"Compact":        func() error { _, err := s.Compact(bg, 10, 0, nil); return err }(),
+		"Poll": func() error {
+			_, err := s.Poll(bg, logstore.PollRequest{}, func(logstore.Entry) error { return nil })
+			return err
+		}(),
 	}
 	for name, err := range checks {
 		if !errors.Is(err, logstore.ErrClosed) {
