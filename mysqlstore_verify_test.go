@@ -17,7 +17,7 @@ func TestMySQLCheck(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
 		damage func(t *testing.T, db *sql.DB, table string, commits []logstore.Committed) // nil: none
-		want   string                                                                   // in the message (%[n]d: ids, see below); "" for no error
+		want   string                                                                     // in the message (%[n]d: ids, see below); "" for no error
 	}{
 		{"healthy", nil, ""},
 		{"flipped byte", func(t *testing.T, db *sql.DB, table string, cs []logstore.Committed) {
