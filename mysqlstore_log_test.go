@@ -93,12 +93,15 @@ func mysqlCallAll(s *MySQLStore) map[string]error {
 			_, err := s.Poll(ctx, logstore.PollRequest{After: logstore.Position{ID: 1, Nonce: 5}}, func(logstore.Entry) error { return nil })
 			return err
 		}(),
-		"Check":                   s.Check(ctx),
-		"Commit":                  func() error { _, err := s.Commit(ctx, logstore.LogID{}, recs); return err }(),
-		"Commit expecting a log":  func() error { _, err := s.Commit(ctx, some, recs); return err }(),
-		"Commit without records":  func() error { _, err := s.Commit(ctx, logstore.LogID{}, nil); return err }(),
-		"Compact raising horizon": func() error { _, err := s.Compact(ctx, 10, 5, nil); return err }(),
-		"Reset":                   s.Reset(ctx),
+		"Check":                  s.Check(ctx),
+		"Commit":                 func() error { _, err := s.Commit(ctx, logstore.LogID{}, recs); return err }(),
+		"Commit expecting a log": func() error { _, err := s.Commit(ctx, some, recs); return err }(),
+		"Commit without records": func() error { _, err := s.Commit(ctx, logstore.LogID{}, nil); return err }(),
+		"Compact raising horizon": func() error {
+			_, err := s.Compact(ctx, 10, 5, func(uint64, []byte) ([]byte, bool, error) { return nil, false, errors.New("CompactFunc called") })
+			return err
+		}(),
+		"Reset": s.Reset(ctx),
 	}
 }
 
