@@ -455,4 +455,55 @@ func TestMySQLUpgradeInPlace(t *testing.T) {
 	if err := s.Check(ctx); err != nil {
 		t.Errorf("Check: %v", err)
 	}
+
+	// A writer of the previous version, still running during the rolling
+	// upgrade, commits id 5: no nonce, no mark, the meta row's latest
+	// nonce left at commit 4's. The latest position has no nonce then,
+	// positions are checked by id, and Check accepts it.
+	mysqlV1Commit(t, db, table, mysqlRecord(t, "e", "5"))
+	res, err = s.Poll(ctx, logstore.PollRequest{After: c.Position()}, func(logstore.Entry) error { return nil })
+	if err != nil || res.Verdict != logstore.VerdictMatch || res.Latest != (logstore.Position{ID: 5}) {
+		t.Errorf("Poll after the previous version's commit = %+v, %v; want a match and latest 5 without a nonce", res, err)
+	}
+	c2, err := s.Commit(ctx, id, []logstore.Record{{Contents: mysqlRecord(t, "f", "6")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, pos := range []logstore.Position{{ID: 5}, {ID: 5, Nonce: c.Nonce}, c.Position(), c2.Position()} {
+		if v := mysqlVerdict(t, s, pos); v != logstore.VerdictMatch {
+			t.Errorf("Poll at %+v in a log the previous version wrote to: %v, want match", pos, v)
+		}
+	}
+	if v := mysqlVerdict(t, s, logstore.Position{ID: 4, Nonce: c.Nonce ^ 1}); v != logstore.VerdictMismatch {
+		t.Errorf("Poll at commit 4 with another nonce: %v, want mismatch", v)
+	}
+	if err := s.Check(ctx); err != nil {
+		t.Errorf("Check after the previous version's commit: %v", err)
+	}
+}
+
+// mysqlV1Commit commits one record the way the previous version did: the
+// counter taken with LAST_INSERT_ID, the row written without a nonce, no
+// mark.
+func mysqlV1Commit(t *testing.T, db *sql.DB, table string, contents []byte) {
+	t.Helper()
+	tx, err := db.Begin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	res, err := tx.Exec("UPDATE `"+table+"_meta` SET next_id = LAST_INSERT_ID(next_id + ?) WHERE one = 1", 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	next, err := res.LastInsertId()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec("REPLACE INTO `"+table+"` (id, single_key, contents) VALUES (?,?,?)", next-1, nil, contents); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
 }

@@ -51,7 +51,11 @@ func TestMySQLGroupCommitExpectations(t *testing.T) {
 			c, err := s.Commit(ctx, expect, []logstore.Record{{Contents: mysqlRecord(t, tag, tag)}, {Contents: mysqlRecord(t, tag+"2", tag)}})
 			ch <- result{c, err}
 		}()
-		<-queued
+		select {
+		case <-queued:
+		case r := <-ch:
+			t.Fatalf("Commit %s returned %+v, %v without joining the queue", tag, r.c, r.err)
+		}
 		return ch
 	}
 	first := start("first", logstore.LogID{})

@@ -22,6 +22,9 @@ type myPollPage struct {
 	rowID, rowNonce     uint64
 	markID, markNonce   uint64
 
+	latestFound               bool // the highest mark
+	latestMarkID, latestMarkN uint64
+
 	ids, nonces []uint64
 	ends        []int // ends[i] is the end of record i in data
 	data        []byte
@@ -30,9 +33,10 @@ type myPollPage struct {
 }
 
 // Poll reads, with one SELECT statement (one InnoDB read view, one round
-// trip; prepared once per connection), the meta row, the trace the verdict
-// on req.After needs (the lowest row and mark at or above req.After.ID,
-// looked up only when logstore.NeedsLookup says so) and up to req.Max
+// trip; prepared once per connection), the meta row, the highest mark,
+// the trace the verdict on req.After needs (the lowest row and mark at or
+// above req.After.ID, looked up only when logstore.NeedsLookup says so;
+// a trace without a nonce checks the position by id only) and up to req.Max
 // records (PageRows when 0 or larger) with req.After.ID < id <= the latest
 // id of the same view; see logstore.Store. A page stops early once it
 // buffers PageBytes of contents (at least one record is delivered); More
@@ -58,9 +62,15 @@ func (s *MySQLStore) Poll(ctx context.Context, req logstore.PollRequest, fn func
 		return logstore.PollResult{}, err
 	}
 	res := logstore.PollResult{
-		Latest: logstore.Position{ID: p.next - 1, Nonce: p.latestNonce},
+		Latest: logstore.Position{ID: p.next - 1},
 		Next:   req.After,
 		More:   p.cut || p.got > limit,
+	}
+	// The meta row's latest nonce is the latest commit's only if that
+	// commit left the highest mark: a writer of an earlier version (during
+	// a rolling upgrade) advances the counter without a nonce or a mark.
+	if p.latestFound && p.latestMarkID == res.Latest.ID && p.latestMarkN == p.latestNonce {
+		res.Latest.Nonce = p.latestNonce
 	}
 	res.Info.Horizon = p.horizon
 	if res.Info.ID, err = s.myLogID(p.logID); err != nil {
@@ -73,7 +83,14 @@ func (s *MySQLStore) Poll(ctx context.Context, req logstore.PollRequest, fn func
 	if p.markFound && (!found || p.markID < p.rowID) {
 		found, nonce = true, p.markNonce
 	}
-	res.Verdict = logstore.Judge(req.After, res.Latest, res.Info.Horizon, found, nonce)
+	after := req.After
+	if found && nonce == 0 {
+		// The trace was written without a nonce (before the upgrade that
+		// added them, or by a writer of an earlier version): the position
+		// is checked by id only (see logstore's package documentation).
+		after.Nonce = 0
+	}
+	res.Verdict = logstore.Judge(after, res.Latest, res.Info.Horizon, found, nonce)
 	s.myPollAdapt(p, limit)
 	n := min(len(p.ids), limit)
 	for i := range n {
@@ -166,6 +183,8 @@ func (s *MySQLStore) myPollRead(rows *sql.Rows, p *myPollPage, after uint64) err
 			p.rowFound, p.rowID, p.rowNonce = true, id, nonce
 		case myPollMark:
 			p.markFound, p.markID, p.markNonce = true, id, nonce
+		case myPollLatest:
+			p.latestFound, p.latestMarkID, p.latestMarkN = true, id, nonce
 		case myPollRecord:
 			p.got++
 			if n := len(p.ids); id <= after || (n > 0 && id <= p.ids[n-1]) {

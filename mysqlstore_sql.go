@@ -59,6 +59,7 @@ const (
 	myPollRow    = 1 // the lowest log row at or above the position: id, nonce
 	myPollMark   = 2 // the lowest mark at or above the position: last_id, nonce
 	myPollRecord = 3 // a record to deliver: id, nonce, contents
+	myPollLatest = 4 // the highest mark: last_id, nonce
 )
 
 // myNewQueries returns the SQL texts for table, which must be valid.
@@ -77,13 +78,15 @@ func myNewQueries(table string) myQueries {
 		info:              "SELECT log_id, horizon FROM " + m + " WHERE one = 1",
 		identity:          "SELECT log_id, next_id FROM " + m + " WHERE one = 1",
 		// One statement, so one InnoDB read view: the meta row (identity,
-		// horizon, latest position and time), the trace the verdict needs
-		// (the lowest row and the lowest mark at or above the position,
-		// only when the lookup argument is 1 and the position is below
-		// the latest id of that view), and the records after the position
-		// up to that latest id. Arguments: lookup, position, position,
-		// lookup, position, position, position, limit.
+		// horizon, latest position and time), the highest mark (the
+		// latest nonce holds only if it is the latest id's), the trace
+		// the verdict needs (the lowest row and the lowest mark at or
+		// above the position, only when the lookup argument is 1 and the
+		// position is below the latest id of that view), and the records
+		// after the position up to that latest id. Arguments: lookup,
+		// position, position, lookup, position, position, position, limit.
 		poll: "SELECT " + itoa(myPollMeta) + ", next_id, latest_nonce, horizon, latest_us, log_id FROM " + m + " WHERE one = 1" +
+			" UNION ALL (SELECT " + itoa(myPollLatest) + ", last_id, nonce, " + myZero + ", " + myZero + ", NULL FROM " + k + " ORDER BY last_id DESC LIMIT 1)" +
 			" UNION ALL (SELECT " + itoa(myPollRow) + ", id, nonce, " + myZero + ", " + myZero + ", NULL FROM " + t +
 			" WHERE ? = 1 AND id >= ? AND ? + 1 < (SELECT next_id FROM " + m + " WHERE one = 1) ORDER BY id LIMIT 1)" +
 			" UNION ALL (SELECT " + itoa(myPollMark) + ", last_id, nonce, " + myZero + ", " + myZero + ", NULL FROM " + k +

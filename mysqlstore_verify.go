@@ -96,8 +96,8 @@ func (c *myMarkCursor) load(ctx context.Context) error {
 // commit's mark, the lowest mark at or above it, for rows with a nonce at
 // or above the horizon), every mark (an id from 1 to the latest, a
 // non-zero nonce) and the latest commit (its nonce in the meta row is that
-// of the mark at the latest id). Rows with nonce 0 were written before
-// nonces existed and are checked by id only. Damage is an error wrapping
+// of the highest mark). Rows with nonce 0 were written before nonces
+// existed, or by a writer of an earlier version, and need no mark. Damage is an error wrapping
 // logstore.ErrCorrupt that names the row or mark; ErrNoLog when the log
 // does not exist; otherwise the server's errors.
 func (s *MySQLStore) Check(ctx context.Context) error {
@@ -177,9 +177,12 @@ func (s *MySQLStore) myCheckTx(ctx context.Context, tx *sql.Tx) error {
 		}
 		marks.page = marks.page[:0]
 	}
-	if latestNonce != 0 && (marks.count == 0 || marks.last.id != latest || marks.last.nonce != latestNonce) {
-		return s.myCorrupt("meta row names latest commit %d with nonce %016x, but the highest mark is %d with nonce %016x",
-			latest, latestNonce, marks.last.id, marks.last.nonce)
+	// Rows above the highest mark have nonce 0 (checked above): a writer
+	// of an earlier version committed them and left the meta row's latest
+	// nonce as it was.
+	if latestNonce != 0 && (marks.count == 0 || marks.last.nonce != latestNonce) {
+		return s.myCorrupt("meta row names latest nonce %016x, but the highest mark is %d with nonce %016x",
+			latestNonce, marks.last.id, marks.last.nonce)
 	}
 	return nil
 }

@@ -46,7 +46,7 @@ func TestMySQLCheck(t *testing.T) {
 		}, "mark %[7]d is above the latest id"},
 		{"latest commit without its mark", func(t *testing.T, db *sql.DB, table string, cs []logstore.Committed) {
 			mysqlDamage(t, db, "UPDATE `"+table+"_meta` SET latest_nonce = latest_nonce + 1")
-		}, "meta row names latest commit %[5]d"},
+		}, "meta row names latest nonce"},
 		{"single key of another record", func(t *testing.T, db *sql.DB, table string, cs []logstore.Committed) {
 			mysqlDamage(t, db, "UPDATE `"+table+"` SET single_key = 'other' WHERE id = ?", cs[0].Last)
 		}, "row %[8]d is indexed by single key \"other\""},
