@@ -41,9 +41,12 @@ type myPollPage struct {
 // id of the same view; see logstore.Store. A page stops early once it
 // buffers PageBytes of contents (at least one record is delivered); More
 // is then set and the next calls ask for fewer rows. fn is called after
-// the statement's rows are read, with no connection held; contents are
-// valid only during the call. Poll never writes; req.Primary is ignored
-// (the store has one pool).
+// the statement's rows are read and the whole result (Info, Latest,
+// LatestTime, Verdict, More) is settled, with no connection held;
+// contents are valid only during the call. An error from fn stops the
+// delivery and is returned as is, with that result and Next = the
+// position of the last entry fn accepted. Poll never writes; req.Primary
+// is ignored (the store has one pool).
 //
 // Errors: ErrNoLog when the tables or the meta row are missing (the
 // message says why, and names a table in Python whycache's layout),
