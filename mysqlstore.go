@@ -14,9 +14,11 @@ import (
 
 // ErrCommitUnknown is wrapped by the error MySQLStore.Commit returns when
 // the connection failed while the server was committing: the records may
-// or may not be in the log. The message names the ids they hold if the
-// commit took effect; a later ReadUpdates shows the truth (unless a newer
-// single-key record has replaced them since).
+// or may not be in the log. The message names the ids they hold and the
+// nonce they carry if the commit took effect; a later Poll with After at
+// the last of those ids and that nonce shows the truth (VerdictMatch if it
+// did, even after newer single-key records replaced them: the commit's
+// mark stays).
 var ErrCommitUnknown = errors.New("whycache: mysqlstore: commit outcome unknown")
 
 // Default tunables of MySQLStoreOptions (used where a field is zero).

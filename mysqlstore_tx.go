@@ -30,10 +30,10 @@ func (e *myMismatchError) Error() string {
 
 // myUnknownError is the error of a transaction whose COMMIT failed in a
 // way that leaves its outcome unknown; first is the id its first record
-// has if it did commit.
+// has and nonce the nonce its records and mark carry if it did commit.
 type myUnknownError struct {
-	first uint64
-	cause error
+	first, nonce uint64
+	cause        error
 }
 
 func (e *myUnknownError) Error() string { return "commit outcome unknown: " + e.cause.Error() }
@@ -140,8 +140,8 @@ func (s *MySQLStore) myRunBatch(ctx context.Context, batch []*myCommitReq) {
 		case err == nil:
 			res.c = logstore.Committed{First: first + off, Last: first + off + n - 1, Nonce: nonce}
 		case errors.As(err, &unknown):
-			res.err = fmt.Errorf("%w: the records would have ids %d..%d: %w",
-				ErrCommitUnknown, unknown.first+off, unknown.first+off+n-1, unknown.cause)
+			res.err = fmt.Errorf("%w: the records would have ids %d..%d and nonce %016x: %w",
+				ErrCommitUnknown, unknown.first+off, unknown.first+off+n-1, unknown.nonce, unknown.cause)
 		case errors.Is(err, logstore.ErrNoLog):
 			res.err = err
 		default:
@@ -254,7 +254,7 @@ func (s *MySQLStore) myCommitTx(ctx context.Context, batch []*myCommitReq, expec
 			errors.Is(err, sql.ErrTxDone) || myRetryable(err) {
 			return 0, 0, err
 		}
-		return 0, 0, &myUnknownError{first: first, cause: err}
+		return 0, 0, &myUnknownError{first: first, nonce: nonce, cause: err}
 	}
 	return first, nonce, nil
 }
