@@ -226,3 +226,42 @@ func TestMySQLMarks(t *testing.T) {
 		t.Fatalf("Check after Reset: %v", err)
 	}
 }
+
+func TestMySQLCommitIdentityInTransaction(t *testing.T) {
+	// Another process resets the log (a new identity) just before a
+	// commit's transaction begins: the commit, expecting the old identity,
+	// must fail and leave nothing in the new log. A check before the
+	// transaction would pass and commit into the new log.
+	s, db := mysqlTestStore(t, MySQLStoreOptions{})
+	ctx := context.Background()
+	old, err := s.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := mysqlTestStoreOn(t, mysqlTestDB(t), s.Table(), MySQLStoreOptions{})
+	var once sync.Once
+	s.hookBatch = func(int, int) {
+		once.Do(func() {
+			if err := other.Reset(ctx); err != nil {
+				t.Errorf("Reset: %v", err)
+			}
+		})
+	}
+	c, err := s.Commit(ctx, old.ID, []logstore.Record{{Contents: mysqlRecord(t, "k", "for the old log")}})
+	if !errors.Is(err, logstore.ErrLogMismatch) {
+		t.Fatalf("Commit expecting the identity a Reset just replaced = %+v, %v; want ErrLogMismatch", c, err)
+	}
+	if ids, _ := mysqlRead(t, s, 1, 100); len(ids) != 0 {
+		t.Errorf("the new log holds %v", ids)
+	}
+	if n := mysqlCount(t, db, "SELECT COUNT(*) FROM `"+s.Table()+"_marks`"); n != 0 {
+		t.Errorf("the new log holds %d marks", n)
+	}
+	in, err := s.Info(ctx)
+	if err != nil || in.ID == old.ID {
+		t.Fatalf("Info = %+v, %v; want a new identity", in, err)
+	}
+	if _, err := s.Commit(ctx, in.ID, []logstore.Record{{Contents: mysqlRecord(t, "k", "for the new log")}}); err != nil {
+		t.Errorf("Commit expecting the new identity: %v", err)
+	}
+}
