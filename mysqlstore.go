@@ -14,9 +14,11 @@ import (
 
 // ErrCommitUnknown is wrapped by the error MySQLStore.Commit returns when
 // the connection failed while the server was committing: the records may
-// or may not be in the log. The message names the ids they hold if the
-// commit took effect; a later ReadUpdates shows the truth (unless a newer
-// single-key record has replaced them since).
+// or may not be in the log. The message names the ids they hold and the
+// nonce they carry if the commit took effect; a later Poll with After at
+// the last of those ids and that nonce shows the truth (VerdictMatch if it
+// did, even after newer single-key records replaced them: the commit's
+// mark stays).
 var ErrCommitUnknown = errors.New("whycache: mysqlstore: commit outcome unknown")
 
 // Default tunables of MySQLStoreOptions (used where a field is zero).
@@ -120,24 +122,41 @@ func (o MySQLStoreOptions) withDefaults() MySQLStoreOptions {
 }
 
 // MySQLStore is a logstore.Store that keeps the log in a MySQL or MariaDB
-// table (see schema.sql) and a one-row meta table next to it (log
-// identity, id counter, compaction horizon).
+// table and two tables next to it (see schema.sql): table_meta, one row
+// with the log identity, the id counter, the compaction horizon and the
+// nonce and time of the latest commit; and table_marks, one row per commit
+// transaction (its last id, nonce and time), so that a commit stays
+// verifiable after its rows were replaced or compacted away. Only
+// CreateTable ("whycache init-schema", on the primary) creates or upgrades
+// the tables and the meta row; every other method fails with an error
+// wrapping logstore.ErrNoLog when they are missing, and the read methods
+// (Info, LatestUpdateID, ReadUpdates, Poll, Check) never write, so they
+// work on a read-only replica.
 //
-// Commit order equals id order: a writing transaction locks the counter
-// row first, inserts its records with the ids it read there, advances the
-// counter and commits, so the next writer takes ids only after the
-// previous one committed or rolled back. Concurrent Commit calls on one
-// store share transactions (group commit). Reads run in autocommit and
-// work against a read replica that preserves commit order.
+// Commit order equals id order: a writing transaction first runs one
+// UPDATE of the counter row that takes its ids, checks the expected log
+// identity (in its WHERE clause) and sets the latest nonce and time; that
+// row lock is held until COMMIT, so the next writer takes ids only after
+// the previous one committed or rolled back. Then the transaction REPLACEs
+// its records with their nonce and inserts its mark. Concurrent Commit
+// calls on one store share transactions (group commit) and their nonce.
+// Deadlocks and lock wait timeouts are retried with backoff, each attempt
+// a whole new transaction with a new nonce.
+//
+// Poll reads everything it returns with one SELECT (one InnoDB read view):
+// the meta row, the trace its verdict needs and the records up to the
+// latest id of that same view, so a single-key REPLACE cannot slip
+// between reading the latest id and reading the rows. It is prepared once
+// per connection and costs one round trip.
 //
 // A MySQLStore is safe for concurrent use by many goroutines, and any
 // number of stores in any number of processes may use one table. Close
 // stops it; the *sql.DB stays open (it belongs to the caller).
 //
 // The DSN of the pool: keep autocommit on (the default). The DSN option
-// interpolateParams=true saves a round trip per statement; use it with
-// maxAllowedPacket=0, which makes the driver send statements larger than
-// the server's max_allowed_packet as prepared statements instead of
+// interpolateParams=true saves a round trip per REPLACE statement; use it
+// with maxAllowedPacket=0, which makes the driver send statements larger
+// than the server's max_allowed_packet as prepared statements instead of
 // text. Without that, a record close to Limits().MaxRecordSize whose
 // bytes need escaping can fail with error 1153 (nothing is committed).
 type MySQLStore struct {
@@ -146,9 +165,11 @@ type MySQLStore struct {
 	opts  MySQLStoreOptions // normalized by withDefaults; never changes
 	q     myQueries         // SQL texts for this table; never change
 
-	closed    atomic.Bool // set once by Close
-	metaReady atomic.Bool // the meta row is known to exist
-	metaMu    sync.Mutex  // serializes myEnsureMeta's work
+	closed atomic.Bool // set once by Close
+
+	stmtMu sync.Mutex           // guards stmts
+	stmts  map[string]*sql.Stmt // prepared statements by SQL text, made on first successful use; closed by Close
+	pollN  atomic.Int64         // rows the next Poll asks for (PageRows, less after a page reached PageBytes); 0 until the first Poll
 
 	packetMu  sync.Mutex // guards maxPacket
 	maxPacket int        // server's max_allowed_packet; 0 until known
@@ -168,18 +189,18 @@ type MySQLStore struct {
 
 var _ logstore.Store = (*MySQLStore)(nil)
 
-// NewMySQLStore returns a store on table (and table_meta) in db with the
-// default options. See NewMySQLStoreOptions.
+// NewMySQLStore returns a store on table (and table_meta, table_marks) in
+// db with the default options. See NewMySQLStoreOptions.
 func NewMySQLStore(db *sql.DB, table string) (*MySQLStore, error) {
 	return NewMySQLStoreOptions(db, table, MySQLStoreOptions{})
 }
 
-// NewMySQLStoreOptions returns a store on table (and table_meta) in db. The
-// table name must match ^[A-Za-z_][A-Za-z0-9_]{0,56}$; it is the only
-// thing ever written into SQL text. No query runs until first use: call
-// CreateTable to create the tables. The store uses db until Close and
-// never closes it. db should run in autocommit (the default; see
-// CheckServer).
+// NewMySQLStoreOptions returns a store on table (and table_meta,
+// table_marks) in db. The table name must match
+// ^[A-Za-z_][A-Za-z0-9_]{0,56}$; it is the only thing ever written into SQL
+// text. No query runs until first use: CreateTable creates the log. The
+// store uses db until Close and never closes it. db should run in
+// autocommit (the default; see CheckServer).
 func NewMySQLStoreOptions(db *sql.DB, table string, opts MySQLStoreOptions) (*MySQLStore, error) {
 	if db == nil {
 		return nil, errors.New("whycache: mysqlstore: nil *sql.DB")
@@ -192,6 +213,7 @@ func NewMySQLStoreOptions(db *sql.DB, table string, opts MySQLStoreOptions) (*My
 		table: table,
 		opts:  opts.withDefaults(),
 		q:     myNewQueries(table),
+		stmts: map[string]*sql.Stmt{},
 	}
 	s.maxPacket = s.opts.MaxAllowedPacket
 	return s, nil
@@ -213,8 +235,10 @@ func (s *MySQLStore) myCheck(ctx context.Context) error {
 
 // Close stops the store: Commit calls still waiting for a transaction fail
 // with an error wrapping logstore.ErrClosed, a transaction in flight
-// finishes first, and every later call fails with logstore.ErrClosed
-// (including a second Close). It does not close the *sql.DB.
+// finishes first, the store's prepared statements are closed, and every
+// later call fails with logstore.ErrClosed (including a second Close). A
+// read in flight may fail with ErrClosed too. It does not close the
+// *sql.DB.
 func (s *MySQLStore) Close() error {
 	s.mu.Lock()
 	if s.closed.Load() {
@@ -232,5 +256,38 @@ func (s *MySQLStore) Close() error {
 		r.done <- myCommitResult{err: fmt.Errorf("whycache: mysqlstore: commit: %w", logstore.ErrClosed)}
 	}
 	s.wg.Wait()
+	s.stmtMu.Lock()
+	defer s.stmtMu.Unlock()
+	var errs []error
+	for q, st := range s.stmts {
+		if err := st.Close(); err != nil {
+			errs = append(errs, err)
+		}
+		delete(s.stmts, q)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("whycache: mysqlstore: close prepared statements: %w", err)
+	}
 	return nil
+}
+
+// myStmt returns the store's prepared statement for query, preparing it
+// (on one connection; database/sql prepares it again on each connection
+// that runs it) on first use. A failed prepare is not remembered. After
+// Close it fails with ErrClosed.
+func (s *MySQLStore) myStmt(ctx context.Context, query string) (*sql.Stmt, error) {
+	s.stmtMu.Lock()
+	defer s.stmtMu.Unlock()
+	if s.closed.Load() {
+		return nil, fmt.Errorf("whycache: mysqlstore: %w", logstore.ErrClosed)
+	}
+	if st := s.stmts[query]; st != nil {
+		return st, nil
+	}
+	st, err := s.db.PrepareContext(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	s.stmts[query] = st
+	return st, nil
 }

@@ -40,7 +40,8 @@ var myServerVars = []struct{ name, query string }{
 // sync_binlog: a crash could lose records readers already applied, and
 // their ids would be reused), a MySQL replica applying transactions in
 // parallel without preserving commit order, and tables that are missing
-// or not InnoDB. It changes nothing. The error reports a failed query.
+// or not InnoDB. It changes nothing (Check verifies the log's contents).
+// The error reports a failed query.
 func (s *MySQLStore) CheckServer(ctx context.Context) ([]string, error) {
 	if err := s.myCheck(ctx); err != nil {
 		return nil, err
@@ -71,12 +72,12 @@ func (s *MySQLStore) CheckServer(ctx context.Context) ([]string, error) {
 	return append(problems, myCheckEngines(s.table, engines)...), nil
 }
 
-// myEngines returns the storage engine of the log and meta tables by
-// lower-case name.
+// myEngines returns the storage engine of the log, meta and marks tables
+// by lower-case name.
 func (s *MySQLStore) myEngines(ctx context.Context, conn *sql.Conn) (map[string]string, error) {
 	rows, err := conn.QueryContext(ctx,
-		"SELECT TABLE_NAME, COALESCE(ENGINE, '') FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME IN (?, ?)",
-		s.table, s.table+"_meta")
+		"SELECT TABLE_NAME, COALESCE(ENGINE, '') FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME IN (?, ?, ?)",
+		s.table, s.table+"_meta", s.table+"_marks")
 	if err != nil {
 		return nil, fmt.Errorf("whycache: mysqlstore: check server: tables: %w", err)
 	}
@@ -95,11 +96,11 @@ func (s *MySQLStore) myEngines(ctx context.Context, conn *sql.Conn) (map[string]
 	return out, nil
 }
 
-// myCheckEngines returns a problem for each of the two tables that is
+// myCheckEngines returns a problem for each of the three tables that is
 // missing from engines or not InnoDB.
 func myCheckEngines(table string, engines map[string]string) []string {
 	var out []string
-	for _, name := range []string{table, table + "_meta"} {
+	for _, name := range []string{table, table + "_meta", table + "_marks"} {
 		engine, ok := engines[strings.ToLower(name)]
 		switch {
 		case !ok:

@@ -21,6 +21,7 @@ const (
 // myCommitReq is one Commit call waiting for the committer.
 type myCommitReq struct {
 	ctx     context.Context
+	expect  logstore.LogID    // the identity the caller expects; zero for any
 	records []logstore.Record // the caller's; not retained after done is sent
 	bytes   int               // summed contents length
 	state   myReqState        // guarded by MySQLStore.mu
@@ -29,75 +30,98 @@ type myCommitReq struct {
 
 // myCommitResult is the outcome of one request.
 type myCommitResult struct {
-	lastID uint64
-	err    error
+	c   logstore.Committed
+	err error
 }
 
-// Commit appends records to the log in one transaction and returns the id
-// of the last one; the records get consecutive ids. Records with a
-// SingleKey of 1..1024 bytes replace the older row with the same key;
-// longer keys are stored as NULL.
+// Commit appends records to the log in one transaction under a new nonce
+// and returns their ids and the nonce; the records get consecutive ids.
+// Records with a SingleKey of 1..1024 bytes replace the older row with the
+// same key; longer keys are stored as NULL. If expect is not the zero
+// LogID, the transaction commits only if the log has that identity
+// (checked in the transaction's first statement); otherwise Commit fails
+// with an error wrapping logstore.ErrLogMismatch.
 //
 // Concurrent calls share transactions (unless NoGroupCommit): a committer
 // goroutine takes the waiting calls in arrival order, up to MaxBatchRows
-// records and MaxBatchBytes bytes, and commits them together, each call
-// getting its own consecutive ids. Deadlocks and lock wait timeouts are
-// retried with backoff (MaxAttempts).
+// records and MaxBatchBytes bytes and up to the first call that expects
+// another identity than an earlier one, and commits them together, each
+// call getting its own consecutive ids and the transaction's nonce.
+// Deadlocks and lock wait timeouts are retried with backoff (MaxAttempts).
 //
 // Errors: ErrTooLarge (logstore's) for a record above
-// Limits().MaxRecordSize, ErrClosed, the context's error, server errors;
-// in all these cases nothing was committed. An error wrapping
-// ErrCommitUnknown means the connection failed during COMMIT and the
-// records may be in the log. If ctx ends while the call waits for its
-// turn, it returns at once; once its records are part of a transaction in
-// flight, it waits for that transaction's outcome (which is aborted when
-// every call sharing it has given up). Commit with no records returns
-// LatestUpdateID.
-func (s *MySQLStore) commitRecords(ctx context.Context, records []logstore.Record) (uint64, error) {
+// Limits().MaxRecordSize, ErrLogMismatch, ErrNoLog when the tables or the
+// meta row are missing (Commit never creates them; run CreateTable),
+// ErrClosed, the context's error, server errors; in all these cases
+// nothing was committed. An error wrapping ErrCommitUnknown means the
+// connection failed during COMMIT and the records may be in the log. If
+// ctx ends while the call waits for its turn, it returns at once; once its
+// records are part of a transaction in flight, it waits for that
+// transaction's outcome (which is aborted when every call sharing it has
+// given up). Commit with no records checks expect and returns First = Last
+// = LatestUpdateID and nonce 0.
+func (s *MySQLStore) Commit(ctx context.Context, expect logstore.LogID, records []logstore.Record) (logstore.Committed, error) {
 	if err := s.myCheck(ctx); err != nil {
-		return 0, err
+		return logstore.Committed{}, err
 	}
 	if len(records) == 0 {
-		return s.LatestUpdateID(ctx)
+		return s.myCommitNothing(ctx, expect)
 	}
 	packet, err := s.myPacket(ctx)
 	if err != nil {
-		return 0, err
+		return logstore.Committed{}, err
 	}
 	limit := myLimitsFor(packet).MaxRecordSize
-	req := &myCommitReq{ctx: ctx, records: records, done: make(chan myCommitResult, 1)}
+	req := &myCommitReq{ctx: ctx, expect: expect, records: records, done: make(chan myCommitResult, 1)}
 	for i, r := range records {
 		if len(r.Contents) > limit {
-			return 0, fmt.Errorf("whycache: mysqlstore: record %d of %d bytes is above %d: %w", i, len(r.Contents), limit, logstore.ErrTooLarge)
+			return logstore.Committed{}, fmt.Errorf("whycache: mysqlstore: record %d of %d bytes is above %d: %w", i, len(r.Contents), limit, logstore.ErrTooLarge)
 		}
 		req.bytes += len(r.Contents)
-	}
-	if err := s.myEnsureMeta(ctx); err != nil {
-		return 0, err
 	}
 	if s.opts.NoGroupCommit {
 		s.mu.Lock()
 		if s.closed.Load() {
 			s.mu.Unlock()
-			return 0, fmt.Errorf("whycache: mysqlstore: commit: %w", logstore.ErrClosed)
+			return logstore.Committed{}, fmt.Errorf("whycache: mysqlstore: commit: %w", logstore.ErrClosed)
 		}
 		s.wg.Add(1) // Close waits for this transaction
 		s.mu.Unlock()
 		defer s.wg.Done()
 		s.myRunBatch(ctx, []*myCommitReq{req})
 		res := <-req.done
-		return res.lastID, res.err
+		return res.c, res.err
 	}
 	return s.myEnqueue(req)
 }
 
+// myCommitNothing is Commit without records: it reads the identity and
+// the latest id.
+func (s *MySQLStore) myCommitNothing(ctx context.Context, expect logstore.LogID) (logstore.Committed, error) {
+	var id []byte
+	var next uint64
+	err := s.db.QueryRowContext(ctx, s.q.identity).Scan(&id, &next)
+	switch {
+	case myMissing(err):
+		return logstore.Committed{}, s.myNoLog(ctx, "commit", err)
+	case err != nil:
+		return logstore.Committed{}, fmt.Errorf("whycache: mysqlstore: commit: %w", err)
+	case next == 0 || len(id) != len(expect):
+		return logstore.Committed{}, fmt.Errorf("whycache: mysqlstore: commit: meta row of %s damaged (next_id %d, log id of %d bytes): %w", s.table, next, len(id), logstore.ErrCorrupt)
+	}
+	if expect != (logstore.LogID{}) && string(id) != string(expect[:]) {
+		return logstore.Committed{}, fmt.Errorf("whycache: mysqlstore: commit: log %x, expected %x: %w", id, expect, logstore.ErrLogMismatch)
+	}
+	return logstore.Committed{First: next - 1, Last: next - 1}, nil
+}
+
 // myEnqueue queues req for the committer, starting one if none runs, and
 // waits for the outcome.
-func (s *MySQLStore) myEnqueue(req *myCommitReq) (uint64, error) {
+func (s *MySQLStore) myEnqueue(req *myCommitReq) (logstore.Committed, error) {
 	s.mu.Lock()
 	if s.closed.Load() {
 		s.mu.Unlock()
-		return 0, fmt.Errorf("whycache: mysqlstore: commit: %w", logstore.ErrClosed)
+		return logstore.Committed{}, fmt.Errorf("whycache: mysqlstore: commit: %w", logstore.ErrClosed)
 	}
 	s.queue = append(s.queue, req)
 	if !s.running {
@@ -112,7 +136,7 @@ func (s *MySQLStore) myEnqueue(req *myCommitReq) (uint64, error) {
 
 	select {
 	case res := <-req.done:
-		return res.lastID, res.err
+		return res.c, res.err
 	case <-req.ctx.Done():
 	}
 	s.mu.Lock()
@@ -124,11 +148,11 @@ func (s *MySQLStore) myEnqueue(req *myCommitReq) (uint64, error) {
 			}
 		}
 		s.mu.Unlock()
-		return 0, fmt.Errorf("whycache: mysqlstore: commit: %w", req.ctx.Err())
+		return logstore.Committed{}, fmt.Errorf("whycache: mysqlstore: commit: %w", req.ctx.Err())
 	}
 	s.mu.Unlock()
 	res := <-req.done
-	return res.lastID, res.err
+	return res.c, res.err
 }
 
 // myCommitter runs transactions for queued requests until the queue is
@@ -170,12 +194,21 @@ func (s *MySQLStore) myCommitter() {
 }
 
 // myTakeLocked removes the next batch from the queue: requests in arrival
-// order within MaxBatchRows and MaxBatchBytes, at least one.
+// order within MaxBatchRows and MaxBatchBytes, at least one, and none
+// after a request that expects another log identity than an earlier one
+// (the transaction checks one identity).
 func (s *MySQLStore) myTakeLocked() []*myCommitReq {
 	rows, bytes, n := 0, 0, 0
+	var expect logstore.LogID
 	for _, r := range s.queue {
 		if n > 0 && (rows+len(r.records) > s.opts.MaxBatchRows || bytes+r.bytes > s.opts.MaxBatchBytes) {
 			break
+		}
+		if r.expect != (logstore.LogID{}) {
+			if expect != (logstore.LogID{}) && r.expect != expect {
+				break
+			}
+			expect = r.expect
 		}
 		rows += len(r.records)
 		bytes += r.bytes

@@ -28,7 +28,11 @@ type myCompactPending struct {
 
 // Compact passes every record with id <= limit to fn in ascending id order
 // and drops or replaces it as fn says; ids never change. The horizon is
-// raised first (UPDATE ... GREATEST) when horizon is above it. Records are
+// raised first (UPDATE ... GREATEST) when horizon is above it, and the
+// marks of commits that end below it are deleted then, except the latest
+// commit's (readers below the horizon rebuild and need none); the marks
+// of the other commits stay, so a commit whose records fn drops stays
+// verifiable by Poll. Records are
 // read in pages in autocommit with no connection held while fn runs; the
 // decisions of each page are written in one transaction (smaller if the
 // replacements exceed MaxBatchBytes), retried on deadlocks. A row is
@@ -40,7 +44,8 @@ type myCompactPending struct {
 // Errors stop the pass, after writing the decisions already made: the
 // context's, fn's error as is, ErrTooLarge (logstore's) when fn returns
 // more than Limits().MaxRecordSize bytes (that record stays unchanged),
-// server errors.
+// ErrNoLog when the tables or the meta row are missing (nothing is
+// changed then), server errors.
 func (s *MySQLStore) Compact(ctx context.Context, limit, horizon uint64, fn logstore.CompactFunc) (logstore.CompactStats, error) {
 	var stats logstore.CompactStats
 	if err := s.myCheck(ctx); err != nil {
@@ -51,16 +56,12 @@ func (s *MySQLStore) Compact(ctx context.Context, limit, horizon uint64, fn logs
 		return stats, err
 	}
 	maxRecord := myLimitsFor(packet).MaxRecordSize
-	if err := s.myEnsureMeta(ctx); err != nil {
+	if _, err := s.Info(ctx); err != nil {
 		return stats, err
 	}
 	if horizon > 0 {
-		err := s.myRetry(ctx, func(ctx context.Context) error {
-			_, err := s.db.ExecContext(ctx, s.q.raiseHorizon, horizon)
-			return err
-		})
-		if err != nil {
-			return stats, fmt.Errorf("whycache: mysqlstore: raise horizon: %w", err)
+		if err := s.myRaiseHorizon(ctx, horizon); err != nil {
+			return stats, err
 		}
 	}
 	var pend myCompactPending
@@ -72,7 +73,7 @@ func (s *MySQLStore) Compact(ctx context.Context, limit, horizon uint64, fn logs
 	}
 	pager := s.myNewPager(1, limit)
 	for {
-		n, err := pager.next(ctx, s)
+		n, err := pager.next(ctx, s, s.db)
 		if err != nil {
 			return stats, err
 		}
@@ -124,6 +125,47 @@ func (s *MySQLStore) Compact(ctx context.Context, limit, horizon uint64, fn logs
 	}
 }
 
+// myRaiseHorizon raises the horizon to at least horizon, then deletes the
+// marks below it but the latest one, in chunks of PageRows (each its own
+// statement, so commits, which insert marks far above, are not held up).
+func (s *MySQLStore) myRaiseHorizon(ctx context.Context, horizon uint64) error {
+	if err := s.myExec(ctx, s.q.raiseHorizon, horizon); err != nil {
+		return fmt.Errorf("whycache: mysqlstore: raise horizon: %w", s.myTxError(ctx, err))
+	}
+	var maxMark uint64
+	if err := s.db.QueryRowContext(ctx, s.q.maxMark).Scan(&maxMark); err != nil {
+		return fmt.Errorf("whycache: mysqlstore: raise horizon: %w", s.myTxError(ctx, err))
+	}
+	if err := s.myDeleteChunks(ctx, s.q.pruneMarks, min(horizon, maxMark)); err != nil {
+		return fmt.Errorf("whycache: mysqlstore: raise horizon: prune marks: %w", err)
+	}
+	return nil
+}
+
+// myDeleteChunks runs query (a DELETE ... LIMIT ? taking args, then the
+// chunk size) in autocommit until it deletes fewer rows than a chunk.
+func (s *MySQLStore) myDeleteChunks(ctx context.Context, query string, args ...any) error {
+	chunk := int64(s.opts.PageRows)
+	args = append(args, chunk)
+	for {
+		var n int64
+		err := s.myRetry(ctx, func(ctx context.Context) error {
+			res, err := s.db.ExecContext(ctx, query, args...)
+			if err != nil {
+				return err
+			}
+			n, err = res.RowsAffected()
+			return err
+		})
+		if err != nil {
+			return err
+		}
+		if n < chunk {
+			return nil
+		}
+	}
+}
+
 // myCompactFlush writes the pending decisions in one transaction and
 // empties pend.
 func (s *MySQLStore) myCompactFlush(ctx context.Context, pend *myCompactPending) error {
@@ -171,61 +213,57 @@ func (s *MySQLStore) myCompactWrite(ctx context.Context, tx *sql.Tx, pend *myCom
 	return nil
 }
 
-// Reset deletes every record and gives the log a new identity, with
-// horizon 0; next_id is kept, so ids are never reused. It first deletes
-// the rows in chunks of PageRows (each its own transaction, under the old
-// identity), then, holding the counter lock so no writer commits in
-// between, deletes what was committed meanwhile and writes the new
-// identity in one transaction: a reader that sees the new identity never
-// sees a record of the old one.
+// Reset deletes every record and every mark and gives the log a new
+// identity, with horizon 0 and latest nonce 0; next_id is kept, so ids are
+// never reused. It first deletes the rows and marks in chunks of PageRows
+// (each its own transaction, under the old identity), then, holding the
+// counter lock so no writer commits in between, deletes what was committed
+// meanwhile and writes the new identity in one transaction: a reader that
+// sees the new identity never sees a record or mark of the old one.
+// Errors: ErrNoLog when the tables or the meta row are missing (nothing is
+// deleted then), ErrClosed, the context's, the server's.
 func (s *MySQLStore) Reset(ctx context.Context) error {
 	if err := s.myCheck(ctx); err != nil {
 		return err
 	}
-	if err := s.myEnsureMeta(ctx); err != nil {
+	if _, err := s.Info(ctx); err != nil {
 		return err
 	}
 	id, err := myNewLogID()
 	if err != nil {
 		return err
 	}
-	for chunk := int64(s.opts.PageRows); ; {
-		var n int64
-		err := s.myRetry(ctx, func(ctx context.Context) error {
-			res, err := s.db.ExecContext(ctx, s.q.resetChunk, chunk)
-			if err != nil {
-				return err
-			}
-			n, err = res.RowsAffected()
-			return err
-		})
-		if err != nil {
-			return fmt.Errorf("whycache: mysqlstore: reset: delete records: %w", err)
-		}
-		if n < chunk {
-			break
-		}
+	if err := s.myDeleteChunks(ctx, s.q.resetChunk); err != nil {
+		return fmt.Errorf("whycache: mysqlstore: reset: delete records: %w", err)
+	}
+	if err := s.myDeleteChunks(ctx, s.q.resetMarksChunk); err != nil {
+		return fmt.Errorf("whycache: mysqlstore: reset: delete marks: %w", err)
 	}
 	if err := s.myInTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		return s.myResetTx(ctx, tx, id)
 	}); err != nil {
+		if errors.Is(err, logstore.ErrNoLog) {
+			return err
+		}
 		return fmt.Errorf("whycache: mysqlstore: reset: %w", err)
 	}
 	return nil
 }
 
-// myResetTx locks the counter row, deletes every record and sets the new
-// identity.
+// myResetTx locks the counter row, deletes every record and mark and sets
+// the new identity.
 func (s *MySQLStore) myResetTx(ctx context.Context, tx *sql.Tx, id logstore.LogID) error {
 	var next uint64
 	if err := tx.QueryRowContext(ctx, s.q.lockCounter).Scan(&next); err != nil {
-		if errors.Is(err, sql.ErrNoRows) {
-			return errMyNoMeta
+		if myMissing(err) {
+			return s.myNoLog(ctx, "reset", err)
 		}
 		return err
 	}
-	if _, err := tx.ExecContext(ctx, s.q.deleteAll); err != nil {
-		return err
+	for _, q := range []string{s.q.deleteAll, s.q.deleteAllMarks} {
+		if _, err := tx.ExecContext(ctx, q); err != nil {
+			return err
+		}
 	}
 	_, err := tx.ExecContext(ctx, s.q.newIdentity, id[:])
 	return err

@@ -3,7 +3,6 @@ package whycache
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
 	"math"
 	"time"
@@ -29,8 +28,10 @@ func (s *MySQLStore) Limits() logstore.Limits {
 
 // LatestUpdateID returns the highest id committed so far: next_id - 1
 // from the meta row, read in autocommit, so every record up to it that
-// still exists is visible to a read that starts afterwards. It is 0 while
-// the meta row does not exist. It never writes (it works on a replica).
+// still exists is visible to a read that starts afterwards. It never
+// writes (it works on a replica). Errors: ErrNoLog when the meta row or
+// table is missing, ErrCorrupt for next_id 0, ErrClosed, the context's,
+// the server's.
 func (s *MySQLStore) LatestUpdateID(ctx context.Context) (uint64, error) {
 	if err := s.myCheck(ctx); err != nil {
 		return 0, err
@@ -38,8 +39,8 @@ func (s *MySQLStore) LatestUpdateID(ctx context.Context) (uint64, error) {
 	var next uint64
 	err := s.db.QueryRowContext(ctx, s.q.latest).Scan(&next)
 	switch {
-	case errors.Is(err, sql.ErrNoRows):
-		return 0, nil
+	case myMissing(err):
+		return 0, s.myNoLog(ctx, "latest update id", err)
 	case err != nil:
 		return 0, fmt.Errorf("whycache: mysqlstore: latest update id: %w", err)
 	case next == 0:
@@ -48,41 +49,41 @@ func (s *MySQLStore) LatestUpdateID(ctx context.Context) (uint64, error) {
 	return next - 1, nil
 }
 
-// Info returns the log identity and compaction horizon, creating the meta
-// row (with a random identity) the first time it is missing.
+// Info returns the log identity and compaction horizon from the meta row.
+// It never writes (it works on a replica). Errors: ErrNoLog when the meta
+// row or table is missing, ErrCorrupt for a malformed identity, ErrClosed,
+// the context's, the server's.
 func (s *MySQLStore) Info(ctx context.Context) (logstore.Info, error) {
 	if err := s.myCheck(ctx); err != nil {
 		return logstore.Info{}, err
 	}
-	in, err := s.myReadInfo(ctx)
-	if errors.Is(err, sql.ErrNoRows) {
-		s.metaReady.Store(false)
-		if err = s.myEnsureMeta(ctx); err != nil {
-			return logstore.Info{}, err
-		}
-		in, err = s.myReadInfo(ctx)
+	var in logstore.Info
+	var id []byte
+	err := s.db.QueryRowContext(ctx, s.q.info).Scan(&id, &in.Horizon)
+	switch {
+	case myMissing(err):
+		return in, s.myNoLog(ctx, "info", err)
+	case err != nil:
+		return in, fmt.Errorf("whycache: mysqlstore: info: %w", err)
 	}
-	if err != nil {
+	if in.ID, err = s.myLogID(id); err != nil {
 		return logstore.Info{}, fmt.Errorf("whycache: mysqlstore: info: %w", err)
 	}
 	return in, nil
 }
 
-// myReadInfo reads the meta row; sql.ErrNoRows if there is none.
-func (s *MySQLStore) myReadInfo(ctx context.Context) (logstore.Info, error) {
-	var in logstore.Info
-	var id []byte
-	if err := s.db.QueryRowContext(ctx, s.q.info).Scan(&id, &in.Horizon); err != nil {
-		return in, err
+// myLogID converts the log_id column; a wrong length or the zero identity
+// is ErrCorrupt.
+func (s *MySQLStore) myLogID(b []byte) (logstore.LogID, error) {
+	var id logstore.LogID
+	if len(b) != len(id) {
+		return id, fmt.Errorf("meta row of %s has a log id of %d bytes: %w", s.table, len(b), logstore.ErrCorrupt)
 	}
-	if len(id) != len(in.ID) {
-		return in, fmt.Errorf("log id of %d bytes: %w", len(id), logstore.ErrCorrupt)
+	copy(id[:], b)
+	if id == (logstore.LogID{}) {
+		return id, fmt.Errorf("meta row of %s has the zero log id: %w", s.table, logstore.ErrCorrupt)
 	}
-	copy(in.ID[:], id)
-	if in.ID == (logstore.LogID{}) {
-		return in, fmt.Errorf("zero log id: %w", logstore.ErrCorrupt)
-	}
-	return in, nil
+	return id, nil
 }
 
 // ReadUpdates calls fn for every record with low <= id <= high in
@@ -97,7 +98,7 @@ func (s *MySQLStore) ReadUpdates(ctx context.Context, low, high uint64, fn func(
 	}
 	r := s.myNewPager(low, high)
 	for {
-		n, err := r.next(ctx, s)
+		n, err := r.next(ctx, s, s.db)
 		if err != nil {
 			return err
 		}
@@ -113,6 +114,12 @@ func (s *MySQLStore) ReadUpdates(ctx context.Context, low, high uint64, fn func(
 			}
 		}
 	}
+}
+
+// myQuerier runs queries: the pool, or a transaction.
+type myQuerier interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
 }
 
 // myPager reads a range of records page by page into a reused buffer.
@@ -143,13 +150,16 @@ func (r *myPager) contents(i int) []byte {
 // end of the range. A page stops early once it buffers PageBytes; the
 // following pages then ask for fewer rows, and grow back when they are
 // small again.
-func (r *myPager) next(ctx context.Context, s *MySQLStore) (int, error) {
+func (r *myPager) next(ctx context.Context, s *MySQLStore, q myQuerier) (int, error) {
 	r.ids, r.ends, r.data = r.ids[:0], r.ends[:0], r.data[:0]
 	if r.low > r.high {
 		return 0, nil
 	}
 	asked := r.limit
-	rows, err := s.db.QueryContext(ctx, s.q.page, r.low, r.high, asked)
+	rows, err := q.QueryContext(ctx, s.q.page, r.low, r.high, asked)
+	if myMissing(err) {
+		return 0, s.myNoLog(ctx, "read updates", err)
+	}
 	if err != nil {
 		return 0, fmt.Errorf("whycache: mysqlstore: read records %d..%d: %w", r.low, r.high, err)
 	}

@@ -10,18 +10,25 @@ import (
 	"regexp"
 	"strings"
 
+	"github.com/go-sql-driver/mysql"
 	"github.com/whycache/whycache/logstore"
 )
 
-// mySchema is the text of schema.sql: the log table and its meta table,
-// named `whycache` and `whycache_meta`.
+// mySchema is the text of schema.sql: the log table, its meta table and
+// its marks table, named `whycache`, `whycache_meta` and `whycache_marks`.
 //
 //go:embed schema.sql
 var mySchema string
 
 // myTableRE is what a table name must match. 57 characters leave room for
-// the "_meta" suffix within MySQL's 64-character identifier limit.
+// the "_marks" suffix within MySQL's 64-character identifier limit.
 var myTableRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,56}$`)
+
+// Server error numbers CreateTable accepts from a concurrent CreateTable.
+const (
+	myErDupFieldName = 1060 // ALTER TABLE ADD COLUMN of a column another process just added
+	myErDupEntry     = 1062 // INSERT of the meta row another process just inserted
+)
 
 // myValidTable returns an error unless table is an acceptable table name.
 func myValidTable(table string) error {
@@ -32,14 +39,18 @@ func myValidTable(table string) error {
 }
 
 // MySQLSchemaFor returns the text of schema.sql (the statements
-// CreateTable runs) with the tables named table and table_meta, or an
-// error if table is not a valid name. MySQLSchemaFor("whycache") is
-// schema.sql as is.
+// CreateTable runs) with the tables named table, table_meta and
+// table_marks, or an error if table is not a valid name.
+// MySQLSchemaFor("whycache") is schema.sql as is.
 func MySQLSchemaFor(table string) (string, error) {
 	if err := myValidTable(table); err != nil {
 		return "", err
 	}
-	return strings.NewReplacer("`whycache`", "`"+table+"`", "`whycache_meta`", "`"+table+"_meta`").Replace(mySchema), nil
+	return strings.NewReplacer(
+		"`whycache`", "`"+table+"`",
+		"`whycache_meta`", "`"+table+"_meta`",
+		"`whycache_marks`", "`"+table+"_marks`",
+	).Replace(mySchema), nil
 }
 
 // mySchemaStatements splits a schema text into statements: comment lines
@@ -65,10 +76,68 @@ func mySchemaStatements(schema string) []string {
 	return out
 }
 
-// CreateTable creates the log table and its meta table if they do not
-// exist (CREATE TABLE IF NOT EXISTS; existing tables are left as they
-// are). The meta row is created on first use, not here. It is safe to call
-// from many processes at once.
+// myTableDef is one CREATE TABLE statement of the schema: the table it
+// creates and its column definitions, as written there.
+type myTableDef struct {
+	name    string
+	create  string
+	columns []myColumnDef
+}
+
+// myColumnDef is one column of a myTableDef.
+type myColumnDef struct {
+	name, def string // def is the whole definition ("nonce BIGINT ... DEFAULT 0")
+}
+
+// mySchemaTables parses the CREATE TABLE statements of a schema text (as
+// schema.sql writes them: one column or key per line). Lines naming keys
+// and checks are not columns.
+func mySchemaTables(schema string) ([]myTableDef, error) {
+	const prefix = "CREATE TABLE IF NOT EXISTS `"
+	var out []myTableDef
+	for _, stmt := range mySchemaStatements(schema) {
+		rest, ok := strings.CutPrefix(stmt, prefix)
+		if !ok {
+			return nil, fmt.Errorf("whycache: mysqlstore: schema statement is not a CREATE TABLE IF NOT EXISTS: %.60q", stmt)
+		}
+		name, _, ok := strings.Cut(rest, "`")
+		if !ok {
+			return nil, fmt.Errorf("whycache: mysqlstore: schema statement without a table name: %.60q", stmt)
+		}
+		def := myTableDef{name: name, create: stmt}
+		for _, line := range strings.Split(stmt, "\n")[1:] {
+			line = strings.TrimSuffix(strings.TrimSpace(line), ",")
+			word, _, _ := strings.Cut(line, " ")
+			switch strings.ToUpper(word) {
+			case "", "PRIMARY", "UNIQUE", "KEY", "INDEX", "CHECK", "CONSTRAINT":
+				continue
+			}
+			if strings.HasPrefix(word, ")") {
+				continue
+			}
+			def.columns = append(def.columns, myColumnDef{name: word, def: line})
+		}
+		if len(def.columns) == 0 {
+			return nil, fmt.Errorf("whycache: mysqlstore: schema table %s has no columns", name)
+		}
+		out = append(out, def)
+	}
+	return out, nil
+}
+
+// CreateTable creates the log: the log, meta and marks tables of
+// schema.sql if they do not exist, every column of schema.sql that an
+// existing table lacks (tables made by an earlier version are upgraded in
+// place), and the meta row if it does not exist, with a random identity and
+// next_id above every id already in the log and marks tables. Existing
+// rows are left as they are. It is the only method that creates anything;
+// run it on the primary ("whycache init-schema"). It is idempotent and safe
+// to call from many processes at once.
+//
+// It refuses, before creating anything, a log table it does not recognize:
+// one in Python whycache's layout (an AUTO_INCREMENT id, or no meta table
+// and records in the Python framing), or one without the log's columns.
+// That error wraps logstore.ErrNoLog. Other errors are the server's.
 func (s *MySQLStore) CreateTable(ctx context.Context) error {
 	if err := s.myCheck(ctx); err != nil {
 		return err
@@ -77,12 +146,112 @@ func (s *MySQLStore) CreateTable(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	for _, stmt := range mySchemaStatements(schema) {
-		if _, err := s.db.ExecContext(ctx, stmt); err != nil {
-			return fmt.Errorf("whycache: mysqlstore: create table %s: %w", s.table, err)
+	defs, err := mySchemaTables(schema)
+	if err != nil {
+		return err
+	}
+	layout, err := s.myInspect(ctx)
+	if err != nil {
+		return fmt.Errorf("whycache: mysqlstore: create table %s: %w", s.table, err)
+	}
+	if why, err := s.myForeign(ctx, layout); err != nil {
+		return fmt.Errorf("whycache: mysqlstore: create table %s: %w", s.table, err)
+	} else if why != "" {
+		return fmt.Errorf("whycache: mysqlstore: create table: %s: %w", why, logstore.ErrNoLog)
+	}
+	for _, def := range defs {
+		if err := s.myExec(ctx, def.create); err != nil {
+			return fmt.Errorf("whycache: mysqlstore: create table %s: %w", def.name, err)
 		}
 	}
+	if err := s.myUpgrade(ctx, defs); err != nil {
+		return err
+	}
+	if err := s.myCreateMeta(ctx); err != nil {
+		return fmt.Errorf("whycache: mysqlstore: create meta row of %s: %w", s.table, err)
+	}
 	return nil
+}
+
+// myExec runs one statement in autocommit, retried on deadlocks.
+func (s *MySQLStore) myExec(ctx context.Context, query string, args ...any) error {
+	return s.myRetry(ctx, func(ctx context.Context) error {
+		_, err := s.db.ExecContext(ctx, query, args...)
+		return err
+	})
+}
+
+// myUpgrade adds to the existing tables every column of defs they lack,
+// as schema.sql defines it. A column another process adds meanwhile makes
+// the ALTER fail with a duplicate column; the tables are then looked at
+// again.
+func (s *MySQLStore) myUpgrade(ctx context.Context, defs []myTableDef) error {
+	for attempt := 0; ; attempt++ {
+		layout, err := s.myInspect(ctx)
+		if err != nil {
+			return fmt.Errorf("whycache: mysqlstore: upgrade %s: %w", s.table, err)
+		}
+		dup := false
+		for _, def := range defs {
+			have, ok := layout.columns(def.name)
+			if !ok {
+				return fmt.Errorf("whycache: mysqlstore: upgrade: table %s missing after CREATE TABLE", def.name)
+			}
+			var adds []string
+			for _, c := range def.columns {
+				if _, ok := have[strings.ToLower(c.name)]; !ok {
+					adds = append(adds, "ADD COLUMN "+c.def)
+				}
+			}
+			if len(adds) == 0 {
+				continue
+			}
+			err := s.myExec(ctx, "ALTER TABLE `"+def.name+"` "+strings.Join(adds, ", "))
+			var me *mysql.MySQLError
+			switch {
+			case errors.As(err, &me) && me.Number == myErDupFieldName && attempt < 3:
+				dup = true
+			case err != nil:
+				return fmt.Errorf("whycache: mysqlstore: upgrade table %s: %w", def.name, err)
+			}
+		}
+		if !dup {
+			return nil
+		}
+	}
+}
+
+// myCreateMeta inserts the meta row unless it exists: a random identity,
+// horizon 0 and next_id above every id in the log and marks tables (the
+// log may hold records whose meta row was lost; their ids are never given
+// again). The highest ids are read before the INSERT without locking: no
+// store commits while the row is missing, so they cannot grow meanwhile.
+// A row another process inserted first wins.
+func (s *MySQLStore) myCreateMeta(ctx context.Context) error {
+	var next uint64
+	switch err := s.db.QueryRowContext(ctx, s.q.latest).Scan(&next); {
+	case err == nil:
+		return nil
+	case !errors.Is(err, sql.ErrNoRows):
+		return err
+	}
+	var maxID, maxMark uint64
+	if err := s.db.QueryRowContext(ctx, s.q.maxID).Scan(&maxID); err != nil {
+		return err
+	}
+	if err := s.db.QueryRowContext(ctx, s.q.maxMark).Scan(&maxMark); err != nil {
+		return err
+	}
+	id, err := myNewLogID()
+	if err != nil {
+		return err
+	}
+	err = s.myExec(ctx, s.q.createMeta, id[:], max(maxID, maxMark)+1)
+	var me *mysql.MySQLError
+	if errors.As(err, &me) && me.Number == myErDupEntry {
+		return nil
+	}
+	return err
 }
 
 // myNewLogID returns a random, non-zero log identity.
@@ -94,48 +263,6 @@ func myNewLogID() (logstore.LogID, error) {
 		}
 	}
 	return id, nil
-}
-
-// myEnsureMeta creates the meta row if it does not exist yet: a random log
-// id, horizon 0 and next_id above every id in the log table (which may
-// hold records from before the meta table existed). It reads without
-// locking (a locking INSERT ... SELECT would hold locks on the log table
-// that writers need); no store can commit while the row is missing, so
-// MAX(id) cannot grow before the INSERT. One call per store does the work
-// at a time; once the row has been seen, it does nothing more.
-func (s *MySQLStore) myEnsureMeta(ctx context.Context) error {
-	if s.metaReady.Load() {
-		return nil
-	}
-	s.metaMu.Lock()
-	defer s.metaMu.Unlock()
-	if s.metaReady.Load() {
-		return nil
-	}
-	var next uint64
-	switch err := s.db.QueryRowContext(ctx, s.q.latest).Scan(&next); {
-	case err == nil:
-		s.metaReady.Store(true)
-		return nil
-	case !errors.Is(err, sql.ErrNoRows):
-		return fmt.Errorf("whycache: mysqlstore: read meta row: %w", err)
-	}
-	if err := s.db.QueryRowContext(ctx, s.q.maxID).Scan(&next); err != nil {
-		return fmt.Errorf("whycache: mysqlstore: read highest id: %w", err)
-	}
-	id, err := myNewLogID()
-	if err != nil {
-		return err
-	}
-	err = s.myRetry(ctx, func(context.Context) error {
-		_, err := s.db.ExecContext(ctx, s.q.initMeta, id[:], next+1)
-		return err
-	})
-	if err != nil {
-		return fmt.Errorf("whycache: mysqlstore: create meta row: %w", err)
-	}
-	s.metaReady.Store(true)
-	return nil
 }
 
 // myPacket returns the server's max_allowed_packet, asking the server the

@@ -1,6 +1,7 @@
 package whycache
 
 import (
+	"strconv"
 	"strings"
 
 	"github.com/whycache/whycache/logstore"
@@ -11,7 +12,7 @@ const (
 	myMediumBlobMax  = 1<<24 - 1 // largest MEDIUMBLOB
 	myMaxSingleKey   = 1024      // VARBINARY(1024)
 	myStmtOverhead   = 4096      // SQL text, packet and parameter headers of one statement
-	myRowOverhead    = 64        // per-row parameter headers, id, quotes and commas
+	myRowOverhead    = 96        // per-row parameter headers, id, nonce, quotes and commas
 	myLimitsDeadline = 5         // seconds Limits waits for the server
 )
 
@@ -19,43 +20,105 @@ const (
 // by myValidTable, is the only thing ever formatted into them; every value
 // is a placeholder argument.
 type myQueries struct {
-	bumpCounter   string // UPDATE meta: take ids, lock the counter row
-	lockCounter   string // SELECT ... FOR UPDATE on the counter row
-	replaceHead   string // REPLACE INTO log ... VALUES (rows follow)
-	latest        string // next_id
-	info          string // log_id, horizon
-	initMeta      string // INSERT IGNORE the meta row
-	maxID         string // highest id in the log table
-	page          string // one page of records by id range
-	raiseHorizon  string
-	compactUpdate string // replace one record's contents if unchanged since read
-	deleteHead    string // DELETE FROM log WHERE id IN (...)
-	resetChunk    string // delete the lowest rows
-	deleteAll     string
-	newIdentity   string
+	bumpCounter       string // UPDATE meta: take ids, set the latest nonce and time, lock the counter row
+	bumpCounterExpect string // bumpCounter only if log_id is the expected identity
+	insertMark        string // INSERT the commit's mark, copied from the meta row it just set
+	lockCounter       string // SELECT ... FOR UPDATE on the counter row
+	replaceHead       string // REPLACE INTO log ... VALUES (rows follow)
+	latest            string // next_id
+	info              string // log_id, horizon
+	identity          string // log_id, next_id
+	poll              string // one Poll: meta row, verification lookup and records in one statement
+	createMeta        string // INSERT the meta row
+	maxID             string // highest id in the log table
+	maxMark           string // highest id in the marks table
+	firstContents     string // contents of the lowest row
+	page              string // one page of records by id range
+	checkPage         string // one page of rows with every column, for Check
+	marksPage         string // one page of marks, for Check
+	meta              string // the whole meta row, for Check
+	raiseHorizon      string
+	pruneMarks        string // delete the lowest marks below a bound
+	compactUpdate     string // replace one record's contents if unchanged since read
+	deleteHead        string // DELETE FROM log WHERE id IN (...)
+	resetChunk        string // delete the lowest rows
+	resetMarksChunk   string // delete the lowest marks
+	deleteAll         string
+	deleteAllMarks    string
+	newIdentity       string
 }
+
+// myCommitTimeSQL is the server's clock in microseconds since 1970 UTC
+// (UTC_TIMESTAMP is the statement's start time, which statement-based
+// replication carries to replicas).
+const myCommitTimeSQL = "TIMESTAMPDIFF(MICROSECOND, '1970-01-01 00:00:00', UTC_TIMESTAMP(6))"
+
+// Row kinds of the Poll statement (its first column).
+const (
+	myPollMeta   = 0 // the meta row: next_id, latest_nonce, horizon, latest_us, log_id
+	myPollRow    = 1 // the lowest log row at or above the position: id, nonce
+	myPollMark   = 2 // the lowest mark at or above the position: last_id, nonce
+	myPollRecord = 3 // a record to deliver: id, nonce, contents
+	myPollLatest = 4 // the highest mark: last_id, nonce
+)
 
 // myNewQueries returns the SQL texts for table, which must be valid.
 func myNewQueries(table string) myQueries {
 	t := "`" + table + "`"
 	m := "`" + table + "_meta`"
+	k := "`" + table + "_marks`"
+	bump := "UPDATE " + m + " SET next_id = LAST_INSERT_ID(next_id + ?), latest_nonce = ?, latest_us = " + myCommitTimeSQL + " WHERE one = 1"
 	return myQueries{
-		bumpCounter:   "UPDATE " + m + " SET next_id = LAST_INSERT_ID(next_id + ?) WHERE one = 1",
-		lockCounter:   "SELECT next_id FROM " + m + " WHERE one = 1 FOR UPDATE",
-		replaceHead:   "REPLACE INTO " + t + " (id, single_key, contents) VALUES ",
-		latest:        "SELECT next_id FROM " + m + " WHERE one = 1",
-		info:          "SELECT log_id, horizon FROM " + m + " WHERE one = 1",
-		initMeta:      "INSERT IGNORE INTO " + m + " (one, log_id, next_id, horizon) VALUES (1, ?, ?, 0)",
-		maxID:         "SELECT COALESCE(MAX(id), 0) FROM " + t,
-		page:          "SELECT id, contents FROM " + t + " WHERE id BETWEEN ? AND ? ORDER BY id LIMIT ?",
-		raiseHorizon:  "UPDATE " + m + " SET horizon = GREATEST(horizon, ?) WHERE one = 1",
-		compactUpdate: "UPDATE " + t + " SET contents = ? WHERE id = ? AND LENGTH(contents) = ? AND CRC32(contents) = ?",
-		deleteHead:    "DELETE FROM " + t + " WHERE id IN (",
-		resetChunk:    "DELETE FROM " + t + " ORDER BY id LIMIT ?",
-		deleteAll:     "DELETE FROM " + t,
-		newIdentity:   "UPDATE " + m + " SET log_id = ?, horizon = 0 WHERE one = 1",
+		bumpCounter:       bump,
+		bumpCounterExpect: bump + " AND log_id = ?",
+		insertMark:        "INSERT INTO " + k + " (last_id, nonce, commit_us) SELECT next_id - 1, latest_nonce, latest_us FROM " + m + " WHERE one = 1",
+		lockCounter:       "SELECT next_id FROM " + m + " WHERE one = 1 FOR UPDATE",
+		replaceHead:       "REPLACE INTO " + t + " (id, single_key, contents, nonce) VALUES ",
+		latest:            "SELECT next_id FROM " + m + " WHERE one = 1",
+		info:              "SELECT log_id, horizon FROM " + m + " WHERE one = 1",
+		identity:          "SELECT log_id, next_id FROM " + m + " WHERE one = 1",
+		// One statement, so one InnoDB read view: the meta row (identity,
+		// horizon, latest position and time), the highest mark (the
+		// latest nonce holds only if it is the latest id's), the trace
+		// the verdict needs (the lowest row and the lowest mark at or
+		// above the position, only when the lookup argument is 1 and the
+		// position is below the latest id of that view), and the records
+		// after the position up to that latest id. Arguments: lookup,
+		// position, position, lookup, position, position, position, limit.
+		poll: "SELECT " + itoa(myPollMeta) + ", next_id, latest_nonce, horizon, latest_us, log_id FROM " + m + " WHERE one = 1" +
+			" UNION ALL (SELECT " + itoa(myPollLatest) + ", last_id, nonce, " + myZero + ", " + myZero + ", NULL FROM " + k + " ORDER BY last_id DESC LIMIT 1)" +
+			" UNION ALL (SELECT " + itoa(myPollRow) + ", id, nonce, " + myZero + ", " + myZero + ", NULL FROM " + t +
+			" WHERE ? = 1 AND id >= ? AND ? + 1 < (SELECT next_id FROM " + m + " WHERE one = 1) ORDER BY id LIMIT 1)" +
+			" UNION ALL (SELECT " + itoa(myPollMark) + ", last_id, nonce, " + myZero + ", " + myZero + ", NULL FROM " + k +
+			" WHERE ? = 1 AND last_id >= ? AND ? + 1 < (SELECT next_id FROM " + m + " WHERE one = 1) ORDER BY last_id LIMIT 1)" +
+			" UNION ALL (SELECT " + itoa(myPollRecord) + ", id, nonce, " + myZero + ", " + myZero + ", contents FROM " + t +
+			" WHERE id > ? AND id < (SELECT next_id FROM " + m + " WHERE one = 1) ORDER BY id LIMIT ?)",
+		createMeta:      "INSERT INTO " + m + " (one, log_id, next_id, horizon) VALUES (1, ?, ?, 0)",
+		maxID:           "SELECT COALESCE(MAX(id), 0) FROM " + t,
+		maxMark:         "SELECT COALESCE(MAX(last_id), 0) FROM " + k,
+		firstContents:   "SELECT contents FROM " + t + " ORDER BY id LIMIT 1",
+		page:            "SELECT id, contents FROM " + t + " WHERE id BETWEEN ? AND ? ORDER BY id LIMIT ?",
+		checkPage:       "SELECT id, single_key, nonce, contents FROM " + t + " WHERE id >= ? ORDER BY id LIMIT ?",
+		marksPage:       "SELECT last_id, nonce, commit_us FROM " + k + " WHERE last_id >= ? ORDER BY last_id LIMIT ?",
+		meta:            "SELECT log_id, next_id, horizon, latest_nonce, latest_us FROM " + m + " WHERE one = 1",
+		raiseHorizon:    "UPDATE " + m + " SET horizon = GREATEST(horizon, ?) WHERE one = 1",
+		pruneMarks:      "DELETE FROM " + k + " WHERE last_id < ? ORDER BY last_id LIMIT ?",
+		compactUpdate:   "UPDATE " + t + " SET contents = ? WHERE id = ? AND LENGTH(contents) = ? AND CRC32(contents) = ?",
+		deleteHead:      "DELETE FROM " + t + " WHERE id IN (",
+		resetChunk:      "DELETE FROM " + t + " ORDER BY id LIMIT ?",
+		resetMarksChunk: "DELETE FROM " + k + " ORDER BY last_id LIMIT ?",
+		deleteAll:       "DELETE FROM " + t,
+		deleteAllMarks:  "DELETE FROM " + k,
+		newIdentity:     "UPDATE " + m + " SET log_id = ?, horizon = 0, latest_nonce = 0 WHERE one = 1",
 	}
 }
+
+// myZero is an unsigned 0 for the unused columns of the Poll statement's
+// parts, so the union's columns stay BIGINT UNSIGNED.
+const myZero = "CAST(0 AS UNSIGNED)"
+
+// itoa formats a small constant for SQL text.
+func itoa(n int) string { return strconv.Itoa(n) }
 
 // myReplaceSQL returns the REPLACE statement for n rows.
 func (q *myQueries) myReplaceSQL(n int) string {
@@ -66,7 +129,7 @@ func (q *myQueries) myReplaceSQL(n int) string {
 		if i > 0 {
 			b.WriteByte(',')
 		}
-		b.WriteString("(?,?,?)")
+		b.WriteString("(?,?,?,?)")
 	}
 	return b.String()
 }

@@ -75,8 +75,8 @@ func mysqlTestDB(tb testing.TB, vars ...string) *sql.DB {
 	return mysqlTestOpen(tb, mysqlTestConnector(tb, vars...))
 }
 
-// mysqlTestTable returns a fresh table name; both tables of that name are
-// dropped at cleanup.
+// mysqlTestTable returns a fresh table name; the tables of that name (log,
+// meta, marks) are dropped at cleanup.
 func mysqlTestTable(tb testing.TB, db *sql.DB) string {
 	tb.Helper()
 	var b [8]byte
@@ -87,7 +87,7 @@ func mysqlTestTable(tb testing.TB, db *sql.DB) string {
 	tb.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		if _, err := db.ExecContext(ctx, "DROP TABLE IF EXISTS `"+table+"`, `"+table+"_meta`"); err != nil {
+		if _, err := db.ExecContext(ctx, "DROP TABLE IF EXISTS `"+table+"`, `"+table+"_meta`, `"+table+"_marks`"); err != nil {
 			tb.Errorf("drop test tables %s: %v", table, err)
 		}
 	})
@@ -155,8 +155,51 @@ func TestMySQLStoreConformance(t *testing.T) {
 			return s, open
 		},
 		SingleKeyReplaces: true,
-		NoNonces:          true, // until the store keeps nonces
+		Backup: func(t *testing.T, s logstore.Store) func(t *testing.T) {
+			ms := s.(*MySQLStore)
+			return mysqlCopyAside(t, ms.db, ms.Table())
+		},
 	})
+}
+
+// mysqlTables returns the names of the three tables of a log.
+func mysqlTables(table string) []string {
+	return []string{table, table + "_meta", table + "_marks"}
+}
+
+// mysqlCopyAside copies the three tables of a log aside (CREATE TABLE ..
+// LIKE, INSERT .. SELECT) and returns a function that restores them the
+// way loading a dump does: each table dropped, created again and filled
+// from the copy. The copies are dropped at cleanup.
+func mysqlCopyAside(t *testing.T, db *sql.DB, table string) func(t *testing.T) {
+	t.Helper()
+	ctx := context.Background()
+	exec := func(t *testing.T, q string) {
+		t.Helper()
+		if _, err := db.ExecContext(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	for _, name := range mysqlTables(table) {
+		bak := "`" + name + "_bak`"
+		exec(t, "DROP TABLE IF EXISTS "+bak)
+		exec(t, "CREATE TABLE "+bak+" LIKE `"+name+"`")
+		exec(t, "INSERT INTO "+bak+" SELECT * FROM `"+name+"`")
+		t.Cleanup(func() {
+			if _, err := db.ExecContext(ctx, "DROP TABLE IF EXISTS "+bak); err != nil {
+				t.Errorf("drop backup table %s: %v", bak, err)
+			}
+		})
+	}
+	return func(t *testing.T) {
+		t.Helper()
+		for _, name := range mysqlTables(table) {
+			bak := "`" + name + "_bak`"
+			exec(t, "DROP TABLE `"+name+"`")
+			exec(t, "CREATE TABLE `"+name+"` LIKE "+bak)
+			exec(t, "INSERT INTO `"+name+"` SELECT * FROM "+bak)
+		}
+	}
 }
 
 func TestMySQLCreateTableIdempotent(t *testing.T) {
@@ -478,6 +521,12 @@ func TestMySQLClosedAndCancelled(t *testing.T) {
 		"Info":           func() error { _, err := s.Info(bg); return err }(),
 		"Commit":         func() error { _, err := commitLast(bg, s, []logstore.Record{{Contents: []byte("x")}}); return err }(),
 		"CheckServer":    func() error { _, err := s.CheckServer(bg); return err }(),
+		"Check":          s.Check(bg),
+		"Compact":        func() error { _, err := s.Compact(bg, 10, 0, nil); return err }(),
+		"Poll": func() error {
+			_, err := s.Poll(bg, logstore.PollRequest{}, func(logstore.Entry) error { return nil })
+			return err
+		}(),
 	}
 	for name, err := range checks {
 		if !errors.Is(err, logstore.ErrClosed) {
@@ -530,36 +579,5 @@ func TestMySQLCheckServer(t *testing.T) {
 	}
 	if !has(problems, "autocommit is 0") {
 		t.Errorf("with autocommit=0: %q, want it reported", problems)
-	}
-}
-
-func TestMySQLAdoptExistingRows(t *testing.T) {
-	// A log table that already holds rows (written before the meta table
-	// existed, e.g. by another implementation) keeps its ids: the counter
-	// starts above them.
-	ctx := context.Background()
-	db := mysqlTestDB(t)
-	table := mysqlTestTable(t, db)
-	s := mysqlTestStoreOn(t, db, table, MySQLStoreOptions{})
-	if err := s.CreateTable(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := db.ExecContext(ctx, "INSERT INTO `"+table+"` (id, single_key, contents) VALUES (3, NULL, 'three'), (7, 'k', 'seven')"); err != nil {
-		t.Fatal(err)
-	}
-	if last, err := s.LatestUpdateID(ctx); err != nil || last != 0 {
-		t.Fatalf("LatestUpdateID before the meta row exists = %d, %v; want 0 (reads never write)", last, err)
-	}
-	if _, err := s.Info(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if last, err := s.LatestUpdateID(ctx); err != nil || last != 7 {
-		t.Fatalf("LatestUpdateID after Info = %d, %v; want 7", last, err)
-	}
-	if id, err := commitLast(ctx, s, []logstore.Record{{Contents: []byte("eight"), SingleKey: []byte("k")}}); err != nil || id != 8 {
-		t.Fatalf("Commit = %d, %v; want 8", id, err)
-	}
-	if ids, got := mysqlRead(t, s, 1, 100); fmt.Sprint(ids) != "[3 8]" || fmt.Sprintf("%s", got) != "[three eight]" {
-		t.Errorf("log holds %v %s, want [3 8] [three eight]", ids, got)
 	}
 }

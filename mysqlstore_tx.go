@@ -18,15 +18,22 @@ const (
 	myErLockDeadlock    = 1213
 )
 
-// errMyNoMeta is returned by myCommitTx when the meta row does not exist.
-var errMyNoMeta = errors.New("whycache: mysqlstore: meta row missing")
+// myMismatchError is returned by myCommitTx when the log's identity is
+// not the one the batch expects.
+type myMismatchError struct {
+	have, want logstore.LogID
+}
+
+func (e *myMismatchError) Error() string {
+	return fmt.Sprintf("log %x, expected %x", e.have, e.want)
+}
 
 // myUnknownError is the error of a transaction whose COMMIT failed in a
 // way that leaves its outcome unknown; first is the id its first record
-// has if it did commit.
+// has and nonce the nonce its records and mark carry if it did commit.
 type myUnknownError struct {
-	first uint64
-	cause error
+	first, nonce uint64
+	cause        error
 }
 
 func (e *myUnknownError) Error() string { return "commit outcome unknown: " + e.cause.Error() }
@@ -88,23 +95,35 @@ func (s *MySQLStore) myInTx(ctx context.Context, fn func(context.Context, *sql.T
 }
 
 // myRunBatch commits the requests of batch in one transaction (retried on
-// deadlocks and lock wait timeouts) and sends every request its result. If
-// the server refuses the shared transaction, each request is tried alone,
-// so one bad request does not fail the others.
+// deadlocks and lock wait timeouts) and sends every request its result.
+// The requests expect at most one log identity (myTakeLocked): if the log
+// has another, those requests fail with ErrLogMismatch and the others are
+// committed without them. If the server refuses the shared transaction,
+// each request is tried alone, so one bad request does not fail the
+// others.
 func (s *MySQLStore) myRunBatch(ctx context.Context, batch []*myCommitReq) {
-	var first uint64
+	expect := myBatchExpect(batch)
+	var first, nonce uint64
 	err := s.myRetry(ctx, func(ctx context.Context) error {
 		var err error
-		first, err = s.myCommitTx(ctx, batch)
-		if errors.Is(err, errMyNoMeta) {
-			s.metaReady.Store(false)
-			if err := s.myEnsureMeta(ctx); err != nil {
-				return err
-			}
-			first, err = s.myCommitTx(ctx, batch)
-		}
+		first, nonce, err = s.myCommitTx(ctx, batch, expect)
 		return err
 	})
+	var mismatch *myMismatchError
+	if errors.As(err, &mismatch) {
+		var rest []*myCommitReq
+		for _, r := range batch {
+			if r.expect == (logstore.LogID{}) {
+				rest = append(rest, r)
+				continue
+			}
+			r.done <- myCommitResult{err: fmt.Errorf("whycache: mysqlstore: commit (nothing committed): %w: %w", mismatch, logstore.ErrLogMismatch)}
+		}
+		if len(rest) > 0 {
+			s.myRunBatch(ctx, rest)
+		}
+		return
+	}
 	var me *mysql.MySQLError
 	var unknown *myUnknownError
 	if err != nil && len(batch) > 1 && errors.As(err, &me) && !errors.As(err, &unknown) && !myRetryable(err) {
@@ -119,10 +138,12 @@ func (s *MySQLStore) myRunBatch(ctx context.Context, batch []*myCommitReq) {
 		var res myCommitResult
 		switch {
 		case err == nil:
-			res.lastID = first + off + n - 1
+			res.c = logstore.Committed{First: first + off, Last: first + off + n - 1, Nonce: nonce}
 		case errors.As(err, &unknown):
-			res.err = fmt.Errorf("%w: the records would have ids %d..%d: %w",
-				ErrCommitUnknown, unknown.first+off, unknown.first+off+n-1, unknown.cause)
+			res.err = fmt.Errorf("%w: the records would have ids %d..%d and nonce %016x: %w",
+				ErrCommitUnknown, unknown.first+off, unknown.first+off+n-1, unknown.nonce, unknown.cause)
+		case errors.Is(err, logstore.ErrNoLog):
+			res.err = err
 		default:
 			res.err = fmt.Errorf("whycache: mysqlstore: commit (nothing committed): %w", err)
 		}
@@ -131,31 +152,63 @@ func (s *MySQLStore) myRunBatch(ctx context.Context, batch []*myCommitReq) {
 	}
 }
 
-// myCommitTx runs one commit transaction for batch and returns the id of
-// its first record. It takes the ids and the counter lock in one
-// statement (UPDATE ... SET next_id = LAST_INSERT_ID(next_id + n)), which
-// holds the row lock until COMMIT: a concurrent writer waits there, so ids
-// are committed in order and a rollback leaves no gap. Then the records
-// go in with multi-row REPLACE statements within the statement caps.
+// myBatchExpect returns the log identity the requests of batch expect, or
+// the zero LogID if none expects one.
+func myBatchExpect(batch []*myCommitReq) logstore.LogID {
+	for _, r := range batch {
+		if r.expect != (logstore.LogID{}) {
+			return r.expect
+		}
+	}
+	return logstore.LogID{}
+}
+
+// myCommitTx runs one commit transaction for batch under a new nonce and
+// returns the id of its first record and the nonce. Its statements:
+//
+//   - one UPDATE of the counter row (prepared once per connection):
+//     next_id = LAST_INSERT_ID(next_id + n) takes the ids, latest_nonce and
+//     latest_us are set, and, when expect is set, the WHERE clause names
+//     log_id too. The row lock it takes is held until COMMIT: a concurrent
+//     writer waits there, so ids are committed in order and a rollback
+//     leaves no gap. No row changed means a missing meta row or another
+//     identity; only then a second query finds out which (ErrNoLog, or
+//     *myMismatchError).
+//   - multi-row REPLACE statements of the records with their nonce, within
+//     the statement caps;
+//   - one INSERT ... SELECT of the mark, copied from the meta row;
+//   - COMMIT.
 //
 // Errors before COMMIT leave nothing committed (the transaction is rolled
 // back). A COMMIT that fails on a broken connection returns
-// *myUnknownError.
-func (s *MySQLStore) myCommitTx(ctx context.Context, batch []*myCommitReq) (uint64, error) {
+// *myUnknownError. Missing tables or columns are ErrNoLog.
+func (s *MySQLStore) myCommitTx(ctx context.Context, batch []*myCommitReq, expect logstore.LogID) (first, nonce uint64, err error) {
 	total := 0
 	for _, r := range batch {
 		total += len(r.records)
 	}
 	packet, err := s.myPacket(ctx)
 	if err != nil {
-		return 0, err
+		return 0, 0, err
+	}
+	nonce, err = logstore.NewNonce()
+	if err != nil {
+		return 0, 0, err
+	}
+	query, args := s.q.bumpCounter, []any{uint64(total), nonce}
+	if expect != (logstore.LogID{}) {
+		query, args = s.q.bumpCounterExpect, append(args, expect[:])
+	}
+	bump, err := s.myStmt(ctx, query)
+	if err != nil {
+		return 0, 0, s.myTxError(ctx, err)
 	}
 	if h := s.hookBatch; h != nil {
 		h(len(batch), total)
 	}
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	done := false
 	defer func() {
@@ -163,29 +216,32 @@ func (s *MySQLStore) myCommitTx(ctx context.Context, batch []*myCommitReq) (uint
 			_ = tx.Rollback() // the error is the one already being returned
 		}
 	}()
-	res, err := tx.ExecContext(ctx, s.q.bumpCounter, uint64(total))
+	res, err := tx.StmtContext(ctx, bump).ExecContext(ctx, args...)
 	if err != nil {
-		return 0, err
+		return 0, 0, s.myTxError(ctx, err)
 	}
 	if n, err := res.RowsAffected(); err != nil {
-		return 0, err
+		return 0, 0, err
 	} else if n == 0 {
-		return 0, errMyNoMeta
+		return 0, 0, s.myNoCounter(ctx, tx, expect)
 	}
 	next, err := res.LastInsertId()
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	if next <= int64(total) {
-		return 0, fmt.Errorf("whycache: mysqlstore: id counter of %s at %d after taking %d ids: %w", s.table, next, total, logstore.ErrCorrupt)
+		return 0, 0, fmt.Errorf("whycache: mysqlstore: id counter of %s at %d after taking %d ids: %w", s.table, next, total, logstore.ErrCorrupt)
 	}
-	first := uint64(next) - uint64(total)
-	if err := s.myInsertRows(ctx, tx, batch, first, total, packet); err != nil {
-		return 0, err
+	first = uint64(next) - uint64(total)
+	if err := s.myInsertRows(ctx, tx, batch, first, nonce, total, packet); err != nil {
+		return 0, 0, s.myTxError(ctx, err)
+	}
+	if _, err := tx.ExecContext(ctx, s.q.insertMark); err != nil {
+		return 0, 0, s.myTxError(ctx, err)
 	}
 	if h := s.hookBeforeCommit; h != nil {
 		if err := h(ctx, first, first+uint64(total)-1, batch); err != nil {
-			return 0, err
+			return 0, 0, err
 		}
 	}
 	done = true // Commit ends the transaction whatever it returns
@@ -196,17 +252,48 @@ func (s *MySQLStore) myCommitTx(ctx context.Context, batch []*myCommitReq) (uint
 		// after the server committed.
 		if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) ||
 			errors.Is(err, sql.ErrTxDone) || myRetryable(err) {
-			return 0, err
+			return 0, 0, err
 		}
-		return 0, &myUnknownError{first: first, cause: err}
+		return 0, 0, &myUnknownError{first: first, nonce: nonce, cause: err}
 	}
-	return first, nil
+	return first, nonce, nil
 }
 
-// myInsertRows REPLACEs the records of batch with ids from first on,
-// split into statements of at most MaxStatementRows rows and the statement
-// byte budget.
-func (s *MySQLStore) myInsertRows(ctx context.Context, tx *sql.Tx, batch []*myCommitReq, first uint64, total, packet int) error {
+// myTxError returns err, or the ErrNoLog error when err says a table or
+// column is missing.
+func (s *MySQLStore) myTxError(ctx context.Context, err error) error {
+	if myMissing(err) {
+		return s.myNoLog(ctx, "commit", err)
+	}
+	return err
+}
+
+// myNoCounter finds out, in tx, why the counter UPDATE changed no row: the
+// meta row is missing (ErrNoLog) or has another identity
+// (*myMismatchError).
+func (s *MySQLStore) myNoCounter(ctx context.Context, tx *sql.Tx, expect logstore.LogID) error {
+	var have []byte
+	err := tx.QueryRowContext(ctx, s.q.identity+" FOR UPDATE").Scan(&have, new(uint64))
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return s.myNoLog(ctx, "commit", err)
+	case err != nil:
+		return err
+	case len(have) != len(logstore.LogID{}):
+		return fmt.Errorf("whycache: mysqlstore: log id of %d bytes in %s_meta: %w", len(have), s.table, logstore.ErrCorrupt)
+	}
+	m := &myMismatchError{want: expect}
+	copy(m.have[:], have)
+	if m.have == expect {
+		return fmt.Errorf("whycache: mysqlstore: counter row of %s_meta changed no row though it exists with the expected identity", s.table)
+	}
+	return m
+}
+
+// myInsertRows REPLACEs the records of batch with ids from first on and
+// the commit's nonce, split into statements of at most MaxStatementRows
+// rows and the statement byte budget.
+func (s *MySQLStore) myInsertRows(ctx context.Context, tx *sql.Tx, batch []*myCommitReq, first, nonce uint64, total, packet int) error {
 	recs := make([]logstore.Record, 0, total)
 	costs := make([]int, 0, total)
 	for _, r := range batch {
@@ -231,7 +318,7 @@ func (s *MySQLStore) myInsertRows(ctx context.Context, tx *sql.Tx, batch []*myCo
 			if c == nil {
 				c = []byte{}
 			}
-			args = append(args, first+uint64(i), key, c)
+			args = append(args, first+uint64(i), key, c, nonce)
 			bytes += costs[i]
 		}
 		if h := s.hookStatement; h != nil {

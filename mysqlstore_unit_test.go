@@ -19,7 +19,7 @@ func TestMySQLTableNames(t *testing.T) {
 		{"_t", true},
 		{"T9_x", true},
 		{"a" + strings.Repeat("b", 56), true},
-		{"a" + strings.Repeat("b", 57), false}, // 58 characters: no room for _meta
+		{"a" + strings.Repeat("b", 57), false}, // 58 characters: no room for _marks
 		{"", false},
 		{"9lives", false},
 		{"a-b", false},
@@ -57,10 +57,10 @@ func TestMySQLSchemaStatements(t *testing.T) {
 		t.Fatal(err)
 	}
 	stmts := mySchemaStatements(schema)
-	if len(stmts) != 2 {
-		t.Fatalf("got %d statements, want 2: %q", len(stmts), stmts)
+	if len(stmts) != 3 {
+		t.Fatalf("got %d statements, want 3: %q", len(stmts), stmts)
 	}
-	for i, want := range []string{"CREATE TABLE IF NOT EXISTS `log_7` (", "CREATE TABLE IF NOT EXISTS `log_7_meta` ("} {
+	for i, want := range []string{"CREATE TABLE IF NOT EXISTS `log_7` (", "CREATE TABLE IF NOT EXISTS `log_7_meta` (", "CREATE TABLE IF NOT EXISTS `log_7_marks` ("} {
 		if !strings.HasPrefix(stmts[i], want) {
 			t.Errorf("statement %d starts %q, want %q", i, stmts[i][:min(len(stmts[i]), 60)], want)
 		}
@@ -70,6 +70,44 @@ func TestMySQLSchemaStatements(t *testing.T) {
 	}
 	if !strings.Contains(stmts[0], "contents MEDIUMBLOB NOT NULL") || !strings.Contains(stmts[0], "UNIQUE KEY single_key (single_key)") {
 		t.Errorf("log table statement lacks the spec's columns: %q", stmts[0])
+	}
+}
+
+func TestMySQLSchemaTables(t *testing.T) {
+	schema, err := MySQLSchemaFor("t")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defs, err := mySchemaTables(schema)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string][]string{}
+	for _, d := range defs {
+		for _, c := range d.columns {
+			got[d.name] = append(got[d.name], c.name)
+			if !strings.HasPrefix(c.def, c.name+" ") || strings.HasSuffix(c.def, ",") {
+				t.Errorf("column %s of %s has definition %q", c.name, d.name, c.def)
+			}
+			// A column an upgrade adds to a table with rows needs a default
+			// (or may be NULL).
+			if c.name == "nonce" && d.name == "t" && !strings.Contains(c.def, "DEFAULT 0") {
+				t.Errorf("column %s of %s has no default: %q", c.name, d.name, c.def)
+			}
+		}
+	}
+	want := map[string][]string{
+		"t":       {"id", "single_key", "contents", "nonce"},
+		"t_meta":  {"one", "log_id", "next_id", "horizon", "latest_nonce", "latest_us"},
+		"t_marks": {"last_id", "nonce", "commit_us"},
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("schema columns %v, want %v", got, want)
+	}
+	for _, bad := range []string{"DROP TABLE x;", "CREATE TABLE IF NOT EXISTS `x` (\n  PRIMARY KEY (id)\n);"} {
+		if _, err := mySchemaTables(bad); err == nil {
+			t.Errorf("mySchemaTables(%q) accepted it", bad)
+		}
 	}
 }
 
@@ -152,12 +190,12 @@ func TestMySQLQueriesNameOnlyTheTable(t *testing.T) {
 	v := reflect.ValueOf(q)
 	for i := range v.NumField() {
 		text := v.Field(i).String()
-		rest := strings.NewReplacer("`tbl_meta`", "", "`tbl`", "").Replace(text)
+		rest := strings.NewReplacer("`tbl_meta`", "", "`tbl_marks`", "", "`tbl`", "").Replace(text)
 		if strings.Contains(rest, "`") || strings.Contains(rest, "tbl") {
 			t.Errorf("query %s names something besides the tables: %q", v.Type().Field(i).Name, text)
 		}
 	}
-	if got, want := q.myReplaceSQL(2), "REPLACE INTO `tbl` (id, single_key, contents) VALUES (?,?,?),(?,?,?)"; got != want {
+	if got, want := q.myReplaceSQL(2), "REPLACE INTO `tbl` (id, single_key, contents, nonce) VALUES (?,?,?,?),(?,?,?,?)"; got != want {
 		t.Errorf("myReplaceSQL(2) = %q, want %q", got, want)
 	}
 	if got, want := q.myDeleteSQL(2), "DELETE FROM `tbl` WHERE id IN (?,?) AND (id, LENGTH(contents), CRC32(contents)) IN ((?,?,?),(?,?,?))"; got != want {
@@ -222,11 +260,12 @@ func TestMySQLCheckEngines(t *testing.T) {
 		engines map[string]string // as myEngines returns them: lower-case names
 		want    []string          // substrings, one per problem
 	}{
-		{"good", "t", map[string]string{"t": "InnoDB", "t_meta": "InnoDB"}, nil},
-		{"mixed-case name and engine", "T", map[string]string{"t": "innodb", "t_meta": "INNODB"}, nil},
-		{"missing", "t", map[string]string{}, []string{"table t does not exist", "table t_meta does not exist"}},
-		{"myisam", "t", map[string]string{"t": "MyISAM", "t_meta": "InnoDB"}, []string{"engine MyISAM"}},
-		{"memory meta", "t", map[string]string{"t": "InnoDB", "t_meta": "MEMORY"}, []string{"t_meta uses engine MEMORY"}},
+		{"good", "t", map[string]string{"t": "InnoDB", "t_meta": "InnoDB", "t_marks": "InnoDB"}, nil},
+		{"mixed-case name and engine", "T", map[string]string{"t": "innodb", "t_meta": "INNODB", "t_marks": "InnoDB"}, nil},
+		{"missing", "t", map[string]string{}, []string{"table t does not exist", "table t_meta does not exist", "table t_marks does not exist"}},
+		{"marks missing (an older version's tables)", "t", map[string]string{"t": "InnoDB", "t_meta": "InnoDB"}, []string{"table t_marks does not exist"}},
+		{"myisam", "t", map[string]string{"t": "MyISAM", "t_meta": "InnoDB", "t_marks": "InnoDB"}, []string{"engine MyISAM"}},
+		{"memory meta", "t", map[string]string{"t": "InnoDB", "t_meta": "MEMORY", "t_marks": "InnoDB"}, []string{"t_meta uses engine MEMORY"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got := myCheckEngines(tc.table, tc.engines)
