@@ -10,11 +10,16 @@ func initSchemaCommand() *command {
 		name:    "init-schema",
 		args:    "",
 		summary: "create the log: the MySQL tables, or the log directory",
-		help: `For a MySQL store, creates the log table (--table) and its meta table if they
-do not exist (the statements of schema.sql), then checks the server's
-settings and prints a warning for each one that breaks the log's guarantees
-(read-only server, non-durable commits, ...). For a file store, creates the
-log directory. Safe to run again.`,
+		help: `Creates the log; the only command besides demo that does. For a MySQL store,
+creates the log table (--table), its meta table with the log's identity and
+its marks table if they do not exist (the statements of schema.sql),
+upgrades tables of an earlier version in place, refuses a table it does not
+recognise (a Python whycache table, say), then checks the server's settings
+and prints a warning for each one that breaks the log's guarantees
+(read-only server, non-durable commits, ...). Run it on the primary. For a
+file store, creates the log directory and its MANIFEST; a directory that
+holds segment files without a MANIFEST is refused, never overwritten. Safe to
+run again.`,
 		maxArgs: 0,
 		setup: func(fs *flag.FlagSet) runFunc {
 			return func(e *env, _ []string) error { return e.initSchema() }
@@ -40,7 +45,6 @@ func (e *env) initSchema() error {
 			e.warnf("%s", w)
 		}
 	}
-	// Reading the identity creates it, so the log is complete from here on.
 	info, err := s.store.Info(e.ctx)
 	if err != nil {
 		return fmt.Errorf("init-schema %s: %w", s.describe(), err)

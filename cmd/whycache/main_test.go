@@ -250,7 +250,7 @@ func randomTable(t *testing.T, dsn string) string {
 			return
 		}
 		defer db.Close()
-		if _, err := db.Exec("DROP TABLE IF EXISTS `" + table + "`, `" + table + "_meta`"); err != nil {
+		if _, err := db.Exec("DROP TABLE IF EXISTS `" + table + "`, `" + table + "_meta`, `" + table + "_marks`"); err != nil {
 			t.Errorf("drop %s: %v", table, err)
 		}
 	})

@@ -85,7 +85,7 @@ func newLog(ctx context.Context, cfg config, name string, n int) (logRef, func()
 		return logRef{}, nil, err
 	}
 	drop := func() {
-		for _, t := range []string{ref.table, ref.table + "_meta"} {
+		for _, t := range []string{ref.table, ref.table + "_meta", ref.table + "_marks"} {
 			db.ExecContext(context.Background(), "DROP TABLE IF EXISTS `"+t+"`")
 		}
 		db.Close()
