@@ -265,8 +265,12 @@ type Store interface {
 	// a call returns More == false, takes Latest as its position, holds every
 	// record up to Latest.ID at its latest version: a single-key record
 	// replaced before the snapshot has its replacement at or below
-	// Latest.ID. An error from fn stops the call and is returned as is;
-	// Entry.Contents is only valid during the call. Poll never writes.
+	// Latest.ID. Poll determines Info, Latest, LatestTime and Verdict before
+	// it calls fn the first time, so a caller can refuse what it was given
+	// before applying any of it. An error from fn stops the call and is
+	// returned as is, together with that result and Next = the position of
+	// the last entry fn accepted. Entry.Contents is only valid during the
+	// call. Poll never writes.
 	Poll(ctx context.Context, req PollRequest, fn func(Entry) error) (PollResult, error)
 
 	// Commit appends records to the log, atomically and in order, with a

@@ -412,3 +412,41 @@ func testPollSnapshot(t *testing.T, h Harness) {
 		t.Errorf("%d stale keys in %d polls", bad, len(polls))
 	}
 }
+
+// testPollStops checks that an error from Poll's callback stops the call
+// and comes back with the snapshot's result: Info, Latest and Verdict, and
+// Next at the last entry the callback accepted.
+func testPollStops(t *testing.T, h Harness) {
+	f := newFixture(t, h)
+	a := commitNonce(t, f.s, records(t, "s", 3)...)
+	b := commitNonce(t, f.s, records(t, "t", 2)...)
+	errStop := errors.New("stop here")
+	for _, after := range []logstore.Position{{}, {ID: a.First, Nonce: a.Nonce}} {
+		calls := 0
+		var accepted logstore.Position
+		res, err := f.s.Poll(f.ctx, logstore.PollRequest{After: after}, func(e logstore.Entry) error {
+			calls++
+			if calls == 2 {
+				return errStop
+			}
+			accepted = e.Position()
+			return nil
+		})
+		if !errors.Is(err, errStop) {
+			t.Fatalf("Poll returned %v, want the callback's error", err)
+		}
+		if calls != 2 {
+			t.Errorf("callback called %d times, want 2", calls)
+		}
+		wantVerdict := logstore.VerdictNone
+		if after.ID != 0 {
+			wantVerdict = logstore.VerdictMatch
+		}
+		if res.Latest != b.Position() || res.Verdict != wantVerdict || res.Info != info(t, f.s) {
+			t.Errorf("Poll after %+v stopped by the callback: result %+v, want latest %+v, verdict %v", after, res, b.Position(), wantVerdict)
+		}
+		if res.Next != accepted {
+			t.Errorf("Poll stopped by the callback: Next = %+v, want the accepted entry %+v", res.Next, accepted)
+		}
+	}
+}

@@ -85,6 +85,7 @@ var suite = []struct {
 	{"PollTraces", testPollTraces},
 	{"PollBackwards", testPollBackwards},
 	{"PollSnapshot", testPollSnapshot},
+	{"PollStops", testPollStops},
 	{"Limits", testLimits},
 	{"SingleKey", testSingleKey},
 	{"ConcurrentCommits", testConcurrentCommits},
