@@ -290,7 +290,7 @@ func fsHasTornTail(t *testing.T, s *FileStore) bool {
 	}
 	defer f.Close()
 	var sc fsScanner
-	if err := sc.start(f, 0, 0); err != nil {
+	if err := sc.start(f, fsPos{}, s.readCheck(m, len(m.Segments)-1, nil)); err != nil {
 		t.Fatal(err)
 	}
 	if err := sc.scanToEnd(); err != nil {
