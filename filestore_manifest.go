@@ -263,28 +263,39 @@ func fsKeyOf(fi os.FileInfo) fsFileKey {
 // MANIFEST is logstore.ErrCorrupt when segment files remain, else
 // logstore.ErrNoLog. The caller serializes calls.
 func (c *fsManifestCache) load() (*fsManifest, error) {
+	for attempt := 0; ; attempt++ {
+		m, retry, err := c.loadOnce(attempt < 3)
+		if !retry {
+			return m, err
+		}
+	}
+}
+
+// loadOnce is one attempt of load. retry is set (only when mayRetry) when
+// the directory check failed while the MANIFEST was replaced again, which
+// a publication racing the check explains.
+func (c *fsManifestCache) loadOnce(mayRetry bool) (m *fsManifest, retry bool, err error) {
 	fi, err := os.Stat(c.path)
 	if errors.Is(err, os.ErrNotExist) {
-		return nil, fsMissingManifest(filepath.Dir(c.path))
+		return nil, false, fsMissingManifest(filepath.Dir(c.path))
 	}
 	if err != nil {
-		return nil, fmt.Errorf("whycache: filestore: %w", err)
+		return nil, false, fmt.Errorf("whycache: filestore: %w", err)
 	}
 	if key := fsKeyOf(fi); c.m != nil && key == c.key && key.ino != 0 {
-		return c.m, nil
+		return c.m, false, nil
 	}
 	f, err := os.Open(c.path)
 	if errors.Is(err, os.ErrNotExist) {
-		return nil, fsMissingManifest(filepath.Dir(c.path))
+		return nil, false, fsMissingManifest(filepath.Dir(c.path))
 	}
 	if err != nil {
-		return nil, fmt.Errorf("whycache: filestore: %w", err)
+		return nil, false, fmt.Errorf("whycache: filestore: %w", err)
 	}
 	data, err := io.ReadAll(io.LimitReader(f, fsMaxManifestSize+1))
 	if err == nil && len(data) > fsMaxManifestSize {
 		err = fsCorruptf("MANIFEST larger than %d bytes", fsMaxManifestSize)
 	}
-	var m *fsManifest
 	if err == nil {
 		m, err = fsDecodeManifest(data)
 	}
@@ -293,18 +304,19 @@ func (c *fsManifestCache) load() (*fsManifest, error) {
 	}
 	if err != nil {
 		f.Close()
-		return nil, fmt.Errorf("whycache: filestore: read %s: %w", c.path, err)
+		return nil, false, fmt.Errorf("whycache: filestore: read %s: %w", c.path, err)
 	}
 	if c.m != nil && m.Generation <= c.m.Generation {
 		if err := fsCheckDir(filepath.Dir(c.path), m); err != nil {
 			f.Close()
-			return nil, err
+			now, serr := os.Stat(c.path)
+			return nil, mayRetry && serr == nil && !os.SameFile(now, fi), err
 		}
 		c.epoch++
 	}
 	m.epoch = c.epoch
 	c.set(m, f, fi)
-	return m, nil
+	return m, false, nil
 }
 
 // set replaces the cached manifest with m, read from (or written to) f.

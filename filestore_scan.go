@@ -231,7 +231,7 @@ func (s *fsScanner) stop(st fsFrameStatus, at int64, retried bool) (retry bool, 
 	clean := st == fsFrameEnd && at == s.end
 	if s.check.sealed {
 		if !clean {
-			return false, fsCorruptf("%s: %s at offset %d of a sealed segment (it must end after its last complete batch, at offset %d)", name, st, at, s.end)
+			return false, fsCorruptf("%s: %s at offset %d of a sealed segment (the complete batches before it end at offset %d)", name, st, at, s.end)
 		}
 		if e := s.check.end; e.end != 0 && (s.end != e.end || s.lastID != e.lastID || s.nonce != e.nonce) {
 			return false, fsCorruptf("%s: sealed segment ends at offset %d after id %d (nonce %x); the MANIFEST recorded offset %d after id %d (nonce %x)",
