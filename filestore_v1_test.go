@@ -132,7 +132,9 @@ func TestFileStoreReadsFormat1(t *testing.T) {
 type fsPolled struct {
 	records map[uint64]string
 	nonces  map[uint64]int // how many entries had each nonce
+	first   logstore.PollResult
 	last    logstore.PollResult
+	calls   int
 }
 
 // fsPollCollectAll polls from after in pages of max until More is false.
@@ -148,6 +150,9 @@ func fsPollCollectAll(t *testing.T, s logstore.Store, after logstore.Position, m
 		})
 		if err != nil {
 			t.Fatalf("Poll after %+v: %v", req.After, err)
+		}
+		if p.calls++; p.calls == 1 {
+			p.first = res
 		}
 		p.last = res
 		if !res.More {
