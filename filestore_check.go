@@ -23,10 +23,10 @@ func (s *FileStore) Check(ctx context.Context) error {
 	defer s.leave()
 	sc := fsGetScanner()
 	defer fsPutScanner(sc)
+	if err := s.checkOpen(); err != nil {
+		return err
+	}
 	return s.withSegments(func(m *fsManifest) error {
-		if err := fsCheckDir(s.dir, m); err != nil {
-			return err
-		}
 		var prev uint64
 		for i, sg := range m.Segments {
 			f, err := s.openSegment(sg.Name)

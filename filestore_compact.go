@@ -94,7 +94,7 @@ func (s *FileStore) Compact(ctx context.Context, limit, horizon uint64, fn logst
 		}
 		next = m.Segments[j+1].First
 	}
-	return total, s.withWriterLock(ctx, s.removeOrphansLocked)
+	return total, s.withWriterLock(ctx, func() error { return s.removeOrphansLocked(false) })
 }
 
 // compactionGroup picks the next run of segments to rewrite: from the one
@@ -509,7 +509,7 @@ func (s *FileStore) Reset(ctx context.Context) error {
 		if err := s.publishLocked(nm); err != nil {
 			return err
 		}
-		return s.removeOrphansLocked()
+		return s.removeOrphansLocked(true)
 	})
 }
 
@@ -559,9 +559,10 @@ func (s *FileStore) idBoundLocked(m *fsManifest) (uint64, error) {
 // removeOrphansLocked removes the segment files the MANIFEST does not
 // list that the store's own interrupted operations left (see fsClassify),
 // and temporary files nobody holds. Segment files from beyond the
-// MANIFEST's history are left in place and reported as corruption. The
+// MANIFEST's history are left in place and reported as corruption, unless
+// all is set (a Reset, which deletes every record, removes them too). The
 // caller holds the writer lock.
-func (s *FileStore) removeOrphansLocked() error {
+func (s *FileStore) removeOrphansLocked(all bool) error {
 	m, err := s.manifest()
 	if err != nil {
 		return err
@@ -573,6 +574,9 @@ func (s *FileStore) removeOrphansLocked() error {
 	orphans, beyond, err := fsClassify(s.dir, m, l.segments)
 	if err != nil {
 		return err
+	}
+	if all {
+		orphans, beyond = append(orphans, beyond...), nil
 	}
 	for _, name := range orphans {
 		os.Remove(s.path(name))
