@@ -168,6 +168,11 @@ type FileStore struct {
 	// filestore_read.go.
 	cursors fsCursors
 
+	rmu sync.Mutex // guards wmr
+	// wmr is the watermark file as readers keep it open (see
+	// readWatermark).
+	wmr fsWatermarkReader
+
 	qmu sync.Mutex // guards queue and leading
 	// queue holds Commit requests waiting for a group leader, the leader's
 	// own among them until it holds the writer lock; leading is true while
@@ -381,6 +386,9 @@ func (s *FileStore) releaseFiles() error {
 	s.mmu.Lock()
 	errs = append(errs, s.man.close())
 	s.mmu.Unlock()
+	s.rmu.Lock()
+	errs = append(errs, s.wmr.close())
+	s.rmu.Unlock()
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("whycache: filestore: close: %w", err)
 	}

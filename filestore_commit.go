@@ -111,7 +111,7 @@ func (s *FileStore) commitNothing(expect logstore.LogID) (logstore.Committed, er
 			return fsMismatch(m, expect)
 		}
 		var err error
-		latest, _, err = s.head(m)
+		latest, _, err = s.head(m, nil)
 		return err
 	})
 	return logstore.Committed{First: latest.ID, Last: latest.ID}, err

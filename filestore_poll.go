@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 
 	"github.com/whycache/whycache/logstore"
 )
@@ -50,6 +51,7 @@ func (s *FileStore) Poll(ctx context.Context, req logstore.PollRequest, fn func(
 		}
 		p := fsPoll{s: s, ctx: ctx, m: m, sc: sc, after: req.After, limit: limit, fn: fn}
 		err = p.run()
+		p.held.close()
 		if errors.Is(err, errFsSegmentGone) {
 			if p.delivered > 0 {
 				p.res.More = true
@@ -76,13 +78,29 @@ type fsPoll struct {
 
 	res       logstore.PollResult
 	delivered int
+	// held is the segment file head opened (the tail, when it changed),
+	// read again by locate and deliver.
+	held fsHeld
+}
+
+// open opens segment name, or returns the held file; closeFile closes
+// what open opened.
+func (p *fsPoll) open(name string) (f *os.File, closeFile func(), err error) {
+	if p.held.f != nil && p.held.name == name {
+		return p.held.f, func() {}, nil
+	}
+	f, err = p.s.openSegment(name)
+	if err != nil {
+		return nil, nil, err
+	}
+	return f, func() { f.Close() }, nil
 }
 
 // run settles the result and delivers the records.
 func (p *fsPoll) run() error {
 	m := p.m
 	p.res = logstore.PollResult{Info: logstore.Info{ID: m.id, Horizon: m.Horizon}, Next: p.after}
-	latest, at, err := p.s.head(m)
+	latest, at, err := p.s.head(m, &p.held)
 	if err != nil {
 		return err
 	}
@@ -130,11 +148,11 @@ func (p *fsPoll) locate() (i int, from fsPos, found bool, nonce uint64, err erro
 // last id is at least target and returns the position before it.
 func (p *fsPoll) locateIn(i int, from fsPos, target uint64) (fsPos, bool, uint64, error) {
 	name := p.m.Segments[i].Name
-	f, err := p.s.openSegment(name)
+	f, closeFile, err := p.open(name)
 	if err != nil {
 		return fsPos{}, false, 0, err
 	}
-	defer f.Close()
+	defer closeFile()
 	sc := p.sc
 	if err := sc.start(f, from, p.s.readCheck(p.m, i, nil)); err != nil {
 		return fsPos{}, false, 0, err
@@ -187,14 +205,15 @@ func (p *fsPoll) deliver(i int, from fsPos) error {
 	return nil
 }
 
-// deliverIn delivers from segment i; done reports that Latest was reached.
-func (p *fsPoll) deliverIn(i int, from fsPos) (done bool, err error) {
+// deliverIn delivers from segment i; reached reports that Latest was
+// reached.
+func (p *fsPoll) deliverIn(i int, from fsPos) (reached bool, err error) {
 	name := p.m.Segments[i].Name
-	f, err := p.s.openSegment(name)
+	f, closeFile, err := p.open(name)
 	if err != nil {
 		return false, err
 	}
-	defer f.Close()
+	defer closeFile()
 	sc, latest := p.sc, p.res.Latest.ID
 	if err := sc.start(f, from, p.s.readCheck(p.m, i, nil)); err != nil {
 		return false, err

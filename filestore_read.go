@@ -177,12 +177,19 @@ func (s *FileStore) openSegment(name string) (*os.File, error) {
 func (s *FileStore) readCheck(m *fsManifest, i int, seen *fsWatermark) fsSegCheck {
 	name := m.Segments[i].Name
 	return m.segCheck(i, fsAck{}, func() (fsAck, error) {
-		w, err := fsReadWatermark(s.dir)
+		w, err := s.readWatermark(m)
 		if seen != nil {
 			*seen = w
 		}
 		return w.forSegment(name), err
 	})
+}
+
+// readWatermark reads the watermark for a reader of m.
+func (s *FileStore) readWatermark(m *fsManifest) (fsWatermark, error) {
+	s.rmu.Lock()
+	defer s.rmu.Unlock()
+	return s.wmr.read(s.dir, m.epoch)
 }
 
 // ReadUpdates calls fn for every record with low <= id <= high in id order;
@@ -287,22 +294,37 @@ func (s *FileStore) LatestUpdateID(ctx context.Context) (uint64, error) {
 	var latest logstore.Position
 	err := s.withSegments(func(m *fsManifest) error {
 		var err error
-		latest, _, err = s.head(m)
+		latest, _, err = s.head(m, nil)
 		return err
 	})
 	return latest.ID, err
 }
 
+// fsHeld is a segment file a call keeps open to read it again.
+type fsHeld struct {
+	name string
+	f    *os.File
+}
+
+// close closes the file, if any.
+func (h *fsHeld) close() {
+	if h.f != nil {
+		h.f.Close()
+		h.f, h.name = nil, ""
+	}
+}
+
 // head returns the latest position of the log as m and its segments give
 // it, and the time of that commit (zero when unknown): the last complete
 // batch of the last segment that holds one, or the id floor - 1 (with
-// nonce 0) when that is higher.
-func (s *FileStore) head(m *fsManifest) (logstore.Position, time.Time, error) {
+// nonce 0) when that is higher. A segment file it opens is left open in
+// held, when not nil, for the caller to read again and close.
+func (s *FileStore) head(m *fsManifest, held *fsHeld) (logstore.Position, time.Time, error) {
 	var p logstore.Position
 	var t int64
 	for i := len(m.Segments) - 1; i >= 0 && p.ID == 0; i-- {
 		var err error
-		if p, t, err = s.segmentEnd(m, i); err != nil {
+		if p, t, err = s.segmentEnd(m, i, held); err != nil {
 			return logstore.Position{}, time.Time{}, err
 		}
 	}
@@ -320,20 +342,24 @@ func (s *FileStore) head(m *fsManifest) (logstore.Position, time.Time, error) {
 // 0 when unknown). A sealed segment's comes from the MANIFEST; the tail's
 // from a cursor when the file did not change since, else from a scan of
 // what was appended since.
-func (s *FileStore) segmentEnd(m *fsManifest, i int) (logstore.Position, int64, error) {
+func (s *FileStore) segmentEnd(m *fsManifest, i int, held *fsHeld) (logstore.Position, int64, error) {
 	sg := m.Segments[i]
 	if !m.isTail(i) && sg.Size != 0 {
 		return logstore.Position{ID: sg.LastID, Nonce: sg.LastNonce}, 0, nil
 	}
+	size := int64(-1)
 	c, ok := s.cursor(sg.Name, m.epoch, math.MaxUint64)
 	if ok {
 		fi, err := os.Stat(s.path(sg.Name))
 		if errors.Is(err, os.ErrNotExist) {
 			return logstore.Position{}, 0, fmt.Errorf("%w: %s", errFsSegmentGone, sg.Name)
 		}
+		if err == nil {
+			size = fi.Size()
+		}
 		if err == nil && fi.Size() == c.pos.off {
 			if m.isTail(i) && c.time == 0 && !c.timeTried && c.pos.lastID != 0 {
-				w, err := fsReadWatermark(s.dir)
+				w, err := s.readWatermark(m)
 				if err != nil {
 					return logstore.Position{}, 0, err
 				}
@@ -350,13 +376,18 @@ func (s *FileStore) segmentEnd(m *fsManifest, i int) (logstore.Position, int64, 
 	if err != nil {
 		return logstore.Position{}, 0, err
 	}
-	defer f.Close()
+	if held != nil && held.f == nil {
+		held.name, held.f = sg.Name, f
+	} else {
+		defer f.Close()
+	}
 	sc := fsGetScanner()
 	defer fsPutScanner(sc)
 	var w fsWatermark
 	if err := sc.start(f, c.pos, s.readCheck(m, i, &w)); err != nil {
 		return logstore.Position{}, 0, err
 	}
+	sc.rd.size = size // as just seen: a reader refreshes it when data runs out
 	if err := sc.scanToEnd(); err != nil {
 		return logstore.Position{}, 0, err
 	}

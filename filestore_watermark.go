@@ -164,3 +164,41 @@ func (ww *fsWatermarkWriter) close() error {
 	ww.f = nil
 	return err
 }
+
+// fsWatermarkReader is a reader's handle on the watermark file, kept open
+// so that reading it costs one pread. It is reopened in each MANIFEST
+// epoch (a restored directory has another watermark file), and looked for
+// again while the file is missing.
+type fsWatermarkReader struct {
+	f     *os.File
+	epoch uint64
+}
+
+// read returns the watermark of dir as of MANIFEST epoch epoch (the zero
+// fsWatermark when there is none).
+func (r *fsWatermarkReader) read(dir string, epoch uint64) (fsWatermark, error) {
+	if r.f != nil && r.epoch != epoch {
+		r.close()
+	}
+	if r.f == nil {
+		f, err := os.Open(filepath.Join(dir, fsWatermarkName))
+		if errors.Is(err, os.ErrNotExist) {
+			return fsWatermark{}, nil
+		}
+		if err != nil {
+			return fsWatermark{}, fmt.Errorf("whycache: filestore: %w", err)
+		}
+		r.f, r.epoch = f, epoch
+	}
+	return fsReadWatermarkFile(r.f)
+}
+
+// close closes the file, if open.
+func (r *fsWatermarkReader) close() error {
+	if r.f == nil {
+		return nil
+	}
+	err := r.f.Close()
+	r.f = nil
+	return err
+}
