@@ -181,7 +181,7 @@ func fsFrames(t *testing.T, path string) []fsSegFrame {
 		if h.last {
 			first = 0
 		}
-		off += int(h.size())
+		off += int(h.size)
 	}
 	return frames
 }

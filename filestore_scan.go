@@ -91,6 +91,7 @@ type fsFrame struct {
 type fsScanner struct {
 	rd    fsSegReader
 	check fsSegCheck
+	b     fsBatch // the batch nextBatch returned last
 	// lastID and nonce are those of the last complete batch passed (0
 	// before the first one), end the offset just past it.
 	lastID, nonce uint64
@@ -124,42 +125,47 @@ func fsCorruptf(format string, args ...any) error {
 }
 
 // nextBatch validates the next complete batch and moves past it. ok is
-// false where the complete batches end; the scanner then stays there.
-func (s *fsScanner) nextBatch() (b fsBatch, ok bool, err error) {
+// false where the complete batches end; the scanner then stays there. b
+// points into the scanner: it is valid until the next call.
+func (s *fsScanner) nextBatch() (b *fsBatch, ok bool, err error) {
 	for retried := false; ; retried = true {
-		b, ok, st, at, err := s.scanBatch()
-		if ok || err != nil {
-			return b, ok, err
+		st, at, err := s.scanBatch()
+		if err != nil {
+			return nil, false, err
+		}
+		if st == fsFrameOK {
+			return &s.b, true, nil
 		}
 		retry, err := s.stop(st, at, retried)
 		if err != nil {
-			return fsBatch{}, false, err
+			return nil, false, err
 		}
 		if !retry {
 			s.rd.seek(s.end)
-			return fsBatch{}, false, nil
+			return nil, false, nil
 		}
 		s.rd.reload(s.end)
 	}
 }
 
-// scanBatch reads the batch at s.end. When it is not complete, ok is false
-// and st says what was found at offset at (the first frame that does not
-// verify, or the end of the data).
-func (s *fsScanner) scanBatch() (b fsBatch, ok bool, st fsFrameStatus, at int64, err error) {
-	b.start = s.end
+// scanBatch reads the batch at s.end into s.b. When it is not complete,
+// st says what was found at offset at (the first frame that does not
+// verify, or the end of the data); st is fsFrameOK when it is.
+func (s *fsScanner) scanBatch() (st fsFrameStatus, at int64, err error) {
+	b, h := &s.b, &s.rd.h
+	*b = fsBatch{start: s.end}
 	prev := s.lastID
 	for {
 		at = s.rd.offset()
-		h, contents, st, err := s.rd.next()
+		contents, st, err := s.rd.next()
 		if err != nil {
-			return fsBatch{}, false, 0, 0, err
+			return 0, 0, err
 		}
 		if st != fsFrameOK {
-			return fsBatch{}, false, st, at, nil
+			return st, at, nil
 		}
-		if err := s.checkFrame(h, prev, at, &b); err != nil {
-			return fsBatch{}, false, 0, 0, err
+		if h.id <= prev || h.id < s.check.lo || (s.check.hi != 0 && h.id >= s.check.hi) || (b.frames > 0 && h.nonce != b.nonce) {
+			return 0, 0, s.badFrame(prev, at, b)
 		}
 		prev = h.id
 		if b.frames == 0 {
@@ -173,27 +179,28 @@ func (s *fsScanner) scanBatch() (b fsBatch, ok bool, st fsFrameStatus, at int64,
 		if b.frames == 1 {
 			b.single, b.singleMark = contents, h.mark
 		}
-		if err := s.checkAck(b); err != nil {
-			return fsBatch{}, false, 0, 0, err
+		if a := s.check.ack.end; a > b.start && a <= b.end && !s.check.sealed {
+			if err := s.checkAck(b); err != nil {
+				return 0, 0, err
+			}
 		}
 		s.lastID, s.nonce, s.end = b.lastID, b.nonce, b.end
-		return b, true, 0, 0, nil
+		return fsFrameOK, 0, nil
 	}
 }
 
-// checkFrame verifies a frame's id and nonce against the frames before it
-// (prev is the previous frame's id, b the batch so far).
-func (s *fsScanner) checkFrame(h fsFrameHeader, prev uint64, at int64, b *fsBatch) error {
-	name := s.rd.f.Name()
+// badFrame returns the error for the frame just read (at offset at) whose
+// id or nonce does not fit the frames before it (prev is the previous
+// frame's id, b the batch so far).
+func (s *fsScanner) badFrame(prev uint64, at int64, b *fsBatch) error {
+	name, h := s.rd.f.Name(), &s.rd.h
 	switch {
 	case h.id <= prev:
 		return fsCorruptf("%s: frame id %d at offset %d follows id %d", name, h.id, at, prev)
-	case h.id < s.check.lo || (s.check.hi != 0 && h.id >= s.check.hi):
-		return fsCorruptf("%s: frame id %d at offset %d outside the segment's id range [%d, %s)", name, h.id, at, s.check.lo, fsBound(s.check.hi))
 	case b.frames > 0 && h.nonce != b.nonce:
 		return fsCorruptf("%s: frame id %d at offset %d has nonce %x, its batch %x", name, h.id, at, h.nonce, b.nonce)
 	}
-	return nil
+	return fsCorruptf("%s: frame id %d at offset %d outside the segment's id range [%d, %s)", name, h.id, at, s.check.lo, fsBound(s.check.hi))
 }
 
 // fsBound formats an upper id bound, 0 meaning none.
@@ -206,11 +213,8 @@ func fsBound(hi uint64) string {
 
 // checkAck verifies that the acknowledged end of the segment being
 // appended to falls on a batch end, at the acknowledged id.
-func (s *fsScanner) checkAck(b fsBatch) error {
+func (s *fsScanner) checkAck(b *fsBatch) error {
 	a := s.check.ack
-	if s.check.sealed || a.end == 0 {
-		return nil
-	}
 	name := s.rd.f.Name()
 	switch {
 	case b.start < a.end && a.end < b.end:
@@ -284,13 +288,14 @@ func (s *fsScanner) stopFormat1(st fsFrameStatus, at int64) error {
 
 // eachFrame calls fn for every frame of b, a batch nextBatch just returned,
 // and leaves the scanner after it. contents is valid only during the call.
-func (s *fsScanner) eachFrame(b fsBatch, fn func(fsFrame) error) error {
+func (s *fsScanner) eachFrame(b *fsBatch, fn func(fsFrame) error) error {
 	if b.frames == 1 {
 		return fn(fsFrame{id: b.lastID, nonce: b.nonce, last: true, mark: b.singleMark, contents: b.single})
 	}
 	s.rd.seek(b.start)
+	h := &s.rd.h
 	for i := 0; i < b.frames; i++ {
-		h, contents, st, err := s.rd.next()
+		contents, st, err := s.rd.next()
 		if err != nil {
 			return err
 		}
@@ -338,13 +343,13 @@ func fsFindFrameAfter(file *os.File, f fsFormat, from int64, minID uint64) (bool
 		}
 		for i := 0; i+hl <= n && i < fsResyncChunk; i++ {
 			h, ok := fsParseHeader(chunk[i:], f)
-			if !ok || h.id <= minID || base+int64(i)+h.size() > size {
+			if !ok || h.id <= minID || base+int64(i)+h.size > size {
 				continue
 			}
-			if int64(cap(frame)) < h.size() {
-				frame = make([]byte, h.size())
+			if int64(cap(frame)) < h.size {
+				frame = make([]byte, h.size)
 			}
-			frame = frame[:h.size()]
+			frame = frame[:h.size]
 			if _, err := file.ReadAt(frame, base+int64(i)); err != nil {
 				return false, fmt.Errorf("whycache: filestore: read %s: %w", file.Name(), err)
 			}

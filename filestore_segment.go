@@ -97,46 +97,54 @@ func fsAppendFrame(dst []byte, id, nonce uint64, last, mark bool, contents []byt
 
 // fsFrameHeader is a decoded, checksum-verified frame header.
 type fsFrameHeader struct {
-	length uint32
 	id     uint64
 	nonce  uint64
+	size   int64 // of the whole frame: header, contents and sum
+	length uint32
 	last   bool // the batch end
 	mark   bool // no record (see the format)
-	format fsFormat
 }
-
-// size is the encoded size of the whole frame.
-func (h fsFrameHeader) size() int64 { return h.format.minFrame() + int64(h.length) }
 
 // fsParseHeader decodes the header of format f at the start of b (at least
 // f.headerLen() bytes). ok is false when the header sum or the flags are
 // wrong.
 func fsParseHeader(b []byte, f fsFormat) (h fsFrameHeader, ok bool) {
-	n := f.headerLen() - 4
-	b = b[:n+4]
-	if uint32(xxhash.Sum64(b[:n])) != binary.LittleEndian.Uint32(b[n:]) {
-		return fsFrameHeader{}, false
-	}
-	h = fsFrameHeader{
-		length: binary.LittleEndian.Uint32(b),
-		id:     binary.LittleEndian.Uint64(b[4:]),
-		format: f,
-	}
-	flags := b[n-1]
+	ok = h.parse(b, f)
+	return h, ok
+}
+
+// parse decodes into h the header of format f at the start of b (at least
+// f.headerLen() bytes) and reports whether its sum and flags verify. It
+// is the hot path of every read.
+func (h *fsFrameHeader) parse(b []byte, f fsFormat) bool {
 	if f == fsFormat1 {
-		if flags&^fsFlagBatchEnd != 0 {
-			return fsFrameHeader{}, false
+		b = b[:17]
+		if uint32(xxhash.Sum64(b[:13])) != binary.LittleEndian.Uint32(b[13:]) || b[12]&^fsFlagBatchEnd != 0 {
+			return false
 		}
-	} else {
-		h.nonce = binary.LittleEndian.Uint64(b[12:])
-		if flags&^(fsFlagBatchEnd|fsFlagMark) != 0 ||
-			(flags&fsFlagMark != 0 && (flags&fsFlagBatchEnd == 0 || h.length != 0)) {
-			return fsFrameHeader{}, false
-		}
-		h.mark = flags&fsFlagMark != 0
+		h.length = binary.LittleEndian.Uint32(b)
+		h.id = binary.LittleEndian.Uint64(b[4:])
+		h.nonce = 0
+		h.size = 17 + fsTrailerLen + int64(h.length)
+		h.last, h.mark = b[12] != 0, false
+		return true
 	}
-	h.last = flags&fsFlagBatchEnd != 0
-	return h, true
+	b = b[:25]
+	flags := b[20]
+	if uint32(xxhash.Sum64(b[:21])) != binary.LittleEndian.Uint32(b[21:]) || flags&^(fsFlagBatchEnd|fsFlagMark) != 0 {
+		return false
+	}
+	length := binary.LittleEndian.Uint32(b)
+	mark := flags&fsFlagMark != 0
+	if mark && (flags&fsFlagBatchEnd == 0 || length != 0) {
+		return false
+	}
+	h.length = length
+	h.id = binary.LittleEndian.Uint64(b[4:])
+	h.nonce = binary.LittleEndian.Uint64(b[12:])
+	h.size = 25 + fsTrailerLen + int64(length)
+	h.last, h.mark = flags&fsFlagBatchEnd != 0, mark
+	return true
 }
 
 // fsFrameSumOK verifies the trailing sum of a whole frame.
@@ -188,6 +196,7 @@ const fsDefaultReadBuf = 64 << 10
 type fsSegReader struct {
 	f      *os.File
 	format fsFormat
+	h      fsFrameHeader // the header next decoded last
 	size   int64  // file size as last observed; refreshed when data runs out
 	buf    []byte // buf[:w] holds the file bytes at [start, start+w)
 	r, w   int    // r indexes the next unread byte
@@ -286,44 +295,43 @@ func (r *fsSegReader) readMagic() error {
 	return nil
 }
 
-// next decodes the frame at the reader's position. For fsFrameOK it returns
-// the header and the contents (valid until the next call) and moves past the
-// frame; for fsFrameBadBody it returns the header and moves past the frame;
-// otherwise it stays.
-func (r *fsSegReader) next() (fsFrameHeader, []byte, fsFrameStatus, error) {
+// next decodes the frame at the reader's position into r.h. For fsFrameOK
+// it returns the contents (valid until the next call) and moves past the
+// frame; for fsFrameBadBody (r.h is then valid too) it moves past the
+// frame; otherwise it stays.
+func (r *fsSegReader) next() ([]byte, fsFrameStatus, error) {
 	hl := r.format.headerLen()
 	if err := r.fill(hl); err != nil {
-		return fsFrameHeader{}, nil, 0, err
+		return nil, 0, err
 	}
 	switch n := r.w - r.r; {
 	case n == 0:
-		return fsFrameHeader{}, nil, fsFrameEnd, nil
+		return nil, fsFrameEnd, nil
 	case n < hl:
-		return fsFrameHeader{}, nil, fsFramePartial, nil
+		return nil, fsFramePartial, nil
 	}
-	h, ok := fsParseHeader(r.buf[r.r:r.w], r.format)
-	if !ok {
-		return fsFrameHeader{}, nil, fsFrameGarbage, nil
+	if !r.h.parse(r.buf[r.r:r.w], r.format) {
+		return nil, fsFrameGarbage, nil
 	}
-	end := r.offset() + h.size()
-	if end > r.size {
+	size := r.h.size
+	if end := r.offset() + size; end > r.size {
 		if err := r.statSize(); err != nil {
-			return fsFrameHeader{}, nil, 0, err
+			return nil, 0, err
 		}
 		if end > r.size {
-			return h, nil, fsFramePartial, nil
+			return nil, fsFramePartial, nil
 		}
 	}
-	if err := r.fill(int(h.size())); err != nil {
-		return fsFrameHeader{}, nil, 0, err
+	if err := r.fill(int(size)); err != nil {
+		return nil, 0, err
 	}
-	if int64(r.w-r.r) < h.size() { // truncated since the size was read
-		return h, nil, fsFramePartial, nil
+	if int64(r.w-r.r) < size { // truncated since the size was read
+		return nil, fsFramePartial, nil
 	}
-	frame := r.buf[r.r : r.r+int(h.size())]
+	frame := r.buf[r.r : r.r+int(size)]
 	r.r += len(frame)
 	if !fsFrameSumOK(frame) {
-		return h, nil, fsFrameBadBody, nil
+		return nil, fsFrameBadBody, nil
 	}
-	return h, frame[hl : hl+int(h.length)], fsFrameOK, nil
+	return frame[hl : hl+int(r.h.length)], fsFrameOK, nil
 }
