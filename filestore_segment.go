@@ -197,9 +197,9 @@ type fsSegReader struct {
 	f      *os.File
 	format fsFormat
 	h      fsFrameHeader // the header next decoded last
-	size   int64  // file size as last observed; refreshed when data runs out
-	buf    []byte // buf[:w] holds the file bytes at [start, start+w)
-	r, w   int    // r indexes the next unread byte
+	size   int64         // file size as last observed; refreshed when data runs out
+	buf    []byte        // buf[:w] holds the file bytes at [start, start+w)
+	r, w   int           // r indexes the next unread byte
 	// start is the file offset of buf[0].
 	start int64
 }
