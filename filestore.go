@@ -327,6 +327,11 @@ func (s *FileStore) initManifest() error {
 		if l.manifest {
 			return s.checkOpen()
 		}
+		// A watermark left without a log would name the new log's first
+		// segment.
+		if err := os.Remove(s.path(fsWatermarkName)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("whycache: filestore: %w", err)
+		}
 		m, err := fsNewManifest(1, 1)
 		if err != nil {
 			return err

@@ -216,6 +216,9 @@ type fsWriter struct {
 	name   string
 	format fsFormat
 	epoch  uint64 // the MANIFEST epoch the state was read in
+	// generation is that of the MANIFEST the writer last synced with or
+	// published, recorded in the watermark.
+	generation uint64
 	// end is the offset just past the last complete batch, lastID and
 	// lastNonce the position of its last frame (0 when the segment holds
 	// none).
@@ -269,7 +272,7 @@ func (w *fsWriter) append(data []byte, lastID, nonce uint64, sync bool) error {
 	}
 	w.end += int64(len(data))
 	w.lastID, w.lastNonce = lastID, nonce
-	w.wm.write(w.name, fsAck{end: w.end, lastID: lastID, nonce: nonce}, time.Now())
+	w.wm.write(w.generation, w.name, fsAck{end: w.end, lastID: lastID, nonce: nonce}, time.Now())
 	return nil
 }
 
@@ -309,7 +312,8 @@ func (s *FileStore) syncWriterLocked(m *fsManifest) error {
 	if err != nil {
 		return fmt.Errorf("whycache: filestore: %w", err)
 	}
-	check := m.segCheck(len(m.Segments)-1, wm.forSegment(tail.Name), nil)
+	w.generation = m.Generation
+	check := m.segCheck(len(m.Segments)-1, wm.forSegment(m, tail.Name), nil)
 	if !fresh && fi.Size() == w.end && w.end >= check.ack.end {
 		return nil
 	}
@@ -367,7 +371,7 @@ func (s *FileStore) rollLocked(m *fsManifest, next uint64) error {
 	if s.w.f != nil {
 		s.w.f.Close()
 	}
-	s.w.f, s.w.name, s.w.format, s.w.epoch = f, name, fsFormat2, nm.epoch
+	s.w.f, s.w.name, s.w.format, s.w.epoch, s.w.generation = f, name, fsFormat2, nm.epoch, nm.Generation
 	s.w.end, s.w.lastID, s.w.lastNonce = fsMagicLen, 0, 0
 	return nil
 }

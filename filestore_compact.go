@@ -431,7 +431,7 @@ func (s *FileStore) copyAppendedLocked(g *fsGroup, m *fsManifest, i int) error {
 		if err != nil {
 			return err
 		}
-		check = m.segCheck(i, wm.forSegment(m.Segments[i].Name), nil)
+		check = m.segCheck(i, wm.forSegment(m, m.Segments[i].Name), nil)
 	}
 	var sc fsScanner
 	if err := sc.start(f, g.last, check); err != nil {

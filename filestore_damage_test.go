@@ -541,7 +541,7 @@ func TestFileStoreReaderRacesWriter(t *testing.T) {
 		if err := os.WriteFile(seg, full, 0o600); err != nil {
 			return fsAck{}, err
 		}
-		return wm.forSegment(filepath.Base(seg)), nil
+		return wm.forSegment(m, filepath.Base(seg)), nil
 	})
 	if err := sc.start(f, fsPos{}, check); err != nil {
 		t.Fatal(err)
@@ -551,5 +551,32 @@ func TestFileStoreReaderRacesWriter(t *testing.T) {
 	}
 	if sc.lastID != 2 || sc.end != int64(len(full)) || loads == 0 {
 		t.Fatalf("scan ended at id %d, offset %d (of %d), %d watermark reads", sc.lastID, sc.end, len(full), loads)
+	}
+}
+
+func TestFileStoreNewLogBesideLeftoverWatermark(t *testing.T) {
+	// A directory emptied of its log but for the watermark and the lock
+	// file holds no log: a new one is created there, and the old
+	// watermark, which names the same first segment, is not taken for
+	// the new log's.
+	dir := t.TempDir()
+	old := fsOpenRaw(t, dir, FileStoreOptions{NoSync: true})
+	for i := 0; i < 20; i++ {
+		fsCommit(t, old, fmt.Sprint("old record ", i))
+	}
+	old.Close()
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		if e.Name() != fsWatermarkName && e.Name() != fsLockName {
+			os.Remove(filepath.Join(dir, e.Name()))
+		}
+	}
+	s := fsTestOpen(t, dir, FileStoreOptions{NoSync: true})
+	if id := fsCommit(t, s, "new"); id != 1 {
+		t.Fatalf("first id of the new log: %d", id)
+	}
+	r := fsTestOpen(t, dir, FileStoreOptions{})
+	if _, got := fsRead(t, r, 1, math.MaxUint64); fmt.Sprint(got) != "map[1:new]" {
+		t.Fatalf("new log reads %v", got)
 	}
 }

@@ -181,7 +181,7 @@ func (s *FileStore) readCheck(m *fsManifest, i int, seen *fsWatermark) fsSegChec
 		if seen != nil {
 			*seen = w
 		}
-		return w.forSegment(name), err
+		return w.forSegment(m, name), err
 	})
 }
 
@@ -363,7 +363,7 @@ func (s *FileStore) segmentEnd(m *fsManifest, i int, held *fsHeld) (logstore.Pos
 				if err != nil {
 					return logstore.Position{}, 0, err
 				}
-				if a := w.forSegment(sg.Name); a.end == c.pos.off && a.lastID == c.pos.lastID {
+				if a := w.forSegment(m, sg.Name); a.end == c.pos.off && a.lastID == c.pos.lastID {
 					c.time = w.time
 				}
 				c.timeTried = true
@@ -395,7 +395,7 @@ func (s *FileStore) segmentEnd(m *fsManifest, i int, held *fsHeld) (logstore.Pos
 		return c.position(), c.time, nil
 	}
 	nc := fsCursor{seg: sg.Name, epoch: m.epoch, pos: sc.pos(), timeTried: w.seq != 0}
-	if a := w.forSegment(sg.Name); a.end == sc.end && a.lastID == sc.lastID && sc.lastID != 0 {
+	if a := w.forSegment(m, sg.Name); a.end == sc.end && a.lastID == sc.lastID && sc.lastID != 0 {
 		nc.time = w.time
 	}
 	s.noteCursor(nc)

@@ -27,20 +27,26 @@ import (
 // the higher sequence number, so a torn write of one slot (a reader racing
 // the writer, a crash in the middle) leaves the previous watermark:
 //
-//	magic "WHYCWM01" | u64 seq | u64 segment first id | u64 segment generation |
-//	u64 end offset | u64 last id | u64 last nonce | i64 commit time (Unix ns) |
-//	u64 xxhash64 of the 64 bytes before
+//	magic "WHYCWM01" | u64 seq | u64 MANIFEST generation |
+//	u64 segment first id | u64 segment generation (of its name) |
+//	u64 end offset | u64 last id | u64 last nonce |
+//	i64 commit time (Unix ns) | u64 xxhash64 of the 72 bytes before
+//
+// A watermark applies to the segment it names only under a MANIFEST of its
+// generation or a later one: one written under a later MANIFEST than the
+// one read (an older MANIFEST restored without its watermark) is ignored.
 const (
 	fsWatermarkName   = "WATERMARK"
 	fsWatermarkMagic  = "WHYCWM01"
-	fsWatermarkLen    = 72
+	fsWatermarkLen    = 80
 	fsWatermarkStride = 128
 	fsWatermarkSize   = fsWatermarkStride + fsWatermarkLen
 )
 
 // fsWatermark is one decoded watermark slot.
 type fsWatermark struct {
-	seq uint64
+	seq        uint64
+	generation uint64 // of the MANIFEST it was written under
 	// segFirst and segGen name the segment (see fsSegmentName).
 	segFirst, segGen uint64
 	ack              fsAck
@@ -48,10 +54,11 @@ type fsWatermark struct {
 }
 
 // forSegment returns the acknowledged end the watermark gives segment
-// name, or the zero fsAck when it is about another segment.
-func (w fsWatermark) forSegment(name string) fsAck {
+// name of m, or the zero fsAck when it is about another segment or was
+// written under a later MANIFEST than m.
+func (w fsWatermark) forSegment(m *fsManifest, name string) fsAck {
 	first, gen, ok := fsParseSegmentName(name)
-	if !ok || w.seq == 0 || first != w.segFirst || gen != w.segGen {
+	if !ok || w.seq == 0 || first != w.segFirst || gen != w.segGen || w.generation > m.Generation {
 		return fsAck{}
 	}
 	return w.ack
@@ -61,7 +68,7 @@ func (w fsWatermark) forSegment(name string) fsAck {
 func (w fsWatermark) encode() []byte {
 	b := make([]byte, 0, fsWatermarkLen)
 	b = append(b, fsWatermarkMagic...)
-	for _, v := range []uint64{w.seq, w.segFirst, w.segGen, uint64(w.ack.end), w.ack.lastID, w.ack.nonce, uint64(w.time)} {
+	for _, v := range []uint64{w.seq, w.generation, w.segFirst, w.segGen, uint64(w.ack.end), w.ack.lastID, w.ack.nonce, uint64(w.time)} {
 		b = binary.LittleEndian.AppendUint64(b, v)
 	}
 	return binary.LittleEndian.AppendUint64(b, xxhash.Sum64(b))
@@ -75,8 +82,8 @@ func fsDecodeWatermarkSlot(b []byte) (fsWatermark, bool) {
 		return fsWatermark{}, false
 	}
 	u := func(i int) uint64 { return binary.LittleEndian.Uint64(b[8+8*i:]) }
-	w := fsWatermark{seq: u(0), segFirst: u(1), segGen: u(2),
-		ack: fsAck{end: int64(u(3)), lastID: u(4), nonce: u(5)}, time: int64(u(6))}
+	w := fsWatermark{seq: u(0), generation: u(1), segFirst: u(2), segGen: u(3),
+		ack: fsAck{end: int64(u(4)), lastID: u(5), nonce: u(6)}, time: int64(u(7))}
 	if w.seq == 0 || w.segFirst == 0 || w.ack.end <= fsMagicLen || w.ack.lastID == 0 {
 		return fsWatermark{}, false
 	}
@@ -144,11 +151,12 @@ func (ww *fsWatermarkWriter) open(dir string, mode os.FileMode) (fsWatermark, er
 }
 
 // write records that segment name is acknowledged up to ack, by a commit
-// at time now, in the slot after the last one written.
-func (ww *fsWatermarkWriter) write(name string, ack fsAck, now time.Time) error {
+// at time now under the MANIFEST of generation generation, in the slot
+// after the last one written.
+func (ww *fsWatermarkWriter) write(generation uint64, name string, ack fsAck, now time.Time) error {
 	first, gen, _ := fsParseSegmentName(name)
 	ww.seq++
-	w := fsWatermark{seq: ww.seq, segFirst: first, segGen: gen, ack: ack, time: now.UnixNano()}
+	w := fsWatermark{seq: ww.seq, generation: generation, segFirst: first, segGen: gen, ack: ack, time: now.UnixNano()}
 	if _, err := ww.f.WriteAt(w.encode(), int64(ww.seq%2)*fsWatermarkStride); err != nil {
 		return fmt.Errorf("whycache: filestore: write %s: %w", ww.f.Name(), err)
 	}
