@@ -28,8 +28,10 @@ var errFsPollFull = errors.New("whycache: filestore: poll page full")
 // anyway. Poll never writes and takes no lock.
 //
 // Errors: fn's, as is, with the result settled and Next at the last entry
-// fn accepted; damage (see the FileStore doc) wraps logstore.ErrCorrupt,
-// returned after the entries before it; the context's, checked between
+// fn accepted; damage (see the FileStore doc) wraps logstore.ErrCorrupt
+// and names the file and offset: in a sealed segment it is returned after
+// the entries before it, in the tail segment before any entry (the latest
+// position cannot be settled past it); the context's, checked between
 // batches. When a compaction replaces a segment before fn was first
 // called, Poll starts over on the new MANIFEST; after that it ends the
 // call early with More set.
