@@ -6,6 +6,7 @@ import (
 	"math"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/whycache/whycache/logstore"
 )
@@ -68,4 +69,59 @@ func BenchmarkFileStoreReadUpdates(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(records)*float64(b.N)/b.Elapsed().Seconds(), "records/s")
+}
+
+// BenchmarkFileStorePoll measures a poller's Poll at the end of a log of
+// 100k records, from another handle than the writer's: idle (nothing new)
+// and after one new single-record commit. ns/op includes the commit in the
+// second case; poll-ns is the Poll alone.
+func BenchmarkFileStorePoll(b *testing.B) {
+	ctx := context.Background()
+	dir := b.TempDir()
+	w := fsTestOpen(b, dir, FileStoreOptions{NoSync: true})
+	recs := make([]logstore.Record, 1000)
+	for i := range recs {
+		recs[i].Contents = make([]byte, 116)
+	}
+	for i := 0; i < 100; i++ {
+		if _, err := w.Commit(ctx, logstore.LogID{}, recs); err != nil {
+			b.Fatal(err)
+		}
+	}
+	one := recs[:1]
+	noop := func(logstore.Entry) error { return nil }
+	for _, newBatch := range []bool{false, true} {
+		name := "idle"
+		if newBatch {
+			name = "one-new-batch"
+		}
+		b.Run(name, func(b *testing.B) {
+			r := fsTestOpen(b, dir, FileStoreOptions{})
+			res, err := r.Poll(ctx, logstore.PollRequest{}, noop)
+			for err == nil && res.More {
+				res, err = r.Poll(ctx, logstore.PollRequest{After: res.Next}, noop)
+			}
+			if err != nil {
+				b.Fatal(err)
+			}
+			pos := res.Latest
+			var polling time.Duration
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				if newBatch {
+					if _, err := w.Commit(ctx, logstore.LogID{}, one); err != nil {
+						b.Fatal(err)
+					}
+				}
+				start := time.Now()
+				res, err := r.Poll(ctx, logstore.PollRequest{After: pos}, noop)
+				polling += time.Since(start)
+				if err != nil || res.Verdict != logstore.VerdictMatch {
+					b.Fatalf("Poll: %v, verdict %v", err, res.Verdict)
+				}
+				pos = res.Latest
+			}
+			b.ReportMetric(float64(polling.Nanoseconds())/float64(b.N), "poll-ns")
+		})
+	}
 }

@@ -2,22 +2,30 @@ package whycache
 
 import (
 	"context"
+	"fmt"
 	"os"
 )
 
-// Check verifies the whole log: the MANIFEST, the magic of every segment,
-// the sums of every frame, ids ascending across segments and within the
-// range each segment's first id gives it, and that only the last segment
-// has bytes after its last complete batch (an append in progress or a torn
-// one). It reads every segment. Damage is reported with an error wrapping
-// logstore.ErrCorrupt.
+// Check verifies the whole log: the MANIFEST; that the directory holds
+// every segment it lists and none from beyond its history; every
+// segment's magic and every frame's sums; ids ascending across segments
+// and within the range each segment's first id gives it; every sealed
+// segment ending exactly after its last complete batch, where the MANIFEST
+// recorded; and that the tail holds every acknowledged byte intact (bytes
+// beyond the acknowledged end that do not form complete batches are a
+// torn tail or an append in progress, not an error). It reads every
+// segment and takes no lock. Damage is reported with an error wrapping
+// logstore.ErrCorrupt that names the file and the offset.
 func (s *FileStore) Check(ctx context.Context) error {
 	if err := s.enter(ctx); err != nil {
 		return err
 	}
 	defer s.leave()
-	sc := fsScannerPool.Get().(*fsScanner)
+	sc := fsGetScanner()
 	defer fsPutScanner(sc)
+	if err := s.checkOpen(); err != nil {
+		return err
+	}
 	return s.withSegments(func(m *fsManifest) error {
 		var prev uint64
 		for i, sg := range m.Segments {
@@ -25,44 +33,33 @@ func (s *FileStore) Check(ctx context.Context) error {
 			if err != nil {
 				return err
 			}
-			err = s.checkSegment(sc, f, m, i, prev)
+			err = s.checkSegment(ctx, sc, f, m, i, prev)
 			f.Close()
 			if err != nil {
 				return err
 			}
-			prev = sc.lastID
+			prev = max(prev, sc.lastID)
 		}
 		return nil
 	})
 }
 
 // checkSegment verifies segment i of m, whose ids must be above prev.
-func (s *FileStore) checkSegment(sc *fsScanner, f *os.File, m *fsManifest, i int, prev uint64) error {
-	sg := m.Segments[i]
-	if err := sc.start(f, 0, prev); err != nil {
+func (s *FileStore) checkSegment(ctx context.Context, sc *fsScanner, f *os.File, m *fsManifest, i int, prev uint64) error {
+	check := s.readCheck(m, i, nil)
+	check.lo = max(check.lo, prev+1) // ids ascend across segments
+	if err := sc.start(f, fsPos{}, check); err != nil {
 		return err
 	}
-	for {
-		b, ok, err := sc.nextBatch()
-		if err != nil {
+	for n := 0; ; n++ {
+		if n%256 == 255 {
+			if err := ctx.Err(); err != nil {
+				return fmt.Errorf("whycache: filestore: check: %w", err)
+			}
+		}
+		_, ok, err := sc.nextBatch()
+		if err != nil || !ok {
 			return err
 		}
-		if !ok {
-			break
-		}
-		if b.firstID < sg.First || (i+1 < len(m.Segments) && b.lastID >= m.Segments[i+1].First) {
-			return fsCorruptf("%s: ids %d..%d outside the segment's range", sg.Name, b.firstID, b.lastID)
-		}
 	}
-	if i+1 == len(m.Segments) {
-		return nil
-	}
-	fi, err := f.Stat()
-	if err != nil {
-		return err
-	}
-	if fi.Size() != sc.end {
-		return fsCorruptf("%s: sealed segment has %d bytes after its last batch", sg.Name, fi.Size()-sc.end)
-	}
-	return nil
 }

@@ -7,6 +7,7 @@ import (
 	"math"
 	"os"
 	"slices"
+	"time"
 
 	"github.com/whycache/whycache/logstore"
 )
@@ -14,62 +15,122 @@ import (
 // fsCommitReq is one Commit call waiting for, or served by, a group leader.
 type fsCommitReq struct {
 	records []logstore.Record
-	// lastID and err are the outcome, set before done is closed.
-	lastID uint64
-	err    error
+	expect  logstore.LogID
+	nonce   uint64
+	// res and err are the outcome, set before done is closed.
+	res logstore.Committed
+	err error
 	// done is closed when the outcome is set or when the request is
 	// promoted to leader (lead, written under FileStore.qmu, is then true).
 	done chan struct{}
 	lead bool
 }
 
-// Commit appends records as one atomic batch and returns the id of the last
-// one; see logstore.Store. Concurrent calls share one write and one
-// fdatasync. A record larger than Limits().MaxRecordSize fails the call with
-// an error wrapping logstore.ErrTooLarge before anything is written. A
-// failed write is truncated away; a failed fdatasync leaves the outcome
-// unknown and says so. A caller whose context ends while it waits for
-// another call's write returns at once if its records were not taken yet.
-func (s *FileStore) commitRecords(ctx context.Context, records []logstore.Record) (uint64, error) {
+// Commit appends records as one atomic batch under a new nonce and returns
+// their ids and the nonce; see logstore.Store. Concurrent calls share one
+// write and one fdatasync, each batch with its own nonce. The identity is
+// checked under the writer lock: when expect is set and is not the log's,
+// the call fails with logstore.ErrLogMismatch and writes nothing. A record
+// larger than Limits().MaxRecordSize fails the call with an error wrapping
+// logstore.ErrTooLarge before anything is written. A failed write is
+// truncated away; a failed fdatasync leaves the outcome unknown and says
+// so. Damage to acknowledged bytes of the tail segment fails every Commit
+// with an error wrapping logstore.ErrCorrupt, truncating nothing. Waits
+// (for another call's write, for the writer lock another process holds)
+// end with ctx's error as soon as ctx is done, with nothing written.
+func (s *FileStore) Commit(ctx context.Context, expect logstore.LogID, records []logstore.Record) (logstore.Committed, error) {
 	if err := s.enter(ctx); err != nil {
-		return 0, err
+		return logstore.Committed{}, err
 	}
 	defer s.leave()
 	if len(records) == 0 {
-		return s.latest(ctx)
+		return s.commitNothing(expect)
 	}
 	for i, r := range records {
 		if len(r.Contents) > s.opts.MaxRecordSize {
-			return 0, fmt.Errorf("whycache: filestore: commit: record %d has %d bytes, limit %d: %w",
+			return logstore.Committed{}, fmt.Errorf("whycache: filestore: commit: record %d has %d bytes, limit %d: %w",
 				i, len(r.Contents), s.opts.MaxRecordSize, logstore.ErrTooLarge)
 		}
 	}
-	req := &fsCommitReq{records: records, done: make(chan struct{})}
+	nonce, err := logstore.NewNonce()
+	if err != nil {
+		return logstore.Committed{}, fmt.Errorf("whycache: filestore: commit: %w", err)
+	}
+	req := &fsCommitReq{records: records, expect: expect, nonce: nonce, done: make(chan struct{})}
 	s.qmu.Lock()
 	s.queue = append(s.queue, req)
 	if s.leading {
 		s.qmu.Unlock()
 		if !s.awaitTurn(ctx, req) {
-			return req.lastID, req.err
+			return req.res, req.err
 		}
-		s.qmu.Lock()
+	} else {
+		s.leading = true
+		s.qmu.Unlock()
 	}
-	s.leading = true
+	// req leads: it takes the writer lock while the queue stays open, so
+	// that queued calls can still withdraw, then serves the whole queue.
+	if err := s.lockWriter(ctx); err != nil {
+		s.qmu.Lock()
+		if i := slices.Index(s.queue, req); i >= 0 {
+			s.queue = slices.Delete(s.queue, i, i+1)
+		}
+		s.handOffLocked()
+		s.qmu.Unlock()
+		return logstore.Committed{}, fmt.Errorf("whycache: filestore: commit: %w", err)
+	}
+	s.qmu.Lock()
 	group := s.queue
 	s.queue = nil
 	s.qmu.Unlock()
 
-	s.commitGroup(group)
-
+	err = s.appendLocked(group)
+	if uerr := s.unlockWriter(); err == nil {
+		err = uerr
+	}
+	for _, r := range group {
+		if err != nil && r.err == nil {
+			r.res, r.err = logstore.Committed{}, err
+		}
+		if !r.lead {
+			close(r.done)
+		}
+	}
 	s.qmu.Lock()
+	s.handOffLocked()
+	s.qmu.Unlock()
+	return req.res, req.err
+}
+
+// commitNothing is Commit without records: the latest id, after checking
+// the identity.
+func (s *FileStore) commitNothing(expect logstore.LogID) (logstore.Committed, error) {
+	var latest logstore.Position
+	err := s.withSegments(func(m *fsManifest) error {
+		if expect != (logstore.LogID{}) && expect != m.id {
+			return fsMismatch(m, expect)
+		}
+		var err error
+		latest, _, err = s.head(m, nil)
+		return err
+	})
+	return logstore.Committed{First: latest.ID, Last: latest.ID}, err
+}
+
+// fsMismatch is the error for a commit that expected another identity.
+func fsMismatch(m *fsManifest, expect logstore.LogID) error {
+	return fmt.Errorf("whycache: filestore: commit: log %x, expected %x: %w", m.id, expect, logstore.ErrLogMismatch)
+}
+
+// handOffLocked ends a leader's turn: the first queued request, if any,
+// becomes the leader. The caller holds qmu.
+func (s *FileStore) handOffLocked() {
 	if len(s.queue) > 0 {
 		s.queue[0].lead = true
 		close(s.queue[0].done)
-	} else {
-		s.leading = false
+		return
 	}
-	s.qmu.Unlock()
-	return req.lastID, req.err
+	s.leading = false
 }
 
 // awaitTurn waits until req has an outcome (false) or is promoted to leader
@@ -95,21 +156,8 @@ func (s *FileStore) awaitTurn(ctx context.Context, req *fsCommitReq) bool {
 	return req.lead
 }
 
-// commitGroup appends the records of every request under the writer lock
-// and hands out the outcomes.
-func (s *FileStore) commitGroup(group []*fsCommitReq) {
-	err := s.withWriterLock(func() error { return s.appendLocked(group) })
-	for _, r := range group {
-		if err != nil {
-			r.lastID, r.err = 0, err
-		}
-		if !r.lead {
-			close(r.done)
-		}
-	}
-}
-
-// appendLocked writes the records of group as one batch per request. The
+// appendLocked writes the records of group, one batch per request with the
+// request's nonce, after checking each request's expected identity. The
 // caller holds the writer lock.
 func (s *FileStore) appendLocked(group []*fsCommitReq) error {
 	m, err := s.manifest()
@@ -119,62 +167,95 @@ func (s *FileStore) appendLocked(group []*fsCommitReq) error {
 	if err := s.syncWriterLocked(m); err != nil {
 		return err
 	}
+	n := 0
+	for _, r := range group {
+		if r.expect != (logstore.LogID{}) && r.expect != m.id {
+			r.err = fsMismatch(m, r.expect)
+			continue
+		}
+		n += len(r.records)
+	}
+	if n == 0 {
+		return nil
+	}
 	next := max(m.IDFloor, s.w.lastID+1)
-	if len(m.Segments) == 0 || (s.w.end >= s.opts.SegmentSize && s.w.lastID != 0) {
+	if len(m.Segments) == 0 || s.w.format != fsFormat2 || (s.w.end >= s.opts.SegmentSize && s.w.lastID != 0) {
 		if err := s.rollLocked(m, next); err != nil {
 			return err
 		}
-	}
-	n := 0
-	for _, r := range group {
-		n += len(r.records)
 	}
 	if next > math.MaxUint64-uint64(n) {
 		return fmt.Errorf("whycache: filestore: commit: ids exhausted")
 	}
 	buf := s.w.buf[:0]
 	id := next
+	var lastNonce uint64
 	for _, r := range group {
+		if r.err != nil {
+			continue
+		}
+		r.res = logstore.Committed{First: id, Nonce: r.nonce}
 		for i, rec := range r.records {
-			buf = fsAppendFrame(buf, id, i == len(r.records)-1, rec.Contents)
+			buf = fsAppendFrame(buf, id, r.nonce, i == len(r.records)-1, false, rec.Contents)
 			id++
 		}
-		r.lastID = id - 1
+		r.res.Last, lastNonce = id-1, r.nonce
 	}
 	s.w.buf = buf
 	if cap(buf) > 4<<20 { // do not keep a huge buffer after a huge batch
 		s.w.buf = nil
 	}
-	return s.w.append(buf, id-1, !s.opts.NoSync)
+	return s.w.append(buf, id-1, lastNonce, !s.opts.NoSync)
 }
 
-// fsWriter is the segment a FileStore appends to. It is guarded by
-// FileStore.wmu and valid only while the flock is held: syncWriterLocked
-// brings it up to date first.
+// fsWriter is the segment a FileStore appends to. It is guarded by the
+// writer lock (FileStore.wsem) and valid only while the flock is held:
+// syncWriterLocked brings it up to date first.
 type fsWriter struct {
-	f    *os.File // the tail segment, or nil
-	name string
-	// end is the offset just past the last complete batch, lastID the id
-	// of its last frame (0 when the segment holds none).
-	end    int64
-	lastID uint64
-	buf    []byte // reused encoding buffer
+	f      *os.File // the tail segment, or nil
+	name   string
+	format fsFormat
+	epoch  uint64 // the MANIFEST epoch the state was read in
+	// generation is that of the MANIFEST the writer last synced with or
+	// published, recorded in the watermark.
+	generation uint64
+	// end is the offset just past the last complete batch, lastID and
+	// lastNonce the position of its last frame (0 when the segment holds
+	// none).
+	end       int64
+	lastID    uint64
+	lastNonce uint64
+	wm        fsWatermarkWriter
+	buf       []byte // reused encoding buffer
 }
 
-// close closes the segment file, if any.
+// close closes the segment file and the watermark, if open.
 func (w *fsWriter) close() error {
-	if w.f == nil {
-		return nil
+	err := w.wm.close()
+	if cerr := w.closeTail(); err == nil {
+		err = cerr
 	}
-	err := w.f.Close()
-	w.f, w.name, w.end, w.lastID = nil, "", 0, 0
 	return err
 }
 
-// append writes data (complete batches ending with lastID) after the last
-// complete batch, then syncs. Blocks are reserved first so a full disk
-// fails before anything is written; a failed write is truncated away.
-func (w *fsWriter) append(data []byte, lastID uint64, sync bool) error {
+// closeTail closes the segment file, if open, and forgets its state.
+func (w *fsWriter) closeTail() error {
+	var err error
+	if w.f != nil {
+		err = w.f.Close()
+	}
+	w.f, w.name, w.format, w.end, w.lastID, w.lastNonce = nil, "", 0, 0, 0, 0
+	return err
+}
+
+// append writes data (complete batches ending with lastID, under nonce)
+// after the last complete batch, syncs, and records the new acknowledged
+// end in the watermark. Blocks are reserved first so a full disk fails
+// before anything is written; a failed write is truncated away. The
+// commit stands when the watermark cannot be written (it is then stale,
+// which only weakens the detection of damage; the next commit rewrites
+// it).
+func (w *fsWriter) append(data []byte, lastID, nonce uint64, sync bool) error {
 	if err := fsReserve(w.f, w.end, int64(len(data))); err != nil {
 		return fmt.Errorf("whycache: filestore: commit: %w", err)
 	}
@@ -190,42 +271,64 @@ func (w *fsWriter) append(data []byte, lastID uint64, sync bool) error {
 		}
 	}
 	w.end += int64(len(data))
-	w.lastID = lastID
+	w.lastID, w.lastNonce = lastID, nonce
+	w.wm.write(w.generation, w.name, fsAck{end: w.end, lastID: lastID, nonce: nonce}, time.Now())
 	return nil
 }
 
 // syncWriterLocked points the writer at m's tail segment, reads batches
 // other writers appended since it last looked, and truncates a torn tail
-// left by a crashed writer. The caller holds the writer lock.
+// left by a crashed writer: bytes beyond the acknowledged end (the larger
+// of the MANIFEST's and the watermark's) that do not form complete
+// batches. Damage below it is logstore.ErrCorrupt, and nothing is
+// truncated. The caller holds the writer lock.
 func (s *FileStore) syncWriterLocked(m *fsManifest) error {
 	w := &s.w
+	if w.wm.f == nil || w.epoch != m.epoch {
+		if _, err := w.wm.open(s.dir, s.opts.FileMode); err != nil {
+			return err
+		}
+	}
+	wm, err := fsReadWatermarkFile(w.wm.f)
+	if err != nil {
+		return err
+	}
+	w.wm.seq = wm.seq // other processes wrote since
 	if len(m.Segments) == 0 {
-		return w.close()
+		w.epoch = m.epoch
+		return w.closeTail()
 	}
 	tail := m.Segments[len(m.Segments)-1]
-	if w.f == nil || w.name != tail.Name {
-		w.close()
+	fresh := w.f == nil || w.name != tail.Name || w.epoch != m.epoch
+	if fresh {
+		w.closeTail()
 		f, err := os.OpenFile(s.path(tail.Name), os.O_RDWR, 0)
 		if err != nil {
 			return fmt.Errorf("whycache: filestore: open tail segment: %w", err)
 		}
-		w.f, w.name = f, tail.Name
+		w.f, w.name, w.epoch = f, tail.Name, m.epoch
 	}
 	fi, err := w.f.Stat()
 	if err != nil {
 		return fmt.Errorf("whycache: filestore: %w", err)
 	}
-	if fi.Size() == w.end {
+	w.generation = m.Generation
+	check := m.segCheck(len(m.Segments)-1, wm.forSegment(m, tail.Name), nil)
+	if !fresh && fi.Size() == w.end && w.end >= check.ack.end {
 		return nil
 	}
+	from := fsPos{off: w.end, lastID: w.lastID, nonce: w.lastNonce, format: w.format}
+	if fresh || fi.Size() < w.end {
+		from = fsPos{}
+	}
 	var sc fsScanner
-	if err := sc.start(w.f, w.end, w.lastID); err != nil {
+	if err := sc.start(w.f, from, check); err != nil {
 		return err
 	}
 	if err := sc.scanToEnd(); err != nil {
 		return err
 	}
-	w.end, w.lastID = sc.end, sc.lastID
+	w.format, w.end, w.lastID, w.lastNonce = sc.rd.format, sc.end, sc.lastID, sc.nonce
 	if fi, err = w.f.Stat(); err == nil && fi.Size() > w.end {
 		err = w.f.Truncate(w.end)
 	}
@@ -235,12 +338,13 @@ func (s *FileStore) syncWriterLocked(m *fsManifest) error {
 	return nil
 }
 
-// rollLocked starts a new tail segment whose first id is next and
-// publishes it. The caller holds the writer lock.
+// rollLocked seals the tail segment, recording its size and last position
+// in the MANIFEST, and starts a new tail segment whose first id is next.
+// The caller holds the writer lock and synced the writer.
 func (s *FileStore) rollLocked(m *fsManifest, next uint64) error {
 	name := fsSegmentName(next, 0)
 	sync := !s.opts.NoSync
-	tmp, err := fsWriteTemp(s.dir, name+".tmp", s.opts.FileMode, []byte(fsSegMagic), sync)
+	tmp, err := fsWriteTemp(s.dir, name+".tmp", s.opts.FileMode, []byte(fsSegMagic2), sync)
 	if err != nil {
 		return err
 	}
@@ -254,14 +358,21 @@ func (s *FileStore) rollLocked(m *fsManifest, next uint64) error {
 		return fmt.Errorf("whycache: filestore: %w", err)
 	}
 	nm := m.next()
-	nm.Segments = append(nm.Segments, fsSegment{Name: name, First: next})
+	if n := len(nm.Segments); n > 0 {
+		t := &nm.Segments[n-1]
+		t.Size, t.LastID, t.LastNonce = s.w.end, s.w.lastID, s.w.lastNonce
+	}
+	nm.Segments = append(nm.Segments, fsSegment{Name: name, First: next, Size: fsMagicLen})
 	nm.IDFloor = next
 	if err := s.publishLocked(nm); err != nil {
 		f.Close()
 		return err
 	}
-	s.w.close()
-	s.w.f, s.w.name, s.w.end, s.w.lastID = f, name, int64(len(fsSegMagic)), 0
+	if s.w.f != nil {
+		s.w.f.Close()
+	}
+	s.w.f, s.w.name, s.w.format, s.w.epoch, s.w.generation = f, name, fsFormat2, nm.epoch, nm.Generation
+	s.w.end, s.w.lastID, s.w.lastNonce = fsMagicLen, 0, 0
 	return nil
 }
 

@@ -15,12 +15,17 @@ import (
 
 // Compact passes every record with id <= limit to fn in id order and
 // replaces or drops it as fn says; see logstore.Store and the FileStore
-// doc. fn runs without any lock held, so it may call any method of the
+// doc. When it drops the last frame of a batch that ends at or above the
+// horizon, a mark keeps the batch's position; marks below the horizon are
+// dropped. fn runs without any lock held, so it may call any method of the
 // store (or of another handle on the log) other than Close. Each group of
 // segments is replaced atomically for readers. A replacement larger than
 // Limits().MaxRecordSize fails with an error wrapping logstore.ErrTooLarge
-// and leaves its group as it was; groups replaced before stay replaced. A
-// Reset during the call stops it with an error.
+// and leaves its group as it was; groups replaced before stay replaced.
+// Damage in a segment read stops the call with an error wrapping
+// logstore.ErrCorrupt and leaves that group as it was. A Reset during the
+// call stops it with an error. Waits for the writer lock end with ctx's
+// error when ctx is done.
 func (s *FileStore) Compact(ctx context.Context, limit, horizon uint64, fn logstore.CompactFunc) (logstore.CompactStats, error) {
 	var total logstore.CompactStats
 	if err := s.enter(ctx); err != nil {
@@ -32,7 +37,7 @@ func (s *FileStore) Compact(ctx context.Context, limit, horizon uint64, fn logst
 		return total, err
 	}
 	if horizon > m.Horizon {
-		err := s.withWriterLock(func() error {
+		err := s.withWriterLock(ctx, func() error {
 			m, err := s.manifest()
 			if err != nil || horizon <= m.Horizon {
 				return err
@@ -69,9 +74,9 @@ func (s *FileStore) Compact(ctx context.Context, limit, horizon uint64, fn logst
 			break
 		}
 		g := &fsGroup{segs: m.Segments[i : j+1], logID: logID}
-		err = s.rewriteGroup(ctx, g, limit, fn)
+		err = s.rewriteGroup(ctx, g, m, i, limit, fn)
 		if err == nil {
-			err = s.withWriterLock(func() error { return s.installGroupLocked(g) })
+			err = s.withWriterLock(ctx, func() error { return s.installGroupLocked(g) })
 		}
 		g.discard()
 		if errors.Is(err, errFsSegmentGone) {
@@ -89,7 +94,7 @@ func (s *FileStore) Compact(ctx context.Context, limit, horizon uint64, fn logst
 		}
 		next = m.Segments[j+1].First
 	}
-	return total, s.withWriterLock(s.removeOrphansLocked)
+	return total, s.withWriterLock(ctx, func() error { return s.removeOrphansLocked(false) })
 }
 
 // compactionGroup picks the next run of segments to rewrite: from the one
@@ -128,15 +133,15 @@ type fsGroup struct {
 	segs  []fsSegment
 	logID logstore.LogID
 	stats logstore.CompactStats
-	// out is the new file (a flocked temporary until installed); kept
-	// reports whether it holds any frame, changed whether it differs from
-	// the group.
-	out           *os.File
-	kept, changed bool
-	// end and lastID are where the scan of the group's last segment
-	// stopped; maxID is the highest id seen in the group, kept or not.
-	end           int64
-	lastID, maxID uint64
+	// out is the new file (a flocked temporary until installed), cw its
+	// writer; changed reports whether it differs from the group.
+	out     *os.File
+	cw      fsCompactWriter
+	changed bool
+	// last is where the scan of the group's last segment stopped; maxID is
+	// the highest id seen in the group, kept or not.
+	last  fsPos
+	maxID uint64
 }
 
 // discard closes the new file and removes it unless it was installed.
@@ -152,9 +157,9 @@ func (g *fsGroup) discard() {
 }
 
 // rewriteGroup writes the group's new file, calling fn for records with id
-// <= limit. It takes no lock; the file is flocked so that an orphan sweep
-// leaves it alone.
-func (s *FileStore) rewriteGroup(ctx context.Context, g *fsGroup, limit uint64, fn logstore.CompactFunc) error {
+// <= limit. The group is segments i.. of m. It takes no lock; the file is
+// flocked so that an orphan sweep leaves it alone.
+func (s *FileStore) rewriteGroup(ctx context.Context, g *fsGroup, m *fsManifest, i int, limit uint64, fn logstore.CompactFunc) error {
 	out, err := os.CreateTemp(s.dir, "compact-*.tmp")
 	if err != nil {
 		return fmt.Errorf("whycache: filestore: compact: %w", err)
@@ -167,42 +172,55 @@ func (s *FileStore) rewriteGroup(ctx context.Context, g *fsGroup, limit uint64, 
 		return err
 	}
 	g.changed = len(g.segs) > 1
-	cw := fsCompactWriter{w: bufio.NewWriterSize(out, 1<<20)}
-	cw.w.WriteString(fsSegMagic)
-	sc := fsScannerPool.Get().(*fsScanner)
+	g.cw = fsCompactWriter{w: bufio.NewWriterSize(out, 1<<20), horizon: m.Horizon}
+	if err := g.cw.start(); err != nil {
+		return err
+	}
+	sc := fsGetScanner()
 	defer fsPutScanner(sc)
-	for _, sg := range g.segs {
+	for k, sg := range g.segs {
 		f, err := s.openSegment(sg.Name)
 		if err != nil {
 			return err
 		}
-		err = s.rewriteSegment(ctx, sc, f, g, &cw, limit, fn)
+		err = s.rewriteSegment(ctx, sc, f, g, s.readCheck(m, i+k, nil), limit, fn)
 		f.Close()
 		if err != nil {
 			return err
 		}
 	}
-	g.kept = cw.frames > 0
-	if err := cw.w.Flush(); err != nil {
+	if err := g.cw.w.Flush(); err != nil {
 		return fmt.Errorf("whycache: filestore: compact: %w", err)
 	}
 	return nil
 }
 
 // rewriteSegment passes the complete batches of one segment through fn
-// into cw.
-func (s *FileStore) rewriteSegment(ctx context.Context, sc *fsScanner, f *os.File, g *fsGroup, cw *fsCompactWriter, limit uint64, fn logstore.CompactFunc) error {
-	if err := sc.start(f, 0, 0); err != nil {
+// into the group's writer.
+func (s *FileStore) rewriteSegment(ctx context.Context, sc *fsScanner, f *os.File, g *fsGroup, check fsSegCheck, limit uint64, fn logstore.CompactFunc) error {
+	if err := sc.start(f, fsPos{}, check); err != nil {
 		return err
 	}
-	record := func(id uint64, contents []byte) error {
-		g.maxID = max(g.maxID, id)
-		if id > limit {
-			return cw.add(id, contents)
+	if sc.rd.format != fsFormat2 {
+		g.changed = true // rewritten in the current format
+	}
+	cw := &g.cw
+	var endKept bool // the frame of the current batch carrying its end was kept
+	frame := func(fr fsFrame) error {
+		g.maxID = max(g.maxID, fr.id)
+		if fr.last {
+			endKept = false
+		}
+		if fr.mark {
+			return nil
+		}
+		if fr.id > limit {
+			endKept = fr.last
+			return cw.add(fr.id, fr.nonce, fr.contents)
 		}
 		g.stats.RecordsBefore++
-		g.stats.BytesBefore += uint64(len(contents))
-		nc, keep, err := fn(id, contents)
+		g.stats.BytesBefore += uint64(len(fr.contents))
+		nc, keep, err := fn(fr.id, fr.contents)
 		if err != nil {
 			return err
 		}
@@ -212,12 +230,13 @@ func (s *FileStore) rewriteSegment(ctx context.Context, sc *fsScanner, f *os.Fil
 		}
 		if len(nc) > s.opts.MaxRecordSize {
 			return fmt.Errorf("whycache: filestore: compact: replacement of record %d has %d bytes, limit %d: %w",
-				id, len(nc), s.opts.MaxRecordSize, logstore.ErrTooLarge)
+				fr.id, len(nc), s.opts.MaxRecordSize, logstore.ErrTooLarge)
 		}
-		g.changed = g.changed || !bytes.Equal(nc, contents)
+		g.changed = g.changed || !bytes.Equal(nc, fr.contents)
 		g.stats.RecordsAfter++
 		g.stats.BytesAfter += uint64(len(nc))
-		return cw.add(id, nc)
+		endKept = fr.last
+		return cw.add(fr.id, fr.nonce, nc)
 	}
 	for n := 0; ; n++ {
 		if n%256 == 255 {
@@ -232,50 +251,89 @@ func (s *FileStore) rewriteSegment(ctx context.Context, sc *fsScanner, f *os.Fil
 		if !ok {
 			break
 		}
-		if err := sc.eachFrame(b, record); err != nil {
+		if err := sc.eachFrame(b, frame); err != nil {
 			return err
 		}
-		if err := cw.endBatch(); err != nil {
+		markDropped, err := cw.endBatch(b.lastID, b.nonce, endKept)
+		if err != nil {
 			return err
 		}
+		g.changed = g.changed || markDropped
 	}
-	g.end, g.lastID = sc.end, sc.lastID
+	g.last = sc.pos()
 	return nil
 }
 
-// fsCompactWriter writes kept frames, holding back the last one of a batch
-// until the batch ends so it can carry the batch-end flag whichever frames
-// were dropped.
+// fsCompactWriter writes the frames a compaction keeps, holding back the
+// last kept frame of a batch until the batch ends, so that it can carry the
+// batch-end flag whichever frames were dropped, or be followed by a mark.
 type fsCompactWriter struct {
 	w       *bufio.Writer
+	horizon uint64 // batches ending below it lose their marks
 	pending []byte // contents of the held-back frame
 	id      uint64 // its id; 0 when none is held back
+	nonce   uint64 // its nonce
 	frame   []byte // encoding buffer
-	frames  int    // frames written
+	frames  int    // frames written, marks included
+	// end is the position just past the last batch written.
+	end fsAck
+}
+
+// start writes the segment magic.
+func (cw *fsCompactWriter) start() error {
+	if _, err := cw.w.WriteString(fsSegMagic2); err != nil {
+		return fmt.Errorf("whycache: filestore: compact: %w", err)
+	}
+	cw.end = fsAck{end: fsMagicLen}
+	return nil
 }
 
 // add queues a kept record of the current batch.
-func (cw *fsCompactWriter) add(id uint64, contents []byte) error {
+func (cw *fsCompactWriter) add(id, nonce uint64, contents []byte) error {
 	if err := cw.flush(false); err != nil {
 		return err
 	}
-	cw.id, cw.pending = id, append(cw.pending[:0], contents...)
+	cw.id, cw.nonce, cw.pending = id, nonce, append(cw.pending[:0], contents...)
 	return nil
 }
 
-// endBatch writes the held-back frame as the end of its batch.
-func (cw *fsCompactWriter) endBatch() error { return cw.flush(true) }
+// endBatch ends the batch whose last id is lastID: endKept says whether
+// its batch-end frame was kept (it is then the held-back frame). Otherwise
+// a batch ending at or above the horizon gets a mark; one below it ends
+// with its last kept frame, if any, and markDropped reports that a mark it
+// had (or would have had) is gone.
+func (cw *fsCompactWriter) endBatch(lastID, nonce uint64, endKept bool) (markDropped bool, err error) {
+	if endKept || lastID < cw.horizon {
+		return !endKept, cw.flush(true)
+	}
+	if err := cw.flush(false); err != nil {
+		return false, err
+	}
+	return false, cw.write(fsAppendFrame(cw.frame[:0], lastID, nonce, true, true, nil), lastID, nonce, true)
+}
 
 // flush writes the held-back frame, if any.
 func (cw *fsCompactWriter) flush(last bool) error {
 	if cw.id == 0 {
 		return nil
 	}
-	cw.frame = fsAppendFrame(cw.frame[:0], cw.id, last, cw.pending)
+	id := cw.id
 	cw.id = 0
+	return cw.write(fsAppendFrame(cw.frame[:0], id, cw.nonce, last, false, cw.pending), id, cw.nonce, last)
+}
+
+// write writes one encoded frame.
+func (cw *fsCompactWriter) write(frame []byte, id, nonce uint64, last bool) error {
+	cw.frame = frame
 	cw.frames++
-	if _, err := cw.w.Write(cw.frame); err != nil {
+	if _, err := cw.w.Write(frame); err != nil {
 		return fmt.Errorf("whycache: filestore: compact: %w", err)
+	}
+	pos := cw.end.end + int64(len(frame))
+	if last {
+		cw.end = fsAck{end: pos, lastID: id, nonce: nonce}
+	} else {
+		cw.end.end = pos
 	}
 	return nil
 }
@@ -294,7 +352,7 @@ func (s *FileStore) installGroupLocked(g *fsGroup) error {
 	}
 	at := -1
 	for i, sg := range m.Segments {
-		if sg == g.segs[0] {
+		if sg.Name == g.segs[0].Name {
 			at = i
 			break
 		}
@@ -302,7 +360,8 @@ func (s *FileStore) installGroupLocked(g *fsGroup) error {
 	if at < 0 || at+len(g.segs) > len(m.Segments) || !fsSameSegments(m.Segments[at:at+len(g.segs)], g.segs) {
 		return fmt.Errorf("%w: group of %s", errFsSegmentGone, g.segs[0].Name)
 	}
-	if err := s.copyAppendedLocked(g); err != nil {
+	lastIdx := at + len(g.segs) - 1
+	if err := s.copyAppendedLocked(g, m, lastIdx); err != nil {
 		return err
 	}
 	if !g.changed {
@@ -310,7 +369,7 @@ func (s *FileStore) installGroupLocked(g *fsGroup) error {
 	}
 	nm := m.next()
 	var repl []fsSegment
-	if g.kept {
+	if g.cw.frames > 0 {
 		name := fsSegmentName(g.segs[0].First, nm.Generation)
 		if !s.opts.NoSync {
 			if err := g.out.Sync(); err != nil {
@@ -320,14 +379,15 @@ func (s *FileStore) installGroupLocked(g *fsGroup) error {
 		if err := fsRenameSync(g.out.Name(), s.path(name), !s.opts.NoSync); err != nil {
 			return err
 		}
-		repl = []fsSegment{{Name: name, First: g.segs[0].First}}
+		e := g.cw.end
+		repl = []fsSegment{{Name: name, First: g.segs[0].First, Size: e.end, LastID: e.lastID, LastNonce: e.nonce}}
 	}
-	nm.Segments = append(append(nm.Segments[:at:at], repl...), m.Segments[at+len(g.segs):]...)
+	nm.Segments = append(append(nm.Segments[:at:at], repl...), m.Segments[lastIdx+1:]...)
 	if g.maxID > 0 {
 		nm.IDFloor = max(nm.IDFloor, g.maxID+1)
 	}
 	if err := s.publishLocked(nm); err != nil {
-		if g.kept {
+		if len(repl) > 0 {
 			os.Remove(s.path(repl[0].Name))
 		}
 		return err
@@ -338,13 +398,13 @@ func (s *FileStore) installGroupLocked(g *fsGroup) error {
 	return nil
 }
 
-// fsSameSegments reports whether a and b list the same segments.
+// fsSameSegments reports whether a and b name the same segment files.
 func fsSameSegments(a, b []fsSegment) bool {
 	if len(a) != len(b) {
 		return false
 	}
 	for i := range a {
-		if a[i] != b[i] {
+		if a[i].Name != b[i].Name || a[i].First != b[i].First {
 			return false
 		}
 	}
@@ -352,35 +412,73 @@ func fsSameSegments(a, b []fsSegment) bool {
 }
 
 // copyAppendedLocked appends to the group's file the complete batches
-// committed to its last segment after rewriteGroup read it (only the tail
-// segment grows). The caller holds the writer lock, so no more can come.
-func (s *FileStore) copyAppendedLocked(g *fsGroup) error {
-	f, err := s.openSegment(g.segs[len(g.segs)-1].Name)
+// committed to its last segment (segment i of m) after rewriteGroup read
+// it (only the tail segment grows), re-encoding format-1 frames. The
+// caller holds the writer lock, so no more can come.
+func (s *FileStore) copyAppendedLocked(g *fsGroup, m *fsManifest, i int) error {
+	f, err := s.openSegment(m.Segments[i].Name)
 	if err != nil {
 		return err
 	}
 	defer f.Close()
 	fi, err := f.Stat()
-	if err != nil || fi.Size() == g.end {
+	if err != nil || fi.Size() == g.last.off {
 		return err
+	}
+	check := m.segCheck(i, fsAck{}, nil)
+	if m.isTail(i) {
+		wm, err := fsReadWatermark(s.dir)
+		if err != nil {
+			return err
+		}
+		check = m.segCheck(i, wm.forSegment(m, m.Segments[i].Name), nil)
 	}
 	var sc fsScanner
-	if err := sc.start(f, g.end, g.lastID); err != nil {
+	if err := sc.start(f, g.last, check); err != nil {
 		return err
 	}
-	if err := sc.scanToEnd(); err != nil {
-		return err
+	if g.last.format == fsFormat2 {
+		if err := sc.scanToEnd(); err != nil || sc.end == g.last.off {
+			return err
+		}
+		if err := g.cw.w.Flush(); err != nil {
+			return fmt.Errorf("whycache: filestore: compact: %w", err)
+		}
+		if _, err := g.out.Seek(0, io.SeekEnd); err != nil {
+			return fmt.Errorf("whycache: filestore: compact: %w", err)
+		}
+		if _, err := io.Copy(g.out, io.NewSectionReader(f, g.last.off, sc.end-g.last.off)); err != nil {
+			return fmt.Errorf("whycache: filestore: compact: %w", err)
+		}
+		g.cw.frames++ // at least one
+		g.cw.end = fsAck{end: g.cw.end.end + sc.end - g.last.off, lastID: sc.lastID, nonce: sc.nonce}
+	} else {
+		for {
+			b, ok, err := sc.nextBatch()
+			if err != nil {
+				return err
+			}
+			if !ok {
+				break
+			}
+			err = sc.eachFrame(b, func(fr fsFrame) error {
+				if fr.last {
+					return g.cw.write(fsAppendFrame(g.cw.frame[:0], fr.id, fr.nonce, true, false, fr.contents), fr.id, fr.nonce, true)
+				}
+				return g.cw.write(fsAppendFrame(g.cw.frame[:0], fr.id, fr.nonce, false, false, fr.contents), fr.id, fr.nonce, false)
+			})
+			if err != nil {
+				return err
+			}
+		}
+		if sc.end == g.last.off {
+			return nil
+		}
+		if err := g.cw.w.Flush(); err != nil {
+			return fmt.Errorf("whycache: filestore: compact: %w", err)
+		}
 	}
-	if sc.end == g.end {
-		return nil
-	}
-	if _, err := g.out.Seek(0, io.SeekEnd); err != nil {
-		return fmt.Errorf("whycache: filestore: compact: %w", err)
-	}
-	if _, err := io.Copy(g.out, io.NewSectionReader(f, g.end, sc.end-g.end)); err != nil {
-		return fmt.Errorf("whycache: filestore: compact: %w", err)
-	}
-	g.kept = true
+	g.changed = true
 	g.maxID = max(g.maxID, sc.lastID)
 	return nil
 }
@@ -394,7 +492,7 @@ func (s *FileStore) Reset(ctx context.Context) error {
 		return err
 	}
 	defer s.leave()
-	return s.withWriterLock(func() error {
+	return s.withWriterLock(ctx, func() error {
 		m, err := s.manifest()
 		if err != nil {
 			return err
@@ -411,7 +509,7 @@ func (s *FileStore) Reset(ctx context.Context) error {
 		if err := s.publishLocked(nm); err != nil {
 			return err
 		}
-		return s.removeOrphansLocked()
+		return s.removeOrphansLocked(true)
 	})
 }
 
@@ -419,46 +517,81 @@ func (s *FileStore) Reset(ctx context.Context) error {
 // id a Commit would take or, when the tail segment cannot be read to its
 // end, a bound from its size (frames appended to a segment since its roll
 // or rewrite, which set the id floor, take consecutive ids from the floor,
-// and each frame has at least fsFrameMinLen bytes). The caller holds the
-// writer lock.
+// and each frame has at least the format's minimum size), and above the
+// ids the watermark and segment files the MANIFEST does not list (from
+// the same bound) show. The caller holds the writer lock.
 func (s *FileStore) idBoundLocked(m *fsManifest) (uint64, error) {
-	if len(m.Segments) == 0 {
-		return m.IDFloor, nil
+	bound := m.IDFloor
+	if n := len(m.Segments); n > 0 {
+		if err := s.syncWriterLocked(m); err == nil {
+			bound = max(bound, s.w.lastID+1)
+		} else {
+			fi, err := os.Stat(s.path(m.Segments[n-1].Name))
+			if err != nil {
+				return 0, fmt.Errorf("whycache: filestore: reset: %w", err)
+			}
+			bound = max(bound, m.IDFloor+uint64(fi.Size())/uint64(fsFormat1.minFrame()))
+		}
 	}
-	if err := s.syncWriterLocked(m); err == nil {
-		return max(m.IDFloor, s.w.lastID+1), nil
+	if wm, err := fsReadWatermark(s.dir); err == nil && wm.seq != 0 {
+		bound = max(bound, wm.ack.lastID+1)
 	}
-	fi, err := os.Stat(s.path(m.Segments[len(m.Segments)-1].Name))
+	l, err := fsListDir(s.dir)
 	if err != nil {
-		return 0, fmt.Errorf("whycache: filestore: reset: %w", err)
-	}
-	return m.IDFloor + uint64(fi.Size())/fsFrameMinLen, nil
-}
-
-// removeOrphansLocked removes segment files the MANIFEST does not list
-// and temporary files nobody holds (left by crashes, replaced by a
-// compaction or dropped by a Reset). The caller holds the writer lock.
-func (s *FileStore) removeOrphansLocked() error {
-	m, err := s.manifest()
-	if err != nil {
-		return err
+		return 0, err
 	}
 	listed := make(map[string]bool, len(m.Segments))
 	for _, sg := range m.Segments {
 		listed[sg.Name] = true
+	}
+	for _, name := range l.segments {
+		if listed[name] {
+			continue
+		}
+		first, _, _ := fsParseSegmentName(name)
+		if fi, err := os.Stat(s.path(name)); err == nil {
+			bound = max(bound, first+uint64(fi.Size())/uint64(fsFormat1.minFrame()))
+		}
+	}
+	return bound, nil
+}
+
+// removeOrphansLocked removes the segment files the MANIFEST does not
+// list that the store's own interrupted operations left (see fsClassify),
+// and temporary files nobody holds. Segment files from beyond the
+// MANIFEST's history are left in place and reported as corruption, unless
+// all is set (a Reset, which deletes every record, removes them too). The
+// caller holds the writer lock.
+func (s *FileStore) removeOrphansLocked(all bool) error {
+	m, err := s.manifest()
+	if err != nil {
+		return err
+	}
+	l, err := fsListDir(s.dir)
+	if err != nil {
+		return err
+	}
+	orphans, beyond, err := fsClassify(s.dir, m, l.segments)
+	if err != nil {
+		return err
+	}
+	if all {
+		orphans, beyond = append(orphans, beyond...), nil
+	}
+	for _, name := range orphans {
+		os.Remove(s.path(name))
 	}
 	entries, err := os.ReadDir(s.dir)
 	if err != nil {
 		return fmt.Errorf("whycache: filestore: %w", err)
 	}
 	for _, e := range entries {
-		name := e.Name()
-		switch {
-		case strings.HasSuffix(name, ".seg") && !listed[name]:
-			os.Remove(s.path(name))
-		case strings.HasSuffix(name, ".tmp"):
-			s.removeUnheldTemp(name)
+		if strings.HasSuffix(e.Name(), ".tmp") {
+			s.removeUnheldTemp(e.Name())
 		}
+	}
+	if len(beyond) > 0 {
+		return fsCheckDir(s.dir, m)
 	}
 	return nil
 }

@@ -11,9 +11,6 @@ import (
 // Linux file-locking and syncing calls the file store relies on.
 var errFsUnsupported = errors.New("whycache: filestore: only supported on Linux")
 
-func fsLockFile(*os.File) error              { return errFsUnsupported }
-func fsTryLockFile(*os.File) (bool, error)   { return false, errFsUnsupported }
-func fsUnlockFile(*os.File) error            { return errFsUnsupported }
 func fsDataSync(*os.File) error              { return errFsUnsupported }
 func fsReserve(*os.File, int64, int64) error { return errFsUnsupported }
 func fsSupported() error                     { return errFsUnsupported }

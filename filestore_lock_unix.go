@@ -10,44 +10,6 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// fsLockFile takes the exclusive flock on f, blocking until it is free. The
-// lock belongs to f's open file description: the kernel releases it when f
-// is closed or the process dies, so a crashed writer never blocks others.
-// flock waits are not interruptible by a context.
-func fsLockFile(f *os.File) error {
-	for {
-		err := unix.Flock(int(f.Fd()), unix.LOCK_EX)
-		if err == nil {
-			return nil
-		}
-		if !errors.Is(err, unix.EINTR) {
-			return fmt.Errorf("whycache: filestore: lock %s: %w", f.Name(), err)
-		}
-	}
-}
-
-// fsTryLockFile takes the exclusive flock on f without waiting; it reports
-// false when another open file description holds it.
-func fsTryLockFile(f *os.File) (bool, error) {
-	err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
-	switch {
-	case err == nil:
-		return true, nil
-	case errors.Is(err, unix.EWOULDBLOCK):
-		return false, nil
-	default:
-		return false, fmt.Errorf("whycache: filestore: lock %s: %w", f.Name(), err)
-	}
-}
-
-// fsUnlockFile releases the flock taken by fsLockFile.
-func fsUnlockFile(f *os.File) error {
-	if err := unix.Flock(int(f.Fd()), unix.LOCK_UN); err != nil {
-		return fmt.Errorf("whycache: filestore: unlock %s: %w", f.Name(), err)
-	}
-	return nil
-}
-
 // fsDataSync flushes f's data and the metadata needed to read it back
 // (its size) to stable storage.
 func fsDataSync(f *os.File) error {

@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 
@@ -19,9 +20,12 @@ import (
 // fsManifestName is the MANIFEST file in a store directory.
 const fsManifestName = "MANIFEST"
 
-// fsManifestVersion is the MANIFEST format version this code writes and
-// reads.
-const fsManifestVersion = 1
+// MANIFEST format versions: version 2 (written) records the size and last
+// position of segments; version 1 (still read) does not.
+const (
+	fsManifestVersion1 = 1
+	fsManifestVersion  = 2
+)
 
 // fsMaxManifestSize bounds how much of a MANIFEST is read.
 const fsMaxManifestSize = 64 << 20
@@ -31,10 +35,24 @@ const fsMaxManifestSize = 64 << 20
 type fsSegment struct {
 	Name  string `json:"name"`
 	First uint64 `json:"first_id"`
+	// Size is the segment's size in bytes when the MANIFEST was published,
+	// and LastID and LastNonce the position of its last batch within Size
+	// (0 when it holds none). For a sealed segment (every one but the
+	// last) that is its exact, final size; for the last one, the prefix
+	// that was acknowledged when it was published (it only grows). Size is
+	// 0 when unknown: for segments listed before MANIFEST version 2.
+	Size      int64  `json:"size,omitempty"`
+	LastID    uint64 `json:"last_id,omitempty"`
+	LastNonce uint64 `json:"last_nonce,omitempty"`
+}
+
+// recorded returns the segment's recorded end as an fsAck.
+func (sg fsSegment) recorded() fsAck {
+	return fsAck{end: sg.Size, lastID: sg.LastID, nonce: sg.LastNonce}
 }
 
 // fsManifest is the decoded MANIFEST. A published manifest is never
-// modified: a change publishes a new one (see fsPublishManifest), so a
+// modified: a change publishes a new one (see fsManifestCache.publish), so a
 // *fsManifest may be shared between goroutines without locking.
 type fsManifest struct {
 	Version int    `json:"version"`
@@ -45,15 +63,19 @@ type fsManifest struct {
 	// committed records are the larger of IDFloor and the tail's last id + 1.
 	IDFloor uint64 `json:"id_floor"`
 	// Generation grows with every publication, across Resets; it makes the
-	// names of rewritten segment files unique.
+	// names of rewritten segment files unique and tells a MANIFEST that
+	// follows another from one restored from a backup.
 	Generation uint64      `json:"generation"`
 	Segments   []fsSegment `json:"segments"`
 
 	id logstore.LogID // decoded LogID
+	// epoch is the fsManifestCache epoch the manifest was read or
+	// published in; positions remembered under another epoch are void.
+	epoch uint64
 }
 
-// fsDecodeManifest parses and validates a MANIFEST. Any defect is an error
-// wrapping logstore.ErrCorrupt.
+// fsDecodeManifest parses and validates a MANIFEST of version 1 or 2. Any
+// defect is an error wrapping logstore.ErrCorrupt.
 func fsDecodeManifest(data []byte) (*fsManifest, error) {
 	var m fsManifest
 	dec := json.NewDecoder(bytes.NewReader(data))
@@ -64,8 +86,8 @@ func fsDecodeManifest(data []byte) (*fsManifest, error) {
 	if dec.More() {
 		return nil, fsCorruptf("MANIFEST: data after the JSON object")
 	}
-	if m.Version != fsManifestVersion {
-		return nil, fsCorruptf("MANIFEST: format version %d, want %d", m.Version, fsManifestVersion)
+	if m.Version != fsManifestVersion && m.Version != fsManifestVersion1 {
+		return nil, fsCorruptf("MANIFEST: format version %d, want %d or %d", m.Version, fsManifestVersion1, fsManifestVersion)
 	}
 	if len(m.LogID) != 2*len(m.id) {
 		return nil, fsCorruptf("MANIFEST: log id %q is not %d hex digits", m.LogID, 2*len(m.id))
@@ -78,31 +100,64 @@ func fsDecodeManifest(data []byte) (*fsManifest, error) {
 	}
 	seen := make(map[string]bool, len(m.Segments))
 	for i, sg := range m.Segments {
-		if !fsValidSegmentName(sg.Name) || seen[sg.Name] {
+		if _, _, ok := fsParseSegmentName(sg.Name); !ok || seen[sg.Name] {
 			return nil, fsCorruptf("MANIFEST: bad or repeated segment name %q", sg.Name)
 		}
 		seen[sg.Name] = true
 		if sg.First == 0 || (i > 0 && sg.First <= m.Segments[i-1].First) {
 			return nil, fsCorruptf("MANIFEST: segment %q: first id %d out of order", sg.Name, sg.First)
 		}
+		if err := m.validateEnd(i); err != nil {
+			return nil, err
+		}
 	}
 	return &m, nil
 }
 
-// fsValidSegmentName accepts the names fsSegmentName produces: digits and
-// dots, ending in ".seg", so a MANIFEST cannot name a path outside the
-// directory.
-func fsValidSegmentName(name string) bool {
-	base, ok := strings.CutSuffix(name, ".seg")
-	if !ok || base == "" || len(base) > 64 {
-		return false
+// validateEnd checks the recorded size and last position of segment i.
+func (m *fsManifest) validateEnd(i int) error {
+	sg := m.Segments[i]
+	if m.Version == fsManifestVersion1 && (sg.Size != 0 || sg.LastID != 0 || sg.LastNonce != 0) {
+		return fsCorruptf("MANIFEST: segment %q: version 1 records no size", sg.Name)
 	}
-	for _, c := range base {
-		if (c < '0' || c > '9') && c != '.' {
-			return false
+	switch {
+	case sg.Size == 0 && (sg.LastID != 0 || sg.LastNonce != 0):
+		return fsCorruptf("MANIFEST: segment %q: last id without a size", sg.Name)
+	case sg.Size != 0 && sg.Size < fsMagicLen:
+		return fsCorruptf("MANIFEST: segment %q: size %d", sg.Name, sg.Size)
+	case sg.LastID == 0 && sg.LastNonce != 0:
+		return fsCorruptf("MANIFEST: segment %q: nonce without a last id", sg.Name)
+	case sg.LastID != 0 && (sg.LastID < sg.First || (i+1 < len(m.Segments) && sg.LastID >= m.Segments[i+1].First)):
+		return fsCorruptf("MANIFEST: segment %q: last id %d outside its range", sg.Name, sg.LastID)
+	}
+	return nil
+}
+
+// fsParseSegmentName parses the names fsSegmentName produces: "<first>.seg"
+// (generation 0) and "<first>.<generation>.seg", both numbers in decimal
+// digits only, so a MANIFEST cannot name a path outside the directory.
+func fsParseSegmentName(name string) (first, generation uint64, ok bool) {
+	base, ok := strings.CutSuffix(name, ".seg")
+	if !ok {
+		return 0, 0, false
+	}
+	num := func(s string) (uint64, bool) {
+		if s == "" || len(s) > 20 || strings.TrimLeft(s, "0123456789") != "" {
+			return 0, false
+		}
+		n, err := strconv.ParseUint(s, 10, 64)
+		return n, err == nil
+	}
+	a, b, two := strings.Cut(base, ".")
+	if first, ok = num(a); !ok || first == 0 {
+		return 0, 0, false
+	}
+	if two {
+		if generation, ok = num(b); !ok || generation == 0 {
+			return 0, 0, false
 		}
 	}
-	return true
+	return first, generation, true
 }
 
 // fsSegmentName names a segment file whose records start at first. A
@@ -128,10 +183,11 @@ func fsNewManifest(floor, generation uint64) (*fsManifest, error) {
 	return m, nil
 }
 
-// next returns a copy of m to be published as its successor (generation
-// bumped, segment list copied).
+// next returns a copy of m to be published as its successor (current
+// version, generation bumped, segment list copied).
 func (m *fsManifest) next() *fsManifest {
 	n := *m
+	n.Version = fsManifestVersion
 	n.Generation++
 	n.Segments = append([]fsSegment(nil), m.Segments...)
 	return &n
@@ -149,45 +205,97 @@ func (m *fsManifest) segmentFor(id uint64) int {
 	return i
 }
 
-// fsManifestCache holds the last MANIFEST read and the open file it was
-// read from. Holding the file open keeps its inode alive, so a MANIFEST
-// published since always has another inode: a stat of the path detects
-// every change.
-type fsManifestCache struct {
-	m    *fsManifest
-	f    *os.File // the MANIFEST inode m was read from
-	dev  uint64
-	ino  uint64
-	path string
+// isTail reports whether segment i is the one appended to (the last).
+func (m *fsManifest) isTail(i int) bool { return i == len(m.Segments)-1 }
+
+// segCheck returns what a scan of segment i verifies; ack is the
+// acknowledged end of the tail segment known besides the MANIFEST's (the
+// watermark's), loadAck rereads it (nil for writers).
+func (m *fsManifest) segCheck(i int, ack fsAck, loadAck func() (fsAck, error)) fsSegCheck {
+	sg := m.Segments[i]
+	c := fsSegCheck{lo: sg.First}
+	if !m.isTail(i) {
+		c.hi = m.Segments[i+1].First
+		c.sealed, c.end = true, sg.recorded()
+		return c
+	}
+	c.ack, c.loadAck = sg.recorded(), loadAck
+	if ack.end > c.ack.end {
+		c.ack = ack
+	}
+	return c
 }
 
-// fsFileID returns the device and inode numbers of fi.
-func fsFileID(fi os.FileInfo) (dev, ino uint64) {
+// fsManifestCache holds the last MANIFEST read and the open file it was
+// read from. Holding the file open keeps its inode alive, so a MANIFEST
+// published since always has another inode; a MANIFEST rewritten in place
+// (a backup copied over it) changes its ctime. A stat of the path detects
+// both.
+type fsManifestCache struct {
+	m     *fsManifest
+	f     *os.File // the MANIFEST inode m was read from
+	key   fsFileKey
+	path  string
+	epoch uint64 // see fsManifest.epoch
+}
+
+// fsFileKey identifies a file's contents as far as a stat can: a change of
+// inode, size or ctime means another file or new contents.
+type fsFileKey struct {
+	dev, ino uint64
+	size     int64
+	ctime    syscall.Timespec
+}
+
+// fsKeyOf returns the key of fi.
+func fsKeyOf(fi os.FileInfo) fsFileKey {
+	k := fsFileKey{size: fi.Size()}
 	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
-		return uint64(st.Dev), st.Ino
+		k.dev, k.ino, k.ctime = uint64(st.Dev), st.Ino, st.Ctim
 	}
-	return 0, 0
+	return k
 }
 
 // load returns the current MANIFEST, reading it only when the file changed.
-// The caller serializes calls.
+// A MANIFEST that does not follow the cached one (a lower or equal
+// generation: restored from a backup or copied in by hand) starts a new
+// epoch and has the directory checked against it (fsCheckDir). A missing
+// MANIFEST is logstore.ErrCorrupt when segment files remain, else
+// logstore.ErrNoLog. The caller serializes calls.
 func (c *fsManifestCache) load() (*fsManifest, error) {
-	fi, err := os.Stat(c.path)
-	if err != nil {
-		return nil, fmt.Errorf("whycache: filestore: %w", err)
+	for attempt := 0; ; attempt++ {
+		m, retry, err := c.loadOnce(attempt < 3)
+		if !retry {
+			return m, err
+		}
 	}
-	if dev, ino := fsFileID(fi); c.m != nil && dev == c.dev && ino == c.ino && ino != 0 {
-		return c.m, nil
+}
+
+// loadOnce is one attempt of load. retry is set (only when mayRetry) when
+// the directory check failed while the MANIFEST was replaced again, which
+// a publication racing the check explains.
+func (c *fsManifestCache) loadOnce(mayRetry bool) (m *fsManifest, retry bool, err error) {
+	fi, err := os.Stat(c.path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, false, fsMissingManifest(filepath.Dir(c.path))
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("whycache: filestore: %w", err)
+	}
+	if key := fsKeyOf(fi); c.m != nil && key == c.key && key.ino != 0 {
+		return c.m, false, nil
 	}
 	f, err := os.Open(c.path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, false, fsMissingManifest(filepath.Dir(c.path))
+	}
 	if err != nil {
-		return nil, fmt.Errorf("whycache: filestore: %w", err)
+		return nil, false, fmt.Errorf("whycache: filestore: %w", err)
 	}
 	data, err := io.ReadAll(io.LimitReader(f, fsMaxManifestSize+1))
 	if err == nil && len(data) > fsMaxManifestSize {
 		err = fsCorruptf("MANIFEST larger than %d bytes", fsMaxManifestSize)
 	}
-	var m *fsManifest
 	if err == nil {
 		m, err = fsDecodeManifest(data)
 	}
@@ -196,10 +304,19 @@ func (c *fsManifestCache) load() (*fsManifest, error) {
 	}
 	if err != nil {
 		f.Close()
-		return nil, fmt.Errorf("whycache: filestore: read %s: %w", c.path, err)
+		return nil, false, fmt.Errorf("whycache: filestore: read %s: %w", c.path, err)
 	}
+	if c.m != nil && m.Generation <= c.m.Generation {
+		if err := fsCheckDir(filepath.Dir(c.path), m); err != nil {
+			f.Close()
+			now, serr := os.Stat(c.path)
+			return nil, mayRetry && serr == nil && !os.SameFile(now, fi), err
+		}
+		c.epoch++
+	}
+	m.epoch = c.epoch
 	c.set(m, f, fi)
-	return m, nil
+	return m, false, nil
 }
 
 // set replaces the cached manifest with m, read from (or written to) f.
@@ -207,8 +324,7 @@ func (c *fsManifestCache) set(m *fsManifest, f *os.File, fi os.FileInfo) {
 	if c.f != nil {
 		c.f.Close()
 	}
-	c.m, c.f = m, f
-	c.dev, c.ino = fsFileID(fi)
+	c.m, c.f, c.key = m, f, fsKeyOf(fi)
 }
 
 // close releases the cached file.
@@ -245,6 +361,7 @@ func (c *fsManifestCache) publish(m *fsManifest, mode os.FileMode, sync bool) er
 		f.Close()
 		return fmt.Errorf("whycache: filestore: %w", err)
 	}
+	m.epoch = c.epoch
 	c.set(m, f, fi)
 	return nil
 }

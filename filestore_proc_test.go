@@ -3,6 +3,7 @@ package whycache
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -14,14 +15,16 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+	"time"
 
+	"github.com/whycache/whycache/logstore"
 	"golang.org/x/sys/unix"
 )
 
 // Environment of the helper processes the tests below start by running the
 // test binary again.
 const (
-	fsHelperModeEnv = "WHYCACHE_FS_HELPER" // writer, crash or fsize
+	fsHelperModeEnv = "WHYCACHE_FS_HELPER" // writer, crash, fsize or hold
 	fsHelperDirEnv  = "WHYCACHE_FS_DIR"    // the store directory
 	fsHelperTagEnv  = "WHYCACHE_FS_TAG"    // prefix of the records written
 	fsHelperNEnv    = "WHYCACHE_FS_N"      // commits to make (writer)
@@ -82,6 +85,8 @@ func TestFileStoreHelperProcess(t *testing.T) {
 		}
 	case "fsize":
 		fsHelperFileSizeLimit(t, s, out)
+	case "hold":
+		fsHelperHoldLock(t, s, out)
 	default:
 		t.Fatalf("unknown helper mode %q", mode)
 	}
@@ -111,6 +116,85 @@ func fsHelperFileSizeLimit(t *testing.T, s *FileStore, out io.Writer) {
 	fmt.Fprintf(out, "unchanged %v\n", string(after) == string(before))
 	id, err := commitLast(ctx, s, fsRecs("fits"))
 	fmt.Fprintf(out, "next %d %v\n", id, err)
+}
+
+// fsHelperHoldLock takes the writer lock of the store through a file of
+// its own, reports "locked" and holds it until the process is killed.
+func fsHelperHoldLock(t *testing.T, s *FileStore, out *bufio.Writer) {
+	f, err := os.OpenFile(s.path(fsLockName), os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintln(out, "locked")
+	out.Flush()
+	select {}
+}
+
+func TestFileStoreLockWaitHonoursContext(t *testing.T) {
+	// While another process holds the writer lock, a Commit, Compact or
+	// Reset whose context is cancelled returns the context's error within
+	// 100 ms and changes nothing.
+	ctx := context.Background()
+	dir := t.TempDir()
+	s := fsTestOpen(t, dir, FileStoreOptions{NoSync: true})
+	fsCommit(t, s, "before")
+	info, _ := s.Info(ctx)
+	h := fsStartHelper(t, "hold", dir, "", 0)
+	defer func() {
+		h.cmd.Process.Kill()
+		h.cmd.Wait()
+	}()
+	if line := <-h.lines; line != "locked" {
+		t.Fatalf("helper: %q", line)
+	}
+	keep := func(_ uint64, c []byte) ([]byte, bool, error) { return c, true, nil }
+	for name, op := range map[string]func(context.Context) error{
+		"Commit": func(ctx context.Context) error {
+			_, err := s.Commit(ctx, logstore.LogID{}, fsRecs("never"))
+			return err
+		},
+		"Compact": func(ctx context.Context) error { _, err := s.Compact(ctx, 1, 1, keep); return err },
+		"Reset":   func(ctx context.Context) error { return s.Reset(ctx) },
+	} {
+		opCtx, cancel := context.WithCancel(ctx)
+		cancelled := make(chan time.Time, 1)
+		timer := time.AfterFunc(50*time.Millisecond, func() { cancelled <- time.Now(); cancel() })
+		done := make(chan error, 1)
+		go func() { done <- op(opCtx) }()
+		select {
+		case err := <-done:
+			returned := time.Now()
+			if !errors.Is(err, context.Canceled) {
+				t.Errorf("%s while another process holds the lock: %v, want context.Canceled", name, err)
+			}
+			select {
+			case at := <-cancelled:
+				if d := returned.Sub(at); d > 100*time.Millisecond {
+					t.Errorf("%s returned %v after its context was cancelled, want within 100ms", name, d)
+				}
+			default:
+				t.Errorf("%s returned %v before its context was cancelled", name, err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%s still waits for the lock 10s after its context was cancelled", name)
+		}
+		timer.Stop()
+		cancel()
+	}
+	if got, _ := s.Info(ctx); got != info {
+		t.Errorf("Info after the cancelled calls: %+v, want %+v", got, info)
+	}
+	if ids, _ := fsRead(t, s, 1, math.MaxUint64); len(ids) != 1 {
+		t.Errorf("records after the cancelled calls: %v", ids)
+	}
+	h.cmd.Process.Kill() // the kernel releases its lock
+	h.cmd.Wait()
+	if id := fsCommit(t, s, "after"); id != 2 {
+		t.Errorf("commit after the holder died: id %d, want 2", id)
+	}
 }
 
 // fsHelper is a running helper process.
@@ -290,7 +374,7 @@ func fsHasTornTail(t *testing.T, s *FileStore) bool {
 	}
 	defer f.Close()
 	var sc fsScanner
-	if err := sc.start(f, 0, 0); err != nil {
+	if err := sc.start(f, fsPos{}, s.readCheck(m, len(m.Segments)-1, nil)); err != nil {
 		t.Fatal(err)
 	}
 	if err := sc.scanToEnd(); err != nil {

@@ -7,41 +7,72 @@ import (
 	"math"
 	"os"
 	"sync"
+	"time"
+
+	"github.com/whycache/whycache/logstore"
 )
 
-// fsCursor is a position in a segment just past a complete batch whose
-// last id is lastID. Batches before it never change, and a name is never
-// reused for other contents, so it stays valid as long as the segment is
-// listed.
+// fsCursor is a position just past a complete batch of a segment,
+// remembered so that a poller's next call reads only what is new. Batches
+// before it never change and a name is never reused for other contents
+// within one epoch of the MANIFEST (see fsManifest.epoch: a MANIFEST
+// restored from a backup starts a new one, as its segments may then hold
+// other contents under the same names), so it stays valid while the
+// segment is listed and the epoch lasts.
 type fsCursor struct {
-	seg    string
-	off    int64
-	lastID uint64
+	seg   string
+	epoch uint64
+	pos   fsPos
+	// time is the commit time (Unix ns) of the batch at pos, 0 when
+	// unknown; timeTried is set once the watermark was read for it.
+	time      int64
+	timeTried bool
 }
 
-// fsCursors keeps the few most recent cursors, enough for a poller that
-// alternates LatestUpdateID and ReadUpdates(last+1, latest).
+// position returns the log position of the batch at the cursor.
+func (c fsCursor) position() logstore.Position {
+	return logstore.Position{ID: c.pos.lastID, Nonce: c.pos.nonce}
+}
+
+// fsCursorSlots is how many cursors a FileStore remembers: enough for a
+// poller that alternates LatestUpdateID and ReadUpdates(last+1, latest),
+// or pages through a log with Poll, and for a few such callers at once.
+const fsCursorSlots = 8
+
+// fsCursors keeps the most recent cursors in a ring.
 type fsCursors struct {
-	c    [4]fsCursor
+	c    [fsCursorSlots]fsCursor
 	next int // ring index of the slot to overwrite
 }
 
-// best returns the cursor in seg with the highest lastID below below.
-func (cs *fsCursors) best(seg string, below uint64) (fsCursor, bool) {
+// best returns the cursor in seg (of epoch) with the highest lastID below
+// below.
+func (cs *fsCursors) best(seg string, epoch, below uint64) (fsCursor, bool) {
 	var b fsCursor
 	found := false
 	for _, c := range cs.c {
-		if c.seg == seg && c.lastID < below && (!found || c.lastID > b.lastID) {
+		if c.seg == seg && c.epoch == epoch && c.pos.lastID < below && (!found || c.pos.lastID > b.pos.lastID) {
 			b, found = c, true
 		}
 	}
 	return b, found
 }
 
-// note remembers c.
+// at returns a cursor (of epoch) just past the batch that ends at id.
+func (cs *fsCursors) at(epoch, id uint64) (fsCursor, bool) {
+	for _, c := range cs.c {
+		if c.seg != "" && c.epoch == epoch && c.pos.lastID == id {
+			return c, true
+		}
+	}
+	return fsCursor{}, false
+}
+
+// note remembers c, replacing a cursor at the same place.
 func (cs *fsCursors) note(c fsCursor) {
-	for _, o := range cs.c {
-		if o == c {
+	for i, o := range cs.c {
+		if o.seg == c.seg && o.epoch == c.epoch && o.pos == c.pos {
+			cs.c[i] = c
 			return
 		}
 	}
@@ -50,10 +81,17 @@ func (cs *fsCursors) note(c fsCursor) {
 }
 
 // cursor returns the best cursor in seg below id (see fsCursors.best).
-func (s *FileStore) cursor(seg string, below uint64) (fsCursor, bool) {
+func (s *FileStore) cursor(seg string, epoch, below uint64) (fsCursor, bool) {
 	s.cmu.Lock()
 	defer s.cmu.Unlock()
-	return s.cursors.best(seg, below)
+	return s.cursors.best(seg, epoch, below)
+}
+
+// cursorAt returns a cursor just past the batch ending at id.
+func (s *FileStore) cursorAt(epoch, id uint64) (fsCursor, bool) {
+	s.cmu.Lock()
+	defer s.cmu.Unlock()
+	return s.cursors.at(epoch, id)
 }
 
 // noteCursor remembers a scan position.
@@ -66,12 +104,15 @@ func (s *FileStore) noteCursor(c fsCursor) {
 // fsScannerPool recycles scanner buffers between reads.
 var fsScannerPool = sync.Pool{New: func() any { return new(fsScanner) }}
 
+// fsGetScanner takes a scanner from the pool.
+func fsGetScanner() *fsScanner { return fsScannerPool.Get().(*fsScanner) }
+
 // fsPutScanner returns sc to the pool unless its buffer grew large.
 func fsPutScanner(sc *fsScanner) {
 	if cap(sc.rd.buf) > 1<<20 {
 		return
 	}
-	sc.rd.f = nil
+	sc.rd.f, sc.check = nil, fsSegCheck{}
 	fsScannerPool.Put(sc)
 }
 
@@ -92,10 +133,29 @@ func (s *FileStore) withSegments(fn func(m *fsManifest) error) error {
 		if !errors.Is(err, errFsSegmentGone) {
 			return err
 		}
-		if attempt == fsMaxManifestRetries {
-			return fsCorruptf("a segment listed in the MANIFEST is missing (%v)", err)
+		if err := s.segmentGone(m, err, attempt); err != nil {
+			return err
 		}
 	}
+}
+
+// segmentGone decides what a segment file of m found missing (gone, an
+// error wrapping errFsSegmentGone) means: nil when a newer MANIFEST was
+// published meanwhile (the caller retries with it), logstore.ErrCorrupt
+// when the MANIFEST is unchanged (a listed segment is lost) or keeps
+// changing beyond fsMaxManifestRetries attempts.
+func (s *FileStore) segmentGone(m *fsManifest, gone error, attempt int) error {
+	now, err := s.manifest()
+	if err != nil {
+		return err
+	}
+	if now == m {
+		return fsCorruptf("%s: a segment listed in the MANIFEST is missing (%v)", s.dir, gone)
+	}
+	if attempt >= fsMaxManifestRetries {
+		return fsCorruptf("%s: segment files keep disappearing (%v)", s.dir, gone)
+	}
+	return nil
 }
 
 // openSegment opens a listed segment for reading; a missing file is
@@ -111,10 +171,32 @@ func (s *FileStore) openSegment(name string) (*os.File, error) {
 	return f, nil
 }
 
+// readCheck returns what a reader's scan of segment i of m verifies: for
+// the tail, the acknowledged end comes from the MANIFEST and from the
+// watermark, read when a scan stops (seen, if not nil, receives it).
+func (s *FileStore) readCheck(m *fsManifest, i int, seen *fsWatermark) fsSegCheck {
+	name := m.Segments[i].Name
+	return m.segCheck(i, fsAck{}, func() (fsAck, error) {
+		w, err := s.readWatermark(m)
+		if seen != nil {
+			*seen = w
+		}
+		return w.forSegment(m, name), err
+	})
+}
+
+// readWatermark reads the watermark for a reader of m.
+func (s *FileStore) readWatermark(m *fsManifest) (fsWatermark, error) {
+	s.rmu.Lock()
+	defer s.rmu.Unlock()
+	return s.wmr.read(s.dir, m.epoch)
+}
+
 // ReadUpdates calls fn for every record with low <= id <= high in id order;
 // see logstore.Store. Only complete Commit batches are delivered. contents
-// is valid only during the call. Errors from fn are returned as is; a
-// damaged frame yields an error wrapping logstore.ErrCorrupt. fn may call
+// is valid only during the call. Errors from fn are returned as is; damage
+// (see the FileStore doc) is an error wrapping logstore.ErrCorrupt naming
+// the file and offset, returned after the records before it. fn may call
 // any method of the store other than Close without deadlocking.
 func (s *FileStore) ReadUpdates(ctx context.Context, low, high uint64, fn func(id uint64, contents []byte) error) error {
 	if err := s.enter(ctx); err != nil {
@@ -125,7 +207,7 @@ func (s *FileStore) ReadUpdates(ctx context.Context, low, high uint64, fn func(i
 	if high < low {
 		return nil
 	}
-	sc := fsScannerPool.Get().(*fsScanner)
+	sc := fsGetScanner()
 	defer fsPutScanner(sc)
 	pos := low // the lowest id not delivered yet
 	return s.withSegments(func(m *fsManifest) error {
@@ -138,7 +220,7 @@ func (s *FileStore) ReadUpdates(ctx context.Context, low, high uint64, fn func(i
 			if err != nil {
 				return err
 			}
-			done, err := s.readSegment(ctx, sc, f, sg.Name, &pos, high, fn)
+			done, err := s.readSegment(ctx, sc, f, m, i, &pos, high, fn)
 			f.Close()
 			if done || err != nil {
 				return err
@@ -148,26 +230,27 @@ func (s *FileStore) ReadUpdates(ctx context.Context, low, high uint64, fn func(i
 	})
 }
 
-// readSegment delivers the records of one segment with *pos <= id <= high,
-// advancing *pos past each. done reports that a record above high was
-// reached.
-func (s *FileStore) readSegment(ctx context.Context, sc *fsScanner, f *os.File, name string, pos *uint64, high uint64, fn func(uint64, []byte) error) (done bool, err error) {
-	c, _ := s.cursor(name, *pos)
-	if err := sc.start(f, c.off, c.lastID); err != nil {
+// readSegment delivers the records of segment i of m with *pos <= id <=
+// high, advancing *pos past each. done reports that a record above high
+// was reached.
+func (s *FileStore) readSegment(ctx context.Context, sc *fsScanner, f *os.File, m *fsManifest, i int, pos *uint64, high uint64, fn func(uint64, []byte) error) (done bool, err error) {
+	name := m.Segments[i].Name
+	c, _ := s.cursor(name, m.epoch, *pos)
+	if err := sc.start(f, c.pos, s.readCheck(m, i, nil)); err != nil {
 		return false, err
 	}
-	resume := fsCursor{seg: name, off: sc.end, lastID: sc.lastID}
+	resume := sc.pos()
 	defer func() {
-		if resume.lastID > c.lastID {
-			s.noteCursor(resume)
+		if resume.lastID > c.pos.lastID {
+			s.noteCursor(fsCursor{seg: name, epoch: m.epoch, pos: resume})
 		}
 	}()
-	deliver := func(id uint64, contents []byte) error {
-		if id < *pos || id > high {
+	deliver := func(fr fsFrame) error {
+		if fr.mark || fr.id < *pos || fr.id > high {
 			return nil
 		}
-		*pos = id + 1
-		return fn(id, contents)
+		*pos = fr.id + 1
+		return fn(fr.id, fr.contents)
 	}
 	for n := 0; ; n++ {
 		if n%256 == 255 {
@@ -189,64 +272,132 @@ func (s *FileStore) readSegment(ctx context.Context, sc *fsScanner, f *os.File, 
 		}
 		if b.lastID >= high {
 			if b.lastID == high {
-				resume = fsCursor{seg: name, off: b.end, lastID: b.lastID}
+				resume = sc.pos()
 			}
 			return true, nil
 		}
-		resume = fsCursor{seg: name, off: b.end, lastID: b.lastID}
+		resume = sc.pos()
 	}
 }
 
-// LatestUpdateID returns the id of the last record of the last complete
-// batch, or, when the log holds none (empty, compacted away or Reset), the
-// highest id ever assigned in the directory (0 for a new log). It never
-// decreases. A poller's repeated calls read only the bytes appended since.
+// LatestUpdateID returns the id of the last record (or mark) of the last
+// complete batch, or, when the log holds none (empty, compacted away or
+// Reset), the highest id ever assigned in the directory (0 for a new log).
+// It never decreases, unless the directory is restored from a backup. A
+// poller's repeated calls read only the bytes appended since. Damage in
+// the tail segment is an error wrapping logstore.ErrCorrupt.
 func (s *FileStore) LatestUpdateID(ctx context.Context) (uint64, error) {
 	if err := s.enter(ctx); err != nil {
 		return 0, err
 	}
 	defer s.leave()
-	return s.latest(ctx)
+	var latest logstore.Position
+	err := s.withSegments(func(m *fsManifest) error {
+		var err error
+		latest, _, err = s.head(m, nil)
+		return err
+	})
+	return latest.ID, err
 }
 
-// latest implements LatestUpdateID for a caller inside enter/leave.
-func (s *FileStore) latest(context.Context) (uint64, error) {
-	var latest uint64
-	err := s.withSegments(func(m *fsManifest) error {
-		latest = m.IDFloor - 1
-		if len(m.Segments) == 0 {
-			return nil
+// fsHeld is a segment file a call keeps open to read it again.
+type fsHeld struct {
+	name string
+	f    *os.File
+}
+
+// close closes the file, if any.
+func (h *fsHeld) close() {
+	if h.f != nil {
+		h.f.Close()
+		h.f, h.name = nil, ""
+	}
+}
+
+// head returns the latest position of the log as m and its segments give
+// it, and the time of that commit (zero when unknown): the last complete
+// batch of the last segment that holds one, or the id floor - 1 (with
+// nonce 0) when that is higher. A segment file it opens is left open in
+// held, when not nil, for the caller to read again and close.
+func (s *FileStore) head(m *fsManifest, held *fsHeld) (logstore.Position, time.Time, error) {
+	var p logstore.Position
+	var t int64
+	for i := len(m.Segments) - 1; i >= 0 && p.ID == 0; i-- {
+		var err error
+		if p, t, err = s.segmentEnd(m, i, held); err != nil {
+			return logstore.Position{}, time.Time{}, err
 		}
-		name := m.Segments[len(m.Segments)-1].Name
-		c, ok := s.cursor(name, math.MaxUint64)
-		if ok {
-			fi, err := os.Stat(s.path(name))
-			if errors.Is(err, os.ErrNotExist) {
-				return fmt.Errorf("%w: %s", errFsSegmentGone, name)
+	}
+	if floor := m.IDFloor - 1; floor > p.ID {
+		return logstore.Position{ID: floor}, time.Time{}, nil
+	}
+	if t == 0 {
+		return p, time.Time{}, nil
+	}
+	return p, time.Unix(0, t), nil
+}
+
+// segmentEnd returns the position of the last complete batch of segment i
+// of m (the zero position when it has none) and its commit time (Unix ns,
+// 0 when unknown). A sealed segment's comes from the MANIFEST; the tail's
+// from a cursor when the file did not change since, else from a scan of
+// what was appended since.
+func (s *FileStore) segmentEnd(m *fsManifest, i int, held *fsHeld) (logstore.Position, int64, error) {
+	sg := m.Segments[i]
+	if !m.isTail(i) && sg.Size != 0 {
+		return logstore.Position{ID: sg.LastID, Nonce: sg.LastNonce}, 0, nil
+	}
+	size := int64(-1)
+	c, ok := s.cursor(sg.Name, m.epoch, math.MaxUint64)
+	if ok {
+		fi, err := os.Stat(s.path(sg.Name))
+		if errors.Is(err, os.ErrNotExist) {
+			return logstore.Position{}, 0, fmt.Errorf("%w: %s", errFsSegmentGone, sg.Name)
+		}
+		if err == nil {
+			size = fi.Size()
+		}
+		if err == nil && fi.Size() == c.pos.off {
+			if m.isTail(i) && c.time == 0 && !c.timeTried && c.pos.lastID != 0 {
+				w, err := s.readWatermark(m)
+				if err != nil {
+					return logstore.Position{}, 0, err
+				}
+				if a := w.forSegment(m, sg.Name); a.end == c.pos.off && a.lastID == c.pos.lastID {
+					c.time = w.time
+				}
+				c.timeTried = true
+				s.noteCursor(c)
 			}
-			if err == nil && fi.Size() == c.off {
-				latest = max(latest, c.lastID)
-				return nil
-			}
+			return c.position(), c.time, nil
 		}
-		f, err := s.openSegment(name)
-		if err != nil {
-			return err
-		}
+	}
+	f, err := s.openSegment(sg.Name)
+	if err != nil {
+		return logstore.Position{}, 0, err
+	}
+	if held != nil && held.f == nil {
+		held.name, held.f = sg.Name, f
+	} else {
 		defer f.Close()
-		sc := fsScannerPool.Get().(*fsScanner)
-		defer fsPutScanner(sc)
-		if err := sc.start(f, c.off, c.lastID); err != nil {
-			return err
-		}
-		if err := sc.scanToEnd(); err != nil {
-			return err
-		}
-		if sc.end > c.off {
-			s.noteCursor(fsCursor{seg: name, off: sc.end, lastID: sc.lastID})
-		}
-		latest = max(latest, sc.lastID)
-		return nil
-	})
-	return latest, err
+	}
+	sc := fsGetScanner()
+	defer fsPutScanner(sc)
+	var w fsWatermark
+	if err := sc.start(f, c.pos, s.readCheck(m, i, &w)); err != nil {
+		return logstore.Position{}, 0, err
+	}
+	sc.rd.size = size // as just seen: a reader refreshes it when data runs out
+	if err := sc.scanToEnd(); err != nil {
+		return logstore.Position{}, 0, err
+	}
+	if ok && sc.end == c.pos.off { // nothing complete was appended
+		return c.position(), c.time, nil
+	}
+	nc := fsCursor{seg: sg.Name, epoch: m.epoch, pos: sc.pos(), timeTried: w.seq != 0}
+	if a := w.forSegment(m, sg.Name); a.end == sc.end && a.lastID == sc.lastID && sc.lastID != 0 {
+		nc.time = w.time
+	}
+	s.noteCursor(nc)
+	return nc.position(), nc.time, nil
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -422,23 +423,27 @@ func fsAppendFile(t *testing.T, path string, data []byte) {
 }
 
 func TestFileStoreTornTail(t *testing.T) {
+	// Bytes a writer that died mid-append leaves after the acknowledged
+	// end: invisible to readers, truncated by the next writer.
 	ctx := context.Background()
-	frame := fsAppendFrame(nil, 3, true, []byte("torn record"))
-	unfinished := fsAppendFrame(fsAppendFrame(nil, 3, false, []byte("a")), 4, false, []byte("b"))
+	frame := fsAppendFrame(nil, 3, 7, true, false, []byte("torn record"))
+	unfinished := fsAppendFrame(fsAppendFrame(nil, 3, 7, false, false, []byte("a")), 4, 7, false, false, []byte("b"))
 	badSum := bytes.Clone(frame)
 	badSum[len(badSum)-1] ^= 1
+	hl := fsFormat2.headerLen()
 	tails := []struct {
 		name string
 		data []byte
 	}{
 		{"partial header", frame[:10]},
-		{"partial contents", frame[:fsHeaderLen+4]},
+		{"partial contents", frame[:hl+4]},
 		{"partial sum", frame[:len(frame)-3]},
 		{"frames without batch end", unfinished},
 		{"unfinished then partial", append(bytes.Clone(unfinished), frame[:20]...)},
 		{"zeros", make([]byte, 100)},
 		{"garbage", bytes.Repeat([]byte{0xa5, 0x17, 0x3c}, 40)},
 		{"last frame with bad sum", badSum},
+		{"bad frame then good frame", append(bytes.Clone(badSum), fsAppendFrame(nil, 4, 7, true, false, []byte("x"))...)},
 	}
 	for _, tc := range tails {
 		t.Run(tc.name, func(t *testing.T) {
@@ -456,11 +461,12 @@ func TestFileStoreTornTail(t *testing.T) {
 			if latest, err := r.LatestUpdateID(ctx); err != nil || latest != 2 {
 				t.Fatalf("LatestUpdateID = %d, %v; want 2", latest, err)
 			}
-			if id := fsCommit(t, r, "three"); id != 3 {
-				t.Fatalf("commit after torn tail: id %d, want 3", id)
+			c, err := r.Commit(ctx, logstore.LogID{}, fsRecs("three"))
+			if err != nil || c.First != 3 || c.Last != 3 {
+				t.Fatalf("commit after torn tail: %+v, %v; want id 3", c, err)
 			}
 			data, _ := os.ReadFile(seg)
-			if want := fsAppendFrame(clean, 3, true, []byte("three")); !bytes.Equal(data, want) {
+			if want := fsAppendFrame(clean, 3, c.Nonce, true, false, []byte("three")); !bytes.Equal(data, want) {
 				t.Fatalf("segment after recovery has %d bytes, want %d (torn tail truncated)", len(data), len(want))
 			}
 			if _, got := fsRead(t, s, 1, math.MaxUint64); got[3] != "three" || len(got) != 3 {
@@ -473,16 +479,18 @@ func TestFileStoreTornTail(t *testing.T) {
 func TestFileStoreDamage(t *testing.T) {
 	// Each case damages one byte of the first of three committed frames
 	// (offsets are relative to the frame's start).
+	hl := fsFormat2.headerLen()
 	for _, tc := range []struct {
 		name string
 		at   int
 	}{
 		{"length", 1},
 		{"id", 6},
-		{"flags", 12},
-		{"header sum", 14},
-		{"contents", fsHeaderLen + 2},
-		{"sum", fsHeaderLen + 5 + 3},
+		{"nonce", 14},
+		{"flags", 20},
+		{"header sum", 22},
+		{"contents", hl + 2},
+		{"sum", hl + 5 + 3},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := fsTestOpen(t, t.TempDir(), FileStoreOptions{NoSync: true})
@@ -493,7 +501,7 @@ func TestFileStoreDamage(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			data[len(fsSegMagic)+tc.at] ^= 0x10
+			data[fsMagicLen+tc.at] ^= 0x10
 			if err := os.WriteFile(seg, data, 0o600); err != nil {
 				t.Fatal(err)
 			}
@@ -528,7 +536,7 @@ func TestFileStoreBadManifest(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, bad := range []string{
-		"", "{", "null", `{"version":2}`, strings.Replace(string(good), `"version": 1`, `"version": 7`, 1),
+		"", "{", "null", `{"version":2}`, strings.Replace(string(good), `"version": 2`, `"version": 7`, 1),
 		strings.Replace(string(good), `"id_floor": 1`, `"id_floor": 0`, 1),
 		strings.Replace(string(good), fsSegmentName(1, 0), "../../etc/passwd", 1),
 		string(good) + "{}",
@@ -622,7 +630,7 @@ func TestFileStoreCompact(t *testing.T) {
 			}
 			entries, _ := os.ReadDir(s.Dir())
 			m, _ := s.manifest()
-			if len(entries) != len(m.Segments)+2 {
+			if len(entries) != len(m.Segments)+3 { // MANIFEST, lock, WATERMARK
 				t.Errorf("directory holds %d files for %d segments", len(entries), len(m.Segments))
 			}
 			// A second pass that keeps everything changes nothing.
@@ -638,23 +646,53 @@ func TestFileStoreCompact(t *testing.T) {
 }
 
 func TestFileStoreCompactDropAll(t *testing.T) {
+	// Dropping every record keeps a mark for the last commit when it ends
+	// at the horizon, and nothing when it ends below.
 	ctx := context.Background()
-	s := fsTestOpen(t, t.TempDir(), FileStoreOptions{SegmentSize: 100, NoSync: true})
-	for i := 0; i < 10; i++ {
-		fsCommit(t, s, "xxxxxxxxxxxxxxxxxxxxxxxxx")
-	}
-	drop := func(uint64, []byte) ([]byte, bool, error) { return nil, false, nil }
-	if _, err := s.Compact(ctx, 10, 10, drop); err != nil {
-		t.Fatal(err)
-	}
-	if m, _ := s.manifest(); len(m.Segments) != 0 {
-		t.Fatalf("segments left after dropping everything: %v", m.Segments)
-	}
-	if latest, _ := s.LatestUpdateID(ctx); latest != 10 {
-		t.Fatalf("LatestUpdateID = %d, want 10", latest)
-	}
-	if id := fsCommit(t, s, "next"); id != 11 {
-		t.Fatalf("next id %d, want 11", id)
+	for _, horizon := range []uint64{10, 11} {
+		t.Run(fmt.Sprint("horizon=", horizon), func(t *testing.T) {
+			s := fsTestOpen(t, t.TempDir(), FileStoreOptions{SegmentSize: 100, NoSync: true})
+			var last logstore.Committed
+			for i := 0; i < 10; i++ {
+				c, err := s.Commit(ctx, logstore.LogID{}, fsRecs("xxxxxxxxxxxxxxxxxxxxxxxxx"))
+				if err != nil {
+					t.Fatal(err)
+				}
+				last = c
+			}
+			drop := func(uint64, []byte) ([]byte, bool, error) { return nil, false, nil }
+			if _, err := s.Compact(ctx, 10, horizon, drop); err != nil {
+				t.Fatal(err)
+			}
+			m, _ := s.manifest()
+			wantSegs := 1 // the mark of id 10
+			if horizon > last.Last {
+				wantSegs = 0
+			}
+			if len(m.Segments) != wantSegs {
+				t.Fatalf("segments left after dropping everything: %v, want %d", m.Segments, wantSegs)
+			}
+			if ids, _ := fsRead(t, s, 1, math.MaxUint64); len(ids) != 0 {
+				t.Fatalf("records left: %v", ids)
+			}
+			res, err := s.Poll(ctx, logstore.PollRequest{After: last.Position()}, func(logstore.Entry) error { return nil })
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := last.Position()
+			if wantSegs == 0 {
+				want.Nonce = 0 // only the id floor is left
+			}
+			if res.Latest != want || res.Verdict != logstore.Judge(last.Position(), want, horizon, false, 0) {
+				t.Fatalf("Poll at the last commit: latest %+v verdict %v, want latest %+v", res.Latest, res.Verdict, want)
+			}
+			if latest, _ := s.LatestUpdateID(ctx); latest != 10 {
+				t.Fatalf("LatestUpdateID = %d, want 10", latest)
+			}
+			if id := fsCommit(t, s, "next"); id != 11 {
+				t.Fatalf("next id %d, want 11", id)
+			}
+		})
 	}
 }
 
@@ -683,7 +721,7 @@ func TestFileStoreCompactErrors(t *testing.T) {
 		}
 	}
 	entries, _ := os.ReadDir(s.Dir())
-	if len(entries) != 3 {
+	if len(entries) != 4 {
 		t.Errorf("failed compactions left files: %d entries", len(entries))
 	}
 }
@@ -743,8 +781,8 @@ func TestFileStoreReset(t *testing.T) {
 		t.Fatalf("first id after Reset %d, want 11", id)
 	}
 	entries, _ := os.ReadDir(s.Dir())
-	if len(entries) != 3 {
-		t.Fatalf("%d files after Reset and one commit, want MANIFEST, lock, one segment", len(entries))
+	if len(entries) != 4 {
+		t.Fatalf("%d files after Reset and one commit, want MANIFEST, lock, WATERMARK, one segment", len(entries))
 	}
 }
 
@@ -908,7 +946,7 @@ func TestFileStoreConformance(t *testing.T) {
 			}
 			return open(t), open
 		},
-		NoNonces: true, // until the store keeps nonces
+		Backup: fsBackup,
 	})
 }
 
@@ -926,12 +964,12 @@ func TestFileStoreCompactCopiesLateCommits(t *testing.T) {
 	g := &fsGroup{segs: m.Segments, logID: m.id}
 	defer g.discard()
 	dropFirst := func(id uint64, c []byte) ([]byte, bool, error) { return c, id != 1, nil }
-	if err := s.rewriteGroup(ctx, g, 2, dropFirst); err != nil {
+	if err := s.rewriteGroup(ctx, g, m, 0, 2, dropFirst); err != nil {
 		t.Fatal(err)
 	}
 	fsCommit(t, other, "late1")
 	fsCommit(t, other, "late2", "late3")
-	if err := s.withWriterLock(func() error { return s.installGroupLocked(g) }); err != nil {
+	if err := s.withWriterLock(ctx, func() error { return s.installGroupLocked(g) }); err != nil {
 		t.Fatal(err)
 	}
 	if _, got := fsRead(t, other, 1, math.MaxUint64); fmt.Sprint(got) != "map[2:b 3:late1 4:late2 5:late3]" {
@@ -939,5 +977,29 @@ func TestFileStoreCompactCopiesLateCommits(t *testing.T) {
 	}
 	if id := fsCommit(t, other, "next"); id != 6 {
 		t.Fatalf("next id %d, want 6", id)
+	}
+}
+
+// fsCopyDir copies the directory from to to (which must not exist) with
+// cp -a, as an operator copies a store directory.
+func fsCopyDir(t *testing.T, from, to string) {
+	t.Helper()
+	if out, err := exec.Command("cp", "-a", from, to).CombinedOutput(); err != nil {
+		t.Fatalf("cp -a %s %s: %v\n%s", from, to, err, out)
+	}
+}
+
+// fsBackup is the conformance harness's Backup: it copies the store's
+// directory with cp -a and restores it by replacing the directory with the
+// copy.
+func fsBackup(t *testing.T, s logstore.Store) func(t *testing.T) {
+	dir := s.(*FileStore).Dir()
+	backup := filepath.Join(t.TempDir(), "backup")
+	fsCopyDir(t, dir, backup)
+	return func(t *testing.T) {
+		if err := os.RemoveAll(dir); err != nil {
+			t.Fatal(err)
+		}
+		fsCopyDir(t, backup, dir)
 	}
 }
