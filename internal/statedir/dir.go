@@ -163,8 +163,8 @@ func untrustedOwner(path string, st *unix.Stat_t, dir bool) error {
 		what, rm = "directory", "rm -r "
 	}
 	return &UnsafeError{Path: path,
-		Problem: fmt.Sprintf("is owned by %s, not by you (%s), root, or a user or group you trust: another user created this %s and controls its contents",
-			userName(st.Uid), userName(uint32(os.Geteuid())), what),
+		Problem: fmt.Sprintf("is owned by %s, not by %s or a user or group you trust: another user created this %s and controls its contents",
+			userName(st.Uid), trustedByDefault(), what),
 		Fix: fmt.Sprintf("remove it as root or as its owner (%s%s) so that it is created again, or trust uid %d", rm, path, st.Uid)}
 }
 

@@ -147,8 +147,8 @@ func checkFile(path string, st *unix.Stat_t, trust Trust, shared bool) error {
 	switch {
 	case shared && !trust.ownerTrusted(st.Uid):
 		return &UnsafeError{Path: path,
-			Problem: fmt.Sprintf("is owned by %s, not by you (%s), root, or a user you trust, in a directory every user can create files in",
-				userName(st.Uid), userName(uint32(os.Geteuid()))),
+			Problem: fmt.Sprintf("is owned by %s, not by %s or a user you trust, in a directory every user can create files in",
+				userName(st.Uid), trustedByDefault()),
 			Fix: fmt.Sprintf("remove it as root or as its owner (rm %s), or keep the state in a directory of your own", path)}
 	case !trust.ownerTrusted(st.Uid) && !trust.groupTrusted(st.Gid):
 		return untrustedOwner(path, st, false)

@@ -41,6 +41,15 @@ func userName(uid uint32) string {
 	return "uid " + id
 }
 
+// trustedByDefault names the owners trusted without a Trust: "you (uid
+// 1000 (alice)), root," or, for root, "you (root)".
+func trustedByDefault() string {
+	if os.Geteuid() == 0 {
+		return "you (root)"
+	}
+	return "you (" + userName(uint32(os.Geteuid())) + "), root,"
+}
+
 // groupName describes gid as "gid 1001 (staff)", or "gid 1001".
 func groupName(gid uint32) string {
 	id := strconv.FormatUint(uint64(gid), 10)
