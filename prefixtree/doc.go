@@ -19,5 +19,10 @@
 // intervened; all offsets they follow are bounds-checked. Writers go
 // through a Batch, which is one shm transaction: readers in every process
 // see all of a batch or none of it, and a crash at any instant rolls it
-// back.
+// back. No read waits without end for a writer (Options.ReadTimeout, then
+// ErrWriterStuck), and BeginContext bounds the wait for the writer lock.
+//
+// OpenIn opens the map in a directory checked by internal/statedir, for a
+// machine shared with other users, and Options.ReadOnly opens it with read
+// permission only (see the shm package).
 package prefixtree

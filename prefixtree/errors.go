@@ -26,6 +26,10 @@ var (
 	// Options.ReadTimeout for a writer's batch that did not end (the
 	// writer is stopped or hung); the message names the writer.
 	ErrWriterStuck = shm.ErrWriterStuck
+
+	// ErrReadOnly is shm.ErrReadOnly: a write or Check on a map opened
+	// with Options.ReadOnly.
+	ErrReadOnly = shm.ErrReadOnly
 )
 
 // Size limits of one entry.

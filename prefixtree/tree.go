@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/cespare/xxhash/v2"
+	"github.com/whycache/whycache/internal/statedir"
 	"github.com/whycache/whycache/shm"
 )
 
@@ -26,6 +27,11 @@ type Options struct {
 	// then fails with an error wrapping ErrWriterStuck that names the
 	// writer. 0 means shm.DefaultReadTimeout.
 	ReadTimeout time.Duration
+	// ReadOnly opens the map for reading only (see shm.Options.ReadOnly):
+	// read permission on the file is enough, nothing is ever written, a
+	// missing file is not created, and reads are as fast as on a writable
+	// map. Begin, BeginContext and Check fail with shm.ErrReadOnly.
+	ReadOnly bool
 }
 
 // Tree is an open map. Reads (Get, AppendGet, cursors, Len, ...) are safe
@@ -36,8 +42,24 @@ type Tree struct {
 	f *shm.File
 }
 
-// Open opens (creating if needed) the state file at path.
+// Open opens (creating if needed) the state file at path. Like shm.Open it
+// trusts the path; on a machine shared with other users, use OpenIn.
 func Open(path string, opts Options) (*Tree, error) {
+	return open(opts, func(so shm.Options) (*shm.File, error) { return shm.Open(path, so) })
+}
+
+// OpenIn opens (creating if needed) the state file name in the checked
+// directory dir, with the checks of shm.OpenIn: no symbolic link is
+// followed and a file another user could have planted or could change is
+// refused with an error wrapping statedir.ErrUnsafe. dir may be closed once
+// OpenIn returns.
+func OpenIn(dir *statedir.Dir, name string, opts Options) (*Tree, error) {
+	return open(opts, func(so shm.Options) (*shm.File, error) { return shm.OpenIn(dir, name, so) })
+}
+
+// open checks opts, opens the state file with openFile and checks the map
+// layout.
+func open(opts Options, openFile func(shm.Options) (*shm.File, error)) (*Tree, error) {
 	if opts.MaxSize > MaxFileSize {
 		return nil, fmt.Errorf("prefixtree: MaxSize %d is above the %d bytes a map can address", opts.MaxSize, uint64(MaxFileSize))
 	}
@@ -47,15 +69,16 @@ func Open(path string, opts Options) (*Tree, error) {
 		NoCreate:    opts.NoCreate,
 		Walk:        walk,
 		ReadTimeout: opts.ReadTimeout,
+		ReadOnly:    opts.ReadOnly,
 	}
 	so.InitRoots[rootFormat] = treeFormat
-	f, err := shm.Open(path, so)
+	f, err := openFile(so)
 	if err != nil {
 		return nil, err
 	}
 	if f.MaxSize() > MaxFileSize {
 		f.Close()
-		return nil, fmt.Errorf("prefixtree: %s: reserved size %d is above the %d bytes a map can address", path, f.MaxSize(), uint64(MaxFileSize))
+		return nil, fmt.Errorf("prefixtree: %s: reserved size %d is above the %d bytes a map can address", f.Path(), f.MaxSize(), uint64(MaxFileSize))
 	}
 	if err := initFormat(f); err != nil {
 		f.Close()
@@ -67,7 +90,8 @@ func Open(path string, opts Options) (*Tree, error) {
 // initFormat checks the map layout word of f. Files Open creates carry it
 // from the start; a state file created without it (by shm alone) gets it
 // in a transaction of its own while it holds no map yet, so that every map
-// that holds anything was marked before it did.
+// that holds anything was marked before it did. A read-only File cannot
+// mark it, and reads such a file as the empty map it is.
 func initFormat(f *shm.File) error {
 	format := f.Root(rootFormat)
 	if format == treeFormat {
@@ -75,6 +99,9 @@ func initFormat(f *shm.File) error {
 	}
 	if format != 0 || f.Root(rootTable) != 0 || f.Root(rootTree) != 0 {
 		return fmt.Errorf("prefixtree: %s: %w: map layout %#x, this build reads %#x", f.Path(), ErrCorrupt, format, treeFormat)
+	}
+	if f.ReadOnly() {
+		return nil
 	}
 	tx, err := f.Begin()
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -34,7 +35,7 @@ func runStopperRole(tr *Tree, a helperArgs, stop <-chan struct{}) error {
 		return err
 	}
 	say("writing")
-	if err := syscall.Kill(os.Getpid(), syscall.SIGSTOP); err != nil {
+	if err := stopSelf(); err != nil {
 		return err
 	}
 	if err := b.Commit(); err != nil {
@@ -42,6 +43,21 @@ func runStopperRole(tr *Tree, a helperArgs, stop <-chan struct{}) error {
 	}
 	say("committed")
 	<-stop
+	return nil
+}
+
+// stopSelf stops the process with SIGSTOP and returns once it was
+// continued. kill(2) of the own process returns before every thread has
+// entered the stop, so the caller could run on (and, say, commit) before it
+// stops; waiting for the SIGCONT that continues it rules that out.
+func stopSelf() error {
+	cont := make(chan os.Signal, 1)
+	signal.Notify(cont, syscall.SIGCONT)
+	defer signal.Stop(cont)
+	if err := syscall.Kill(os.Getpid(), syscall.SIGSTOP); err != nil {
+		return err
+	}
+	<-cont
 	return nil
 }
 
@@ -130,7 +146,10 @@ func TestReadsReportStoppedWriter(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
-	if _, err := tr.BeginContext(ctx); !errors.Is(err, context.DeadlineExceeded) {
+	if b, err := tr.BeginContext(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		if b != nil {
+			b.Rollback() // else the deferred Close would wait for it
+		}
 		t.Fatalf("BeginContext while the writer is stopped: %v, want context.DeadlineExceeded", err)
 	}
 	if err := tr.CheckContext(ctx); !errors.Is(err, context.DeadlineExceeded) {

@@ -44,4 +44,17 @@
 // journal back and rebuilds the allocator from the blocks reachable from the
 // roots (Options.Walk), so a crash at any instant leaves a usable state that
 // Check verifies.
+//
+// # A machine shared with other users
+//
+// Open trusts its path: it follows symbolic links and accepts any owner.
+// OpenIn opens (and creates) the state file relative to a directory checked
+// by internal/statedir, never following a symbolic link, and refuses a file
+// that a user the caller does not trust owns or can write; a process that
+// keeps a File open learns from CheckPath whether the path still names it
+// (current, removed or replaced). With Options.ReadOnly a File is opened
+// O_RDONLY and mapped PROT_READ, so read permission is enough and nothing
+// is ever written: reads are as fast, a reader meeting a write section
+// waits with bounded sleeps, and a dead writer's transaction is left for a
+// writable process to repair (or reported after ReadTimeout).
 package shm

@@ -32,4 +32,9 @@ var (
 	// writer's pid, what /proc says of it, how long the reader waited and
 	// what to do. The read can be retried; nothing was changed.
 	ErrWriterStuck = errors.New("shm: writer stuck")
+
+	// ErrReadOnly is returned by Begin, BeginContext and the methods that
+	// take the writer lock (Check, CopyTo) on a File opened with
+	// Options.ReadOnly.
+	ErrReadOnly = errors.New("shm: state file opened read-only")
 )

@@ -1,15 +1,13 @@
 package shm
 
 import (
-	"crypto/rand"
 	"encoding/binary"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"time"
 
+	"github.com/whycache/whycache/internal/statedir"
 	"golang.org/x/sys/unix"
 )
 
@@ -50,6 +48,17 @@ type Options struct {
 	// and starts the next makes progress and restarts the wait. 0 means
 	// DefaultReadTimeout; a negative value is rejected by Open.
 	ReadTimeout time.Duration
+
+	// ReadOnly opens the file for reading only: the descriptor is
+	// O_RDONLY and the mapping PROT_READ, so read permission on the file
+	// is enough, and the File never writes to it. A missing file is not
+	// created (an error wrapping os.ErrNotExist). Every read works as
+	// fast as on a writable File; a reader that meets a write section
+	// waits with bounded sleeps (it cannot announce itself for a wake-up)
+	// and never repairs a dead writer's transaction: it waits for a
+	// writable process to do so, or fails after ReadTimeout with
+	// ErrWriterStuck. Begin, Check and CopyTo fail with ErrReadOnly.
+	ReadOnly bool
 }
 
 // DefaultReadTimeout is the read wait bound when Options.ReadTimeout is 0:
@@ -68,6 +77,12 @@ type File struct {
 	mem  []byte // the whole reserved mapping; only [0, Size()) is backed by the file
 	opts Options
 
+	// dir and name locate the file for a File opened with OpenIn (dir is
+	// its own duplicate of the directory descriptor, closed by Close);
+	// dir is nil for Open.
+	dir  *statedir.Dir
+	name string
+
 	// wlock is the in-process writer lock, a channel of capacity one so
 	// that waiting for it can honour a context: holding it means having
 	// sent to it (lockProcess) and releasing it means receiving
@@ -78,24 +93,15 @@ type File struct {
 }
 
 // Open opens the state file at path, creating and initializing it if it
-// does not exist (unless opts.NoCreate). A file that is not a valid state
-// file of this format version is rejected with an error wrapping
-// ErrCorrupt; it is never modified.
+// does not exist (unless opts.NoCreate or opts.ReadOnly). A file that is
+// not a valid state file of this format version is rejected with an error
+// wrapping ErrCorrupt; it is never modified. Open trusts the path: it
+// follows symbolic links and accepts any owner. On a machine shared with
+// other users, use OpenIn.
 func Open(path string, opts Options) (*File, error) {
-	if opts.FileMode == 0 {
-		opts.FileMode = 0o600
-	}
-	if opts.MaxSize == 0 {
-		opts.MaxSize = DefaultMaxSize
-	}
-	if opts.MaxSize < 2*PageSize || opts.MaxSize > maxMaxSize {
-		return nil, fmt.Errorf("shm: MaxSize %d out of range [%d, %d]", opts.MaxSize, 2*PageSize, int64(maxMaxSize))
-	}
-	switch {
-	case opts.ReadTimeout == 0:
-		opts.ReadTimeout = DefaultReadTimeout
-	case opts.ReadTimeout < 0:
-		return nil, fmt.Errorf("shm: ReadTimeout %v is negative", opts.ReadTimeout)
+	opts, err := opts.withDefaults()
+	if err != nil {
+		return nil, err
 	}
 	fd, err := openOrCreate(path, opts)
 	if err != nil {
@@ -109,13 +115,79 @@ func Open(path string, opts Options) (*File, error) {
 	return f, nil
 }
 
+// OpenIn opens the state file name in the checked directory dir, creating
+// and initializing it if it does not exist (unless opts.NoCreate or
+// opts.ReadOnly), like Open but safe in a directory other users can reach:
+// the file is opened relative to the directory's descriptor without
+// following a symbolic link, and refused (an error wrapping
+// statedir.ErrUnsafe that says why and how to fix it) unless it is a
+// regular file that its owner, trusted by dir, alone can write; a new file
+// is written under a temporary name and linked into place relative to the
+// same descriptor. The File keeps its own duplicate of dir's descriptor
+// (for CheckPath), so dir may be closed after OpenIn returns. Path returns
+// the directory's path joined with name.
+func OpenIn(dir *statedir.Dir, name string, opts Options) (*File, error) {
+	opts, err := opts.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	own, err := dir.Clone()
+	if err != nil {
+		return nil, fmt.Errorf("shm: %w", err)
+	}
+	fd, err := openOrCreateIn(own, name, opts)
+	if err != nil {
+		own.Close()
+		return nil, err
+	}
+	f, err := mapFile(own.Join(name), fd, opts)
+	if err != nil {
+		unix.Close(fd)
+		own.Close()
+		return nil, err
+	}
+	f.dir, f.name = own, name
+	return f, nil
+}
+
+// withDefaults checks the options and fills in their defaults.
+func (opts Options) withDefaults() (Options, error) {
+	if opts.FileMode == 0 {
+		opts.FileMode = 0o600
+	}
+	if opts.MaxSize == 0 {
+		opts.MaxSize = DefaultMaxSize
+	}
+	if opts.MaxSize < 2*PageSize || opts.MaxSize > maxMaxSize {
+		return opts, fmt.Errorf("shm: MaxSize %d out of range [%d, %d]", opts.MaxSize, 2*PageSize, int64(maxMaxSize))
+	}
+	switch {
+	case opts.ReadTimeout == 0:
+		opts.ReadTimeout = DefaultReadTimeout
+	case opts.ReadTimeout < 0:
+		return opts, fmt.Errorf("shm: ReadTimeout %v is negative", opts.ReadTimeout)
+	}
+	return opts, nil
+}
+
+// openFlag is the access mode of the state file's descriptor.
+func (opts Options) openFlag() int {
+	if opts.ReadOnly {
+		return unix.O_RDONLY
+	}
+	return unix.O_RDWR
+}
+
+// mayCreate reports whether Open may create a missing file.
+func (opts Options) mayCreate() bool { return !opts.NoCreate && !opts.ReadOnly }
+
 func openOrCreate(path string, opts Options) (int, error) {
 	for attempt := 0; ; attempt++ {
-		fd, err := unix.Open(path, unix.O_RDWR|unix.O_CLOEXEC, 0)
+		fd, err := unix.Open(path, opts.openFlag()|unix.O_CLOEXEC, 0)
 		if err == nil {
 			return fd, nil
 		}
-		if !errors.Is(err, unix.ENOENT) || opts.NoCreate || attempt > 3 {
+		if !errors.Is(err, unix.ENOENT) || !opts.mayCreate() || attempt > 3 {
 			return -1, fmt.Errorf("shm: open %s: %w", path, &os.PathError{Op: "open", Path: path, Err: err})
 		}
 		if err := create(path, opts); err != nil {
@@ -124,62 +196,17 @@ func openOrCreate(path string, opts Options) (int, error) {
 	}
 }
 
-// create writes a fresh file beside path and links it into place, so
-// another process never sees a half-initialized header. If another process
-// won the race, its file is kept.
-func create(path string, opts Options) error {
-	var rnd [8]byte
-	_, _ = rand.Read(rnd[:])
-	prefix := filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+".new-")
-	removeStaleCreates(prefix)
-	tmp := prefix + hex.EncodeToString(rnd[:])
-	fd, err := unix.Open(tmp, unix.O_RDWR|unix.O_CREAT|unix.O_EXCL|unix.O_CLOEXEC, uint32(opts.FileMode.Perm()))
-	if err != nil {
-		return fmt.Errorf("shm: create %s: %w", tmp, err)
-	}
-	defer unix.Close(fd)
-	defer os.Remove(tmp)
-	// The umask may have narrowed the mode; the option is what counts.
-	if err := unix.Fchmod(fd, uint32(opts.FileMode.Perm())); err != nil {
-		return fmt.Errorf("shm: chmod %s: %w", tmp, err)
-	}
-	if err := unix.Fallocate(fd, 0, 0, PageSize); err != nil {
-		return fmt.Errorf("shm: allocate header: %w: %w", ErrNoSpace, err)
-	}
-	h := make([]byte, PageSize)
-	copy(h[offMagic:], Magic)
-	binary.LittleEndian.PutUint32(h[offVersion:], FormatVersion)
-	binary.LittleEndian.PutUint32(h[offEndian:], endianMarker)
-	binary.LittleEndian.PutUint32(h[offPageSize:], PageSize)
-	binary.LittleEndian.PutUint32(h[offHeaderSize:], HeapStart)
-	binary.LittleEndian.PutUint64(h[offMaxSize:], uint64(opts.MaxSize))
-	binary.LittleEndian.PutUint64(h[offCreated:], uint64(time.Now().UnixNano()))
-	binary.LittleEndian.PutUint64(h[offSize:], PageSize)
-	binary.LittleEndian.PutUint64(h[offBump:], HeapStart)
-	for i, v := range opts.InitRoots {
-		binary.LittleEndian.PutUint64(h[RootOffset(i):], v)
-	}
-	if _, err := unix.Pwrite(fd, h, 0); err != nil {
-		return fmt.Errorf("shm: write header: %w", err)
-	}
-	if err := unix.Link(tmp, path); err != nil && !errors.Is(err, unix.EEXIST) {
-		return fmt.Errorf("shm: link %s: %w", path, err)
-	}
-	return nil
-}
-
-// staleCreateAge is how old an unlinked-in creation file must be before
-// create removes it: a process killed between creating and removing it left
-// it behind (creating takes microseconds).
-const staleCreateAge = time.Minute
-
-// removeStaleCreates removes creation files (prefix + random suffix) older
-// than staleCreateAge.
-func removeStaleCreates(prefix string) {
-	matches, _ := filepath.Glob(prefix + "*")
-	for _, m := range matches {
-		if st, err := os.Lstat(m); err == nil && st.Mode().IsRegular() && time.Since(st.ModTime()) > staleCreateAge {
-			os.Remove(m)
+func openOrCreateIn(dir *statedir.Dir, name string, opts Options) (int, error) {
+	for attempt := 0; ; attempt++ {
+		fd, err := dir.OpenFD(name, opts.openFlag(), 0)
+		if err == nil {
+			return fd, nil
+		}
+		if !errors.Is(err, os.ErrNotExist) || !opts.mayCreate() || attempt > 3 {
+			return -1, fmt.Errorf("shm: open state file: %w", err)
+		}
+		if err := createIn(dir, name, opts); err != nil {
+			return -1, err
 		}
 	}
 }
@@ -201,7 +228,11 @@ func mapFile(path string, fd int, opts Options) (*File, error) {
 	if err != nil {
 		return nil, fmt.Errorf("shm: %s: %w", path, err)
 	}
-	mem, err := unix.Mmap(fd, 0, int(maxSize), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	prot := unix.PROT_READ | unix.PROT_WRITE
+	if opts.ReadOnly {
+		prot = unix.PROT_READ
+	}
+	mem, err := unix.Mmap(fd, 0, int(maxSize), prot, unix.MAP_SHARED)
 	if err != nil {
 		return nil, fmt.Errorf("shm: map %s (%d bytes reserved): %w", path, maxSize, err)
 	}
@@ -245,6 +276,9 @@ func validateHeader(h []byte, fileSize uint64) (uint64, error) {
 // Path returns the path the file was opened at.
 func (f *File) Path() string { return f.path }
 
+// ReadOnly reports whether the file was opened with Options.ReadOnly.
+func (f *File) ReadOnly() bool { return f.opts.ReadOnly }
+
 // MaxSize returns the largest size the file may grow to.
 func (f *File) MaxSize() uint64 { return uint64(len(f.mem)) }
 
@@ -284,6 +318,11 @@ func (f *File) Close() error {
 	f.mem = nil
 	if cerr := unix.Close(f.fd); err == nil {
 		err = cerr
+	}
+	if f.dir != nil {
+		if cerr := f.dir.Close(); err == nil {
+			err = cerr
+		}
 	}
 	if err != nil {
 		return fmt.Errorf("shm: close %s: %w", f.path, err)

@@ -37,7 +37,8 @@ func (s PathStatus) String() string {
 
 // CheckPath reports whether the path the file was opened at (Path) still
 // names it, comparing the device and inode of the open file (fstat) with
-// those of the path (stat). It is how a long-lived process notices that its
+// those of the path (stat; for OpenIn, fstatat of the name in the opened
+// directory). It is how a long-lived process notices that its
 // state file was removed or replaced under it. Errors other than a missing
 // path (a permission denied on a directory, say) are returned as such.
 func (f *File) CheckPath() (PathStatus, error) {
@@ -57,5 +58,13 @@ func (f *File) CheckPath() (PathStatus, error) {
 	return PathCurrent, nil
 }
 
-// statPath stats the path the file was opened at.
-func (f *File) statPath(st *unix.Stat_t) error { return unix.Stat(f.path, st) }
+// statPath stats the path the file was opened at: for a File opened with
+// OpenIn, the name relative to the directory's descriptor without
+// following a symbolic link (a link put in its place is another file);
+// for Open, the path as Open resolved it.
+func (f *File) statPath(st *unix.Stat_t) error {
+	if f.dir != nil {
+		return unix.Fstatat(f.dir.FD(), f.name, st, unix.AT_SYMLINK_NOFOLLOW)
+	}
+	return unix.Stat(f.path, st)
+}

@@ -11,6 +11,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"os/signal"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -48,7 +49,7 @@ var procRoles = map[string]func(f *File, a procArgs, stop <-chan struct{}) error
 			return err
 		}
 		procSay("writing")
-		if err := syscall.Kill(os.Getpid(), syscall.SIGSTOP); err != nil {
+		if err := stopSelf(); err != nil {
 			return err
 		}
 		if err := tx.Commit(); err != nil {
@@ -80,6 +81,21 @@ var procRoles = map[string]func(f *File, a procArgs, stop <-chan struct{}) error
 		<-stop
 		return tx.Rollback()
 	},
+}
+
+// stopSelf stops the process with SIGSTOP and returns once it was
+// continued. kill(2) of the own process returns before every thread has
+// entered the stop, so the caller could run on (and, say, commit) before it
+// stops; waiting for the SIGCONT that continues it rules that out.
+func stopSelf() error {
+	cont := make(chan os.Signal, 1)
+	signal.Notify(cont, syscall.SIGCONT)
+	defer signal.Stop(cont)
+	if err := syscall.Kill(os.Getpid(), syscall.SIGSTOP); err != nil {
+		return err
+	}
+	<-cont
+	return nil
 }
 
 // beginPush begins a transaction that prepends a 64-byte block holding

@@ -54,12 +54,20 @@ const deadWriterCheckInterval = 2 * time.Millisecond
 // died, and repair the file if so. When the counter has held one odd value
 // for Options.ReadTimeout, the writer makes no progress and the reader
 // gives up with an error wrapping ErrWriterStuck.
+//
+// A read-only File cannot write the waiters word or repair: it sleeps on
+// the counter for bounded, growing times (readOnlySleepMin to
+// readOnlySleepMax; a writer wakes it early only if a writable reader is
+// waiting too) and leaves a dead writer's transaction to a writable
+// process, reporting it after ReadTimeout like a stuck one.
 func (f *File) readBeginSlow() (uint64, error) {
 	var (
 		section   uint64    // the odd counter value of the write section waited on
 		since     time.Time // when this reader first saw that section
 		lastCheck time.Time // when it last checked for a dead writer
+		sleep     = readOnlySleepMin
 	)
+	readOnly := f.opts.ReadOnly
 	for i := 0; ; i++ {
 		s := atomicLoad(f.mem, offSeq)
 		if s&seqRetired != 0 {
@@ -74,14 +82,14 @@ func (f *File) readBeginSlow() (uint64, error) {
 		now := time.Now()
 		if since.IsZero() || s != section {
 			// A new write section: the writer made progress.
-			section, since, lastCheck = s, now, now
+			section, since, lastCheck, sleep = s, now, now, readOnlySleepMin
 			continue
 		}
 		waited := now.Sub(since)
 		if waited < spinFor {
 			continue
 		}
-		if now.Sub(lastCheck) > deadWriterCheckInterval || waited >= f.opts.ReadTimeout {
+		if !readOnly && (now.Sub(lastCheck) > deadWriterCheckInterval || waited >= f.opts.ReadTimeout) {
 			if err := f.repairIfWriterDead(); err != nil {
 				return 0, err
 			}
@@ -93,13 +101,27 @@ func (f *File) readBeginSlow() (uint64, error) {
 		if waited >= f.opts.ReadTimeout {
 			return 0, f.stuckError(waited)
 		}
+		left := f.opts.ReadTimeout - waited
+		if readOnly {
+			futexWait(f.mem, offSeq, uint32(s), min(sleep, left))
+			sleep = min(2*sleep, readOnlySleepMax)
+			continue
+		}
 		atomicAdd(f.mem, offWaiters, 1)
 		if atomicLoad(f.mem, offSeq) == s {
-			futexWait(f.mem, offSeq, uint32(s), min(deadWriterCheckInterval/2, f.opts.ReadTimeout-waited))
+			futexWait(f.mem, offSeq, uint32(s), min(deadWriterCheckInterval/2, left))
 		}
 		atomicAdd(f.mem, offWaiters, -1)
 	}
 }
+
+// The sleeps of a read-only reader waiting on a write section: the first
+// is about a short transaction, they double up to the last, which bounds
+// how late such a reader sees the section end.
+const (
+	readOnlySleepMin = 50 * time.Microsecond
+	readOnlySleepMax = time.Millisecond
+)
 
 // publishSeq stores a new counter value and wakes the readers sleeping on
 // the old one. A reader announces itself before it checks the counter and

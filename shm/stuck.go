@@ -99,6 +99,10 @@ func (f *File) stuckError(waited time.Duration) error {
 	}
 	p := describeProcess(pid)
 	switch {
+	case lerr == nil && !held && f.opts.ReadOnly:
+		return fmt.Errorf("%w: %s: writer %v died inside its write section and no process rolled its transaction back within %v (ReadTimeout); "+
+			"this reader has read access only and never repairs: a process that opens the state read-write (for example an update) rolls it back",
+			ErrWriterStuck, f.path, p, waited)
 	case lerr == nil && !held:
 		return fmt.Errorf("%w: %s: writer %v left its write section open and holds no lock, and its transaction was not rolled back within %v (ReadTimeout); "+
 			"a process that opens the state read-write (for example an update) rolls it back",

@@ -40,8 +40,12 @@ func (f *File) Begin() (*Tx, error) { return f.BeginContext(context.Background()
 // with non-blocking attempts and a backoff from tens of microseconds to a
 // few milliseconds), and an error from a wait that ctx ended wraps
 // ctx.Err() and names the process holding the lock. A ctx already done
-// fails at once, without taking a lock.
+// fails at once, without taking a lock. On a File opened read-only it
+// fails with ErrReadOnly.
 func (f *File) BeginContext(ctx context.Context) (*Tx, error) {
+	if f.opts.ReadOnly {
+		return nil, fmt.Errorf("%w: %s: a process with read access only cannot write or check it", ErrReadOnly, f.path)
+	}
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("shm: %s: begin: %w", f.path, err)
 	}
