@@ -3,6 +3,7 @@ package whycache
 import (
 	"errors"
 
+	"github.com/whycache/whycache/internal/statedir"
 	"github.com/whycache/whycache/logstore"
 	"github.com/whycache/whycache/shm"
 )
@@ -69,6 +70,18 @@ var (
 	// shm.ErrWriterStuck.
 	ErrWriterStuck = errors.New("whycache: the state's writer makes no progress")
 
+	// ErrReadOnly is returned by every write (Set, Update, LoadSnapshot,
+	// ...) of an instance whose state file is open read-only
+	// (Options.ReadOnly, or a process with read permission only). It also
+	// matches shm.ErrReadOnly.
+	ErrReadOnly = errors.New("whycache: the state file is open read-only")
+
+	// ErrUnsafe is returned when the state directory or a file in it could
+	// be controlled by another user (owned by an untrusted user, writable
+	// by one, a symbolic link): the message says what is wrong and the
+	// command that fixes it. It also matches statedir.ErrUnsafe.
+	ErrUnsafe = errors.New("whycache: unsafe state directory or file")
+
 	// ErrSnapshotBehind is returned by LoadSnapshot for a snapshot older
 	// than the live state when the loaded state cannot be caught up with
 	// the log before the swap (the store is unreachable, or the log was
@@ -84,4 +97,6 @@ var logstoreSentinels = []struct{ from, to error }{
 	{logstore.ErrLogMismatch, ErrLogMismatch},
 	{logstore.ErrTooLarge, ErrTooLarge},
 	{shm.ErrWriterStuck, ErrWriterStuck},
+	{shm.ErrReadOnly, ErrReadOnly},
+	{statedir.ErrUnsafe, ErrUnsafe},
 }

@@ -91,7 +91,7 @@ func (o FollowOptions) withDefaults() FollowOptions {
 func (c *Instance) Follow(ctx context.Context, opts FollowOptions) error {
 	opts = opts.withDefaults()
 	log := opts.Logger.With("state", c.path)
-	lock, err := openFollowLock(c.path+".follow", c.opts.FileMode)
+	lock, err := c.openFollowLock()
 	if err != nil {
 		return err
 	}

@@ -3,9 +3,8 @@ package whycache
 import (
 	"fmt"
 	"os"
-	"path/filepath"
 
-	"golang.org/x/sys/unix"
+	"github.com/whycache/whycache/internal/flock"
 )
 
 // followLock is the leader lock of Follow: an flock on a file beside the
@@ -15,37 +14,30 @@ import (
 // when the process dies). A followLock is used by one goroutine.
 type followLock struct {
 	path string
-	fd   int
+	f    *os.File
 }
 
-// openFollowLock opens (creating if needed) the lock file at path.
-func openFollowLock(path string, mode os.FileMode) (*followLock, error) {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755|mode.Perm()); err != nil {
-		return nil, fmt.Errorf("whycache: follow: lock directory: %w", err)
-	}
-	fd, err := unix.Open(path, unix.O_RDWR|unix.O_CREAT|unix.O_CLOEXEC, uint32(mode.Perm()))
+// openFollowLock opens (creating if needed) the follow lock of the
+// instance's state file, in the checked state directory, never following
+// a symbolic link.
+func (c *Instance) openFollowLock() (*followLock, error) {
+	name := c.name + ".follow"
+	f, err := c.dir.OpenLock(name, c.opts.FileMode)
 	if err != nil {
-		return nil, fmt.Errorf("whycache: follow: open lock %s: %w", path, err)
+		return nil, fmt.Errorf("follow: open lock: %w", wrapStateErr(err))
 	}
-	return &followLock{path: path, fd: fd}, nil
+	return &followLock{path: c.dir.Join(name), f: f}, nil
 }
 
 // tryLock takes the lock without waiting; it reports false when another
 // holder has it.
 func (l *followLock) tryLock() (bool, error) {
-	for {
-		err := unix.Flock(l.fd, unix.LOCK_EX|unix.LOCK_NB)
-		switch err {
-		case nil:
-			return true, nil
-		case unix.EWOULDBLOCK:
-			return false, nil
-		case unix.EINTR:
-			continue
-		}
-		return false, fmt.Errorf("whycache: follow: lock %s: %w", l.path, err)
+	ok, err := flock.TryLock(int(l.f.Fd()))
+	if err != nil {
+		return false, fmt.Errorf("follow: lock %s: %w", l.path, err)
 	}
+	return ok, nil
 }
 
 // close releases the lock (if held) and the descriptor.
-func (l *followLock) close() error { return unix.Close(l.fd) }
+func (l *followLock) close() error { return l.f.Close() }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -298,7 +299,7 @@ func TestFollowReleasesLockOnCancel(t *testing.T) {
 	if !c.Valid() {
 		t.Error("the leader never filled the state")
 	}
-	lock, err := openFollowLock(c.StatePath()+".follow", 0o600)
+	lock, err := c.openFollowLock()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -315,13 +316,21 @@ func TestFollowLockFileError(t *testing.T) {
 	if err := os.WriteFile(notDir, []byte("x"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	c, err := Open(store, Options{StatePath: filepath.Join(notDir, "state")})
-	if err != nil {
+	if c, err := Open(store, Options{StatePath: filepath.Join(notDir, "state")}); err == nil {
+		c.Close()
+		t.Fatal("Open of a state whose directory is a regular file succeeded")
+	}
+	// A symbolic link planted at the lock's name is refused, not followed.
+	c := newInstance(t, store, Options{})
+	target := filepath.Join(t.TempDir(), "elsewhere")
+	if err := os.Symlink(target, c.StatePath()+".follow"); err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close()
-	err = c.Follow(context.Background(), FollowOptions{Logger: quietLogger()})
-	if err == nil || !strings.HasPrefix(err.Error(), "whycache: follow: ") {
-		t.Fatalf("Follow = %v, want a whycache: follow: error", err)
+	err := c.Follow(context.Background(), FollowOptions{Logger: quietLogger()})
+	if !errors.Is(err, ErrUnsafe) {
+		t.Fatalf("Follow with a symbolic link as its lock = %v, want ErrUnsafe", err)
+	}
+	if _, err := os.Lstat(target); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("Follow created a file through the symbolic link: %v", err)
 	}
 }

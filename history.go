@@ -80,7 +80,7 @@ func (c *Instance) RewriteHistoryStats(ctx context.Context, limit uint64, opts R
 	if err != nil {
 		return st, err
 	}
-	defer removeTemp(tmp)
+	defer c.removeTemp(tmp)
 	defer final.Close()
 	ap := applier{ctx: ctx, t: final, logID: info.ID, noPurge: true}
 	if opts.Progress != nil {

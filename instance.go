@@ -3,6 +3,7 @@ package whycache
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/whycache/whycache/internal/ctxsync"
+	"github.com/whycache/whycache/internal/statedir"
 	"github.com/whycache/whycache/logstore"
 	"github.com/whycache/whycache/prefixtree"
 	"github.com/whycache/whycache/shm"
@@ -42,6 +44,20 @@ type Options struct {
 	// Rebuild says when Update may replace the state by one rebuilt from
 	// the whole log; the zero value is RebuildAuto.
 	Rebuild RebuildPolicy
+
+	// ReadOnly opens the state file read-only: no file is created or
+	// written, reads run at full speed, and every write (Set, Update, ...)
+	// fails with ErrReadOnly. A process that may only read the state file
+	// gets this mode without asking when it opens an existing state file.
+	ReadOnly bool
+
+	// TrustedUIDs and TrustedGIDs name the users and groups, besides the
+	// effective user and root, whose state directory and state file this
+	// instance accepts (for readers of a state that a follow daemon of
+	// another user maintains). Nothing else is accepted: a directory or
+	// file owned by an untrusted user, or writable by one, is refused with
+	// ErrUnsafe.
+	TrustedUIDs, TrustedGIDs []int
 
 	// ReadTimeout bounds how long a read (Get, iteration, Valid, UpdateID,
 	// Stats) waits for a writer's batch that does not end (a writer stopped
@@ -85,15 +101,12 @@ func (p RebuildPolicy) allows(cause error) bool {
 // is zero.
 const DefaultMaxUpdateSize = 1 << 20
 
-// DefaultStateDir returns the directory of default state files:
-// /dev/shm/whycache when /dev/shm exists (memory-backed, like POSIX shared
-// memory), else a "whycache" directory in os.TempDir().
-func DefaultStateDir() string {
-	if st, err := os.Stat("/dev/shm"); err == nil && st.IsDir() {
-		return "/dev/shm/whycache"
-	}
-	return filepath.Join(os.TempDir(), "whycache")
-}
+// DefaultStateDir returns the directory of default state files, private
+// to the effective user: /dev/shm/whycache-UID when /dev/shm exists
+// (memory-backed, like POSIX shared memory), else whycache-UID in
+// os.TempDir(). It is created with mode 0700; an existing one that another
+// user owns or can write is refused (ErrUnsafe).
+func DefaultStateDir() string { return statedir.DefaultDir() }
 
 // Instance is a cache: a shared state file on this machine kept in step
 // with a change log. All methods are safe for concurrent use by many
@@ -106,6 +119,8 @@ type Instance struct {
 	store     logstore.Store
 	opts      Options
 	path      string
+	dir       *statedir.Dir // the checked state directory; every state file operation goes through it
+	name      string        // the state file's name in dir
 	maxRecord int
 	cur       atomic.Pointer[prefixtree.Tree] // the state in use, nil until first needed
 	updateMu  ctxsync.Mutex                   // serializes Update and state swaps in this process
@@ -115,8 +130,11 @@ type Instance struct {
 }
 
 // Open returns an instance on the given log store. It does not contact the
-// store; the state file is opened (created empty if missing) on first use.
-// Errors: a bad Name or option.
+// store. It opens and checks the state directory (creating it with mode
+// 0700, or 0750/0755 when FileMode lets the group or others read, if it is
+// missing); the state file is opened (created empty if missing) on first
+// use. Errors: a bad Name or option, ErrUnsafe for a directory another
+// user owns or can write.
 func Open(store logstore.Store, opts Options) (*Instance, error) {
 	if store == nil {
 		return nil, errors.New("whycache: Open: nil store")
@@ -144,7 +162,30 @@ func Open(store logstore.Store, opts Options) (*Instance, error) {
 		}
 		path = filepath.Join(DefaultStateDir(), name+".state")
 	}
-	return &Instance{store: store, opts: opts, path: path, maxRecord: opts.MaxUpdateSize}, nil
+	path = filepath.Clean(path)
+	dir, err := statedir.Open(filepath.Dir(path), statedir.Options{
+		Trust:   statedir.Trust{Users: opts.TrustedUIDs, Groups: opts.TrustedGIDs},
+		Create:  !opts.ReadOnly,
+		DirMode: dirModeFor(opts.FileMode),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("whycache: state directory: %w", wrapStateErr(err))
+	}
+	return &Instance{store: store, opts: opts, path: path, dir: dir, name: filepath.Base(path), maxRecord: opts.MaxUpdateSize}, nil
+}
+
+// dirModeFor returns the mode of a state directory for files of mode m:
+// 0700, plus search and read for the group or others where m lets them
+// read.
+func dirModeFor(m os.FileMode) os.FileMode {
+	mode := os.FileMode(0o700)
+	if m&0o040 != 0 {
+		mode |= 0o050
+	}
+	if m&0o004 != 0 {
+		mode |= 0o005
+	}
+	return mode
 }
 
 // StatePath returns the path of the state file.
@@ -158,6 +199,7 @@ func (c *Instance) treeOptions(o prefixtree.Options) prefixtree.Options {
 	o.MaxSize = c.opts.MaxStateSize
 	o.FileMode = c.opts.FileMode
 	o.ReadTimeout = c.opts.ReadTimeout
+	o.ReadOnly = o.ReadOnly || c.opts.ReadOnly
 	return o
 }
 
@@ -181,20 +223,26 @@ func (c *Instance) openTree(stale *prefixtree.Tree) (*prefixtree.Tree, error) {
 	if t := c.cur.Load(); t != nil && t != stale && !t.File().Retired() {
 		return t, nil
 	}
-	if dir := filepath.Dir(c.path); dir != "" {
-		if err := os.MkdirAll(dir, 0o755|c.opts.FileMode&0o777); err != nil {
-			return nil, fmt.Errorf("whycache: state directory: %w", err)
-		}
+	t, err := c.openState(c.name, prefixtree.Options{})
+	if errors.Is(err, fs.ErrPermission) && !c.opts.ReadOnly {
+		// Read permission only: the state is read as is, never written.
+		t, err = c.openState(c.name, prefixtree.Options{NoCreate: true, ReadOnly: true})
 	}
-	t, err := prefixtree.Open(c.path, c.treeOptions(prefixtree.Options{}))
 	if err != nil {
-		return nil, wrapStateErr(err)
+		return nil, err
 	}
 	if stale != nil {
 		c.retired = append(c.retired, stale)
 	}
 	c.cur.Store(t)
 	return t, nil
+}
+
+// openState opens the state file name in the state directory with the
+// instance's options and o's.
+func (c *Instance) openState(name string, o prefixtree.Options) (*prefixtree.Tree, error) {
+	t, err := prefixtree.OpenIn(c.dir, name, c.treeOptions(o))
+	return t, wrapStateErr(err)
 }
 
 // withTree runs fn on the current state, reopening the path and retrying
@@ -348,5 +396,6 @@ func (c *Instance) Close() error {
 		errs = append(errs, t.Close())
 	}
 	c.retired = nil
+	errs = append(errs, c.dir.Close())
 	return errors.Join(errs...)
 }

@@ -241,6 +241,9 @@ func instTempFiles(t *testing.T, path string) []string {
 // TestInstanceSweepTemps checks which files beside a state file a sweep
 // removes: temporary state files that no builder holds and that are older
 // than the grace period, and no others.
+// tempPath returns the path of a new temporary state file name of c.
+func tempPath(c *Instance, what string) string { return c.dir.Join(c.tempStateName(what)) }
+
 func TestInstanceSweepTemps(t *testing.T) {
 	store, err := memstore.New(memstore.Options{})
 	if err != nil {
@@ -257,12 +260,12 @@ func TestInstanceSweepTemps(t *testing.T) {
 		path            string
 		old, held, gone bool
 	}{
-		{"stale rebuild", c.tempStatePath("rebuild"), true, false, true},
-		{"stale load", c.tempStatePath("load"), true, false, true},
-		{"stale rewrite", c.tempStatePath("rewrite"), true, false, true},
-		{"stale export", c.tempStatePath("export"), true, false, true},
-		{"held by its builder", c.tempStatePath("rebuild"), true, true, false},
-		{"within the grace period", c.tempStatePath("load"), false, false, false},
+		{"stale rebuild", tempPath(c, "rebuild"), true, false, true},
+		{"stale load", tempPath(c, "load"), true, false, true},
+		{"stale rewrite", tempPath(c, "rewrite"), true, false, true},
+		{"stale export", tempPath(c, "export"), true, false, true},
+		{"held by its builder", tempPath(c, "rebuild"), true, true, false},
+		{"within the grace period", tempPath(c, "load"), false, false, false},
 		{"unknown kind", path + ".backup-0123456789ab", true, false, false},
 		{"malformed suffix", path + ".rebuild-0123456789xy", true, false, false},
 		{"another state's", filepath.Join(filepath.Dir(path), "other.rebuild-0123456789ab"), true, false, false},
@@ -279,8 +282,8 @@ func TestInstanceSweepTemps(t *testing.T) {
 			}
 		}
 		if tc.held {
-			lockTemp(tc.path)
-			defer removeTemp(tc.path)
+			c.lockTemp(filepath.Base(tc.path))
+			defer c.removeTemp(filepath.Base(tc.path))
 		}
 	}
 	c.sweepTemps()

@@ -7,12 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
-	"path/filepath"
 
+	"github.com/whycache/whycache/internal/flock"
 	"github.com/whycache/whycache/prefixtree"
 	"github.com/whycache/whycache/shm"
-	"golang.org/x/sys/unix"
 )
 
 // State files are replaced (by a rebuild or a snapshot load) or deleted
@@ -22,21 +20,19 @@ import (
 // shm.ErrRetired from their next read or write and reopen the path, so
 // none of them restarts and none sees a moment without the keys.
 
-// withSwapLock runs fn holding the swap lock of the state path.
+// withSwapLock runs fn holding the swap lock of the state file, waiting
+// for it under ctx.
 func (c *Instance) withSwapLock(ctx context.Context, fn func() error) error {
-	fd, err := unix.Open(c.path+".lock", unix.O_RDWR|unix.O_CREAT|unix.O_CLOEXEC, uint32(c.opts.FileMode.Perm()))
-	if err != nil {
-		return fmt.Errorf("whycache: open swap lock: %w", err)
+	if c.opts.ReadOnly {
+		return fmt.Errorf("swap the state file: %w", ErrReadOnly)
 	}
-	defer unix.Close(fd)
-	for {
-		err = unix.Flock(fd, unix.LOCK_EX)
-		if err != unix.EINTR {
-			break
-		}
-	}
+	f, err := c.dir.OpenLock(c.name+".lock", c.opts.FileMode)
 	if err != nil {
-		return fmt.Errorf("whycache: take swap lock: %w", err)
+		return fmt.Errorf("open swap lock: %w", wrapStateErr(err))
+	}
+	defer f.Close()
+	if err := flock.Lock(ctx, int(f.Fd())); err != nil {
+		return fmt.Errorf("take swap lock %s: %w", f.Name(), err)
 	}
 	return fn()
 }
@@ -48,7 +44,7 @@ func (c *Instance) withSwapLock(ctx context.Context, fn func() error) error {
 // and retires the old file in the same transaction. The swap lock is held,
 // and is always taken before a state's writer lock.
 func (c *Instance) retirePath(ctx context.Context, replace func(live *stateMeta) error) error {
-	old, err := prefixtree.Open(c.path, c.treeOptions(prefixtree.Options{NoCreate: true}))
+	old, err := c.openState(c.name, prefixtree.Options{NoCreate: true})
 	if err != nil {
 		// Missing, or a file we cannot open (corrupt, foreign): replace it.
 		return replace(nil)
@@ -70,27 +66,28 @@ func (c *Instance) retirePath(ctx context.Context, replace func(live *stateMeta)
 	return tx.Commit()
 }
 
-// tempStatePath returns a new path beside the state file.
-func (c *Instance) tempStatePath(what string) string {
+// tempStateName returns a new name for a temporary state file beside the
+// state file.
+func (c *Instance) tempStateName(what string) string {
 	var b [6]byte
 	_, _ = rand.Read(b[:])
-	return c.path + "." + what + "-" + hex.EncodeToString(b[:])
+	return c.name + "." + what + "-" + hex.EncodeToString(b[:])
 }
 
-// newTempState creates an empty state file beside the state path, marked
+// newTempState creates an empty state file beside the state file, marked
 // as being built (lockTemp) until swapIn or removeTemp, after removing
-// those that dead processes left (sweepTemps).
+// those that dead processes left (sweepTemps). It returns the file's name.
 func (c *Instance) newTempState(what string) (*prefixtree.Tree, string, error) {
-	if _, err := c.tree(); err != nil { // makes sure the directory exists
-		return nil, "", err
+	if c.opts.ReadOnly {
+		return nil, "", fmt.Errorf("build a new state: %w", ErrReadOnly)
 	}
 	c.sweepTemps()
-	tmp := c.tempStatePath(what)
-	t, err := prefixtree.Open(tmp, c.treeOptions(prefixtree.Options{}))
+	tmp := c.tempStateName(what)
+	t, err := c.openState(tmp, prefixtree.Options{})
 	if err != nil {
-		return nil, "", wrapStateErr(err)
+		return nil, "", err
 	}
-	lockTemp(tmp)
+	c.lockTemp(tmp)
 	return t, tmp, nil
 }
 
@@ -108,8 +105,8 @@ func (c *Instance) swapIn(ctx context.Context, t *prefixtree.Tree, tmp string, c
 					return err
 				}
 			}
-			if err := os.Rename(tmp, c.path); err != nil {
-				return fmt.Errorf("whycache: install new state: %w", err)
+			if err := c.dir.Rename(tmp, c.name); err != nil {
+				return fmt.Errorf("install new state: %w", err)
 			}
 			return nil
 		})
@@ -117,7 +114,7 @@ func (c *Instance) swapIn(ctx context.Context, t *prefixtree.Tree, tmp string, c
 	if err != nil {
 		return err
 	}
-	unlockTemp(tmp)
+	c.unlockTemp(tmp)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if old := c.cur.Swap(t); old != nil {
@@ -146,7 +143,7 @@ func (c *Instance) rebuildLocked(ctx context.Context) (int, error) {
 		var rb *rebuildError
 		if err != nil {
 			t.Close()
-			removeTemp(tmp)
+			c.removeTemp(tmp)
 			if errors.As(err, &rb) && attempt < 3 {
 				continue // the log was reset or compacted during the rebuild
 			}
@@ -169,8 +166,8 @@ func (c *Instance) DeleteSharedState() error {
 	}
 	err := c.withSwapLock(context.Background(), func() error {
 		return c.retirePath(context.Background(), func(*stateMeta) error {
-			if err := os.Remove(c.path); err != nil && !errors.Is(err, fs.ErrNotExist) {
-				return fmt.Errorf("whycache: delete state: %w", err)
+			if err := c.dir.Remove(c.name); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return fmt.Errorf("delete state: %w", err)
 			}
 			return nil
 		})
@@ -216,11 +213,8 @@ func (c *Instance) restoreRemovedState(ctx context.Context) error {
 		}
 		return nil
 	}
-	if err := os.MkdirAll(filepath.Dir(c.path), 0o755|c.opts.FileMode&0o777); err != nil {
-		return fmt.Errorf("state directory: %w", err)
-	}
 	return c.withSwapLock(ctx, func() error {
-		if _, err := os.Lstat(c.path); err == nil {
+		if _, err := c.dir.Lstat(c.name); err == nil {
 			return nil // another process put a state back meanwhile: the next open finds it
 		}
 		for attempt := 0; attempt < 10; attempt++ {
@@ -238,35 +232,35 @@ func (c *Instance) restoreRemovedState(ctx context.Context) error {
 // and retires t under t's writer lock. done is false when t changed during
 // the copy (try again).
 func (c *Instance) reinstall(ctx context.Context, t *prefixtree.Tree) (done bool, err error) {
-	tmp := c.tempStatePath("restore")
-	if err := t.File().CopyTo(tmp, c.opts.FileMode); err != nil {
+	tmp := c.tempStateName("restore")
+	if err := t.File().CopyToIn(c.dir, tmp, c.opts.FileMode); err != nil {
 		return false, wrapStateErr(err)
 	}
-	lockTemp(tmp)
-	nt, err := prefixtree.Open(tmp, c.treeOptions(prefixtree.Options{NoCreate: true}))
+	c.lockTemp(tmp)
+	nt, err := c.openState(tmp, prefixtree.Options{NoCreate: true})
 	if err != nil {
-		removeTemp(tmp)
-		return false, wrapStateErr(err)
+		c.removeTemp(tmp)
+		return false, err
 	}
 	tx, err := t.File().BeginContext(ctx)
 	if err != nil {
 		nt.Close()
-		removeTemp(tmp)
+		c.removeTemp(tmp)
 		return false, wrapStateErr(err)
 	}
 	if t.File().Stats().Commits != nt.File().Stats().Commits {
 		tx.Rollback()
 		nt.Close()
-		removeTemp(tmp)
+		c.removeTemp(tmp)
 		return false, nil
 	}
-	if err := os.Rename(tmp, c.path); err != nil {
+	if err := c.dir.Rename(tmp, c.name); err != nil {
 		tx.Rollback()
 		nt.Close()
-		removeTemp(tmp)
+		c.removeTemp(tmp)
 		return false, fmt.Errorf("put the state file back: %w", err)
 	}
-	unlockTemp(tmp)
+	c.unlockTemp(tmp)
 	tx.Retire()
 	if err := tx.Commit(); err != nil {
 		return false, wrapStateErr(err)

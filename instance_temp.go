@@ -1,23 +1,22 @@
 package whycache
 
 import (
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/whycache/whycache/internal/flock"
 	"golang.org/x/sys/unix"
 )
 
 // Temporary state files (a rebuild, a snapshot load or export, a history
-// rewrite) are built beside the state path by tempStatePath. The process
-// building one holds an flock on it until it is renamed over the state
-// path or removed, so a temporary file whose flock can be taken was left
-// by a process that died while building it. newTempState removes such
-// files (sweepTemps) before it makes a new one. The flock is independent
-// of the shm writer lock (an OFD fcntl lock), and the swap lock is on
-// another file.
+// rewrite, a restore) are built beside the state file, in the state
+// directory, under names tempStateName makes. The process building one
+// holds an flock on it until it is renamed over the state file or removed,
+// so a temporary file whose flock can be taken was left by a process that
+// died while building it. newTempState removes such files (sweepTemps)
+// before it makes a new one. The flock is independent of the shm writer
+// lock (an OFD fcntl lock), and the swap lock is on another file.
 
 // tempStateGrace is how old a temporary state file must be before a
 // sweep may remove it: it covers the moment between the file's creation
@@ -28,37 +27,36 @@ var tempStateGrace = time.Minute
 // to the descriptor that holds its flock.
 var tempLocks sync.Map // string -> int
 
-// lockTemp takes the flock that marks the temporary state file at path as
+// lockTemp takes the flock that marks the temporary state file name as
 // being built. A failure leaves the file unmarked: a sweep may then remove
 // it once it is older than tempStateGrace.
-func lockTemp(path string) {
-	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
+func (c *Instance) lockTemp(name string) {
+	fd, err := c.dir.OpenFD(name, unix.O_RDONLY, 0)
 	if err != nil {
 		return
 	}
-	if unix.Flock(fd, unix.LOCK_EX|unix.LOCK_NB) != nil {
+	if ok, err := flock.TryLock(fd); !ok || err != nil {
 		unix.Close(fd)
 		return
 	}
-	tempLocks.Store(path, fd)
+	tempLocks.Store(c.dir.Join(name), fd)
 }
 
-// unlockTemp releases the flock of the temporary file at path, if held.
-func unlockTemp(path string) {
-	if fd, ok := tempLocks.LoadAndDelete(path); ok {
+// unlockTemp releases the flock of the temporary file name, if held.
+func (c *Instance) unlockTemp(name string) {
+	if fd, ok := tempLocks.LoadAndDelete(c.dir.Join(name)); ok {
 		unix.Close(fd.(int))
 	}
 }
 
-// removeTemp removes the temporary state file at path and releases its
-// flock.
-func removeTemp(path string) {
-	os.Remove(path)
-	unlockTemp(path)
+// removeTemp removes the temporary state file name and releases its flock.
+func (c *Instance) removeTemp(name string) {
+	c.dir.Remove(name)
+	c.unlockTemp(name)
 }
 
 // isTempStateName reports whether name is a temporary file of the state
-// file named base: base.KIND-HEX as tempStatePath makes them.
+// file named base: base.KIND-HEX as tempStateName makes them.
 func isTempStateName(base, name string) bool {
 	rest, ok := strings.CutPrefix(name, base+".")
 	if !ok {
@@ -69,41 +67,37 @@ func isTempStateName(base, name string) bool {
 		return false
 	}
 	switch kind {
-	case "rebuild", "load", "rewrite", "export":
+	case "rebuild", "load", "rewrite", "export", "restore":
 		return true
 	}
 	return false
 }
 
-// sweepTemps removes the temporary state files beside the state path
-// whose builders died. Errors are ignored: a file it cannot remove stays
-// for a later sweep.
+// sweepTemps removes the temporary state files beside the state file whose
+// builders died. Errors are ignored: a file it cannot remove stays for a
+// later sweep.
 func (c *Instance) sweepTemps() {
-	dir, base := filepath.Split(c.path)
-	if dir == "" {
-		dir = "."
-	}
-	ents, err := os.ReadDir(dir)
+	names, err := c.dir.Names()
 	if err != nil {
 		return
 	}
-	for _, e := range ents {
-		if !e.Type().IsRegular() || !isTempStateName(base, e.Name()) {
+	for _, name := range names {
+		if !isTempStateName(c.name, name) {
 			continue
 		}
-		if info, err := e.Info(); err != nil || time.Since(info.ModTime()) < tempStateGrace {
+		st, err := c.dir.Lstat(name)
+		if err != nil || st.Mode&unix.S_IFMT != unix.S_IFREG || time.Since(time.Unix(st.Mtim.Unix())) < tempStateGrace {
 			continue
 		}
-		p := filepath.Join(dir, e.Name())
-		if _, mine := tempLocks.Load(p); mine {
+		if _, mine := tempLocks.Load(c.dir.Join(name)); mine {
 			continue
 		}
-		fd, err := unix.Open(p, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
+		fd, err := c.dir.OpenFD(name, unix.O_RDONLY, 0)
 		if err != nil {
 			continue
 		}
-		if unix.Flock(fd, unix.LOCK_EX|unix.LOCK_NB) == nil {
-			os.Remove(p)
+		if ok, err := flock.TryLock(fd); ok && err == nil {
+			c.dir.Remove(name)
 		}
 		unix.Close(fd)
 	}

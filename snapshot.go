@@ -72,13 +72,13 @@ func (c *Instance) WriteSnapshotOptions(ctx context.Context, w io.Writer, opts S
 		if !filled(t) {
 			return ErrInvalidState
 		}
-		tmp := c.tempStatePath("export")
-		if err := t.File().CopyTo(tmp, 0o600); err != nil {
+		tmp := c.tempStateName("export")
+		if err := t.File().CopyToIn(c.dir, tmp, 0o600); err != nil {
 			return err
 		}
-		lockTemp(tmp)
-		defer removeTemp(tmp)
-		cp, err := prefixtree.Open(tmp, prefixtree.Options{NoCreate: true})
+		c.lockTemp(tmp)
+		defer c.removeTemp(tmp)
+		cp, err := c.openState(tmp, prefixtree.Options{NoCreate: true, ReadOnly: false})
 		if err != nil {
 			return err
 		}
@@ -208,7 +208,7 @@ func (c *Instance) LoadSnapshotOptions(ctx context.Context, r io.Reader, opts Sn
 	}
 	fail := func(err error) error {
 		t.Close()
-		removeTemp(tmp)
+		c.removeTemp(tmp)
 		return err
 	}
 	if err := loadSnapshotInto(ctx, t, r, info.ID); err != nil {

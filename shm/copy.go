@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 
+	"github.com/whycache/whycache/internal/statedir"
 	"golang.org/x/sys/unix"
 )
 
@@ -14,15 +15,34 @@ import (
 // do not. The copy is a valid state file on its own, not retired, with no
 // transaction in progress.
 func (f *File) CopyTo(path string, mode os.FileMode) error {
+	if mode == 0 {
+		mode = 0o600
+	}
+	return f.copyTo(path, func() (int, error) {
+		return unix.Open(path, unix.O_RDWR|unix.O_CREAT|unix.O_EXCL|unix.O_CLOEXEC|unix.O_NOFOLLOW, uint32(mode.Perm()))
+	}, func() { os.Remove(path) })
+}
+
+// CopyToIn is CopyTo creating the copy as name in dir (see OpenIn): the
+// name must not exist, and no symbolic link is followed.
+func (f *File) CopyToIn(dir *statedir.Dir, name string, mode os.FileMode) error {
+	if mode == 0 {
+		mode = 0o600
+	}
+	return f.copyTo(dir.Join(name), func() (int, error) {
+		return dir.OpenFD(name, unix.O_RDWR|unix.O_CREAT|unix.O_EXCL, mode)
+	}, func() { dir.Remove(name) })
+}
+
+// copyTo copies the file into the descriptor create returns, holding the
+// writer lock; remove removes the copy after a failure.
+func (f *File) copyTo(path string, create func() (int, error), remove func()) error {
 	tx, err := f.Begin()
 	if err != nil {
 		return err
 	}
 	defer tx.Rollback()
-	if mode == 0 {
-		mode = 0o600
-	}
-	fd, err := unix.Open(path, unix.O_RDWR|unix.O_CREAT|unix.O_EXCL|unix.O_CLOEXEC, uint32(mode.Perm()))
+	fd, err := create()
 	if err != nil {
 		return fmt.Errorf("shm: copy to %s: %w", path, err)
 	}
@@ -31,7 +51,7 @@ func (f *File) CopyTo(path string, mode os.FileMode) error {
 	bump := binary.LittleEndian.Uint64(m[offBump:])
 	size := roundUp(bump, PageSize)
 	if err := unix.Fallocate(fd, 0, 0, int64(size)); err != nil {
-		os.Remove(path)
+		remove()
 		return fmt.Errorf("%w: copy to %s: %w", ErrNoSpace, path, err)
 	}
 	hdr := append([]byte(nil), m[:PageSize]...)
@@ -40,14 +60,14 @@ func (f *File) CopyTo(path string, mode os.FileMode) error {
 	binary.LittleEndian.PutUint64(hdr[offSize:], size)
 	binary.LittleEndian.PutUint64(hdr[offSeq:], atomicLoad(m, offSeq)&^(seqRetired|seqWriting))
 	if err := pwriteAll(fd, hdr, 0); err != nil {
-		os.Remove(path)
+		remove()
 		return fmt.Errorf("shm: copy to %s: %w", path, err)
 	}
 	const chunk = 8 << 20
 	for off := uint64(PageSize); off < bump; off += chunk {
 		end := min(off+chunk, bump)
 		if err := pwriteAll(fd, m[off:end], int64(off)); err != nil {
-			os.Remove(path)
+			remove()
 			return fmt.Errorf("shm: copy to %s: %w", path, err)
 		}
 	}

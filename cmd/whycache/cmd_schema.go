@@ -28,6 +28,7 @@ run again.`,
 }
 
 func (e *env) initSchema() error {
+	e.createLog = true
 	s, err := e.openStore()
 	if err != nil {
 		return err

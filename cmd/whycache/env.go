@@ -24,6 +24,9 @@ type env struct {
 	// rebuild lets Update replace a state built from another log (the
 	// --rebuild flag of update and follow).
 	rebuild bool
+	// createLog lets openStore create a log that does not exist
+	// (init-schema).
+	createLog bool
 }
 
 // globals are the flags every command accepts, before or after its name.

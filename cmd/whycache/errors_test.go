@@ -10,6 +10,10 @@ func TestUsageAndStoreErrors(t *testing.T) {
 	dir := t.TempDir()
 	file := "file:" + filepath.Join(dir, "log")
 	state := filepath.Join(dir, "state")
+	if r := runIn(t, nil, "--store", file, "init-schema"); r.code != 0 {
+		t.Fatalf("init-schema: %s", r.stderr)
+	}
+	noLog := "file:" + filepath.Join(dir, "nolog")
 	tests := []struct {
 		name string
 		args []string
@@ -42,6 +46,7 @@ func TestUsageAndStoreErrors(t *testing.T) {
 		{"bad log format", []string{"--store", file, "follow", "--log-format", "xml"}, exitUsage, "--log-format"},
 		{"bad interval", []string{"--store", file, "follow", "--interval", "0s"}, exitUsage, "--interval"},
 		{"help of unknown command", []string{"help", "frobnicate"}, exitUsage, "unknown command"},
+		{"no log in the directory", []string{"--store", noLog, "--state", state, "update"}, exitFailure, "whycache init-schema --store " + noLog},
 		{"unreachable mysql", []string{"--store", "mysql:user:secret@tcp(127.0.0.1:1)/db", "--state", state, "update"}, exitFailure, "mysql:user:xxxxx@tcp(127.0.0.1:1)/db"},
 		{"bad metrics address", []string{"--store", file, "--state", state, "follow", "--metrics-addr", "256.0.0.1:1"}, exitFailure, "--metrics-addr"},
 	}

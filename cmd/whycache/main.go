@@ -29,6 +29,8 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+
+	"github.com/whycache/whycache/logstore"
 )
 
 // Exit codes.
@@ -65,7 +67,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return exitOK
 	}
 	msg := oneLine(err)
-	if a := advice(err); a != "" && a != "interrupted" {
+	if a := advice(err); a != "" && a != "interrupted" && !strings.Contains(msg, a) && !(errors.Is(err, logstore.ErrNoLog) && strings.Contains(msg, "init-schema")) {
 		msg += " (" + a + ")"
 	}
 	fmt.Fprintln(stderr, "whycache: "+msg)

@@ -63,7 +63,9 @@ type session struct {
 	closers []func() error
 }
 
-// openStore opens the log store the global flags name.
+// openStore opens the log store the global flags name. Only init-schema
+// (and the demo, on its own directory) creates a log: every other command
+// on a directory that holds none is told how to create one.
 func (e *env) openStore() (*session, error) {
 	spec, err := parseStore(e.g.store)
 	if err != nil {
@@ -72,7 +74,7 @@ func (e *env) openStore() (*session, error) {
 	s := &session{spec: spec, table: e.g.table}
 	switch spec.kind {
 	case storeFile:
-		fs, err := whycache.NewFileStore(spec.arg)
+		fs, err := whycache.NewFileStoreOptions(spec.arg, whycache.FileStoreOptions{NoCreate: !e.createLog})
 		if err != nil {
 			return nil, fmt.Errorf("open %s: %w", spec, err)
 		}
