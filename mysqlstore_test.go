@@ -39,7 +39,7 @@ func mysqlTestConnector(tb testing.TB, vars ...string) driver.Connector {
 	dsn := mysqlTestDSN(tb)
 	cfg, err := mysql.ParseDSN(dsn)
 	if err != nil {
-		tb.Fatalf("WHYCACHE_TEST_DSN %s: %v", RedactDSN(dsn), err)
+		tb.Fatalf("WHYCACHE_TEST_DSN %s: %v", testDSNShown(dsn), err)
 	}
 	if cfg.Params == nil {
 		cfg.Params = map[string]string{}
@@ -49,7 +49,7 @@ func mysqlTestConnector(tb testing.TB, vars ...string) driver.Connector {
 	}
 	c, err := mysql.NewConnector(cfg)
 	if err != nil {
-		tb.Fatalf("WHYCACHE_TEST_DSN %s: %v", RedactDSN(dsn), err)
+		tb.Fatalf("WHYCACHE_TEST_DSN %s: %v", testDSNShown(dsn), err)
 	}
 	return c
 }
@@ -63,7 +63,7 @@ func mysqlTestOpen(tb testing.TB, c driver.Connector) *sql.DB {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := db.PingContext(ctx); err != nil {
-		tb.Fatalf("MySQL test server %s unreachable: %v", RedactDSN(os.Getenv("WHYCACHE_TEST_DSN")), err)
+		tb.Fatalf("MySQL test server %s unreachable: %v", testDSNShown(os.Getenv("WHYCACHE_TEST_DSN")), err)
 	}
 	return db
 }
@@ -580,4 +580,15 @@ func TestMySQLCheckServer(t *testing.T) {
 	if !has(problems, "autocommit is 0") {
 		t.Errorf("with autocommit=0: %q, want it reported", problems)
 	}
+}
+
+// testDSNShown returns the test DSN as messages may show it: parsed and
+// formatted again without its password, or a placeholder.
+func testDSNShown(dsn string) string {
+	cfg, err := mysql.ParseDSN(dsn)
+	if err != nil {
+		return "(WHYCACHE_TEST_DSN, not shown)"
+	}
+	cfg.Passwd = ""
+	return cfg.FormatDSN()
 }

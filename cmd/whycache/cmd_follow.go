@@ -54,6 +54,13 @@ process series. Latest id and lag come from the leader (standbys show 0).`,
 	}
 }
 
+// Bounds of follow's --interval and --max-backoff.
+const (
+	minFollowInterval = 10 * time.Millisecond
+	maxFollowInterval = time.Hour
+	maxFollowBackoff  = 24 * time.Hour
+)
+
 // followFlags are the flags of follow.
 type followFlags struct {
 	interval, maxBackoff time.Duration
@@ -78,8 +85,11 @@ func (o followFlags) newLogger(w io.Writer) (*slog.Logger, error) {
 }
 
 func (e *env) follow(o followFlags) error {
-	if o.interval <= 0 || o.maxBackoff <= 0 {
-		return usageErrorf("follow: --interval and --max-backoff must be positive")
+	if o.interval < minFollowInterval || o.interval > maxFollowInterval {
+		return usageErrorf("follow: --interval %s: want between %s and %s", o.interval, minFollowInterval, maxFollowInterval)
+	}
+	if o.maxBackoff < o.interval || o.maxBackoff > maxFollowBackoff {
+		return usageErrorf("follow: --max-backoff %s: want between --interval (%s) and %s", o.maxBackoff, o.interval, maxFollowBackoff)
 	}
 	logger, err := o.newLogger(e.stderr)
 	if err != nil {

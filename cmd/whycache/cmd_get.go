@@ -29,12 +29,12 @@ follow daemon) to see other machines' writes, or pass --update.`,
 }
 
 func (e *env) get(key string, update bool) error {
-	s, err := e.open()
+	s, err := e.openFor(update)
 	if err != nil {
 		return err
 	}
 	defer s.close()
-	what := fmt.Sprintf("get %q", key)
+	what := "get " + shownKey(key)
 	if err := e.maybeUpdate(s, update, what); err != nil {
 		return err
 	}

@@ -53,7 +53,7 @@ func (e *env) set(key string, value []byte) error {
 		return err
 	}
 	defer s.close()
-	what := fmt.Sprintf("set %q", key)
+	what := "set " + shownKey(key)
 	id, err := s.inst.Set(e.ctx, []byte(key), value)
 	if err != nil && id == 0 {
 		return writeError(what, err)
@@ -85,7 +85,7 @@ func (e *env) del(keys []string) error {
 		return err
 	}
 	defer s.close()
-	what := fmt.Sprintf("del %q", keys[0])
+	what := "del " + shownKey(keys[0])
 	if len(keys) > 1 {
 		what = fmt.Sprintf("del (%d keys)", len(keys))
 	}

@@ -49,7 +49,7 @@ type statsJSON struct {
 }
 
 func (e *env) stats(local bool) error {
-	s, err := e.open()
+	s, err := e.openFor(!local)
 	if err != nil {
 		return err
 	}

@@ -5,7 +5,11 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
+	"os/user"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/whycache/whycache"
@@ -39,6 +43,13 @@ type globals struct {
 	progress string // auto, on or off
 	// readTimeout bounds a read's wait for a writer that makes no progress.
 	readTimeout time.Duration
+	// passwordFile holds the MySQL password.
+	passwordFile string
+	// trustOwners and trustGroups are comma-separated user and group
+	// names or ids whose state directory and files are accepted.
+	trustOwners, trustGroups string
+	// fileMode is the mode of created state files, in octal.
+	fileMode string
 }
 
 // Progress modes of --progress.
@@ -61,6 +72,10 @@ func (g *globals) register(fs *flag.FlagSet) {
 	fs.StringVar(&g.name, "name", g.name, "instance `name`: state file "+filepath.Join(whycache.DefaultStateDir(), "NAME.state")+" (default \"default\")")
 	fs.BoolVar(&g.json, "json", g.json, "print JSON for scripts instead of text")
 	fs.StringVar(&g.progress, "progress", g.progress, "progress line on stderr, `mode` auto (when stderr is a terminal), on or off")
+	fs.StringVar(&g.trustOwners, "trust-owner", g.trustOwners, "also accept a state directory and state file owned by these `users` (names or uids, comma-separated), e.g. the user the follow daemon runs as")
+	fs.StringVar(&g.trustGroups, "trust-group", g.trustGroups, "also accept a state directory and state file owned by, or writable by, these `groups` (names or gids, comma-separated)")
+	fs.StringVar(&g.fileMode, "file-mode", g.fileMode, "permissions of the state files this command creates, in octal: 0600 (the default) or, for readers in the directory's group, 0640")
+	fs.StringVar(&g.passwordFile, "password-file", g.passwordFile, "read the MySQL password from `FILE` (not readable by other users) instead of the DSN (or $WHYCACHE_PASSWORD)")
 	fs.DurationVar(&g.readTimeout, "read-timeout", g.readTimeout, "how long a read waits for a writer of the state that makes no progress before it fails naming it (between 10ms and 10m; default 10s)")
 }
 
@@ -110,4 +125,64 @@ func (e *env) printf(format string, args ...any) {
 // warnf writes one "whycache: warning: ..." line to stderr.
 func (e *env) warnf(format string, args ...any) {
 	fmt.Fprintf(e.stderr, "whycache: warning: "+format+"\n", args...)
+}
+
+// trusted resolves --trust-owner and --trust-group to uids and gids.
+func (g *globals) trusted() (uids, gids []int, err error) {
+	parse := func(list, flagName string, lookup func(string) (string, error)) ([]int, error) {
+		var out []int
+		for _, name := range strings.Split(list, ",") {
+			if name = strings.TrimSpace(name); name == "" {
+				continue
+			}
+			id := name
+			if _, err := strconv.Atoi(name); err != nil {
+				if id, err = lookup(name); err != nil {
+					return nil, usageErrorf("--%s %q: %v", flagName, name, err)
+				}
+			}
+			n, err := strconv.Atoi(id)
+			if err != nil || n < 0 {
+				return nil, usageErrorf("--%s %q: not a valid id", flagName, name)
+			}
+			out = append(out, n)
+		}
+		return out, nil
+	}
+	if uids, err = parse(g.trustOwners, "trust-owner", func(n string) (string, error) {
+		u, err := user.Lookup(n)
+		if err != nil {
+			return "", err
+		}
+		return u.Uid, nil
+	}); err != nil {
+		return nil, nil, err
+	}
+	gids, err = parse(g.trustGroups, "trust-group", func(n string) (string, error) {
+		gr, err := user.LookupGroup(n)
+		if err != nil {
+			return "", err
+		}
+		return gr.Gid, nil
+	})
+	return uids, gids, err
+}
+
+// stateFileMode parses --file-mode: 0 when not given. Modes that let others
+// than the owner write are refused.
+func (g *globals) stateFileMode() (os.FileMode, error) {
+	if g.fileMode == "" {
+		return 0, nil
+	}
+	n, err := strconv.ParseUint(g.fileMode, 8, 32)
+	if err != nil || n > 0o777 {
+		return 0, usageErrorf("--file-mode %q: want an octal mode such as 0600 or 0640", g.fileMode)
+	}
+	if n&0o022 != 0 {
+		return 0, usageErrorf("--file-mode %#o lets others than the owner write the state: want 0600, 0640 or 0644", n)
+	}
+	if n&0o600 != 0o600 {
+		return 0, usageErrorf("--file-mode %#o: the owner must be able to read and write the state", n)
+	}
+	return os.FileMode(n), nil
 }

@@ -27,7 +27,8 @@ func TestUsageAndStoreErrors(t *testing.T) {
 		{"missing argument", []string{"--store", file, "get"}, exitUsage, "missing argument KEY"},
 		{"too many arguments", []string{"--store", file, "get", "a", "b"}, exitUsage, "too many arguments"},
 		{"arguments to a command without", []string{"--store", file, "update", "x"}, exitUsage, "takes no arguments"},
-		{"no store", []string{"--state", state, "get", "k"}, exitUsage, "no log store"},
+		{"no store", []string{"--state", state, "update"}, exitUsage, "no log store"},
+		{"no state to read", []string{"--state", state, "get", "k"}, exitFailure, "run 'whycache update' to create and fill it"},
 		{"bad store scheme", []string{"--store", "foo:bar", "get", "k"}, exitUsage, "want file:DIR or mysql:DSN"},
 		{"empty file store", []string{"--store", "file:", "get", "k"}, exitUsage, "want file:DIR or mysql:DSN"},
 		{"bad mysql dsn", []string{"--store", "mysql:user:secret@tcp(127.0.0.1:1", "update"}, exitUsage, "invalid DSN"},
@@ -102,5 +103,20 @@ func TestHelp(t *testing.T) {
 	// The help never shows a password from the command line.
 	if r := runIn(t, nil, "--store", "mysql:u:secret@tcp(h:1)/db", "get", "--help"); strings.Contains(r.stdout, "secret") {
 		t.Errorf("get --help shows the password:\n%s", r.stdout)
+	}
+}
+
+// TestLongKeyNotEchoed checks that a hostile key of 70,000 bytes does not
+// come back in full in an error line.
+func TestLongKeyNotEchoed(t *testing.T) {
+	c := fileCLI(t)
+	state := filepath.Join(t.TempDir(), "s.state")
+	c.ok("--state", state, "update")
+	key := strings.Repeat("k", 70000)
+	for _, args := range [][]string{{"set", key, "v"}, {"get", key}, {"del", key}} {
+		r := c.run(append([]string{"--state", state}, args...)...)
+		if len(r.stderr) > 1024 {
+			t.Errorf("%s with a 70,000-byte key: %d bytes of error", args[0], len(r.stderr))
+		}
 	}
 }

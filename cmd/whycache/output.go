@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"io"
 	"strconv"
 	"unicode"
@@ -58,4 +59,17 @@ func printable(b []byte) string {
 		}
 	}
 	return s
+}
+
+// maxShownKey is how many bytes of a key messages quote.
+const maxShownKey = 64
+
+// shownKey quotes key for a message: whole when short, else its first
+// maxShownKey bytes and its length, so that a hostile key cannot fill a
+// terminal or a log.
+func shownKey(key string) string {
+	if len(key) <= maxShownKey {
+		return strconv.Quote(key)
+	}
+	return fmt.Sprintf("%s... (%d bytes)", strconv.Quote(key[:maxShownKey]), len(key))
 }

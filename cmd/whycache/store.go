@@ -4,6 +4,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"io/fs"
 	"strings"
 
 	"github.com/go-sql-driver/mysql"
@@ -34,18 +35,21 @@ func parseStore(s string) (storeSpec, error) {
 	case ok && kind == storeFile && arg != "":
 		return storeSpec{kind: kind, arg: arg}, nil
 	case ok && kind == storeMySQL && arg != "":
+		// The driver's own parse errors can quote the part of the DSN it
+		// took for an address or option, which may hold the password: they
+		// are not shown.
 		if _, err := mysql.ParseDSN(arg); err != nil {
-			return storeSpec{}, usageErrorf("--store %s: %v (want mysql:user:password@tcp(host:3306)/database)", whycache.RedactDSN(s), err)
+			return storeSpec{}, usageErrorf("--store %s: invalid DSN: want mysql:user@tcp(host:3306)/database[?options] (a password is best given by $%s or --password-file)", redactDSN(s), passwordEnv)
 		}
 		return storeSpec{kind: kind, arg: arg}, nil
 	}
-	return storeSpec{}, usageErrorf("--store %q: want file:DIR or mysql:DSN", whycache.RedactDSN(s))
+	return storeSpec{}, usageErrorf("--store %q: want file:DIR or mysql:DSN", redactDSN(s))
 }
 
 // String describes the store for messages, without a password.
 func (s storeSpec) String() string {
 	if s.kind == storeMySQL {
-		return "mysql:" + whycache.RedactDSN(s.arg)
+		return "mysql:" + redactDSN(s.arg)
 	}
 	return s.kind + ":" + s.arg
 }
@@ -81,10 +85,18 @@ func (e *env) openStore() (*session, error) {
 		s.file, s.store = fs, fs
 		s.closers = append(s.closers, fs.Close)
 	case storeMySQL:
-		db, err := sql.Open("mysql", spec.arg)
+		cfg, err := mysql.ParseDSN(spec.arg)
 		if err != nil {
-			return nil, fmt.Errorf("open %s: %w", spec, err)
+			return nil, usageErrorf("--store %s: invalid DSN", spec)
 		}
+		if err := e.applyPassword(cfg); err != nil {
+			return nil, err
+		}
+		conn, err := mysql.NewConnector(cfg)
+		if err != nil {
+			return nil, usageErrorf("--store %s: invalid DSN settings", spec)
+		}
+		db := sql.OpenDB(conn)
 		s.db = db
 		s.closers = append(s.closers, db.Close)
 		ms, err := whycache.NewMySQLStore(db, e.g.table)
@@ -105,18 +117,47 @@ func (e *env) open() (*session, error) {
 	if err != nil {
 		return nil, err
 	}
-	opts := whycache.Options{StatePath: e.g.state, Name: e.g.name, ReadTimeout: e.g.readTimeout}
-	if e.rebuild {
-		opts.Rebuild = whycache.RebuildAnyLog
-	}
-	inst, err := whycache.Open(s.store, opts)
+	inst, err := e.openInstance(s.store, false)
 	if err != nil {
 		s.close()
-		return nil, withCode(exitUsage, err)
+		return nil, err
 	}
 	s.inst = inst
 	s.closers = append(s.closers, inst.Close)
 	return s, nil
+}
+
+// openInstance opens the instance on store with the options the global
+// flags give.
+func (e *env) openInstance(store logstore.Store, readOnly bool) (*whycache.Instance, error) {
+	opts := whycache.Options{StatePath: e.g.state, Name: e.g.name, ReadTimeout: e.g.readTimeout, ReadOnly: readOnly}
+	if e.rebuild {
+		opts.Rebuild = whycache.RebuildAnyLog
+	}
+	var err error
+	if opts.TrustedUIDs, opts.TrustedGIDs, err = e.g.trusted(); err != nil {
+		return nil, err
+	}
+	if opts.FileMode, err = e.g.stateFileMode(); err != nil {
+		return nil, err
+	}
+	inst, err := whycache.Open(store, opts)
+	switch {
+	case errors.Is(err, whycache.ErrUnsafe):
+		return nil, err
+	case err != nil:
+		return nil, withCode(exitUsage, err)
+	}
+	return inst, nil
+}
+
+// openFor opens a session for a read command: on the log when it must use
+// it (withLog), else on the local state alone, read-only (openLocal).
+func (e *env) openFor(withLog bool) (*session, error) {
+	if withLog {
+		return e.open()
+	}
+	return e.openLocal()
 }
 
 // close releases what the session opened, last opened first.
@@ -143,6 +184,9 @@ func (s *session) describe() string {
 // requireValid fails with advice when the state was never filled.
 func (s *session) requireValid(what string) error {
 	st, err := s.inst.Stats(nil)
+	if errors.Is(err, fs.ErrNotExist) {
+		return missingState(what, s.inst.StatePath())
+	}
 	if err != nil {
 		return fmt.Errorf("%s: %w", what, err)
 	}

@@ -1,20 +1,20 @@
-package whycache
+package main
 
 import "strings"
 
-// myRedacted replaces a password in RedactDSN's output.
-const myRedacted = "xxxxx"
+// redactedPassword replaces a password in redactDSN's output.
+const redactedPassword = "xxxxx"
 
-// RedactDSN returns dsn with its password replaced by "xxxxx", for logs
-// and error messages. It understands the go-sql-driver/mysql form
+// redactDSN returns dsn with its password replaced by "xxxxx", for
+// messages. It understands the go-sql-driver/mysql form
 // [user[:password]@][net[(addr)]]/dbname[?params] the way the driver
 // parses it (the password runs from the first ':' to the last '@' before
 // the last '/'), with an optional "mysql:" prefix as the command line
 // takes it. A string without a password comes back unchanged; one it
 // cannot parse loses everything before its last '@'.
-func RedactDSN(dsn string) string {
+func redactDSN(dsn string) string {
 	if rest, ok := strings.CutPrefix(dsn, "mysql:"); ok && !strings.HasPrefix(rest, "//") {
-		return "mysql:" + RedactDSN(rest)
+		return "mysql:" + redactDSN(rest)
 	}
 	end := strings.LastIndexByte(dsn, '/')
 	if end < 0 {
@@ -25,7 +25,7 @@ func RedactDSN(dsn string) string {
 		if strings.IndexByte(dsn[end:], '@') >= 0 {
 			// An '@' only after the last '/': not a form the driver
 			// reads, so hide what could be credentials.
-			return myRedacted + dsn[strings.LastIndexByte(dsn, '@'):]
+			return redactedPassword + dsn[strings.LastIndexByte(dsn, '@'):]
 		}
 		return dsn
 	}
@@ -33,5 +33,5 @@ func RedactDSN(dsn string) string {
 	if colon < 0 {
 		return dsn
 	}
-	return dsn[:colon+1] + myRedacted + dsn[at:]
+	return dsn[:colon+1] + redactedPassword + dsn[at:]
 }
