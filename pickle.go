@@ -38,8 +38,9 @@ var (
 
 	// ErrPickleType is matched by PickleCodec.Decode errors about a pickle
 	// that is well formed and mapped but does not fit the codec's Go type
-	// V: a str where V is int64, an int beyond V's range, None where V is
-	// not a pointer, map or interface. Such errors also match ErrCorrupt.
+	// V: a str where V is int64, an int beyond V's range or not exact in a
+	// float V, None where V is not a pointer or interface. Such errors also
+	// match ErrCorrupt.
 	ErrPickleType = errors.New("whycache: pickle does not fit the Go type")
 )
 
@@ -52,6 +53,7 @@ type pickleError struct {
 	kind    error // nil, ErrPickleUnsupported or ErrPickleType
 }
 
+// Error returns the message, starting "pickle: ".
 func (e *pickleError) Error() string { return "pickle: " + e.msg }
 
 // Unwrap returns the sentinels the error matches.
@@ -118,7 +120,10 @@ func pickleEncErr(format string, args ...any) error {
 // ErrPickleType. Errors name where in the value the problem is and what the
 // pickle held there.
 //
-// Encode writes protocol 4 (PickleProtocol). Its errors wrap
+// Encode writes protocol 4 (PickleProtocol), without memo (a Go value
+// referenced twice is written twice) and with dict items in Go's map order,
+// so two encodings of one map may differ in bytes, never in what Python
+// reads. Its errors wrap
 // ErrPickleUnsupported: structs, arrays, channels, functions, complex
 // numbers, strings that are not UTF-8, cyclic values, maps whose keys
 // Python would merge (1, 1.0 and true in one map[any]any), and integers of

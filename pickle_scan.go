@@ -430,31 +430,67 @@ func (s *pkScan) long(b []byte) {
 // run walks the whole pickle.
 func (s *pkScan) run() error {
 	for {
-		if s.pos >= len(s.data) {
-			if s.pos == 0 {
-				return pickleErr(nil, "empty input")
-			}
-			return pickleErr(nil, "byte %d: input ends before STOP", s.pos)
-		}
-		s.op = s.pos
-		op := s.data[s.pos]
-		s.pos++
-		if op == '.' { // STOP
-			if len(s.marks) > 0 || len(s.stack) != 1 {
-				return s.corrupt("STOP leaves %d values and %d marks on the stack, want one value", len(s.stack)-len(s.marks), len(s.marks))
-			}
-			if s.pos != len(s.data) {
-				return s.corrupt("%d bytes follow STOP", len(s.data)-s.pos)
-			}
-			if s.stack[0].kind == pkGlobal {
-				return s.unsupported("the pickle is a bare global name, which PickleCodec does not decode")
-			}
-			return nil
-		}
-		if err := s.step(op); err != nil {
+		done, err := s.next()
+		if done || err != nil {
 			return err
 		}
 	}
+}
+
+// next walks one opcode and reports whether it was the final STOP.
+func (s *pkScan) next() (done bool, err error) {
+	if s.pos >= len(s.data) {
+		if s.pos == 0 {
+			return false, pickleErr(nil, "empty input")
+		}
+		return false, pickleErr(nil, "byte %d: input ends before STOP", s.pos)
+	}
+	s.op = s.pos
+	op := s.data[s.pos]
+	s.pos++
+	if op != '.' {
+		return false, s.step(op)
+	}
+	// STOP
+	if len(s.marks) > 0 || len(s.stack) != 1 {
+		return false, s.corrupt("STOP leaves %d values and %d marks on the stack, want one value", len(s.stack)-len(s.marks), len(s.marks))
+	}
+	if s.pos != len(s.data) {
+		return false, s.corrupt("%d bytes follow STOP", len(s.data)-s.pos)
+	}
+	if s.stack[0].kind == pkGlobal {
+		return false, s.unsupported("the pickle is a bare global name, which PickleCodec does not decode")
+	}
+	return true, nil
+}
+
+// verify checks the invariants of pkScan (between opcodes).
+func (s *pkScan) verify() error {
+	m := 0
+	for i, sl := range s.stack {
+		switch sl.kind {
+		case pkMark:
+			if m >= len(s.marks) || s.marks[m] != i {
+				return fmt.Errorf("stack slot %d is a mark that marks does not list (%v)", i, s.marks)
+			}
+			m++
+		case pkList:
+			if sl.list >= len(s.lists) || sl.ver != s.lists[sl.list].ver {
+				return fmt.Errorf("stack slot %d holds list %d at version %d, the list is at %+v", i, sl.list, sl.ver, s.lists[sl.list])
+			}
+		case pkStr:
+			if sl.a >= 0 && (sl.a > sl.b || sl.b > len(s.data)) {
+				return fmt.Errorf("stack slot %d: str bounds %d:%d beyond %d bytes", i, sl.a, sl.b, len(s.data))
+			}
+		}
+	}
+	if m != len(s.marks) {
+		return fmt.Errorf("marks lists %d marks, the stack holds %d", len(s.marks), m)
+	}
+	if s.flushed > s.pos || (s.out == nil) != (len(s.bigs) == 0) {
+		return fmt.Errorf("output flushed to %d at position %d with %d integers replaced", s.flushed, s.pos, len(s.bigs))
+	}
+	return nil
 }
 
 // step walks one opcode other than STOP.

@@ -2,8 +2,8 @@ package whycache
 
 import (
 	"bufio"
-	"context"
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -707,8 +707,8 @@ func TestPickleOgrekDefectsGuarded(t *testing.T) {
 	payload[127] = 0x80 // bit 1023
 	long1 := append([]byte{0x80, 0x02, 0x8a, 129}, payload...)
 	long1 = append(long1, '.')
-	if got, err := ogrek(long1); err == nil {
-		t.Logf("og-rek on a 129-byte LONG1: %#v (wrong, silently)", got)
+	if got, err := ogrek(long1); err != nil || got != (ogórek.None{}) {
+		t.Errorf("og-rek on a 129-byte LONG1: %#v, %v, not None; the defect this test guards against is gone", got, err)
 	}
 	want := new(big.Int).SetBytes(reverse(payload))
 	if got, err := (PickleCodec[*big.Int]{}).Decode(long1); err != nil || got.Cmp(want) != 0 {
@@ -851,6 +851,45 @@ func TestPickleDecodeHostile(t *testing.T) {
 	}
 }
 
+// pkScanVerified runs the guard over data one opcode at a time, checking
+// its invariants after each, and returns its error.
+func pkScanVerified(t *testing.T, data []byte) error {
+	s := &pkScan{data: data, memo: make(map[uint32]pkSlot)}
+	for {
+		done, err := s.next()
+		if err != nil {
+			return err
+		}
+		if verr := s.verify(); verr != nil {
+			t.Fatalf("after the opcode at byte %d of %q: %v", s.op, data, verr)
+		}
+		if done {
+			return nil
+		}
+	}
+}
+
+func TestPickleScanInvariants(t *testing.T) {
+	// The guard keeps its invariants after every opcode of every test
+	// pickle, and reaches the verdict run gives.
+	var inputs [][]byte
+	for _, dir := range []string{"python", "refused"} {
+		for _, l := range pkReadIndex(t, dir) {
+			inputs = append(inputs, pkRead(t, dir, l.file))
+		}
+	}
+	for _, h := range pickleHostile {
+		inputs = append(inputs, []byte(h.data))
+	}
+	for _, in := range inputs {
+		err := pkScanVerified(t, in)
+		_, _, want := pickleScan(in)
+		if (err == nil) != (want == nil) {
+			t.Errorf("%q: stepped %v, run %v", in, err, want)
+		}
+	}
+}
+
 func TestPickleDecodeDeep(t *testing.T) {
 	// Nesting beyond 10000 levels is refused, before Go's stack suffers;
 	// 10000 levels decode.
@@ -945,6 +984,7 @@ func FuzzPickleDecode(f *testing.F) {
 		f.Add([]byte(h.data))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
+		pkScanVerified(t, data)
 		v, err := PickleCodec[any]{}.Decode(data)
 		if err != nil {
 			if !errors.Is(err, ErrCorrupt) || strings.Contains(err.Error(), "panicked") {
