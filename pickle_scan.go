@@ -116,7 +116,7 @@ type pkScan struct {
 // decode and the integers its persistent references stand for, or an error
 // (*pickleError) naming the byte offset of the opcode at fault.
 func pickleScan(data []byte) (stream []byte, bigs []*big.Int, err error) {
-	s := &pkScan{data: data, memo: make(map[uint32]pkSlot)}
+	s := newPkScan(data)
 	if err := s.run(); err != nil {
 		return nil, nil, err
 	}
@@ -124,6 +124,16 @@ func pickleScan(data []byte) (stream []byte, bigs []*big.Int, err error) {
 		return data, nil, nil
 	}
 	return append(s.out, data[s.flushed:]...), s.bigs, nil
+}
+
+// newPkScan returns a guard for data, with room for the stack and memo of
+// a small pickle (Python memoizes about one object in every 4 to 8 bytes).
+func newPkScan(data []byte) *pkScan {
+	return &pkScan{
+		data:  data,
+		stack: make([]pkSlot, 0, 16),
+		memo:  make(map[uint32]pkSlot, min(len(data)/6, 64)),
+	}
 }
 
 // corrupt returns an ErrCorrupt error about the current opcode.
