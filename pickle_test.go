@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -592,10 +593,10 @@ func TestPickleEncodePythonReads(t *testing.T) {
 		}
 		t.Logf("wrote %s; now run python3 testdata/pickle/make_pickles.py check", dir)
 	}
-	verdicts := make(map[string]string)
+	verdicts := make(map[string][]string) // name: verdict, SHA-256, repr
 	for _, l := range strings.Split(string(pkRead(t, "go", "verdicts.tsv")), "\n") {
-		if parts := strings.SplitN(l, "\t", 3); len(parts) == 3 && !strings.HasPrefix(l, "#") {
-			verdicts[parts[0]] = parts[1] + " " + parts[2]
+		if parts := strings.SplitN(l, "\t", 4); len(parts) == 4 && !strings.HasPrefix(l, "#") {
+			verdicts[parts[0]] = parts[1:]
 		}
 	}
 	index := make(map[string]string)
@@ -608,13 +609,16 @@ func TestPickleEncodePythonReads(t *testing.T) {
 			t.Errorf("%s: %v", name, err)
 			continue
 		}
-		if v := verdicts[name]; !strings.HasPrefix(v, "ok ") {
+		checked := pkRead(t, "go", name+".pickle")
+		if v := verdicts[name]; len(v) != 3 || v[0] != "ok" {
 			t.Errorf("%s: Python's verdict on the Go-written pickle is %q, want ok", name, v)
+		} else if sum := fmt.Sprintf("%x", sha256.Sum256(checked)); v[1] != sum {
+			t.Errorf("%s: Python checked bytes with SHA-256 %s, go/%s.pickle has %s: run make_pickles.py check", name, v[1], name, sum)
 		}
 		if index[name] != py[name] {
 			t.Errorf("%s: Python checked against %q, the test expects %q: rewrite with -pickle.write", name, index[name], py[name])
 		}
-		if got, want := pkView(t, b), pkView(t, pkRead(t, "go", name+".pickle")); got != want {
+		if got, want := pkView(t, b), pkView(t, checked); got != want {
 			t.Errorf("%s: Encode writes\n%s\nPython checked\n%s", name, got, want)
 		}
 		back, err := PickleCodec[any]{}.Decode(b)

@@ -16,12 +16,14 @@ refused/ holds, the same way, values PickleCodec must refuse: classes and
 calls (os.system), sets, shared and recursive lists, unmapped dict keys.
 go/verdicts.tsv has one line per Go-written file: the file, "ok" when
 pickle.loads gave a value of exactly the expected types and value (the
-expression in go/cases.tsv), else "FAIL", and the repr of what it loaded.
+expression in go/cases.tsv), else "FAIL", the SHA-256 of the bytes checked,
+and the repr of what it loaded.
 """
 
 import collections
 import datetime
 import decimal
+import hashlib
 import math
 import os
 import pickle
@@ -211,18 +213,19 @@ def check():
             name, expr = line.rstrip("\n").split("\t")
             with open(os.path.join("go", name + ".pickle"), "rb") as f:
                 data = f.read()
+            digest = hashlib.sha256(data).hexdigest()
             try:
                 got = pickle.loads(data)
             except Exception as e:  # reported, not raised: every file gets a verdict
-                lines.append("%s\tFAIL\tpickle.loads: %r\n" % (name, e))
+                lines.append("%s\tFAIL\t%s\tpickle.loads: %r\n" % (name, digest, e))
                 continue
             verdict = "ok" if same(got, eval(expr)) else "FAIL"
             shown = repr(got)
             if len(shown) > 200:
                 shown = shown[:200] + "..."
-            lines.append("%s\t%s\t%s\n" % (name, verdict, shown))
+            lines.append("%s\t%s\t%s\t%s\n" % (name, verdict, digest, shown))
     with open(os.path.join("go", "verdicts.tsv"), "w") as out:
-        out.write("# file\tverdict of pickle.loads on the Go-written bytes\trepr of the value\n")
+        out.write("# file\tverdict of pickle.loads on the Go-written bytes\tsha256 of the bytes\trepr of the value\n")
         out.writelines(lines)
     failed = [l for l in lines if "\tFAIL\t" in l]
     sys.stdout.writelines(failed)
