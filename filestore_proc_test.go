@@ -3,32 +3,32 @@ package whycache
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"math"
 	"math/rand/v2"
 	"os"
-	"os/exec"
-	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
+	"github.com/whycache/whycache/internal/flock"
+	"github.com/whycache/whycache/internal/testproc"
 	"github.com/whycache/whycache/logstore"
 	"golang.org/x/sys/unix"
 )
 
-// Environment of the helper processes the tests below start by running the
-// test binary again.
-const (
-	fsHelperModeEnv = "WHYCACHE_FS_HELPER" // writer, crash, fsize or hold
-	fsHelperDirEnv  = "WHYCACHE_FS_DIR"    // the store directory
-	fsHelperTagEnv  = "WHYCACHE_FS_TAG"    // prefix of the records written
-	fsHelperNEnv    = "WHYCACHE_FS_N"      // commits to make (writer)
-)
+// fsHelperArgs configure a helper process of the tests below (the test
+// binary run again, see testproc).
+type fsHelperArgs struct {
+	Mode string // writer, crash, fsize or hold
+	Dir  string // the store directory
+	Tag  string // prefix of the records written
+	N    int    // commits to make (writer)
+}
 
 // fsHelperOptions are the options every helper process and its parent use.
 var fsHelperOptions = FileStoreOptions{SegmentSize: 64 << 10}
@@ -48,27 +48,27 @@ func fsBatchContents(tag string, i, j int, big bool) string {
 // nothing in a normal run. It prints "batch <last id> <records> <index>"
 // on stdout after each Commit returns.
 func TestFileStoreHelperProcess(t *testing.T) {
-	mode := os.Getenv(fsHelperModeEnv)
-	if mode == "" {
-		t.Skip("runs only as a helper process")
+	var a fsHelperArgs
+	if err := json.Unmarshal([]byte(testproc.Arg(t)), &a); err != nil {
+		t.Fatal(err)
 	}
+	mode := a.Mode
 	ctx := context.Background()
 	opts := fsHelperOptions
 	// A process crash loses nothing written, synced or not; without syncs
 	// a kill lands in the middle of a write more often.
 	opts.NoSync = mode == "crash"
-	s, err := NewFileStoreOptions(os.Getenv(fsHelperDirEnv), opts)
+	s, err := NewFileStoreOptions(a.Dir, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer s.Close()
 	out := bufio.NewWriter(os.Stdout)
 	defer out.Flush()
-	tag := os.Getenv(fsHelperTagEnv)
+	tag := a.Tag
 	switch mode {
 	case "writer", "crash":
-		n, _ := strconv.Atoi(os.Getenv(fsHelperNEnv))
-		for i := 0; mode == "crash" || i < n; i++ {
+		for i := 0; mode == "crash" || i < a.N; i++ {
 			k := i%3 + 1
 			contents := make([]string, k)
 			for j := range contents {
@@ -125,7 +125,7 @@ func fsHelperHoldLock(t *testing.T, s *FileStore, out *bufio.Writer) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
+	if err := flock.Lock(context.Background(), int(f.Fd())); err != nil {
 		t.Fatal(err)
 	}
 	fmt.Fprintln(out, "locked")
@@ -142,13 +142,9 @@ func TestFileStoreLockWaitHonoursContext(t *testing.T) {
 	s := fsTestOpen(t, dir, FileStoreOptions{NoSync: true})
 	fsCommit(t, s, "before")
 	info, _ := s.Info(ctx)
-	h := fsStartHelper(t, "hold", dir, "", 0)
-	defer func() {
-		h.cmd.Process.Kill()
-		h.cmd.Wait()
-	}()
-	if line := <-h.lines; line != "locked" {
-		t.Fatalf("helper: %q", line)
+	h := fsStartHelper(t, fsHelperArgs{Mode: "hold", Dir: dir})
+	if _, line, ok := h.Await(0, nil); line != "locked" {
+		t.Fatalf("helper: %q (output ended: %v)", line, !ok)
 	}
 	keep := func(_ uint64, c []byte) ([]byte, bool, error) { return c, true, nil }
 	for name, op := range map[string]func(context.Context) error{
@@ -190,42 +186,20 @@ func TestFileStoreLockWaitHonoursContext(t *testing.T) {
 	if ids, _ := fsRead(t, s, 1, math.MaxUint64); len(ids) != 1 {
 		t.Errorf("records after the cancelled calls: %v", ids)
 	}
-	h.cmd.Process.Kill() // the kernel releases its lock
-	h.cmd.Wait()
+	h.Kill(t) // the kernel releases its lock
 	if id := fsCommit(t, s, "after"); id != 2 {
 		t.Errorf("commit after the holder died: id %d, want 2", id)
 	}
 }
 
-// fsHelper is a running helper process.
-type fsHelper struct {
-	cmd   *exec.Cmd
-	lines chan string // stdout lines; closed at EOF
-}
-
-// fsStartHelper runs the test binary as a helper in mode.
-func fsStartHelper(t *testing.T, mode, dir, tag string, n int) *fsHelper {
+// fsStartHelper runs the test binary as a helper process with a.
+func fsStartHelper(t *testing.T, a fsHelperArgs) *testproc.Proc {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^TestFileStoreHelperProcess$", "-test.count=1")
-	cmd.Env = append(os.Environ(), fsHelperModeEnv+"="+mode, fsHelperDirEnv+"="+dir,
-		fsHelperTagEnv+"="+tag, fsHelperNEnv+"="+strconv.Itoa(n))
-	cmd.Stderr = os.Stderr
-	stdout, err := cmd.StdoutPipe()
+	raw, err := json.Marshal(a)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	h := &fsHelper{cmd: cmd, lines: make(chan string, 1024)}
-	go func() {
-		defer close(h.lines)
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			h.lines <- sc.Text()
-		}
-	}()
-	return h
+	return testproc.Start(t, a.Mode+" "+a.Tag, "TestFileStoreHelperProcess", string(raw))
 }
 
 // fsHelperBatch is a Commit a helper reported done.
@@ -270,18 +244,18 @@ func TestFileStoreMultiProcess(t *testing.T) {
 	var wg sync.WaitGroup
 	for w := 0; w < writers; w++ {
 		tag := fmt.Sprint("w", w)
-		h := fsStartHelper(t, "writer", dir, tag, commits)
+		h := fsStartHelper(t, fsHelperArgs{Mode: "writer", Dir: dir, Tag: tag, N: commits})
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for line := range h.lines {
+			for line := range h.Lines() {
 				if b, ok := fsParseBatch(tag, line, false); ok {
 					mu.Lock()
 					batches = append(batches, b)
 					mu.Unlock()
 				}
 			}
-			if err := h.cmd.Wait(); err != nil {
+			if err := h.Wait(); err != nil {
 				t.Errorf("writer %s: %v", tag, err)
 			}
 		}()
@@ -320,22 +294,21 @@ func TestFileStoreCrash(t *testing.T) {
 	torn := 0
 	for k := 0; k < kills; k++ {
 		tag := fmt.Sprint("c", k)
-		h := fsStartHelper(t, "crash", dir, tag, 0)
+		h := fsStartHelper(t, fsHelperArgs{Mode: "crash", Dir: dir, Tag: tag})
 		stopAfter := rand.IntN(40) + 1
 		killed := false
-		for line := range h.lines {
+		for line := range h.Lines() {
 			b, ok := fsParseBatch(tag, line, true)
 			if !ok {
 				continue
 			}
 			all = append(all, b)
 			if !killed && b.index+1 >= stopAfter {
-				h.cmd.Process.Kill() // SIGKILL; the lines already printed still drain
+				h.Signal(os.Kill) // the lines already printed still drain
 				killed = true
 			}
 		}
-		err := h.cmd.Wait()
-		if ws, ok := h.cmd.ProcessState.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() {
+		if err := h.Wait(); !h.Signaled() {
 			t.Fatalf("helper %d was not killed: %v", k, err)
 		}
 
@@ -388,9 +361,9 @@ func fsHasTornTail(t *testing.T, s *FileStore) bool {
 }
 
 func TestFileStoreDiskFull(t *testing.T) {
-	h := fsStartHelper(t, "fsize", t.TempDir(), "", 0)
+	h := fsStartHelper(t, fsHelperArgs{Mode: "fsize", Dir: t.TempDir()})
 	var out []string
-	for line := range h.lines {
+	for line := range h.Lines() {
 		switch {
 		case strings.HasPrefix(line, "error "):
 			t.Logf("helper's failed commit: %s", line)
@@ -398,7 +371,7 @@ func TestFileStoreDiskFull(t *testing.T) {
 			out = append(out, line)
 		}
 	}
-	if err := h.cmd.Wait(); err != nil {
+	if err := h.Wait(); err != nil {
 		t.Fatalf("helper: %v (output %q)", err, out)
 	}
 	want := []string{"commit-error true", "unchanged true", "next 2 <nil>"}

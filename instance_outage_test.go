@@ -331,8 +331,8 @@ func TestInstanceMySQLOutage(t *testing.T) {
 		State: w.StatePath(), Keys: keys, UpdateEvery: 50})
 	probe := func() (reads, updates, failed int) {
 		t.Helper()
-		from := reader.count()
-		if err := reader.send("probe"); err != nil {
+		from := reader.Len()
+		if err := reader.Send("probe"); err != nil {
 			t.Fatal(err)
 		}
 		_, line, ok := reader.await(from, "reads ")
