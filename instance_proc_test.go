@@ -15,6 +15,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/whycache/whycache/internal/mysqltest"
 	"github.com/whycache/whycache/internal/testproc"
 	"github.com/whycache/whycache/logstore"
 )
@@ -126,7 +127,7 @@ func TestInstanceHelperProcess(t *testing.T) {
 		t.Fatalf("unknown helper role %q", a.Role)
 	}
 	if a.Dir == "" {
-		quietMySQLDriver(t)
+		mysqltest.QuietDriver(t)
 	}
 	store, err := a.openStore()
 	if err != nil {
@@ -238,7 +239,7 @@ func instProcStores() []instProcStore {
 			return s, instHelperArgs{Dir: dir}
 		}},
 		{name: "mysql", replaces: true, open: func(t *testing.T) (logstore.Store, instHelperArgs) {
-			dsn := mysqlTestDSN(t)
+			dsn := mysqltest.DSN(t)
 			s, _ := mysqlTestStore(t, MySQLStoreOptions{})
 			return s, instHelperArgs{DSN: dsn, Table: s.Table()}
 		}},

@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/go-sql-driver/mysql"
+	"github.com/whycache/whycache/internal/mysqltest"
 	"github.com/whycache/whycache/logstore"
 )
 
@@ -33,7 +34,7 @@ func mysqlClientTools(t *testing.T) (dump, client string) {
 // server's database, the password passed in the environment.
 func mysqlToolCommand(t *testing.T, tool string, args ...string) *exec.Cmd {
 	t.Helper()
-	cfg, err := mysql.ParseDSN(mysqlTestDSN(t))
+	cfg, err := mysql.ParseDSN(mysqltest.DSN(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,7 +86,7 @@ func TestMySQLRestoreDump(t *testing.T) {
 			file := filepath.Join(t.TempDir(), "log.sql")
 			var out, stderr bytes.Buffer
 			cmd := mysqlToolCommand(t, dumpTool, "--single-transaction", "--hex-blob", "--tables")
-			cmd.Args = append(cmd.Args, mysqlTables(s.Table())...)
+			cmd.Args = append(cmd.Args, mysqltest.Tables(s.Table())...)
 			cmd.Stdout, cmd.Stderr = &out, &stderr
 			if err := cmd.Run(); err != nil {
 				t.Fatalf("%s: %v: %s", dumpTool, err, stderr.String())
@@ -115,7 +116,7 @@ func TestMySQLRestoreDump(t *testing.T) {
 				t.Fatalf("%s < dump: %v: %s", clientTool, err, stderr.String())
 			}
 
-			r := mysqlTestStoreOn(t, mysqlTestDB(t), s.Table(), MySQLStoreOptions{}) // a process opening the restored log
+			r := mysqlTestStoreOn(t, mysqltest.DB(t), s.Table(), MySQLStoreOptions{}) // a process opening the restored log
 			var last logstore.Committed
 			for i := range after {
 				last = commit(r, fmt.Sprint("new", i), 1+i%2)

@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/whycache/whycache/internal/mysqltest"
 	"github.com/whycache/whycache/logstore"
 )
 
@@ -54,7 +55,7 @@ func mysqlCheckLog(t *testing.T, s logstore.Store, calls []mysqlCommitted) int {
 }
 
 func TestMySQLGroupCommit(t *testing.T) {
-	mysqlTestDSN(t) // skip once, not in every subtest
+	mysqltest.DSN(t) // skip once, not in every subtest
 	const goroutines, perGoroutine = 64, 8
 	for _, tc := range []struct {
 		name        string

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/go-sql-driver/mysql"
+	"github.com/whycache/whycache/internal/mysqltest"
 	"github.com/whycache/whycache/logstore"
 )
 
@@ -171,7 +172,7 @@ func mysqlRecords(tag string, n int) []logstore.Record {
 // log: B must wait for the counter lock (never commit ahead of A), and the
 // poller must see every committed record, in order.
 func TestMySQLHeldTransaction(t *testing.T) {
-	mysqlTestDSN(t) // skip once, not in every subtest
+	mysqltest.DSN(t) // skip once, not in every subtest
 	errRollback := errors.New("test: roll back")
 	for _, tc := range []struct {
 		name     string
@@ -209,7 +210,7 @@ func TestMySQLHeldTransaction(t *testing.T) {
 					bOpts = MySQLStoreOptions{MaxAttempts: 100, RetryBaseDelay: 10 * time.Millisecond, RetryMaxDelay: 20 * time.Millisecond}
 				}
 			}
-			sB := mysqlTestStoreOn(t, mysqlTestDB(t, bVars...), table, bOpts)
+			sB := mysqlTestStoreOn(t, mysqltest.DB(t, bVars...), table, bOpts)
 			retried := make(chan error, 1)
 			sB.hookRetry = func(_ int, err error) {
 				select {
@@ -217,7 +218,7 @@ func TestMySQLHeldTransaction(t *testing.T) {
 				default:
 				}
 			}
-			poller := mysqlStartPoller(t, mysqlTestStoreOn(t, mysqlTestDB(t), table, MySQLStoreOptions{}))
+			poller := mysqlStartPoller(t, mysqlTestStoreOn(t, mysqltest.DB(t), table, MySQLStoreOptions{}))
 			t.Cleanup(releaseA) // first: the stores' Close waits for A
 
 			// Something before, so the poller has a position.

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/whycache/whycache/internal/mysqltest"
 	"github.com/whycache/whycache/logstore"
 )
 
@@ -67,10 +68,10 @@ func mysqlCount(t testing.TB, db *sql.DB, query string) int {
 // read-only replica.
 func mysqlReadOnlyDB(t *testing.T) *sql.DB {
 	t.Helper()
-	db := mysqlTestDB(t, "tx_read_only", "1") // MariaDB, MySQL 5.7
+	db := mysqltest.DB(t, "tx_read_only", "1") // MariaDB, MySQL 5.7
 	var ro int
 	if err := db.QueryRow("SELECT @@session.tx_read_only").Scan(&ro); err != nil || ro != 1 {
-		db = mysqlTestDB(t, "transaction_read_only", "1") // MySQL 8
+		db = mysqltest.DB(t, "transaction_read_only", "1") // MySQL 8
 	}
 	return db
 }
@@ -181,8 +182,8 @@ func TestMySQLMissingMetaRow(t *testing.T) {
 func TestMySQLMissingTables(t *testing.T) {
 	// A store on tables nobody created: every method says which tables are
 	// missing, and nothing creates them but CreateTable.
-	db := mysqlTestDB(t)
-	table := mysqlTestTable(t, db)
+	db := mysqltest.DB(t)
+	table := mysqltest.Table(t, db)
 	s := mysqlTestStoreOn(t, db, table, MySQLStoreOptions{})
 	mysqlExpectNoLog(t, mysqlCallAll(s), "does not exist; "+mysqlInitHint)
 	if err := s.ReadUpdates(context.Background(), 1, 10, func(uint64, []byte) error { return nil }); !errors.Is(err, logstore.ErrNoLog) {
@@ -252,8 +253,8 @@ func TestMySQLCreateTableAdopts(t *testing.T) {
 	// (its meta table was dropped): CreateTable keeps the records and
 	// starts the counter above them.
 	ctx := context.Background()
-	db := mysqlTestDB(t)
-	table := mysqlTestTable(t, db)
+	db := mysqltest.DB(t)
+	table := mysqltest.Table(t, db)
 	schema, err := MySQLSchemaFor(table)
 	if err != nil {
 		t.Fatal(err)
@@ -319,8 +320,8 @@ func TestMySQLForeignTableRefused(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx := context.Background()
-			db := mysqlTestDB(t)
-			table := mysqlTestTable(t, db)
+			db := mysqltest.DB(t)
+			table := mysqltest.Table(t, db)
 			if _, err := db.Exec(fmt.Sprintf(tc.ddl, table)); err != nil {
 				t.Fatal(err)
 			}
@@ -382,8 +383,8 @@ func TestMySQLUpgradeInPlace(t *testing.T) {
 	// at once: same identity and records, old records checked by id, new
 	// commits with nonces.
 	ctx := context.Background()
-	db := mysqlTestDB(t)
-	table := mysqlTestTable(t, db)
+	db := mysqltest.DB(t)
+	table := mysqltest.Table(t, db)
 	old := [][]byte{mysqlRecord(t, "a", "1"), mysqlRecord(t, "b", "2"), mysqlRecord(t, "c", "3")}
 	id := mysqlV1Tables(t, db, table, old)
 
@@ -404,7 +405,7 @@ func TestMySQLUpgradeInPlace(t *testing.T) {
 	var wg sync.WaitGroup
 	errs := make(chan error, 6)
 	for range 6 {
-		other := mysqlTestStoreOn(t, mysqlTestDB(t), table, MySQLStoreOptions{})
+		other := mysqlTestStoreOn(t, mysqltest.DB(t), table, MySQLStoreOptions{})
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -421,7 +422,7 @@ func TestMySQLUpgradeInPlace(t *testing.T) {
 	if err := s.CreateTable(ctx); err != nil {
 		t.Fatalf("CreateTable again: %v", err)
 	}
-	want := mysqlTables(table)
+	want := mysqltest.Tables(table)
 	sort.Strings(want)
 	if got := mysqlListTables(t, db, table); fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("tables %v, want %v", got, want)

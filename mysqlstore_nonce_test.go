@@ -7,6 +7,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/whycache/whycache/internal/mysqltest"
 	"github.com/whycache/whycache/logstore"
 )
 
@@ -238,7 +239,7 @@ func TestMySQLCommitIdentityInTransaction(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	other := mysqlTestStoreOn(t, mysqlTestDB(t), s.Table(), MySQLStoreOptions{})
+	other := mysqlTestStoreOn(t, mysqltest.DB(t), s.Table(), MySQLStoreOptions{})
 	var once sync.Once
 	s.hookBatch = func(int, int) {
 		once.Do(func() {

@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/whycache/whycache/internal/mysqltest"
 	"github.com/whycache/whycache/logstore"
 )
 
@@ -95,10 +96,10 @@ type mysqlAttempt struct {
 func TestMySQLOutage(t *testing.T) {
 	const goroutines, perGoroutine = 16, 40
 	ctx := context.Background()
-	admin := mysqlTestDB(t)
-	table := mysqlTestTable(t, admin)
-	tracker := &mysqlTrackingConnector{Connector: mysqlTestConnector(t)}
-	db := mysqlTestOpen(t, tracker)
+	admin := mysqltest.DB(t)
+	table := mysqltest.Table(t, admin)
+	tracker := &mysqlTrackingConnector{Connector: mysqltest.Connector(t)}
+	db := mysqltest.Open(t, tracker)
 	s := mysqlTestStoreOn(t, db, table, MySQLStoreOptions{MaxBatchRows: 20})
 	if err := s.CreateTable(ctx); err != nil {
 		t.Fatal(err)

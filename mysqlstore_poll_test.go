@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/go-sql-driver/mysql"
+	"github.com/whycache/whycache/internal/mysqltest"
 	"github.com/whycache/whycache/logstore"
 )
 
@@ -44,7 +45,7 @@ func TestMySQLPollSnapshotAtRate(t *testing.T) {
 	var wg sync.WaitGroup
 	errs := make(chan error, writers+1)
 	for w := range writers {
-		ws := mysqlTestStoreOn(t, mysqlTestDB(t), s.Table(), MySQLStoreOptions{})
+		ws := mysqlTestStoreOn(t, mysqltest.DB(t), s.Table(), MySQLStoreOptions{})
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -76,7 +77,7 @@ func TestMySQLPollSnapshotAtRate(t *testing.T) {
 		state  map[string]string
 	}
 	var polls []seen
-	reader := mysqlTestStoreOn(t, mysqlTestDB(t), s.Table(), MySQLStoreOptions{})
+	reader := mysqlTestStoreOn(t, mysqltest.DB(t), s.Table(), MySQLStoreOptions{})
 	state := map[string]string{}
 	var pos logstore.Position
 	// Run for the planned time, and on a loaded machine (the race detector,
@@ -176,7 +177,7 @@ func (c *mysqlCountingConn) Read(b []byte) (int, error) {
 // requests and round trips are counted.
 func mysqlCountingDB(t *testing.T) (db *sql.DB, writes, trips *atomic.Int64) {
 	t.Helper()
-	cfg, err := mysql.ParseDSN(mysqlTestDSN(t))
+	cfg, err := mysql.ParseDSN(mysqltest.DSN(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -200,7 +201,7 @@ func mysqlCountingDB(t *testing.T) (db *sql.DB, writes, trips *atomic.Int64) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	db = mysqlTestOpen(t, c)
+	db = mysqltest.Open(t, c)
 	db.SetMaxOpenConns(1)
 	db.SetMaxIdleConns(1)
 	return db, writes, trips

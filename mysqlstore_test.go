@@ -5,101 +5,21 @@ import (
 	"context"
 	"crypto/rand"
 	"database/sql"
-	"database/sql/driver"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"os"
 	"testing"
-	"time"
 
-	"github.com/go-sql-driver/mysql"
+	"github.com/whycache/whycache/internal/mysqltest"
 	"github.com/whycache/whycache/logstore"
 	"github.com/whycache/whycache/logstore/storetest"
 )
-
-// mysqlSkip is why the MySQL tests skip without a server.
-const mysqlSkip = "set WHYCACHE_TEST_DSN=user:pass@tcp(host:3306)/db to run the MySQL tests"
-
-// mysqlTestDSN returns the test server's DSN, or skips the test.
-func mysqlTestDSN(tb testing.TB) string {
-	tb.Helper()
-	dsn := os.Getenv("WHYCACHE_TEST_DSN")
-	if dsn == "" {
-		tb.Skip(mysqlSkip)
-	}
-	return dsn
-}
-
-// mysqlTestConnector returns a connector for the test server that sets
-// extra session variables (given as name, value pairs) on every
-// connection.
-func mysqlTestConnector(tb testing.TB, vars ...string) driver.Connector {
-	tb.Helper()
-	dsn := mysqlTestDSN(tb)
-	cfg, err := mysql.ParseDSN(dsn)
-	if err != nil {
-		tb.Fatalf("WHYCACHE_TEST_DSN %s: %v", testDSNShown(dsn), err)
-	}
-	if cfg.Params == nil {
-		cfg.Params = map[string]string{}
-	}
-	for i := 0; i+1 < len(vars); i += 2 {
-		cfg.Params[vars[i]] = vars[i+1]
-	}
-	c, err := mysql.NewConnector(cfg)
-	if err != nil {
-		tb.Fatalf("WHYCACHE_TEST_DSN %s: %v", testDSNShown(dsn), err)
-	}
-	return c
-}
-
-// mysqlTestOpen opens a pool through c, fails the test loudly if the
-// server does not answer, and closes the pool at cleanup.
-func mysqlTestOpen(tb testing.TB, c driver.Connector) *sql.DB {
-	tb.Helper()
-	db := sql.OpenDB(c)
-	tb.Cleanup(func() { db.Close() })
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := db.PingContext(ctx); err != nil {
-		tb.Fatalf("MySQL test server %s unreachable: %v", testDSNShown(os.Getenv("WHYCACHE_TEST_DSN")), err)
-	}
-	return db
-}
-
-// mysqlTestDB returns a pool on the test server (session variables as in
-// mysqlTestConnector), or skips the test without WHYCACHE_TEST_DSN.
-func mysqlTestDB(tb testing.TB, vars ...string) *sql.DB {
-	tb.Helper()
-	return mysqlTestOpen(tb, mysqlTestConnector(tb, vars...))
-}
-
-// mysqlTestTable returns a fresh table name; the tables of that name (log,
-// meta, marks) are dropped at cleanup.
-func mysqlTestTable(tb testing.TB, db *sql.DB) string {
-	tb.Helper()
-	var b [8]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		tb.Fatal(err)
-	}
-	table := "wct_" + hex.EncodeToString(b[:])
-	tb.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		if _, err := db.ExecContext(ctx, "DROP TABLE IF EXISTS `"+table+"`, `"+table+"_meta`, `"+table+"_marks`"); err != nil {
-			tb.Errorf("drop test tables %s: %v", table, err)
-		}
-	})
-	return table
-}
 
 // mysqlTestStore returns a store with opts on a fresh, created table, its
 // pool and table name; closed and dropped at cleanup.
 func mysqlTestStore(tb testing.TB, opts MySQLStoreOptions) (*MySQLStore, *sql.DB) {
 	tb.Helper()
-	db := mysqlTestDB(tb)
-	table := mysqlTestTable(tb, db)
+	db := mysqltest.DB(tb)
+	table := mysqltest.Table(tb, db)
 	s := mysqlTestStoreOn(tb, db, table, opts)
 	if err := s.CreateTable(context.Background()); err != nil {
 		tb.Fatal(err)
@@ -144,62 +64,22 @@ func mysqlRead(t testing.TB, s logstore.Store, low, high uint64) ([]uint64, [][]
 }
 
 func TestMySQLStoreConformance(t *testing.T) {
-	mysqlTestDSN(t) // skip once, not in every subtest
+	mysqltest.DSN(t) // skip once, not in every subtest
 	storetest.Run(t, storetest.Harness{
 		New: func(t *testing.T) (logstore.Store, func(t *testing.T) logstore.Store) {
 			s, _ := mysqlTestStore(t, MySQLStoreOptions{})
 			open := func(t *testing.T) logstore.Store {
 				// Another pool, as another process would have.
-				return mysqlTestStoreOn(t, mysqlTestDB(t), s.Table(), MySQLStoreOptions{})
+				return mysqlTestStoreOn(t, mysqltest.DB(t), s.Table(), MySQLStoreOptions{})
 			}
 			return s, open
 		},
 		SingleKeyReplaces: true,
 		Backup: func(t *testing.T, s logstore.Store) func(t *testing.T) {
 			ms := s.(*MySQLStore)
-			return mysqlCopyAside(t, ms.db, ms.Table())
+			return mysqltest.CopyAside(t, ms.db, ms.Table())
 		},
 	})
-}
-
-// mysqlTables returns the names of the three tables of a log.
-func mysqlTables(table string) []string {
-	return []string{table, table + "_meta", table + "_marks"}
-}
-
-// mysqlCopyAside copies the three tables of a log aside (CREATE TABLE ..
-// LIKE, INSERT .. SELECT) and returns a function that restores them the
-// way loading a dump does: each table dropped, created again and filled
-// from the copy. The copies are dropped at cleanup.
-func mysqlCopyAside(t *testing.T, db *sql.DB, table string) func(t *testing.T) {
-	t.Helper()
-	ctx := context.Background()
-	exec := func(t *testing.T, q string) {
-		t.Helper()
-		if _, err := db.ExecContext(ctx, q); err != nil {
-			t.Fatalf("%s: %v", q, err)
-		}
-	}
-	for _, name := range mysqlTables(table) {
-		bak := "`" + name + "_bak`"
-		exec(t, "DROP TABLE IF EXISTS "+bak)
-		exec(t, "CREATE TABLE "+bak+" LIKE `"+name+"`")
-		exec(t, "INSERT INTO "+bak+" SELECT * FROM `"+name+"`")
-		t.Cleanup(func() {
-			if _, err := db.ExecContext(ctx, "DROP TABLE IF EXISTS "+bak); err != nil {
-				t.Errorf("drop backup table %s: %v", bak, err)
-			}
-		})
-	}
-	return func(t *testing.T) {
-		t.Helper()
-		for _, name := range mysqlTables(table) {
-			bak := "`" + name + "_bak`"
-			exec(t, "DROP TABLE `"+name+"`")
-			exec(t, "CREATE TABLE `"+name+"` LIKE "+bak)
-			exec(t, "INSERT INTO `"+name+"` SELECT * FROM "+bak)
-		}
-	}
 }
 
 func TestMySQLCreateTableIdempotent(t *testing.T) {
@@ -540,8 +420,8 @@ func TestMySQLClosedAndCancelled(t *testing.T) {
 
 func TestMySQLCheckServer(t *testing.T) {
 	ctx := context.Background()
-	db := mysqlTestDB(t)
-	table := mysqlTestTable(t, db)
+	db := mysqltest.DB(t)
+	table := mysqltest.Table(t, db)
 	s := mysqlTestStoreOn(t, db, table, MySQLStoreOptions{})
 	has := func(problems []string, sub string) bool {
 		for _, p := range problems {
@@ -572,7 +452,7 @@ func TestMySQLCheckServer(t *testing.T) {
 		t.Errorf("with a MyISAM log table: %q, want it reported", problems)
 	}
 	// A pool with autocommit off.
-	off := mysqlTestStoreOn(t, mysqlTestDB(t, "autocommit", "0"), table, MySQLStoreOptions{})
+	off := mysqlTestStoreOn(t, mysqltest.DB(t, "autocommit", "0"), table, MySQLStoreOptions{})
 	problems, err = off.CheckServer(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -580,15 +460,4 @@ func TestMySQLCheckServer(t *testing.T) {
 	if !has(problems, "autocommit is 0") {
 		t.Errorf("with autocommit=0: %q, want it reported", problems)
 	}
-}
-
-// testDSNShown returns the test DSN as messages may show it: parsed and
-// formatted again without its password, or a placeholder.
-func testDSNShown(dsn string) string {
-	cfg, err := mysql.ParseDSN(dsn)
-	if err != nil {
-		return "(WHYCACHE_TEST_DSN, not shown)"
-	}
-	cfg.Passwd = ""
-	return cfg.FormatDSN()
 }

@@ -4,7 +4,6 @@ import (
 	"reflect"
 	"strings"
 	"testing"
-
 )
 
 // These tests need no server.
@@ -279,4 +278,3 @@ func TestMySQLCheckEngines(t *testing.T) {
 		})
 	}
 }
-

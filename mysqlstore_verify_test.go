@@ -8,12 +8,13 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/whycache/whycache/internal/mysqltest"
 	"github.com/whycache/whycache/logstore"
 )
 
 func TestMySQLCheck(t *testing.T) {
 	// Real damage to the tables, each found by Check and named.
-	mysqlTestDSN(t) // skip once, not in every subtest
+	mysqltest.DSN(t) // skip once, not in every subtest
 	for _, tc := range []struct {
 		name   string
 		damage func(t *testing.T, db *sql.DB, table string, commits []logstore.Committed) // nil: none
