@@ -1,4 +1,4 @@
-package whycache
+package filestore
 
 import (
 	"bytes"
@@ -20,9 +20,9 @@ import (
 
 // fsTestOpen opens a FileStore in dir and closes it (after a Check) when
 // the test ends.
-func fsTestOpen(t testing.TB, dir string, opts FileStoreOptions) *FileStore {
+func fsTestOpen(t testing.TB, dir string, opts Options) *Store {
 	t.Helper()
-	s, err := NewFileStoreOptions(dir, opts)
+	s, err := Open(dir, opts)
 	if err != nil {
 		t.Fatalf("NewFileStoreOptions: %v", err)
 	}
@@ -121,7 +121,7 @@ func TestFileStoreCommitAndRead(t *testing.T) {
 	ctx := context.Background()
 	for _, seg := range []int64{0, 64, 200} {
 		t.Run(fmt.Sprintf("segment=%d", seg), func(t *testing.T) {
-			s := fsTestOpen(t, t.TempDir(), FileStoreOptions{SegmentSize: seg, NoSync: true})
+			s := fsTestOpen(t, t.TempDir(), Options{SegmentSize: seg, NoSync: true})
 			want := map[uint64]string{}
 			var last uint64
 			for i := 0; i < 30; i++ {
@@ -169,8 +169,8 @@ func TestFileStoreCommitAndRead(t *testing.T) {
 
 func TestFileStorePollerCursor(t *testing.T) {
 	ctx := context.Background()
-	s := fsTestOpen(t, t.TempDir(), FileStoreOptions{SegmentSize: 4096, NoSync: true})
-	r := fsTestOpen(t, s.Dir(), FileStoreOptions{})
+	s := fsTestOpen(t, t.TempDir(), Options{SegmentSize: 4096, NoSync: true})
+	r := fsTestOpen(t, s.Dir(), Options{})
 	var applied uint64
 	for i := 0; i < 200; i++ {
 		want := fsCommit(t, s, fmt.Sprint(i), fmt.Sprint(i, "b"))
@@ -198,7 +198,7 @@ func TestFileStorePollerCursor(t *testing.T) {
 func TestFileStoreReopen(t *testing.T) {
 	ctx := context.Background()
 	dir := filepath.Join(t.TempDir(), "a", "log")
-	s, err := NewFileStore(dir)
+	s, err := Open(dir, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -223,7 +223,7 @@ func TestFileStoreReopen(t *testing.T) {
 			t.Errorf("%q: mode %v, want %v", name, fi.Mode().Perm(), want)
 		}
 	}
-	s2 := fsTestOpen(t, dir, FileStoreOptions{})
+	s2 := fsTestOpen(t, dir, Options{})
 	info2, err := s2.Info(ctx)
 	if err != nil || info2 != info {
 		t.Fatalf("Info after reopen = %+v, %v; want %+v", info2, err, info)
@@ -238,7 +238,7 @@ func TestFileStoreReopen(t *testing.T) {
 }
 
 func TestFileStoreClosedAndCancelled(t *testing.T) {
-	s := fsTestOpen(t, t.TempDir(), FileStoreOptions{NoSync: true})
+	s := fsTestOpen(t, t.TempDir(), Options{NoSync: true})
 	fsCommit(t, s, "a")
 	cancelled, cancel := context.WithCancel(context.Background())
 	cancel()
@@ -278,7 +278,7 @@ func TestFileStoreClosedAndCancelled(t *testing.T) {
 }
 
 func TestFileStoreCloseInCallback(t *testing.T) {
-	s := fsTestOpen(t, t.TempDir(), FileStoreOptions{NoSync: true})
+	s := fsTestOpen(t, t.TempDir(), Options{NoSync: true})
 	fsCommit(t, s, "a", "b")
 	var n int
 	err := s.ReadUpdates(context.Background(), 1, 10, func(uint64, []byte) error {
@@ -297,7 +297,7 @@ func TestFileStoreCloseInCallback(t *testing.T) {
 }
 
 func TestFileStoreLimits(t *testing.T) {
-	s := fsTestOpen(t, t.TempDir(), FileStoreOptions{MaxRecordSize: 10, NoSync: true})
+	s := fsTestOpen(t, t.TempDir(), Options{MaxRecordSize: 10, NoSync: true})
 	if l := s.Limits(); l.MaxRecordSize != 10 || l.MaxSingleKeySize != fsMaxSingleKeySize {
 		t.Fatalf("Limits = %+v", l)
 	}
@@ -311,14 +311,14 @@ func TestFileStoreLimits(t *testing.T) {
 	if ids, _ := fsRead(t, s, 1, 10); len(ids) != 1 {
 		t.Fatalf("failed commit left records: %v", ids)
 	}
-	if _, err := NewFileStoreOptions(t.TempDir(), FileStoreOptions{MaxRecordSize: math.MaxInt}); err == nil {
+	if _, err := Open(t.TempDir(), Options{MaxRecordSize: math.MaxInt}); err == nil {
 		t.Fatal("MaxRecordSize above the frame limit accepted")
 	}
 }
 
 func TestFileStoreGroupCommit(t *testing.T) {
 	const goroutines, commits = 16, 40
-	s := fsTestOpen(t, t.TempDir(), FileStoreOptions{SegmentSize: 8 << 10})
+	s := fsTestOpen(t, t.TempDir(), Options{SegmentSize: 8 << 10})
 	type batch struct {
 		last uint64
 		n    int
@@ -367,7 +367,7 @@ func TestFileStoreGroupCommit(t *testing.T) {
 }
 
 func TestFileStoreCommitContextWhileQueued(t *testing.T) {
-	s := fsTestOpen(t, t.TempDir(), FileStoreOptions{NoSync: true})
+	s := fsTestOpen(t, t.TempDir(), Options{NoSync: true})
 	// Hold the leadership so the next Commit queues behind it.
 	s.qmu.Lock()
 	s.leading = true
@@ -400,7 +400,7 @@ func TestFileStoreCommitContextWhileQueued(t *testing.T) {
 }
 
 // fsSegPath returns the path of the only or last segment of s.
-func fsSegPath(t *testing.T, s *FileStore) string {
+func fsSegPath(t *testing.T, s *Store) string {
 	t.Helper()
 	m, err := s.manifest()
 	if err != nil || len(m.Segments) == 0 {
@@ -447,14 +447,14 @@ func TestFileStoreTornTail(t *testing.T) {
 	}
 	for _, tc := range tails {
 		t.Run(tc.name, func(t *testing.T) {
-			s := fsTestOpen(t, t.TempDir(), FileStoreOptions{})
+			s := fsTestOpen(t, t.TempDir(), Options{})
 			fsCommit(t, s, "one")
 			fsCommit(t, s, "two")
 			seg := fsSegPath(t, s)
 			clean, _ := os.ReadFile(seg)
 			fsAppendFile(t, seg, tc.data)
 
-			r := fsTestOpen(t, s.Dir(), FileStoreOptions{})
+			r := fsTestOpen(t, s.Dir(), Options{})
 			if ids, _ := fsRead(t, r, 1, math.MaxUint64); len(ids) != 2 {
 				t.Fatalf("reader sees ids %v, want [1 2]", ids)
 			}
@@ -493,7 +493,7 @@ func TestFileStoreDamage(t *testing.T) {
 		{"sum", hl + 5 + 3},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			s := fsTestOpen(t, t.TempDir(), FileStoreOptions{NoSync: true})
+			s := fsTestOpen(t, t.TempDir(), Options{NoSync: true})
 			fsCommit(t, s, "first")
 			fsCommit(t, s, "second", "third")
 			seg := fsSegPath(t, s)
@@ -505,7 +505,7 @@ func TestFileStoreDamage(t *testing.T) {
 			if err := os.WriteFile(seg, data, 0o600); err != nil {
 				t.Fatal(err)
 			}
-			r := fsTestOpen(t, s.Dir(), FileStoreOptions{})
+			r := fsTestOpen(t, s.Dir(), Options{})
 			err = r.ReadUpdates(context.Background(), 1, math.MaxUint64, func(uint64, []byte) error { return nil })
 			if !errors.Is(err, logstore.ErrCorrupt) {
 				t.Fatalf("ReadUpdates over damaged frame: %v, want ErrCorrupt", err)
@@ -529,7 +529,7 @@ func TestFileStoreDamage(t *testing.T) {
 
 func TestFileStoreBadManifest(t *testing.T) {
 	dir := t.TempDir()
-	s := fsTestOpen(t, dir, FileStoreOptions{NoSync: true})
+	s := fsTestOpen(t, dir, Options{NoSync: true})
 	fsCommit(t, s, "a")
 	good, err := os.ReadFile(filepath.Join(dir, fsManifestName))
 	if err != nil {
@@ -545,7 +545,7 @@ func TestFileStoreBadManifest(t *testing.T) {
 			t.Fatal(err)
 		}
 		os.Rename(filepath.Join(dir, fsManifestName+".new"), filepath.Join(dir, fsManifestName))
-		if _, err := NewFileStore(dir); !errors.Is(err, logstore.ErrCorrupt) {
+		if _, err := Open(dir, Options{}); !errors.Is(err, logstore.ErrCorrupt) {
 			t.Errorf("MANIFEST %.40q: %v, want ErrCorrupt", bad, err)
 		}
 		if _, err := s.LatestUpdateID(context.Background()); !errors.Is(err, logstore.ErrCorrupt) {
@@ -581,7 +581,7 @@ func TestFileStoreCompact(t *testing.T) {
 		{"limit above latest", 120, 1000},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			s := fsTestOpen(t, t.TempDir(), FileStoreOptions{SegmentSize: tc.seg, NoSync: true})
+			s := fsTestOpen(t, t.TempDir(), Options{SegmentSize: tc.seg, NoSync: true})
 			want := map[uint64]string{}
 			for i := 0; i < 20; i++ {
 				last := fsCommit(t, s, fmt.Sprint("r", i, "a"), fmt.Sprint("r", i, "b"))
@@ -651,7 +651,7 @@ func TestFileStoreCompactDropAll(t *testing.T) {
 	ctx := context.Background()
 	for _, horizon := range []uint64{10, 11} {
 		t.Run(fmt.Sprint("horizon=", horizon), func(t *testing.T) {
-			s := fsTestOpen(t, t.TempDir(), FileStoreOptions{SegmentSize: 100, NoSync: true})
+			s := fsTestOpen(t, t.TempDir(), Options{SegmentSize: 100, NoSync: true})
 			var last logstore.Committed
 			for i := 0; i < 10; i++ {
 				c, err := s.Commit(ctx, logstore.LogID{}, fsRecs("xxxxxxxxxxxxxxxxxxxxxxxxx"))
@@ -698,7 +698,7 @@ func TestFileStoreCompactDropAll(t *testing.T) {
 
 func TestFileStoreCompactErrors(t *testing.T) {
 	ctx := context.Background()
-	s := fsTestOpen(t, t.TempDir(), FileStoreOptions{MaxRecordSize: 8, NoSync: true})
+	s := fsTestOpen(t, t.TempDir(), Options{MaxRecordSize: 8, NoSync: true})
 	fsCommit(t, s, "a", "b", "c")
 	boom := errors.New("boom")
 	for _, tc := range []struct {
@@ -728,8 +728,8 @@ func TestFileStoreCompactErrors(t *testing.T) {
 
 func TestFileStoreCompactCallsStore(t *testing.T) {
 	ctx := context.Background()
-	s := fsTestOpen(t, t.TempDir(), FileStoreOptions{NoSync: true})
-	other := fsTestOpen(t, s.Dir(), FileStoreOptions{NoSync: true})
+	s := fsTestOpen(t, t.TempDir(), Options{NoSync: true})
+	other := fsTestOpen(t, s.Dir(), Options{NoSync: true})
 	fsCommit(t, s, "a")
 	fsCommit(t, s, "b")
 	var committed uint64
@@ -755,8 +755,8 @@ func TestFileStoreCompactCallsStore(t *testing.T) {
 
 func TestFileStoreReset(t *testing.T) {
 	ctx := context.Background()
-	s := fsTestOpen(t, t.TempDir(), FileStoreOptions{SegmentSize: 64, NoSync: true})
-	other := fsTestOpen(t, s.Dir(), FileStoreOptions{NoSync: true})
+	s := fsTestOpen(t, t.TempDir(), Options{SegmentSize: 64, NoSync: true})
+	other := fsTestOpen(t, s.Dir(), Options{NoSync: true})
 	for i := 0; i < 10; i++ {
 		fsCommit(t, s, "record")
 	}
@@ -788,7 +788,7 @@ func TestFileStoreReset(t *testing.T) {
 
 func TestFileStoreRemovesOrphans(t *testing.T) {
 	ctx := context.Background()
-	s := fsTestOpen(t, t.TempDir(), FileStoreOptions{NoSync: true})
+	s := fsTestOpen(t, t.TempDir(), Options{NoSync: true})
 	fsCommit(t, s, "a")
 	orphans := []string{fsSegmentName(99, 0), "compact-123.tmp", fsManifestName + ".tmp"}
 	for _, name := range orphans {
@@ -818,7 +818,7 @@ func TestFileStoreRemovesOrphans(t *testing.T) {
 func TestFileStoreCompactWhileWriting(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	opts := FileStoreOptions{SegmentSize: 2 << 10, NoSync: true}
+	opts := Options{SegmentSize: 2 << 10, NoSync: true}
 	w := fsTestOpen(t, dir, opts)
 	poller := fsTestOpen(t, dir, opts)
 	compactor := fsTestOpen(t, dir, opts)
@@ -904,11 +904,11 @@ func TestFileStoreReaderSurvivesCompaction(t *testing.T) {
 	// A reader in the middle of a segment that compaction replaces
 	// continues from its position in the new file.
 	ctx := context.Background()
-	s := fsTestOpen(t, t.TempDir(), FileStoreOptions{SegmentSize: 200, NoSync: true})
+	s := fsTestOpen(t, t.TempDir(), Options{SegmentSize: 200, NoSync: true})
 	for i := 0; i < 40; i++ {
 		fsCommit(t, s, fmt.Sprint("v", i+1))
 	}
-	other := fsTestOpen(t, s.Dir(), FileStoreOptions{NoSync: true})
+	other := fsTestOpen(t, s.Dir(), Options{NoSync: true})
 	var ids []uint64
 	err := s.ReadUpdates(ctx, 1, math.MaxUint64, func(id uint64, c []byte) error {
 		ids = append(ids, id)
@@ -938,7 +938,7 @@ func TestFileStoreConformance(t *testing.T) {
 		New: func(t *testing.T) (logstore.Store, func(t *testing.T) logstore.Store) {
 			dir := t.TempDir()
 			open := func(t *testing.T) logstore.Store {
-				s, err := NewFileStoreOptions(dir, FileStoreOptions{SegmentSize: 64 << 10})
+				s, err := Open(dir, Options{SegmentSize: 64 << 10})
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -954,8 +954,8 @@ func TestFileStoreCompactCopiesLateCommits(t *testing.T) {
 	// Batches committed between the unlocked rewrite of the tail segment and
 	// its installation are carried over into the new file.
 	ctx := context.Background()
-	s := fsTestOpen(t, t.TempDir(), FileStoreOptions{NoSync: true})
-	other := fsTestOpen(t, s.Dir(), FileStoreOptions{NoSync: true})
+	s := fsTestOpen(t, t.TempDir(), Options{NoSync: true})
+	other := fsTestOpen(t, s.Dir(), Options{NoSync: true})
 	fsCommit(t, s, "a", "b")
 	m, err := s.manifest()
 	if err != nil {
@@ -993,7 +993,7 @@ func fsCopyDir(t *testing.T, from, to string) {
 // directory with cp -a and restores it by replacing the directory with the
 // copy.
 func fsBackup(t *testing.T, s logstore.Store) func(t *testing.T) {
-	dir := s.(*FileStore).Dir()
+	dir := s.(*Store).Dir()
 	backup := filepath.Join(t.TempDir(), "backup")
 	fsCopyDir(t, dir, backup)
 	return func(t *testing.T) {
@@ -1002,4 +1002,10 @@ func fsBackup(t *testing.T, s logstore.Store) func(t *testing.T) {
 		}
 		fsCopyDir(t, backup, dir)
 	}
+}
+
+// commitLast commits recs and returns the id of the last one.
+func commitLast(ctx context.Context, s logstore.Store, recs []logstore.Record) (uint64, error) {
+	res, err := s.Commit(ctx, logstore.LogID{}, recs)
+	return res.Last, err
 }

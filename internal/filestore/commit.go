@@ -1,4 +1,4 @@
-package whycache
+package filestore
 
 import (
 	"context"
@@ -38,7 +38,7 @@ type fsCommitReq struct {
 // with an error wrapping logstore.ErrCorrupt, truncating nothing. Waits
 // (for another call's write, for the writer lock another process holds)
 // end with ctx's error as soon as ctx is done, with nothing written.
-func (s *FileStore) Commit(ctx context.Context, expect logstore.LogID, records []logstore.Record) (logstore.Committed, error) {
+func (s *Store) Commit(ctx context.Context, expect logstore.LogID, records []logstore.Record) (logstore.Committed, error) {
 	if err := s.enter(ctx); err != nil {
 		return logstore.Committed{}, err
 	}
@@ -104,7 +104,7 @@ func (s *FileStore) Commit(ctx context.Context, expect logstore.LogID, records [
 
 // commitNothing is Commit without records: the latest id, after checking
 // the identity.
-func (s *FileStore) commitNothing(expect logstore.LogID) (logstore.Committed, error) {
+func (s *Store) commitNothing(expect logstore.LogID) (logstore.Committed, error) {
 	var latest logstore.Position
 	err := s.withSegments(func(m *fsManifest) error {
 		if expect != (logstore.LogID{}) && expect != m.id {
@@ -124,7 +124,7 @@ func fsMismatch(m *fsManifest, expect logstore.LogID) error {
 
 // handOffLocked ends a leader's turn: the first queued request, if any,
 // becomes the leader. The caller holds qmu.
-func (s *FileStore) handOffLocked() {
+func (s *Store) handOffLocked() {
 	if len(s.queue) > 0 {
 		s.queue[0].lead = true
 		close(s.queue[0].done)
@@ -136,7 +136,7 @@ func (s *FileStore) handOffLocked() {
 // awaitTurn waits until req has an outcome (false) or is promoted to leader
 // (true). When ctx ends first and req is still queued, req is withdrawn
 // with ctx's error as outcome.
-func (s *FileStore) awaitTurn(ctx context.Context, req *fsCommitReq) bool {
+func (s *Store) awaitTurn(ctx context.Context, req *fsCommitReq) bool {
 	select {
 	case <-req.done:
 		return req.lead
@@ -159,7 +159,7 @@ func (s *FileStore) awaitTurn(ctx context.Context, req *fsCommitReq) bool {
 // appendLocked writes the records of group, one batch per request with the
 // request's nonce, after checking each request's expected identity. The
 // caller holds the writer lock.
-func (s *FileStore) appendLocked(group []*fsCommitReq) error {
+func (s *Store) appendLocked(group []*fsCommitReq) error {
 	m, err := s.manifest()
 	if err != nil {
 		return err
@@ -282,7 +282,7 @@ func (w *fsWriter) append(data []byte, lastID, nonce uint64, sync bool) error {
 // of the MANIFEST's and the watermark's) that do not form complete
 // batches. Damage below it is logstore.ErrCorrupt, and nothing is
 // truncated. The caller holds the writer lock.
-func (s *FileStore) syncWriterLocked(m *fsManifest) error {
+func (s *Store) syncWriterLocked(m *fsManifest) error {
 	w := &s.w
 	if w.wm.f == nil || w.epoch != m.epoch {
 		if _, err := w.wm.open(s.dir, s.opts.FileMode); err != nil {
@@ -341,7 +341,7 @@ func (s *FileStore) syncWriterLocked(m *fsManifest) error {
 // rollLocked seals the tail segment, recording its size and last position
 // in the MANIFEST, and starts a new tail segment whose first id is next.
 // The caller holds the writer lock and synced the writer.
-func (s *FileStore) rollLocked(m *fsManifest, next uint64) error {
+func (s *Store) rollLocked(m *fsManifest, next uint64) error {
 	name := fsSegmentName(next, 0)
 	sync := !s.opts.NoSync
 	tmp, err := fsWriteTemp(s.dir, name+".tmp", s.opts.FileMode, []byte(fsSegMagic2), sync)

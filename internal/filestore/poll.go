@@ -1,4 +1,4 @@
-package whycache
+package filestore
 
 import (
 	"context"
@@ -35,7 +35,7 @@ var errFsPollFull = errors.New("whycache: filestore: poll page full")
 // batches. When a compaction replaces a segment before fn was first
 // called, Poll starts over on the new MANIFEST; after that it ends the
 // call early with More set.
-func (s *FileStore) Poll(ctx context.Context, req logstore.PollRequest, fn func(logstore.Entry) error) (logstore.PollResult, error) {
+func (s *Store) Poll(ctx context.Context, req logstore.PollRequest, fn func(logstore.Entry) error) (logstore.PollResult, error) {
 	if err := s.enter(ctx); err != nil {
 		return logstore.PollResult{}, err
 	}
@@ -70,7 +70,7 @@ func (s *FileStore) Poll(ctx context.Context, req logstore.PollRequest, fn func(
 
 // fsPoll is one attempt of a Poll call on one MANIFEST.
 type fsPoll struct {
-	s     *FileStore
+	s     *Store
 	ctx   context.Context
 	m     *fsManifest
 	sc    *fsScanner

@@ -1,4 +1,4 @@
-package whycache
+package filestore
 
 import (
 	"bufio"
@@ -31,7 +31,7 @@ type fsHelperArgs struct {
 }
 
 // fsHelperOptions are the options every helper process and its parent use.
-var fsHelperOptions = FileStoreOptions{SegmentSize: 64 << 10}
+var fsHelperOptions = Options{SegmentSize: 64 << 10}
 
 // fsBatchContents is the contents of record j of batch i of a helper. With
 // big, every fourth batch has large records, so that a kill can land in the
@@ -58,7 +58,7 @@ func TestFileStoreHelperProcess(t *testing.T) {
 	// A process crash loses nothing written, synced or not; without syncs
 	// a kill lands in the middle of a write more often.
 	opts.NoSync = mode == "crash"
-	s, err := NewFileStoreOptions(a.Dir, opts)
+	s, err := Open(a.Dir, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -94,7 +94,7 @@ func TestFileStoreHelperProcess(t *testing.T) {
 
 // fsHelperFileSizeLimit commits a record that cannot fit under
 // RLIMIT_FSIZE and reports the error and whether the segment changed.
-func fsHelperFileSizeLimit(t *testing.T, s *FileStore, out io.Writer) {
+func fsHelperFileSizeLimit(t *testing.T, s *Store, out io.Writer) {
 	ctx := context.Background()
 	fsCommit(t, s, "before")
 	seg := s.path(fsSegmentName(1, 0))
@@ -119,8 +119,9 @@ func fsHelperFileSizeLimit(t *testing.T, s *FileStore, out io.Writer) {
 }
 
 // fsHelperHoldLock takes the writer lock of the store through a file of
-// its own, reports "locked" and holds it until the process is killed.
-func fsHelperHoldLock(t *testing.T, s *FileStore, out *bufio.Writer) {
+// its own, reports "locked" and holds it until the process is killed (or
+// its stdin closes).
+func fsHelperHoldLock(t *testing.T, s *Store, out *bufio.Writer) {
 	f, err := os.OpenFile(s.path(fsLockName), os.O_RDWR, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -130,7 +131,7 @@ func fsHelperHoldLock(t *testing.T, s *FileStore, out *bufio.Writer) {
 	}
 	fmt.Fprintln(out, "locked")
 	out.Flush()
-	select {}
+	io.Copy(io.Discard, os.Stdin)
 }
 
 func TestFileStoreLockWaitHonoursContext(t *testing.T) {
@@ -139,7 +140,7 @@ func TestFileStoreLockWaitHonoursContext(t *testing.T) {
 	// 100 ms and changes nothing.
 	ctx := context.Background()
 	dir := t.TempDir()
-	s := fsTestOpen(t, dir, FileStoreOptions{NoSync: true})
+	s := fsTestOpen(t, dir, Options{NoSync: true})
 	fsCommit(t, s, "before")
 	info, _ := s.Info(ctx)
 	h := fsStartHelper(t, fsHelperArgs{Mode: "hold", Dir: dir})
@@ -312,7 +313,7 @@ func TestFileStoreCrash(t *testing.T) {
 			t.Fatalf("helper %d was not killed: %v", k, err)
 		}
 
-		s, err := NewFileStoreOptions(dir, fsHelperOptions)
+		s, err := Open(dir, fsHelperOptions)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -336,7 +337,7 @@ func TestFileStoreCrash(t *testing.T) {
 
 // fsHasTornTail reports whether the tail segment of s has bytes after its
 // last complete batch.
-func fsHasTornTail(t *testing.T, s *FileStore) bool {
+func fsHasTornTail(t *testing.T, s *Store) bool {
 	m, err := s.manifest()
 	if err != nil || len(m.Segments) == 0 {
 		return false

@@ -1,4 +1,4 @@
-package whycache
+package filestore
 
 import (
 	"context"
@@ -16,7 +16,7 @@ import (
 // torn tail or an append in progress, not an error). It reads every
 // segment and takes no lock. Damage is reported with an error wrapping
 // logstore.ErrCorrupt that names the file and the offset.
-func (s *FileStore) Check(ctx context.Context) error {
+func (s *Store) Check(ctx context.Context) error {
 	if err := s.enter(ctx); err != nil {
 		return err
 	}
@@ -45,7 +45,7 @@ func (s *FileStore) Check(ctx context.Context) error {
 }
 
 // checkSegment verifies segment i of m, whose ids must be above prev.
-func (s *FileStore) checkSegment(ctx context.Context, sc *fsScanner, f *os.File, m *fsManifest, i int, prev uint64) error {
+func (s *Store) checkSegment(ctx context.Context, sc *fsScanner, f *os.File, m *fsManifest, i int, prev uint64) error {
 	check := s.readCheck(m, i, nil)
 	check.lo = max(check.lo, prev+1) // ids ascend across segments
 	if err := sc.start(f, fsPos{}, check); err != nil {

@@ -1,4 +1,4 @@
-package whycache
+package filestore
 
 import (
 	"context"
@@ -17,7 +17,7 @@ func BenchmarkFileStoreCommit(b *testing.B) {
 	rec := []logstore.Record{{Contents: make([]byte, 116)}}
 	for _, goroutines := range []int{1, 64} {
 		b.Run(fmt.Sprintf("goroutines=%d", goroutines), func(b *testing.B) {
-			s := fsTestOpen(b, b.TempDir(), FileStoreOptions{})
+			s := fsTestOpen(b, b.TempDir(), Options{})
 			ctx := context.Background()
 			b.ResetTimer()
 			var wg sync.WaitGroup
@@ -48,7 +48,7 @@ func BenchmarkFileStoreCommit(b *testing.B) {
 // key, 100-byte value) from the start of the log.
 func BenchmarkFileStoreReadUpdates(b *testing.B) {
 	const records = 100_000
-	s := fsTestOpen(b, b.TempDir(), FileStoreOptions{NoSync: true})
+	s := fsTestOpen(b, b.TempDir(), Options{NoSync: true})
 	ctx := context.Background()
 	for i := 0; i < records; i++ { // one record per Commit, as Set writes them
 		key := fmt.Appendf(nil, "key-%012d", i)
@@ -78,7 +78,7 @@ func BenchmarkFileStoreReadUpdates(b *testing.B) {
 func BenchmarkFileStorePoll(b *testing.B) {
 	ctx := context.Background()
 	dir := b.TempDir()
-	w := fsTestOpen(b, dir, FileStoreOptions{NoSync: true})
+	w := fsTestOpen(b, dir, Options{NoSync: true})
 	recs := make([]logstore.Record, 1000)
 	for i := range recs {
 		recs[i].Contents = make([]byte, 116)
@@ -96,7 +96,7 @@ func BenchmarkFileStorePoll(b *testing.B) {
 			name = "one-new-batch"
 		}
 		b.Run(name, func(b *testing.B) {
-			r := fsTestOpen(b, dir, FileStoreOptions{})
+			r := fsTestOpen(b, dir, Options{})
 			res, err := r.Poll(ctx, logstore.PollRequest{}, noop)
 			for err == nil && res.More {
 				res, err = r.Poll(ctx, logstore.PollRequest{After: res.Next}, noop)

@@ -1,4 +1,4 @@
-package whycache
+package filestore
 
 import (
 	"context"
@@ -81,21 +81,21 @@ func (cs *fsCursors) note(c fsCursor) {
 }
 
 // cursor returns the best cursor in seg below id (see fsCursors.best).
-func (s *FileStore) cursor(seg string, epoch, below uint64) (fsCursor, bool) {
+func (s *Store) cursor(seg string, epoch, below uint64) (fsCursor, bool) {
 	s.cmu.Lock()
 	defer s.cmu.Unlock()
 	return s.cursors.best(seg, epoch, below)
 }
 
 // cursorAt returns a cursor just past the batch ending at id.
-func (s *FileStore) cursorAt(epoch, id uint64) (fsCursor, bool) {
+func (s *Store) cursorAt(epoch, id uint64) (fsCursor, bool) {
 	s.cmu.Lock()
 	defer s.cmu.Unlock()
 	return s.cursors.at(epoch, id)
 }
 
 // noteCursor remembers a scan position.
-func (s *FileStore) noteCursor(c fsCursor) {
+func (s *Store) noteCursor(c fsCursor) {
 	s.cmu.Lock()
 	defer s.cmu.Unlock()
 	s.cursors.note(c)
@@ -123,7 +123,7 @@ const fsMaxManifestRetries = 100
 // withSegments runs fn on the current MANIFEST, and again on a fresh one
 // each time fn reports errFsSegmentGone (a compaction or Reset replaced a
 // file after the MANIFEST was read).
-func (s *FileStore) withSegments(fn func(m *fsManifest) error) error {
+func (s *Store) withSegments(fn func(m *fsManifest) error) error {
 	for attempt := 0; ; attempt++ {
 		m, err := s.manifest()
 		if err != nil {
@@ -144,7 +144,7 @@ func (s *FileStore) withSegments(fn func(m *fsManifest) error) error {
 // published meanwhile (the caller retries with it), logstore.ErrCorrupt
 // when the MANIFEST is unchanged (a listed segment is lost) or keeps
 // changing beyond fsMaxManifestRetries attempts.
-func (s *FileStore) segmentGone(m *fsManifest, gone error, attempt int) error {
+func (s *Store) segmentGone(m *fsManifest, gone error, attempt int) error {
 	now, err := s.manifest()
 	if err != nil {
 		return err
@@ -160,7 +160,7 @@ func (s *FileStore) segmentGone(m *fsManifest, gone error, attempt int) error {
 
 // openSegment opens a listed segment for reading; a missing file is
 // errFsSegmentGone.
-func (s *FileStore) openSegment(name string) (*os.File, error) {
+func (s *Store) openSegment(name string) (*os.File, error) {
 	f, err := os.Open(s.path(name))
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("%w: %s", errFsSegmentGone, name)
@@ -174,7 +174,7 @@ func (s *FileStore) openSegment(name string) (*os.File, error) {
 // readCheck returns what a reader's scan of segment i of m verifies: for
 // the tail, the acknowledged end comes from the MANIFEST and from the
 // watermark, read when a scan stops (seen, if not nil, receives it).
-func (s *FileStore) readCheck(m *fsManifest, i int, seen *fsWatermark) fsSegCheck {
+func (s *Store) readCheck(m *fsManifest, i int, seen *fsWatermark) fsSegCheck {
 	name := m.Segments[i].Name
 	return m.segCheck(i, fsAck{}, func() (fsAck, error) {
 		w, err := s.readWatermark(m)
@@ -186,7 +186,7 @@ func (s *FileStore) readCheck(m *fsManifest, i int, seen *fsWatermark) fsSegChec
 }
 
 // readWatermark reads the watermark for a reader of m.
-func (s *FileStore) readWatermark(m *fsManifest) (fsWatermark, error) {
+func (s *Store) readWatermark(m *fsManifest) (fsWatermark, error) {
 	s.rmu.Lock()
 	defer s.rmu.Unlock()
 	return s.wmr.read(s.dir, m.epoch)
@@ -198,7 +198,7 @@ func (s *FileStore) readWatermark(m *fsManifest) (fsWatermark, error) {
 // (see the FileStore doc) is an error wrapping logstore.ErrCorrupt naming
 // the file and offset, returned after the records before it. fn may call
 // any method of the store other than Close without deadlocking.
-func (s *FileStore) ReadUpdates(ctx context.Context, low, high uint64, fn func(id uint64, contents []byte) error) error {
+func (s *Store) ReadUpdates(ctx context.Context, low, high uint64, fn func(id uint64, contents []byte) error) error {
 	if err := s.enter(ctx); err != nil {
 		return err
 	}
@@ -233,7 +233,7 @@ func (s *FileStore) ReadUpdates(ctx context.Context, low, high uint64, fn func(i
 // readSegment delivers the records of segment i of m with *pos <= id <=
 // high, advancing *pos past each. done reports that a record above high
 // was reached.
-func (s *FileStore) readSegment(ctx context.Context, sc *fsScanner, f *os.File, m *fsManifest, i int, pos *uint64, high uint64, fn func(uint64, []byte) error) (done bool, err error) {
+func (s *Store) readSegment(ctx context.Context, sc *fsScanner, f *os.File, m *fsManifest, i int, pos *uint64, high uint64, fn func(uint64, []byte) error) (done bool, err error) {
 	name := m.Segments[i].Name
 	c, _ := s.cursor(name, m.epoch, *pos)
 	if err := sc.start(f, c.pos, s.readCheck(m, i, nil)); err != nil {
@@ -286,7 +286,7 @@ func (s *FileStore) readSegment(ctx context.Context, sc *fsScanner, f *os.File, 
 // It never decreases, unless the directory is restored from a backup. A
 // poller's repeated calls read only the bytes appended since. Damage in
 // the tail segment is an error wrapping logstore.ErrCorrupt.
-func (s *FileStore) LatestUpdateID(ctx context.Context) (uint64, error) {
+func (s *Store) LatestUpdateID(ctx context.Context) (uint64, error) {
 	if err := s.enter(ctx); err != nil {
 		return 0, err
 	}
@@ -319,7 +319,7 @@ func (h *fsHeld) close() {
 // batch of the last segment that holds one, or the id floor - 1 (with
 // nonce 0) when that is higher. A segment file it opens is left open in
 // held, when not nil, for the caller to read again and close.
-func (s *FileStore) head(m *fsManifest, held *fsHeld) (logstore.Position, time.Time, error) {
+func (s *Store) head(m *fsManifest, held *fsHeld) (logstore.Position, time.Time, error) {
 	var p logstore.Position
 	var t int64
 	for i := len(m.Segments) - 1; i >= 0 && p.ID == 0; i-- {
@@ -342,7 +342,7 @@ func (s *FileStore) head(m *fsManifest, held *fsHeld) (logstore.Position, time.T
 // 0 when unknown). A sealed segment's comes from the MANIFEST; the tail's
 // from a cursor when the file did not change since, else from a scan of
 // what was appended since.
-func (s *FileStore) segmentEnd(m *fsManifest, i int, held *fsHeld) (logstore.Position, int64, error) {
+func (s *Store) segmentEnd(m *fsManifest, i int, held *fsHeld) (logstore.Position, int64, error) {
 	sg := m.Segments[i]
 	if !m.isTail(i) && sg.Size != 0 {
 		return logstore.Position{ID: sg.LastID, Nonce: sg.LastNonce}, 0, nil

@@ -1,4 +1,4 @@
-package whycache
+package filestore
 
 import (
 	"context"
@@ -19,7 +19,7 @@ func TestFileStorePollPositions(t *testing.T) {
 	// and whatever the page size.
 	ctx := context.Background()
 	dir := t.TempDir()
-	s := fsTestOpen(t, dir, FileStoreOptions{SegmentSize: 300, NoSync: true})
+	s := fsTestOpen(t, dir, Options{SegmentSize: 300, NoSync: true})
 	type commit struct{ first, last, nonce uint64 }
 	var commits []commit
 	records := map[uint64]string{}
@@ -84,7 +84,7 @@ func TestFileStorePollPositions(t *testing.T) {
 		}
 		return fmt.Sprint(out)
 	}
-	warm := fsTestOpen(t, dir, FileStoreOptions{})
+	warm := fsTestOpen(t, dir, Options{})
 	for id := uint64(0); id <= latestID+1; id++ {
 		for _, nonce := range []uint64{nonceOf[id], nonceOf[id] ^ 0x77, 0} {
 			after := logstore.Position{ID: id, Nonce: nonce}
@@ -92,11 +92,11 @@ func TestFileStorePollPositions(t *testing.T) {
 				continue
 			}
 			for _, max := range []int{0, 2} {
-				fresh, err := NewFileStore(dir)
+				fresh, err := Open(dir, Options{})
 				if err != nil {
 					t.Fatal(err)
 				}
-				for name, h := range map[string]*FileStore{"fresh": fresh, "warm": warm} {
+				for name, h := range map[string]*Store{"fresh": fresh, "warm": warm} {
 					first := fsPollOnce(t, h, after)
 					p := fsPollCollectAll(t, h, after, max)
 					if want := judge(after); first.Verdict != want || p.first.Verdict != want {
@@ -127,8 +127,8 @@ func TestFileStorePollerUsualPath(t *testing.T) {
 	// segment rolls, with the writer in another handle.
 	ctx := context.Background()
 	dir := t.TempDir()
-	w := fsTestOpen(t, dir, FileStoreOptions{SegmentSize: 256, NoSync: true})
-	r := fsTestOpen(t, dir, FileStoreOptions{})
+	w := fsTestOpen(t, dir, Options{SegmentSize: 256, NoSync: true})
+	r := fsTestOpen(t, dir, Options{})
 	var pos logstore.Position
 	for i := 0; i < 60; i++ {
 		c, err := w.Commit(ctx, logstore.LogID{}, fsRecs(fmt.Sprint("a", i), fmt.Sprint("b", i)))

@@ -1,8 +1,7 @@
-package whycache
+package filestore
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -143,39 +142,4 @@ func FuzzFileStoreWatermark(f *testing.F) {
 			t.Fatalf("implausible watermark accepted: %+v", w)
 		}
 	})
-}
-
-// ExampleNewFileStore commits a batch to a file store and reads it back.
-func ExampleNewFileStore() {
-	dir, err := os.MkdirTemp("", "whycache-example")
-	if err != nil {
-		fmt.Println(err)
-		return
-	}
-	defer os.RemoveAll(dir)
-	store, err := NewFileStore(filepath.Join(dir, "log"))
-	if err != nil {
-		fmt.Println(err)
-		return
-	}
-	defer store.Close()
-
-	ctx := context.Background()
-	last, err := commitLast(ctx, store, []logstore.Record{{Contents: []byte("first")}, {Contents: []byte("second")}})
-	if err != nil {
-		fmt.Println(err)
-		return
-	}
-	fmt.Println("committed up to id", last)
-	err = store.ReadUpdates(ctx, 1, last, func(id uint64, contents []byte) error {
-		fmt.Printf("%d: %s\n", id, contents)
-		return nil
-	})
-	if err != nil {
-		fmt.Println(err)
-	}
-	// Output:
-	// committed up to id 2
-	// 1: first
-	// 2: second
 }

@@ -1,4 +1,4 @@
-package whycache
+package filestore
 
 import (
 	"errors"

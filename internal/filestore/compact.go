@@ -1,4 +1,4 @@
-package whycache
+package filestore
 
 import (
 	"bufio"
@@ -26,7 +26,7 @@ import (
 // logstore.ErrCorrupt and leaves that group as it was. A Reset during the
 // call stops it with an error. Waits for the writer lock end with ctx's
 // error when ctx is done.
-func (s *FileStore) Compact(ctx context.Context, limit, horizon uint64, fn logstore.CompactFunc) (logstore.CompactStats, error) {
+func (s *Store) Compact(ctx context.Context, limit, horizon uint64, fn logstore.CompactFunc) (logstore.CompactStats, error) {
 	var total logstore.CompactStats
 	if err := s.enter(ctx); err != nil {
 		return total, err
@@ -100,7 +100,7 @@ func (s *FileStore) Compact(ctx context.Context, limit, horizon uint64, fn logst
 // compactionGroup picks the next run of segments to rewrite: from the one
 // holding next, adding following segments whose first id is <= limit while
 // their files total at most SegmentSize. i is -1 when nothing is left.
-func (s *FileStore) compactionGroup(m *fsManifest, next, limit uint64) (i, j int, err error) {
+func (s *Store) compactionGroup(m *fsManifest, next, limit uint64) (i, j int, err error) {
 	if len(m.Segments) == 0 {
 		return -1, -1, nil
 	}
@@ -159,7 +159,7 @@ func (g *fsGroup) discard() {
 // rewriteGroup writes the group's new file, calling fn for records with id
 // <= limit. The group is segments i.. of m. It takes no lock; the file is
 // flocked so that an orphan sweep leaves it alone.
-func (s *FileStore) rewriteGroup(ctx context.Context, g *fsGroup, m *fsManifest, i int, limit uint64, fn logstore.CompactFunc) error {
+func (s *Store) rewriteGroup(ctx context.Context, g *fsGroup, m *fsManifest, i int, limit uint64, fn logstore.CompactFunc) error {
 	out, err := os.CreateTemp(s.dir, "compact-*.tmp")
 	if err != nil {
 		return fmt.Errorf("whycache: filestore: compact: %w", err)
@@ -197,7 +197,7 @@ func (s *FileStore) rewriteGroup(ctx context.Context, g *fsGroup, m *fsManifest,
 
 // rewriteSegment passes the complete batches of one segment through fn
 // into the group's writer.
-func (s *FileStore) rewriteSegment(ctx context.Context, sc *fsScanner, f *os.File, g *fsGroup, check fsSegCheck, limit uint64, fn logstore.CompactFunc) error {
+func (s *Store) rewriteSegment(ctx context.Context, sc *fsScanner, f *os.File, g *fsGroup, check fsSegCheck, limit uint64, fn logstore.CompactFunc) error {
 	if err := sc.start(f, fsPos{}, check); err != nil {
 		return err
 	}
@@ -342,7 +342,7 @@ func (cw *fsCompactWriter) write(frame []byte, id, nonce uint64, last bool) erro
 // copying batches appended to the last segment since it was read. It
 // returns errFsSegmentGone when the MANIFEST no longer lists the group. The
 // caller holds the writer lock.
-func (s *FileStore) installGroupLocked(g *fsGroup) error {
+func (s *Store) installGroupLocked(g *fsGroup) error {
 	m, err := s.manifest()
 	if err != nil {
 		return err
@@ -415,7 +415,7 @@ func fsSameSegments(a, b []fsSegment) bool {
 // committed to its last segment (segment i of m) after rewriteGroup read
 // it (only the tail segment grows), re-encoding format-1 frames. The
 // caller holds the writer lock, so no more can come.
-func (s *FileStore) copyAppendedLocked(g *fsGroup, m *fsManifest, i int) error {
+func (s *Store) copyAppendedLocked(g *fsGroup, m *fsManifest, i int) error {
 	f, err := s.openSegment(m.Segments[i].Name)
 	if err != nil {
 		return err
@@ -487,7 +487,7 @@ func (s *FileStore) copyAppendedLocked(g *fsGroup, m *fsManifest, i int) error {
 // above every id assigned before (see LatestUpdateID). It also works on a
 // log whose tail segment is damaged, the way out of ErrCorrupt; the ids
 // then skip ahead by a bound taken from the segment's size.
-func (s *FileStore) Reset(ctx context.Context) error {
+func (s *Store) Reset(ctx context.Context) error {
 	if err := s.enter(ctx); err != nil {
 		return err
 	}
@@ -520,7 +520,7 @@ func (s *FileStore) Reset(ctx context.Context) error {
 // and each frame has at least the format's minimum size), and above the
 // ids the watermark and segment files the MANIFEST does not list (from
 // the same bound) show. The caller holds the writer lock.
-func (s *FileStore) idBoundLocked(m *fsManifest) (uint64, error) {
+func (s *Store) idBoundLocked(m *fsManifest) (uint64, error) {
 	bound := m.IDFloor
 	if n := len(m.Segments); n > 0 {
 		if err := s.syncWriterLocked(m); err == nil {
@@ -562,7 +562,7 @@ func (s *FileStore) idBoundLocked(m *fsManifest) (uint64, error) {
 // MANIFEST's history are left in place and reported as corruption, unless
 // all is set (a Reset, which deletes every record, removes them too). The
 // caller holds the writer lock.
-func (s *FileStore) removeOrphansLocked(all bool) error {
+func (s *Store) removeOrphansLocked(all bool) error {
 	m, err := s.manifest()
 	if err != nil {
 		return err
@@ -598,7 +598,7 @@ func (s *FileStore) removeOrphansLocked(all bool) error {
 
 // removeUnheldTemp removes a temporary file unless a live compaction holds
 // its flock.
-func (s *FileStore) removeUnheldTemp(name string) {
+func (s *Store) removeUnheldTemp(name string) {
 	f, err := os.Open(s.path(name))
 	if err != nil {
 		return

@@ -1,4 +1,4 @@
-package whycache
+package filestore
 
 import (
 	"context"
@@ -13,16 +13,16 @@ import (
 	"github.com/whycache/whycache/logstore"
 )
 
-// fsV1Fixture copies testdata/filestore-v1/log, a log written in segment
+// fsV1Fixture copies testdata/v1/log, a log written in segment
 // format 1 with a version 1 MANIFEST (three segments, one rewritten by a
 // compaction, and a torn frame after the tail's last batch), into a
 // temporary directory, and returns it with the records it holds
-// (testdata/filestore-v1/records.txt).
+// (testdata/v1/records.txt).
 func fsV1Fixture(t *testing.T) (string, map[uint64]string) {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), "log")
-	fsCopyDir(t, filepath.Join("testdata", "filestore-v1", "log"), dir)
-	data, err := os.ReadFile(filepath.Join("testdata", "filestore-v1", "records.txt"))
+	fsCopyDir(t, filepath.Join("testdata", "v1", "log"), dir)
+	data, err := os.ReadFile(filepath.Join("testdata", "v1", "records.txt"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -39,7 +39,7 @@ func fsV1Fixture(t *testing.T) (string, map[uint64]string) {
 }
 
 // fsSegmentFormats returns the format of every listed segment of s.
-func fsSegmentFormats(t *testing.T, s *FileStore) []fsFormat {
+func fsSegmentFormats(t *testing.T, s *Store) []fsFormat {
 	t.Helper()
 	m, err := s.manifest()
 	if err != nil {
@@ -68,7 +68,7 @@ func TestFileStoreReadsFormat1(t *testing.T) {
 	// format-2 segment; a compaction rewrites the old segments in format 2.
 	ctx := context.Background()
 	dir, want := fsV1Fixture(t)
-	s := fsTestOpen(t, dir, FileStoreOptions{SegmentSize: 300})
+	s := fsTestOpen(t, dir, Options{SegmentSize: 300})
 	if _, got := fsRead(t, s, 1, math.MaxUint64); fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("format-1 log reads\n%v\nwant\n%v", got, want)
 	}
@@ -103,7 +103,7 @@ func TestFileStoreReadsFormat1(t *testing.T) {
 		{logstore.Position{ID: c.First, Nonce: c.Nonce}, logstore.VerdictMatch},
 		{logstore.Position{ID: c.First, Nonce: c.Nonce + 1}, logstore.VerdictMismatch},
 	} {
-		for _, h := range []*FileStore{s, fsTestOpen(t, dir, FileStoreOptions{})} {
+		for _, h := range []*Store{s, fsTestOpen(t, dir, Options{})} {
 			if res := fsPollOnce(t, h, tc.after); res.Verdict != tc.want || res.Latest != c.Position() {
 				t.Errorf("Poll after %+v: verdict %v latest %+v, want %v and %+v", tc.after, res.Verdict, res.Latest, tc.want, c.Position())
 			}
@@ -119,7 +119,7 @@ func TestFileStoreReadsFormat1(t *testing.T) {
 			t.Fatalf("segment formats after Compact: %v", fsSegmentFormats(t, s))
 		}
 	}
-	r := fsTestOpen(t, dir, FileStoreOptions{})
+	r := fsTestOpen(t, dir, Options{})
 	if _, got := fsRead(t, r, 1, math.MaxUint64); fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("after Compact:\n%v\nwant\n%v", got, want)
 	}

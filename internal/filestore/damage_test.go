@@ -1,4 +1,4 @@
-package whycache
+package filestore
 
 import (
 	"context"
@@ -70,9 +70,9 @@ func fsFlipByte(t *testing.T, path string, off int64) {
 
 // fsOpenRaw opens a FileStore that the test closes itself, without the
 // Check of fsTestOpen (the log is damaged on purpose).
-func fsOpenRaw(t *testing.T, dir string, opts FileStoreOptions) *FileStore {
+func fsOpenRaw(t *testing.T, dir string, opts Options) *Store {
 	t.Helper()
-	s, err := NewFileStoreOptions(dir, opts)
+	s, err := Open(dir, opts)
 	if err != nil {
 		t.Fatalf("NewFileStoreOptions: %v", err)
 	}
@@ -82,7 +82,7 @@ func fsOpenRaw(t *testing.T, dir string, opts FileStoreOptions) *FileStore {
 
 // fsCollect reads every record from 1 on with ReadUpdates and returns them
 // with the call's error.
-func fsCollect(s *FileStore) (map[uint64]string, error) {
+func fsCollect(s *Store) (map[uint64]string, error) {
 	got := map[uint64]string{}
 	err := s.ReadUpdates(context.Background(), 1, math.MaxUint64, func(id uint64, c []byte) error {
 		got[id] = string(c)
@@ -93,7 +93,7 @@ func fsCollect(s *FileStore) (map[uint64]string, error) {
 
 // fsPollCollect polls from the start in pages of max records until More
 // is false or an error, and returns the entries and the error.
-func fsPollCollect(s *FileStore, max int) (map[uint64]string, error) {
+func fsPollCollect(s *Store, max int) (map[uint64]string, error) {
 	got := map[uint64]string{}
 	req := logstore.PollRequest{Max: max}
 	for {
@@ -124,9 +124,9 @@ func fsWantCorrupt(t *testing.T, what string, err error, words ...string) {
 
 // fsDamageLog commits 12 batches of 1 to 3 records to a log whose segments
 // hold a few batches each, and returns the records by id.
-func fsDamageLog(t *testing.T, dir string) (*FileStore, map[uint64]string) {
+func fsDamageLog(t *testing.T, dir string) (*Store, map[uint64]string) {
 	t.Helper()
-	s := fsOpenRaw(t, dir, FileStoreOptions{SegmentSize: 200, NoSync: true})
+	s := fsOpenRaw(t, dir, Options{SegmentSize: 200, NoSync: true})
 	want := map[uint64]string{}
 	for i := 0; i < 12; i++ {
 		n := i%3 + 1
@@ -242,14 +242,14 @@ func TestFileStoreFlippedByteInSealedSegment(t *testing.T) {
 			wantBefore := fsBelow(want, firstLost)
 			offset := fmt.Sprint("offset ", at)
 
-			r := fsOpenRaw(t, dir, FileStoreOptions{})
+			r := fsOpenRaw(t, dir, Options{})
 			got, err := fsCollect(r)
 			fsWantCorrupt(t, "ReadUpdates", err, sg.Name, offset)
 			if fmt.Sprint(got) != fmt.Sprint(wantBefore) {
 				t.Errorf("ReadUpdates delivered %v,\nwant the records before the damage %v", got, wantBefore)
 			}
 			for _, max := range []int{0, 2} {
-				p := fsOpenRaw(t, dir, FileStoreOptions{})
+				p := fsOpenRaw(t, dir, Options{})
 				got, err = fsPollCollect(p, max)
 				fsWantCorrupt(t, fmt.Sprint("Poll with Max ", max), err, sg.Name, offset)
 				if fmt.Sprint(got) != fmt.Sprint(wantBefore) {
@@ -279,7 +279,7 @@ func TestFileStoreFlippedByteInTailAfterCommit(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
-			w := fsOpenRaw(t, dir, FileStoreOptions{})
+			w := fsOpenRaw(t, dir, Options{})
 			fsCommit(t, w, "one")
 			fsCommit(t, w, "two", "three")
 			last, err := w.Commit(ctx, logstore.LogID{}, fsRecs("acknowledged"))
@@ -293,7 +293,7 @@ func TestFileStoreFlippedByteInTailAfterCommit(t *testing.T) {
 			before := fsDirFiles(t, dir)
 			offset := fmt.Sprint("offset ", frame)
 
-			r := fsOpenRaw(t, dir, FileStoreOptions{})
+			r := fsOpenRaw(t, dir, Options{})
 			got, err := fsCollect(r)
 			fsWantCorrupt(t, "ReadUpdates", err, filepath.Base(seg), offset)
 			if fmt.Sprint(got) != "map[1:one 2:two 3:three]" {
@@ -305,7 +305,7 @@ func TestFileStoreFlippedByteInTailAfterCommit(t *testing.T) {
 			fsWantCorrupt(t, "LatestUpdateID", err, filepath.Base(seg))
 			fsWantCorrupt(t, "Check", r.Check(ctx), filepath.Base(seg), offset)
 
-			nw := fsOpenRaw(t, dir, FileStoreOptions{})
+			nw := fsOpenRaw(t, dir, Options{})
 			_, err = nw.Commit(ctx, logstore.LogID{}, fsRecs("must not reuse id 4"))
 			fsWantCorrupt(t, "Commit by a new writer", err, filepath.Base(seg), offset)
 			fsSameFiles(t, dir, before)
@@ -332,8 +332,8 @@ func TestFileStoreManifestDeleted(t *testing.T) {
 		t.Fatal(err)
 	}
 	before := fsDirFiles(t, dir)
-	for _, opts := range []FileStoreOptions{{}, {NoCreate: true}} {
-		_, err := NewFileStoreOptions(dir, opts)
+	for _, opts := range []Options{{}, {NoCreate: true}} {
+		_, err := Open(dir, opts)
 		fsWantCorrupt(t, fmt.Sprintf("NewFileStoreOptions(%+v)", opts), err, "MANIFEST", fsSegmentName(1, 0))
 	}
 	_, err := s.Info(ctx)
@@ -369,8 +369,8 @@ func TestFileStoreOlderManifestBesideNewerSegments(t *testing.T) {
 		t.Fatal(err)
 	}
 	before := fsDirFiles(t, dir)
-	_, err = NewFileStore(dir)
-	fsWantCorrupt(t, "NewFileStore", err, newer, "MANIFEST")
+	_, err = Open(dir, Options{})
+	fsWantCorrupt(t, "Open", err, newer, "MANIFEST")
 	_, err = s.Commit(ctx, logstore.LogID{}, fsRecs("x"))
 	fsWantCorrupt(t, "Commit on a store open across the restore", err, newer)
 	_, err = fsCollect(s)
@@ -391,8 +391,8 @@ func TestFileStoreSegmentMismatch(t *testing.T) {
 			t.Fatal(err)
 		}
 		before := fsDirFiles(t, dir)
-		_, err := NewFileStore(dir)
-		fsWantCorrupt(t, "NewFileStore", err, name, "missing")
+		_, err := Open(dir, Options{})
+		fsWantCorrupt(t, "Open", err, name, "missing")
 		_, err = fsCollect(s)
 		fsWantCorrupt(t, "ReadUpdates on an open store", err, name)
 		_, err = fsPollCollect(s, 0)
@@ -417,7 +417,7 @@ func TestFileStoreSegmentMismatch(t *testing.T) {
 		if err := os.WriteFile(path, []byte(bad), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		r := fsOpenRaw(t, dir, FileStoreOptions{})
+		r := fsOpenRaw(t, dir, Options{})
 		_, err := fsCollect(r)
 		fsWantCorrupt(t, "ReadUpdates", err, m.Segments[1].Name, "outside the segment's id range")
 		_, err = fsPollCollect(r, 0)
@@ -436,8 +436,8 @@ func TestFileStorePythonLayoutRefused(t *testing.T) {
 		}
 	}
 	before := fsDirFiles(t, dir)
-	for _, opts := range []FileStoreOptions{{}, {NoCreate: true}} {
-		_, err := NewFileStoreOptions(dir, opts)
+	for _, opts := range []Options{{}, {NoCreate: true}} {
+		_, err := Open(dir, opts)
 		if err == nil || !strings.Contains(err.Error(), "Python whycache") || !strings.Contains(err.Error(), "latest.repr") {
 			t.Errorf("NewFileStoreOptions(%+v) on a Python directory: %v, want a refusal naming Python whycache", opts, err)
 		}
@@ -466,7 +466,7 @@ func TestFileStoreNoCreate(t *testing.T) {
 			if statErr == nil {
 				before = fsDirFiles(t, dir)
 			}
-			_, err := NewFileStoreOptions(dir, FileStoreOptions{NoCreate: true})
+			_, err := Open(dir, Options{NoCreate: true})
 			if !errors.Is(err, logstore.ErrNoLog) || !strings.Contains(err.Error(), "whycache init-schema --store file:"+dir) {
 				t.Fatalf("NoCreate: %v, want ErrNoLog saying how to create the log", err)
 			}
@@ -478,9 +478,9 @@ func TestFileStoreNoCreate(t *testing.T) {
 				fsSameFiles(t, dir, before)
 			}
 			// Without NoCreate the log is created, and then NoCreate opens it.
-			s := fsTestOpen(t, dir, FileStoreOptions{})
+			s := fsTestOpen(t, dir, Options{})
 			fsCommit(t, s, "x")
-			r := fsTestOpen(t, dir, FileStoreOptions{NoCreate: true})
+			r := fsTestOpen(t, dir, Options{NoCreate: true})
 			if ids, _ := fsRead(t, r, 1, 10); len(ids) != 1 {
 				t.Fatalf("NoCreate on an existing log reads %v", ids)
 			}
@@ -496,7 +496,7 @@ func TestFileStoreInfoCreatesNothing(t *testing.T) {
 	// open store is ErrNoLog, one with segments left ErrCorrupt.
 	ctx := context.Background()
 	dir := t.TempDir()
-	s := fsOpenRaw(t, dir, FileStoreOptions{NoSync: true})
+	s := fsOpenRaw(t, dir, Options{NoSync: true})
 	for _, name := range []string{fsManifestName, fsWatermarkName, fsLockName} {
 		os.Remove(filepath.Join(dir, name))
 	}
@@ -516,7 +516,7 @@ func TestFileStoreReaderRacesWriter(t *testing.T) {
 	// before the writer's append completed and the watermark after) reads
 	// again instead of reporting corruption.
 	dir := t.TempDir()
-	s := fsTestOpen(t, dir, FileStoreOptions{NoSync: true})
+	s := fsTestOpen(t, dir, Options{NoSync: true})
 	fsCommit(t, s, "one")
 	seg := fsSegPath(t, s)
 	whole, _ := os.ReadFile(seg)
@@ -560,7 +560,7 @@ func TestFileStoreNewLogBesideLeftoverWatermark(t *testing.T) {
 	// watermark, which names the same first segment, is not taken for
 	// the new log's.
 	dir := t.TempDir()
-	old := fsOpenRaw(t, dir, FileStoreOptions{NoSync: true})
+	old := fsOpenRaw(t, dir, Options{NoSync: true})
 	for i := 0; i < 20; i++ {
 		fsCommit(t, old, fmt.Sprint("old record ", i))
 	}
@@ -571,11 +571,11 @@ func TestFileStoreNewLogBesideLeftoverWatermark(t *testing.T) {
 			os.Remove(filepath.Join(dir, e.Name()))
 		}
 	}
-	s := fsTestOpen(t, dir, FileStoreOptions{NoSync: true})
+	s := fsTestOpen(t, dir, Options{NoSync: true})
 	if id := fsCommit(t, s, "new"); id != 1 {
 		t.Fatalf("first id of the new log: %d", id)
 	}
-	r := fsTestOpen(t, dir, FileStoreOptions{})
+	r := fsTestOpen(t, dir, Options{})
 	if _, got := fsRead(t, r, 1, math.MaxUint64); fmt.Sprint(got) != "map[1:new]" {
 		t.Fatalf("new log reads %v", got)
 	}

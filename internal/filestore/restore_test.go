@@ -1,4 +1,4 @@
-package whycache
+package filestore
 
 import (
 	"context"
@@ -44,7 +44,7 @@ func TestFileStoreRestoredCopy(t *testing.T) {
 		for _, after := range []int{0, 1, 3, 12} {
 			t.Run(fmt.Sprintf("%s, %d commits after", mode, after), func(t *testing.T) {
 				dir := filepath.Join(t.TempDir(), "log")
-				opts := FileStoreOptions{SegmentSize: 1 << 20, NoSync: true}
+				opts := Options{SegmentSize: 1 << 20, NoSync: true}
 				writer := fsOpenRaw(t, dir, opts) // a process running throughout
 				reader := fsOpenRaw(t, dir, opts) // another one, polling
 				want := map[uint64]string{}
@@ -82,8 +82,8 @@ func TestFileStoreRestoredCopy(t *testing.T) {
 				for i := 0; i < after; i++ {
 					last = commit(fmt.Sprint("after", i), 1)
 				}
-				fresh := fsOpenRaw(t, dir, FileStoreOptions{})
-				for name, s := range map[string]*FileStore{"reader open across the restore": reader, "reader opened after it": fresh} {
+				fresh := fsOpenRaw(t, dir, Options{})
+				for name, s := range map[string]*Store{"reader open across the restore": reader, "reader opened after it": fresh} {
 					for _, pos := range []logstore.Position{lost.Position(), {ID: lost.First, Nonce: lost.Nonce}} {
 						res := fsPollOnce(t, s, pos)
 						v := res.Verdict
@@ -119,7 +119,7 @@ func TestFileStoreRestoredCopyBesideNewerSegments(t *testing.T) {
 	for _, mode := range []string{"overwrite", "replace"} {
 		t.Run(mode, func(t *testing.T) {
 			dir := filepath.Join(t.TempDir(), "log")
-			s := fsOpenRaw(t, dir, FileStoreOptions{SegmentSize: 256, NoSync: true})
+			s := fsOpenRaw(t, dir, Options{SegmentSize: 256, NoSync: true})
 			for i := 0; i < 10; i++ {
 				fsCommit(t, s, fmt.Sprint("before", i))
 			}
@@ -130,15 +130,15 @@ func TestFileStoreRestoredCopyBesideNewerSegments(t *testing.T) {
 			}
 			fsRestore(t, mode, backup, dir)
 			if mode == "replace" {
-				r := fsTestOpen(t, dir, FileStoreOptions{})
+				r := fsTestOpen(t, dir, Options{})
 				if latest, err := r.LatestUpdateID(ctx); err != nil || latest != 10 {
 					t.Fatalf("restored log: latest %d, %v; want 10", latest, err)
 				}
 				return
 			}
 			before := fsDirFiles(t, dir)
-			_, err := NewFileStore(dir)
-			fsWantCorrupt(t, "NewFileStore", err, "beyond the MANIFEST")
+			_, err := Open(dir, Options{})
+			fsWantCorrupt(t, "Open", err, "beyond the MANIFEST")
 			_, err = s.Commit(ctx, logstore.LogID{}, fsRecs("x"))
 			fsWantCorrupt(t, "Commit on a store open across the restore", err, "beyond the MANIFEST")
 			_, err = s.Poll(ctx, logstore.PollRequest{}, func(logstore.Entry) error { return nil })

@@ -1,6 +1,4 @@
-//go:build linux
-
-package whycache
+package filestore
 
 import (
 	"errors"
@@ -41,6 +39,3 @@ func fsReserve(f *os.File, off, n int64) error {
 		}
 	}
 }
-
-// fsSupported reports nil: the file store runs on Linux.
-func fsSupported() error { return nil }
