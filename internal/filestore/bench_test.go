@@ -11,13 +11,13 @@ import (
 	"github.com/whycache/whycache/logstore"
 )
 
-// BenchmarkFileStoreCommit measures single-record commits of a 116-byte
+// BenchmarkCommit measures single-record commits of a 116-byte
 // record, with fdatasync, from 1 and 64 goroutines (group commit).
-func BenchmarkFileStoreCommit(b *testing.B) {
+func BenchmarkCommit(b *testing.B) {
 	rec := []logstore.Record{{Contents: make([]byte, 116)}}
 	for _, goroutines := range []int{1, 64} {
 		b.Run(fmt.Sprintf("goroutines=%d", goroutines), func(b *testing.B) {
-			s := fsTestOpen(b, b.TempDir(), Options{})
+			s := testOpen(b, b.TempDir(), Options{})
 			ctx := context.Background()
 			b.ResetTimer()
 			var wg sync.WaitGroup
@@ -44,11 +44,11 @@ func BenchmarkFileStoreCommit(b *testing.B) {
 	}
 }
 
-// BenchmarkFileStoreReadUpdates reads 100k single-key records (16-byte
+// BenchmarkReadUpdates reads 100k single-key records (16-byte
 // key, 100-byte value) from the start of the log.
-func BenchmarkFileStoreReadUpdates(b *testing.B) {
+func BenchmarkReadUpdates(b *testing.B) {
 	const records = 100_000
-	s := fsTestOpen(b, b.TempDir(), Options{NoSync: true})
+	s := testOpen(b, b.TempDir(), Options{NoSync: true})
 	ctx := context.Background()
 	for i := 0; i < records; i++ { // one record per Commit, as Set writes them
 		key := fmt.Appendf(nil, "key-%012d", i)
@@ -71,14 +71,14 @@ func BenchmarkFileStoreReadUpdates(b *testing.B) {
 	b.ReportMetric(float64(records)*float64(b.N)/b.Elapsed().Seconds(), "records/s")
 }
 
-// BenchmarkFileStorePoll measures a poller's Poll at the end of a log of
+// BenchmarkPoll measures a poller's Poll at the end of a log of
 // 100k records, from another handle than the writer's: idle (nothing new)
 // and after one new single-record commit. ns/op includes the commit in the
 // second case; poll-ns is the Poll alone.
-func BenchmarkFileStorePoll(b *testing.B) {
+func BenchmarkPoll(b *testing.B) {
 	ctx := context.Background()
 	dir := b.TempDir()
-	w := fsTestOpen(b, dir, Options{NoSync: true})
+	w := testOpen(b, dir, Options{NoSync: true})
 	recs := make([]logstore.Record, 1000)
 	for i := range recs {
 		recs[i].Contents = make([]byte, 116)
@@ -96,7 +96,7 @@ func BenchmarkFileStorePoll(b *testing.B) {
 			name = "one-new-batch"
 		}
 		b.Run(name, func(b *testing.B) {
-			r := fsTestOpen(b, dir, Options{})
+			r := testOpen(b, dir, Options{})
 			res, err := r.Poll(ctx, logstore.PollRequest{}, noop)
 			for err == nil && res.More {
 				res, err = r.Poll(ctx, logstore.PollRequest{After: res.Next}, noop)

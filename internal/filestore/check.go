@@ -21,12 +21,12 @@ func (s *Store) Check(ctx context.Context) error {
 		return err
 	}
 	defer s.leave()
-	sc := fsGetScanner()
-	defer fsPutScanner(sc)
+	sc := getScanner()
+	defer putScanner(sc)
 	if err := s.checkOpen(); err != nil {
 		return err
 	}
-	return s.withSegments(func(m *fsManifest) error {
+	return s.withSegments(func(m *manifest) error {
 		var prev uint64
 		for i, sg := range m.Segments {
 			f, err := s.openSegment(sg.Name)
@@ -45,10 +45,10 @@ func (s *Store) Check(ctx context.Context) error {
 }
 
 // checkSegment verifies segment i of m, whose ids must be above prev.
-func (s *Store) checkSegment(ctx context.Context, sc *fsScanner, f *os.File, m *fsManifest, i int, prev uint64) error {
+func (s *Store) checkSegment(ctx context.Context, sc *scanner, f *os.File, m *manifest, i int, prev uint64) error {
 	check := s.readCheck(m, i, nil)
 	check.lo = max(check.lo, prev+1) // ids ascend across segments
-	if err := sc.start(f, fsPos{}, check); err != nil {
+	if err := sc.start(f, segPos{}, check); err != nil {
 		return err
 	}
 	for n := 0; ; n++ {

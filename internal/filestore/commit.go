@@ -12,8 +12,8 @@ import (
 	"github.com/whycache/whycache/logstore"
 )
 
-// fsCommitReq is one Commit call waiting for, or served by, a group leader.
-type fsCommitReq struct {
+// commitReq is one Commit call waiting for, or served by, a group leader.
+type commitReq struct {
 	records []logstore.Record
 	expect  logstore.LogID
 	nonce   uint64
@@ -21,7 +21,7 @@ type fsCommitReq struct {
 	res logstore.Committed
 	err error
 	// done is closed when the outcome is set or when the request is
-	// promoted to leader (lead, written under FileStore.qmu, is then true).
+	// promoted to leader (lead, written under Store.qmu, is then true).
 	done chan struct{}
 	lead bool
 }
@@ -56,7 +56,7 @@ func (s *Store) Commit(ctx context.Context, expect logstore.LogID, records []log
 	if err != nil {
 		return logstore.Committed{}, fmt.Errorf("whycache: filestore: commit: %w", err)
 	}
-	req := &fsCommitReq{records: records, expect: expect, nonce: nonce, done: make(chan struct{})}
+	req := &commitReq{records: records, expect: expect, nonce: nonce, done: make(chan struct{})}
 	s.qmu.Lock()
 	s.queue = append(s.queue, req)
 	if s.leading {
@@ -106,9 +106,9 @@ func (s *Store) Commit(ctx context.Context, expect logstore.LogID, records []log
 // the identity.
 func (s *Store) commitNothing(expect logstore.LogID) (logstore.Committed, error) {
 	var latest logstore.Position
-	err := s.withSegments(func(m *fsManifest) error {
+	err := s.withSegments(func(m *manifest) error {
 		if expect != (logstore.LogID{}) && expect != m.id {
-			return fsMismatch(m, expect)
+			return mismatchErr(m, expect)
 		}
 		var err error
 		latest, _, err = s.head(m, nil)
@@ -117,8 +117,8 @@ func (s *Store) commitNothing(expect logstore.LogID) (logstore.Committed, error)
 	return logstore.Committed{First: latest.ID, Last: latest.ID}, err
 }
 
-// fsMismatch is the error for a commit that expected another identity.
-func fsMismatch(m *fsManifest, expect logstore.LogID) error {
+// mismatchErr is the error for a commit that expected another identity.
+func mismatchErr(m *manifest, expect logstore.LogID) error {
 	return fmt.Errorf("whycache: filestore: commit: log %x, expected %x: %w", m.id, expect, logstore.ErrLogMismatch)
 }
 
@@ -136,7 +136,7 @@ func (s *Store) handOffLocked() {
 // awaitTurn waits until req has an outcome (false) or is promoted to leader
 // (true). When ctx ends first and req is still queued, req is withdrawn
 // with ctx's error as outcome.
-func (s *Store) awaitTurn(ctx context.Context, req *fsCommitReq) bool {
+func (s *Store) awaitTurn(ctx context.Context, req *commitReq) bool {
 	select {
 	case <-req.done:
 		return req.lead
@@ -159,7 +159,7 @@ func (s *Store) awaitTurn(ctx context.Context, req *fsCommitReq) bool {
 // appendLocked writes the records of group, one batch per request with the
 // request's nonce, after checking each request's expected identity. The
 // caller holds the writer lock.
-func (s *Store) appendLocked(group []*fsCommitReq) error {
+func (s *Store) appendLocked(group []*commitReq) error {
 	m, err := s.manifest()
 	if err != nil {
 		return err
@@ -170,7 +170,7 @@ func (s *Store) appendLocked(group []*fsCommitReq) error {
 	n := 0
 	for _, r := range group {
 		if r.expect != (logstore.LogID{}) && r.expect != m.id {
-			r.err = fsMismatch(m, r.expect)
+			r.err = mismatchErr(m, r.expect)
 			continue
 		}
 		n += len(r.records)
@@ -179,7 +179,7 @@ func (s *Store) appendLocked(group []*fsCommitReq) error {
 		return nil
 	}
 	next := max(m.IDFloor, s.w.lastID+1)
-	if len(m.Segments) == 0 || s.w.format != fsFormat2 || (s.w.end >= s.opts.SegmentSize && s.w.lastID != 0) {
+	if len(m.Segments) == 0 || s.w.format != format2 || (s.w.end >= s.opts.SegmentSize && s.w.lastID != 0) {
 		if err := s.rollLocked(m, next); err != nil {
 			return err
 		}
@@ -196,7 +196,7 @@ func (s *Store) appendLocked(group []*fsCommitReq) error {
 		}
 		r.res = logstore.Committed{First: id, Nonce: r.nonce}
 		for i, rec := range r.records {
-			buf = fsAppendFrame(buf, id, r.nonce, i == len(r.records)-1, false, rec.Contents)
+			buf = appendFrame(buf, id, r.nonce, i == len(r.records)-1, false, rec.Contents)
 			id++
 		}
 		r.res.Last, lastNonce = id-1, r.nonce
@@ -208,13 +208,13 @@ func (s *Store) appendLocked(group []*fsCommitReq) error {
 	return s.w.append(buf, id-1, lastNonce, !s.opts.NoSync)
 }
 
-// fsWriter is the segment a FileStore appends to. It is guarded by the
-// writer lock (FileStore.wsem) and valid only while the flock is held:
+// tailWriter is the segment a Store appends to. It is guarded by the
+// writer lock (Store.wsem) and valid only while the flock is held:
 // syncWriterLocked brings it up to date first.
-type fsWriter struct {
+type tailWriter struct {
 	f      *os.File // the tail segment, or nil
 	name   string
-	format fsFormat
+	format segFormat
 	epoch  uint64 // the MANIFEST epoch the state was read in
 	// generation is that of the MANIFEST the writer last synced with or
 	// published, recorded in the watermark.
@@ -225,12 +225,12 @@ type fsWriter struct {
 	end       int64
 	lastID    uint64
 	lastNonce uint64
-	wm        fsWatermarkWriter
+	wm        watermarkWriter
 	buf       []byte // reused encoding buffer
 }
 
 // close closes the segment file and the watermark, if open.
-func (w *fsWriter) close() error {
+func (w *tailWriter) close() error {
 	err := w.wm.close()
 	if cerr := w.closeTail(); err == nil {
 		err = cerr
@@ -239,7 +239,7 @@ func (w *fsWriter) close() error {
 }
 
 // closeTail closes the segment file, if open, and forgets its state.
-func (w *fsWriter) closeTail() error {
+func (w *tailWriter) closeTail() error {
 	var err error
 	if w.f != nil {
 		err = w.f.Close()
@@ -255,8 +255,8 @@ func (w *fsWriter) closeTail() error {
 // commit stands when the watermark cannot be written (it is then stale,
 // which only weakens the detection of damage; the next commit rewrites
 // it).
-func (w *fsWriter) append(data []byte, lastID, nonce uint64, sync bool) error {
-	if err := fsReserve(w.f, w.end, int64(len(data))); err != nil {
+func (w *tailWriter) append(data []byte, lastID, nonce uint64, sync bool) error {
+	if err := reserve(w.f, w.end, int64(len(data))); err != nil {
 		return fmt.Errorf("whycache: filestore: commit: %w", err)
 	}
 	if _, err := w.f.WriteAt(data, w.end); err != nil {
@@ -266,13 +266,13 @@ func (w *fsWriter) append(data []byte, lastID, nonce uint64, sync bool) error {
 		return fmt.Errorf("whycache: filestore: commit: %w", err)
 	}
 	if sync {
-		if err := fsDataSync(w.f); err != nil {
+		if err := dataSync(w.f); err != nil {
 			return fmt.Errorf("whycache: filestore: commit: outcome unknown: %w", err)
 		}
 	}
 	w.end += int64(len(data))
 	w.lastID, w.lastNonce = lastID, nonce
-	w.wm.write(w.generation, w.name, fsAck{end: w.end, lastID: lastID, nonce: nonce}, time.Now())
+	w.wm.write(w.generation, w.name, ackedEnd{end: w.end, lastID: lastID, nonce: nonce}, time.Now())
 	return nil
 }
 
@@ -282,14 +282,14 @@ func (w *fsWriter) append(data []byte, lastID, nonce uint64, sync bool) error {
 // of the MANIFEST's and the watermark's) that do not form complete
 // batches. Damage below it is logstore.ErrCorrupt, and nothing is
 // truncated. The caller holds the writer lock.
-func (s *Store) syncWriterLocked(m *fsManifest) error {
+func (s *Store) syncWriterLocked(m *manifest) error {
 	w := &s.w
 	if w.wm.f == nil || w.epoch != m.epoch {
 		if _, err := w.wm.open(s.dir, s.opts.FileMode); err != nil {
 			return err
 		}
 	}
-	wm, err := fsReadWatermarkFile(w.wm.f)
+	wm, err := readWatermarkFile(w.wm.f)
 	if err != nil {
 		return err
 	}
@@ -317,11 +317,11 @@ func (s *Store) syncWriterLocked(m *fsManifest) error {
 	if !fresh && fi.Size() == w.end && w.end >= check.ack.end {
 		return nil
 	}
-	from := fsPos{off: w.end, lastID: w.lastID, nonce: w.lastNonce, format: w.format}
+	from := segPos{off: w.end, lastID: w.lastID, nonce: w.lastNonce, format: w.format}
 	if fresh || fi.Size() < w.end {
-		from = fsPos{}
+		from = segPos{}
 	}
-	var sc fsScanner
+	var sc scanner
 	if err := sc.start(w.f, from, check); err != nil {
 		return err
 	}
@@ -341,14 +341,14 @@ func (s *Store) syncWriterLocked(m *fsManifest) error {
 // rollLocked seals the tail segment, recording its size and last position
 // in the MANIFEST, and starts a new tail segment whose first id is next.
 // The caller holds the writer lock and synced the writer.
-func (s *Store) rollLocked(m *fsManifest, next uint64) error {
-	name := fsSegmentName(next, 0)
+func (s *Store) rollLocked(m *manifest, next uint64) error {
+	name := segmentName(next, 0)
 	sync := !s.opts.NoSync
-	tmp, err := fsWriteTemp(s.dir, name+".tmp", s.opts.FileMode, []byte(fsSegMagic2), sync)
+	tmp, err := writeTemp(s.dir, name+".tmp", s.opts.FileMode, []byte(segMagic2), sync)
 	if err != nil {
 		return err
 	}
-	err = fsRenameSync(tmp.Name(), s.path(name), sync)
+	err = renameSync(tmp.Name(), s.path(name), sync)
 	tmp.Close()
 	if err != nil {
 		return err
@@ -362,7 +362,7 @@ func (s *Store) rollLocked(m *fsManifest, next uint64) error {
 		t := &nm.Segments[n-1]
 		t.Size, t.LastID, t.LastNonce = s.w.end, s.w.lastID, s.w.lastNonce
 	}
-	nm.Segments = append(nm.Segments, fsSegment{Name: name, First: next, Size: fsMagicLen})
+	nm.Segments = append(nm.Segments, segment{Name: name, First: next, Size: magicLen})
 	nm.IDFloor = next
 	if err := s.publishLocked(nm); err != nil {
 		f.Close()
@@ -371,11 +371,11 @@ func (s *Store) rollLocked(m *fsManifest, next uint64) error {
 	if s.w.f != nil {
 		s.w.f.Close()
 	}
-	s.w.f, s.w.name, s.w.format, s.w.epoch, s.w.generation = f, name, fsFormat2, nm.epoch, nm.Generation
-	s.w.end, s.w.lastID, s.w.lastNonce = fsMagicLen, 0, 0
+	s.w.f, s.w.name, s.w.format, s.w.epoch, s.w.generation = f, name, format2, nm.epoch, nm.Generation
+	s.w.end, s.w.lastID, s.w.lastNonce = magicLen, 0, 0
 	return nil
 }
 
-// errFsSegmentGone reports a segment file named by a MANIFEST that was
+// errSegmentGone reports a segment file named by a MANIFEST that was
 // removed since: the caller re-reads the MANIFEST and retries.
-var errFsSegmentGone = errors.New("whycache: filestore: segment file gone")
+var errSegmentGone = errors.New("whycache: filestore: segment file gone")

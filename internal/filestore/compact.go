@@ -14,8 +14,8 @@ import (
 )
 
 // Compact passes every record with id <= limit to fn in id order and
-// replaces or drops it as fn says; see logstore.Store and the FileStore
-// doc. When it drops the last frame of a batch that ends at or above the
+// replaces or drops it as fn says; see logstore.Store and the package
+// documentation. When it drops the last frame of a batch that ends at or above the
 // horizon, a mark keeps the batch's position; marks below the horizon are
 // dropped. fn runs without any lock held, so it may call any method of the
 // store (or of another handle on the log) other than Close. Each group of
@@ -64,7 +64,7 @@ func (s *Store) Compact(ctx context.Context, limit, horizon uint64, fn logstore.
 			return total, fmt.Errorf("whycache: filestore: compact: the log was reset meanwhile")
 		}
 		i, j, err := s.compactionGroup(m, next, limit)
-		if errors.Is(err, errFsSegmentGone) {
+		if errors.Is(err, errSegmentGone) {
 			continue
 		}
 		if err != nil {
@@ -73,13 +73,13 @@ func (s *Store) Compact(ctx context.Context, limit, horizon uint64, fn logstore.
 		if i < 0 {
 			break
 		}
-		g := &fsGroup{segs: m.Segments[i : j+1], logID: logID}
+		g := &compactGroup{segs: m.Segments[i : j+1], logID: logID}
 		err = s.rewriteGroup(ctx, g, m, i, limit, fn)
 		if err == nil {
 			err = s.withWriterLock(ctx, func() error { return s.installGroupLocked(g) })
 		}
 		g.discard()
-		if errors.Is(err, errFsSegmentGone) {
+		if errors.Is(err, errSegmentGone) {
 			continue // the MANIFEST changed under the group: redo it
 		}
 		if err != nil {
@@ -100,7 +100,7 @@ func (s *Store) Compact(ctx context.Context, limit, horizon uint64, fn logstore.
 // compactionGroup picks the next run of segments to rewrite: from the one
 // holding next, adding following segments whose first id is <= limit while
 // their files total at most SegmentSize. i is -1 when nothing is left.
-func (s *Store) compactionGroup(m *fsManifest, next, limit uint64) (i, j int, err error) {
+func (s *Store) compactionGroup(m *manifest, next, limit uint64) (i, j int, err error) {
 	if len(m.Segments) == 0 {
 		return -1, -1, nil
 	}
@@ -115,7 +115,7 @@ func (s *Store) compactionGroup(m *fsManifest, next, limit uint64) (i, j int, er
 		}
 		fi, err := os.Stat(s.path(m.Segments[j].Name))
 		if errors.Is(err, os.ErrNotExist) {
-			return 0, 0, fmt.Errorf("%w: %s", errFsSegmentGone, m.Segments[j].Name)
+			return 0, 0, fmt.Errorf("%w: %s", errSegmentGone, m.Segments[j].Name)
 		}
 		if err != nil {
 			return 0, 0, fmt.Errorf("whycache: filestore: %w", err)
@@ -128,24 +128,24 @@ func (s *Store) compactionGroup(m *fsManifest, next, limit uint64) (i, j int, er
 	return i, j - 1, nil
 }
 
-// fsGroup is a run of segments being rewritten into one file.
-type fsGroup struct {
-	segs  []fsSegment
+// compactGroup is a run of segments being rewritten into one file.
+type compactGroup struct {
+	segs  []segment
 	logID logstore.LogID
 	stats logstore.CompactStats
 	// out is the new file (a flocked temporary until installed), cw its
 	// writer; changed reports whether it differs from the group.
 	out     *os.File
-	cw      fsCompactWriter
+	cw      compactWriter
 	changed bool
 	// last is where the scan of the group's last segment stopped; maxID is
 	// the highest id seen in the group, kept or not.
-	last  fsPos
+	last  segPos
 	maxID uint64
 }
 
 // discard closes the new file and removes it unless it was installed.
-func (g *fsGroup) discard() {
+func (g *compactGroup) discard() {
 	if g.out == nil {
 		return
 	}
@@ -159,7 +159,7 @@ func (g *fsGroup) discard() {
 // rewriteGroup writes the group's new file, calling fn for records with id
 // <= limit. The group is segments i.. of m. It takes no lock; the file is
 // flocked so that an orphan sweep leaves it alone.
-func (s *Store) rewriteGroup(ctx context.Context, g *fsGroup, m *fsManifest, i int, limit uint64, fn logstore.CompactFunc) error {
+func (s *Store) rewriteGroup(ctx context.Context, g *compactGroup, m *manifest, i int, limit uint64, fn logstore.CompactFunc) error {
 	out, err := os.CreateTemp(s.dir, "compact-*.tmp")
 	if err != nil {
 		return fmt.Errorf("whycache: filestore: compact: %w", err)
@@ -168,16 +168,16 @@ func (s *Store) rewriteGroup(ctx context.Context, g *fsGroup, m *fsManifest, i i
 	if err := out.Chmod(s.opts.FileMode); err != nil {
 		return fmt.Errorf("whycache: filestore: compact: %w", err)
 	}
-	if _, err := fsTryLockFile(out); err != nil {
+	if _, err := tryLockFile(out); err != nil {
 		return err
 	}
 	g.changed = len(g.segs) > 1
-	g.cw = fsCompactWriter{w: bufio.NewWriterSize(out, 1<<20), horizon: m.Horizon}
+	g.cw = compactWriter{w: bufio.NewWriterSize(out, 1<<20), horizon: m.Horizon}
 	if err := g.cw.start(); err != nil {
 		return err
 	}
-	sc := fsGetScanner()
-	defer fsPutScanner(sc)
+	sc := getScanner()
+	defer putScanner(sc)
 	for k, sg := range g.segs {
 		f, err := s.openSegment(sg.Name)
 		if err != nil {
@@ -197,16 +197,16 @@ func (s *Store) rewriteGroup(ctx context.Context, g *fsGroup, m *fsManifest, i i
 
 // rewriteSegment passes the complete batches of one segment through fn
 // into the group's writer.
-func (s *Store) rewriteSegment(ctx context.Context, sc *fsScanner, f *os.File, g *fsGroup, check fsSegCheck, limit uint64, fn logstore.CompactFunc) error {
-	if err := sc.start(f, fsPos{}, check); err != nil {
+func (s *Store) rewriteSegment(ctx context.Context, sc *scanner, f *os.File, g *compactGroup, check scanCheck, limit uint64, fn logstore.CompactFunc) error {
+	if err := sc.start(f, segPos{}, check); err != nil {
 		return err
 	}
-	if sc.rd.format != fsFormat2 {
+	if sc.rd.format != format2 {
 		g.changed = true // rewritten in the current format
 	}
 	cw := &g.cw
 	var endKept bool // the frame of the current batch carrying its end was kept
-	frame := func(fr fsFrame) error {
+	frame := func(fr batchFrame) error {
 		g.maxID = max(g.maxID, fr.id)
 		if fr.last {
 			endKept = false
@@ -264,10 +264,10 @@ func (s *Store) rewriteSegment(ctx context.Context, sc *fsScanner, f *os.File, g
 	return nil
 }
 
-// fsCompactWriter writes the frames a compaction keeps, holding back the
+// compactWriter writes the frames a compaction keeps, holding back the
 // last kept frame of a batch until the batch ends, so that it can carry the
 // batch-end flag whichever frames were dropped, or be followed by a mark.
-type fsCompactWriter struct {
+type compactWriter struct {
 	w       *bufio.Writer
 	horizon uint64 // batches ending below it lose their marks
 	pending []byte // contents of the held-back frame
@@ -276,20 +276,20 @@ type fsCompactWriter struct {
 	frame   []byte // encoding buffer
 	frames  int    // frames written, marks included
 	// end is the position just past the last batch written.
-	end fsAck
+	end ackedEnd
 }
 
 // start writes the segment magic.
-func (cw *fsCompactWriter) start() error {
-	if _, err := cw.w.WriteString(fsSegMagic2); err != nil {
+func (cw *compactWriter) start() error {
+	if _, err := cw.w.WriteString(segMagic2); err != nil {
 		return fmt.Errorf("whycache: filestore: compact: %w", err)
 	}
-	cw.end = fsAck{end: fsMagicLen}
+	cw.end = ackedEnd{end: magicLen}
 	return nil
 }
 
 // add queues a kept record of the current batch.
-func (cw *fsCompactWriter) add(id, nonce uint64, contents []byte) error {
+func (cw *compactWriter) add(id, nonce uint64, contents []byte) error {
 	if err := cw.flush(false); err != nil {
 		return err
 	}
@@ -302,28 +302,28 @@ func (cw *fsCompactWriter) add(id, nonce uint64, contents []byte) error {
 // a batch ending at or above the horizon gets a mark; one below it ends
 // with its last kept frame, if any, and markDropped reports that a mark it
 // had (or would have had) is gone.
-func (cw *fsCompactWriter) endBatch(lastID, nonce uint64, endKept bool) (markDropped bool, err error) {
+func (cw *compactWriter) endBatch(lastID, nonce uint64, endKept bool) (markDropped bool, err error) {
 	if endKept || lastID < cw.horizon {
 		return !endKept, cw.flush(true)
 	}
 	if err := cw.flush(false); err != nil {
 		return false, err
 	}
-	return false, cw.write(fsAppendFrame(cw.frame[:0], lastID, nonce, true, true, nil), lastID, nonce, true)
+	return false, cw.write(appendFrame(cw.frame[:0], lastID, nonce, true, true, nil), lastID, nonce, true)
 }
 
 // flush writes the held-back frame, if any.
-func (cw *fsCompactWriter) flush(last bool) error {
+func (cw *compactWriter) flush(last bool) error {
 	if cw.id == 0 {
 		return nil
 	}
 	id := cw.id
 	cw.id = 0
-	return cw.write(fsAppendFrame(cw.frame[:0], id, cw.nonce, last, false, cw.pending), id, cw.nonce, last)
+	return cw.write(appendFrame(cw.frame[:0], id, cw.nonce, last, false, cw.pending), id, cw.nonce, last)
 }
 
 // write writes one encoded frame.
-func (cw *fsCompactWriter) write(frame []byte, id, nonce uint64, last bool) error {
+func (cw *compactWriter) write(frame []byte, id, nonce uint64, last bool) error {
 	cw.frame = frame
 	cw.frames++
 	if _, err := cw.w.Write(frame); err != nil {
@@ -331,7 +331,7 @@ func (cw *fsCompactWriter) write(frame []byte, id, nonce uint64, last bool) erro
 	}
 	pos := cw.end.end + int64(len(frame))
 	if last {
-		cw.end = fsAck{end: pos, lastID: id, nonce: nonce}
+		cw.end = ackedEnd{end: pos, lastID: id, nonce: nonce}
 	} else {
 		cw.end.end = pos
 	}
@@ -340,9 +340,9 @@ func (cw *fsCompactWriter) write(frame []byte, id, nonce uint64, last bool) erro
 
 // installGroupLocked replaces the group's segments by its new file, after
 // copying batches appended to the last segment since it was read. It
-// returns errFsSegmentGone when the MANIFEST no longer lists the group. The
+// returns errSegmentGone when the MANIFEST no longer lists the group. The
 // caller holds the writer lock.
-func (s *Store) installGroupLocked(g *fsGroup) error {
+func (s *Store) installGroupLocked(g *compactGroup) error {
 	m, err := s.manifest()
 	if err != nil {
 		return err
@@ -357,8 +357,8 @@ func (s *Store) installGroupLocked(g *fsGroup) error {
 			break
 		}
 	}
-	if at < 0 || at+len(g.segs) > len(m.Segments) || !fsSameSegments(m.Segments[at:at+len(g.segs)], g.segs) {
-		return fmt.Errorf("%w: group of %s", errFsSegmentGone, g.segs[0].Name)
+	if at < 0 || at+len(g.segs) > len(m.Segments) || !sameSegments(m.Segments[at:at+len(g.segs)], g.segs) {
+		return fmt.Errorf("%w: group of %s", errSegmentGone, g.segs[0].Name)
 	}
 	lastIdx := at + len(g.segs) - 1
 	if err := s.copyAppendedLocked(g, m, lastIdx); err != nil {
@@ -368,19 +368,19 @@ func (s *Store) installGroupLocked(g *fsGroup) error {
 		return nil
 	}
 	nm := m.next()
-	var repl []fsSegment
+	var repl []segment
 	if g.cw.frames > 0 {
-		name := fsSegmentName(g.segs[0].First, nm.Generation)
+		name := segmentName(g.segs[0].First, nm.Generation)
 		if !s.opts.NoSync {
 			if err := g.out.Sync(); err != nil {
 				return fmt.Errorf("whycache: filestore: compact: %w", err)
 			}
 		}
-		if err := fsRenameSync(g.out.Name(), s.path(name), !s.opts.NoSync); err != nil {
+		if err := renameSync(g.out.Name(), s.path(name), !s.opts.NoSync); err != nil {
 			return err
 		}
 		e := g.cw.end
-		repl = []fsSegment{{Name: name, First: g.segs[0].First, Size: e.end, LastID: e.lastID, LastNonce: e.nonce}}
+		repl = []segment{{Name: name, First: g.segs[0].First, Size: e.end, LastID: e.lastID, LastNonce: e.nonce}}
 	}
 	nm.Segments = append(append(nm.Segments[:at:at], repl...), m.Segments[lastIdx+1:]...)
 	if g.maxID > 0 {
@@ -398,8 +398,8 @@ func (s *Store) installGroupLocked(g *fsGroup) error {
 	return nil
 }
 
-// fsSameSegments reports whether a and b name the same segment files.
-func fsSameSegments(a, b []fsSegment) bool {
+// sameSegments reports whether a and b name the same segment files.
+func sameSegments(a, b []segment) bool {
 	if len(a) != len(b) {
 		return false
 	}
@@ -415,7 +415,7 @@ func fsSameSegments(a, b []fsSegment) bool {
 // committed to its last segment (segment i of m) after rewriteGroup read
 // it (only the tail segment grows), re-encoding format-1 frames. The
 // caller holds the writer lock, so no more can come.
-func (s *Store) copyAppendedLocked(g *fsGroup, m *fsManifest, i int) error {
+func (s *Store) copyAppendedLocked(g *compactGroup, m *manifest, i int) error {
 	f, err := s.openSegment(m.Segments[i].Name)
 	if err != nil {
 		return err
@@ -425,19 +425,19 @@ func (s *Store) copyAppendedLocked(g *fsGroup, m *fsManifest, i int) error {
 	if err != nil || fi.Size() == g.last.off {
 		return err
 	}
-	check := m.segCheck(i, fsAck{}, nil)
+	check := m.segCheck(i, ackedEnd{}, nil)
 	if m.isTail(i) {
-		wm, err := fsReadWatermark(s.dir)
+		wm, err := readWatermarkIn(s.dir)
 		if err != nil {
 			return err
 		}
 		check = m.segCheck(i, wm.forSegment(m, m.Segments[i].Name), nil)
 	}
-	var sc fsScanner
+	var sc scanner
 	if err := sc.start(f, g.last, check); err != nil {
 		return err
 	}
-	if g.last.format == fsFormat2 {
+	if g.last.format == format2 {
 		if err := sc.scanToEnd(); err != nil || sc.end == g.last.off {
 			return err
 		}
@@ -451,7 +451,7 @@ func (s *Store) copyAppendedLocked(g *fsGroup, m *fsManifest, i int) error {
 			return fmt.Errorf("whycache: filestore: compact: %w", err)
 		}
 		g.cw.frames++ // at least one
-		g.cw.end = fsAck{end: g.cw.end.end + sc.end - g.last.off, lastID: sc.lastID, nonce: sc.nonce}
+		g.cw.end = ackedEnd{end: g.cw.end.end + sc.end - g.last.off, lastID: sc.lastID, nonce: sc.nonce}
 	} else {
 		for {
 			b, ok, err := sc.nextBatch()
@@ -461,11 +461,11 @@ func (s *Store) copyAppendedLocked(g *fsGroup, m *fsManifest, i int) error {
 			if !ok {
 				break
 			}
-			err = sc.eachFrame(b, func(fr fsFrame) error {
+			err = sc.eachFrame(b, func(fr batchFrame) error {
 				if fr.last {
-					return g.cw.write(fsAppendFrame(g.cw.frame[:0], fr.id, fr.nonce, true, false, fr.contents), fr.id, fr.nonce, true)
+					return g.cw.write(appendFrame(g.cw.frame[:0], fr.id, fr.nonce, true, false, fr.contents), fr.id, fr.nonce, true)
 				}
-				return g.cw.write(fsAppendFrame(g.cw.frame[:0], fr.id, fr.nonce, false, false, fr.contents), fr.id, fr.nonce, false)
+				return g.cw.write(appendFrame(g.cw.frame[:0], fr.id, fr.nonce, false, false, fr.contents), fr.id, fr.nonce, false)
 			})
 			if err != nil {
 				return err
@@ -501,7 +501,7 @@ func (s *Store) Reset(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		nm, err := fsNewManifest(floor, m.Generation+1)
+		nm, err := newManifest(floor, m.Generation+1)
 		if err != nil {
 			return err
 		}
@@ -520,7 +520,7 @@ func (s *Store) Reset(ctx context.Context) error {
 // and each frame has at least the format's minimum size), and above the
 // ids the watermark and segment files the MANIFEST does not list (from
 // the same bound) show. The caller holds the writer lock.
-func (s *Store) idBoundLocked(m *fsManifest) (uint64, error) {
+func (s *Store) idBoundLocked(m *manifest) (uint64, error) {
 	bound := m.IDFloor
 	if n := len(m.Segments); n > 0 {
 		if err := s.syncWriterLocked(m); err == nil {
@@ -530,13 +530,13 @@ func (s *Store) idBoundLocked(m *fsManifest) (uint64, error) {
 			if err != nil {
 				return 0, fmt.Errorf("whycache: filestore: reset: %w", err)
 			}
-			bound = max(bound, m.IDFloor+uint64(fi.Size())/uint64(fsFormat1.minFrame()))
+			bound = max(bound, m.IDFloor+uint64(fi.Size())/uint64(format1.minFrame()))
 		}
 	}
-	if wm, err := fsReadWatermark(s.dir); err == nil && wm.seq != 0 {
+	if wm, err := readWatermarkIn(s.dir); err == nil && wm.seq != 0 {
 		bound = max(bound, wm.ack.lastID+1)
 	}
-	l, err := fsListDir(s.dir)
+	l, err := listDir(s.dir)
 	if err != nil {
 		return 0, err
 	}
@@ -548,16 +548,16 @@ func (s *Store) idBoundLocked(m *fsManifest) (uint64, error) {
 		if listed[name] {
 			continue
 		}
-		first, _, _ := fsParseSegmentName(name)
+		first, _, _ := parseSegmentName(name)
 		if fi, err := os.Stat(s.path(name)); err == nil {
-			bound = max(bound, first+uint64(fi.Size())/uint64(fsFormat1.minFrame()))
+			bound = max(bound, first+uint64(fi.Size())/uint64(format1.minFrame()))
 		}
 	}
 	return bound, nil
 }
 
 // removeOrphansLocked removes the segment files the MANIFEST does not
-// list that the store's own interrupted operations left (see fsClassify),
+// list that the store's own interrupted operations left (see classify),
 // and temporary files nobody holds. Segment files from beyond the
 // MANIFEST's history are left in place and reported as corruption, unless
 // all is set (a Reset, which deletes every record, removes them too). The
@@ -567,11 +567,11 @@ func (s *Store) removeOrphansLocked(all bool) error {
 	if err != nil {
 		return err
 	}
-	l, err := fsListDir(s.dir)
+	l, err := listDir(s.dir)
 	if err != nil {
 		return err
 	}
-	orphans, beyond, err := fsClassify(s.dir, m, l.segments)
+	orphans, beyond, err := classify(s.dir, m, l.segments)
 	if err != nil {
 		return err
 	}
@@ -591,7 +591,7 @@ func (s *Store) removeOrphansLocked(all bool) error {
 		}
 	}
 	if len(beyond) > 0 {
-		return fsCheckDir(s.dir, m)
+		return checkDir(s.dir, m)
 	}
 	return nil
 }
@@ -604,7 +604,7 @@ func (s *Store) removeUnheldTemp(name string) {
 		return
 	}
 	defer f.Close()
-	if ok, err := fsTryLockFile(f); ok && err == nil {
+	if ok, err := tryLockFile(f); ok && err == nil {
 		os.Remove(s.path(name))
 	}
 }

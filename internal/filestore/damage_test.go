@@ -13,8 +13,8 @@ import (
 	"github.com/whycache/whycache/logstore"
 )
 
-// fsDirFiles returns every file of dir with its contents.
-func fsDirFiles(t *testing.T, dir string) map[string]string {
+// dirFiles returns every file of dir with its contents.
+func dirFiles(t *testing.T, dir string) map[string]string {
 	t.Helper()
 	entries, err := os.ReadDir(dir)
 	if err != nil {
@@ -31,11 +31,11 @@ func fsDirFiles(t *testing.T, dir string) map[string]string {
 	return files
 }
 
-// fsSameFiles fails the test unless dir holds exactly the files of before,
+// sameFiles fails the test unless dir holds exactly the files of before,
 // byte for byte.
-func fsSameFiles(t *testing.T, dir string, before map[string]string) {
+func sameFiles(t *testing.T, dir string, before map[string]string) {
 	t.Helper()
-	after := fsDirFiles(t, dir)
+	after := dirFiles(t, dir)
 	for name, data := range before {
 		if got, ok := after[name]; !ok {
 			t.Errorf("%s was removed", name)
@@ -50,8 +50,8 @@ func fsSameFiles(t *testing.T, dir string, before map[string]string) {
 	}
 }
 
-// fsFlipByte flips one bit of the byte at off in the file at path.
-func fsFlipByte(t *testing.T, path string, off int64) {
+// flipByte flips one bit of the byte at off in the file at path.
+func flipByte(t *testing.T, path string, off int64) {
 	t.Helper()
 	f, err := os.OpenFile(path, os.O_RDWR, 0)
 	if err != nil {
@@ -68,21 +68,21 @@ func fsFlipByte(t *testing.T, path string, off int64) {
 	}
 }
 
-// fsOpenRaw opens a FileStore that the test closes itself, without the
-// Check of fsTestOpen (the log is damaged on purpose).
-func fsOpenRaw(t *testing.T, dir string, opts Options) *Store {
+// openRaw opens a Store that the test closes itself, without the
+// Check of testOpen (the log is damaged on purpose).
+func openRaw(t *testing.T, dir string, opts Options) *Store {
 	t.Helper()
 	s, err := Open(dir, opts)
 	if err != nil {
-		t.Fatalf("NewFileStoreOptions: %v", err)
+		t.Fatalf("Open: %v", err)
 	}
 	t.Cleanup(func() { s.Close() })
 	return s
 }
 
-// fsCollect reads every record from 1 on with ReadUpdates and returns them
+// collectAll reads every record from 1 on with ReadUpdates and returns them
 // with the call's error.
-func fsCollect(s *Store) (map[uint64]string, error) {
+func collectAll(s *Store) (map[uint64]string, error) {
 	got := map[uint64]string{}
 	err := s.ReadUpdates(context.Background(), 1, math.MaxUint64, func(id uint64, c []byte) error {
 		got[id] = string(c)
@@ -91,9 +91,9 @@ func fsCollect(s *Store) (map[uint64]string, error) {
 	return got, err
 }
 
-// fsPollCollect polls from the start in pages of max records until More
+// pollCollect polls from the start in pages of max records until More
 // is false or an error, and returns the entries and the error.
-func fsPollCollect(s *Store, max int) (map[uint64]string, error) {
+func pollCollect(s *Store, max int) (map[uint64]string, error) {
 	got := map[uint64]string{}
 	req := logstore.PollRequest{Max: max}
 	for {
@@ -108,9 +108,9 @@ func fsPollCollect(s *Store, max int) (map[uint64]string, error) {
 	}
 }
 
-// fsWantCorrupt fails the test unless err wraps logstore.ErrCorrupt and its
+// wantCorrupt fails the test unless err wraps logstore.ErrCorrupt and its
 // message names every one of words.
-func fsWantCorrupt(t *testing.T, what string, err error, words ...string) {
+func wantCorrupt(t *testing.T, what string, err error, words ...string) {
 	t.Helper()
 	if !errors.Is(err, logstore.ErrCorrupt) {
 		t.Fatalf("%s: %v, want ErrCorrupt", what, err)
@@ -122,11 +122,11 @@ func fsWantCorrupt(t *testing.T, what string, err error, words ...string) {
 	}
 }
 
-// fsDamageLog commits 12 batches of 1 to 3 records to a log whose segments
+// damageLog commits 12 batches of 1 to 3 records to a log whose segments
 // hold a few batches each, and returns the records by id.
-func fsDamageLog(t *testing.T, dir string) (*Store, map[uint64]string) {
+func damageLog(t *testing.T, dir string) (*Store, map[uint64]string) {
 	t.Helper()
-	s := fsOpenRaw(t, dir, Options{SegmentSize: 200, NoSync: true})
+	s := openRaw(t, dir, Options{SegmentSize: 200, NoSync: true})
 	want := map[uint64]string{}
 	for i := 0; i < 12; i++ {
 		n := i%3 + 1
@@ -134,7 +134,7 @@ func fsDamageLog(t *testing.T, dir string) (*Store, map[uint64]string) {
 		for j := range contents {
 			contents[j] = fmt.Sprintf("batch%d-record%d", i, j)
 		}
-		last := fsCommit(t, s, contents...)
+		last := mustCommit(t, s, contents...)
 		for j, c := range contents {
 			want[last-uint64(n-1)+uint64(j)] = c
 		}
@@ -142,8 +142,8 @@ func fsDamageLog(t *testing.T, dir string) (*Store, map[uint64]string) {
 	return s, want
 }
 
-// fsBelow returns the records of want with ids below id.
-func fsBelow(want map[uint64]string, id uint64) map[uint64]string {
+// recordsBelow returns the records of want with ids below id.
+func recordsBelow(want map[uint64]string, id uint64) map[uint64]string {
 	out := map[uint64]string{}
 	for k, v := range want {
 		if k < id {
@@ -153,31 +153,31 @@ func fsBelow(want map[uint64]string, id uint64) map[uint64]string {
 	return out
 }
 
-// fsSegFrame is a frame of a clean segment, as fsFrames lists it.
-type fsSegFrame struct {
+// rawFrame is a frame of a clean segment, as readFrames lists it.
+type rawFrame struct {
 	start      int64
 	id         uint64
 	batchFirst uint64 // the first id of the frame's batch
 }
 
-// fsFrames lists the frames of a clean format-2 segment file.
-func fsFrames(t *testing.T, path string) []fsSegFrame {
+// readFrames lists the frames of a clean format-2 segment file.
+func readFrames(t *testing.T, path string) []rawFrame {
 	t.Helper()
 	data, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var frames []fsSegFrame
+	var frames []rawFrame
 	var first uint64
-	for off := fsMagicLen; off < len(data); {
-		h, ok := fsParseHeader(data[off:], fsFormat2)
+	for off := magicLen; off < len(data); {
+		h, ok := parseHeader(data[off:], format2)
 		if !ok {
 			t.Fatalf("%s: no frame at offset %d", path, off)
 		}
 		if first == 0 {
 			first = h.id
 		}
-		frames = append(frames, fsSegFrame{start: int64(off), id: h.id, batchFirst: first})
+		frames = append(frames, rawFrame{start: int64(off), id: h.id, batchFirst: first})
 		if h.last {
 			first = 0
 		}
@@ -186,41 +186,41 @@ func fsFrames(t *testing.T, path string) []fsSegFrame {
 	return frames
 }
 
-func TestFileStoreFlippedByteInSealedSegment(t *testing.T) {
+func TestFlippedByteInSealedSegment(t *testing.T) {
 	// One flipped bit anywhere in a sealed segment, and bytes added to or
 	// cut from its end, are ErrCorrupt for every reader, naming the file
 	// and the offset; the records before the damaged batch are delivered,
 	// none after.
-	hl := int64(fsFormat2.headerLen())
+	hl := int64(format2.headerLen())
 	for _, tc := range []struct {
 		name string
 		// damage damages the segment and returns the offset the error
 		// names and the first id not delivered.
-		damage func(t *testing.T, path string, frames []fsSegFrame, size int64, next uint64) (int64, uint64)
+		damage func(t *testing.T, path string, frames []rawFrame, size int64, next uint64) (int64, uint64)
 	}{
-		{"contents of the last frame", func(t *testing.T, path string, fr []fsSegFrame, _ int64, _ uint64) (int64, uint64) {
+		{"contents of the last frame", func(t *testing.T, path string, fr []rawFrame, _ int64, _ uint64) (int64, uint64) {
 			f := fr[len(fr)-1]
-			fsFlipByte(t, path, f.start+hl+1)
+			flipByte(t, path, f.start+hl+1)
 			return f.start, f.batchFirst
 		}},
-		{"length of the last frame", func(t *testing.T, path string, fr []fsSegFrame, _ int64, _ uint64) (int64, uint64) {
+		{"length of the last frame", func(t *testing.T, path string, fr []rawFrame, _ int64, _ uint64) (int64, uint64) {
 			f := fr[len(fr)-1]
-			fsFlipByte(t, path, f.start+1)
+			flipByte(t, path, f.start+1)
 			return f.start, f.batchFirst
 		}},
-		{"nonce of the first frame", func(t *testing.T, path string, fr []fsSegFrame, _ int64, _ uint64) (int64, uint64) {
-			fsFlipByte(t, path, fr[0].start+14)
+		{"nonce of the first frame", func(t *testing.T, path string, fr []rawFrame, _ int64, _ uint64) (int64, uint64) {
+			flipByte(t, path, fr[0].start+14)
 			return fr[0].start, fr[0].batchFirst
 		}},
-		{"sum of the first frame", func(t *testing.T, path string, fr []fsSegFrame, _ int64, _ uint64) (int64, uint64) {
-			fsFlipByte(t, path, fr[1].start-1)
+		{"sum of the first frame", func(t *testing.T, path string, fr []rawFrame, _ int64, _ uint64) (int64, uint64) {
+			flipByte(t, path, fr[1].start-1)
 			return fr[0].start, fr[0].batchFirst
 		}},
-		{"bytes appended", func(t *testing.T, path string, _ []fsSegFrame, size int64, next uint64) (int64, uint64) {
-			fsAppendFile(t, path, []byte("trailing"))
+		{"bytes appended", func(t *testing.T, path string, _ []rawFrame, size int64, next uint64) (int64, uint64) {
+			appendFile(t, path, []byte("trailing"))
 			return size, next
 		}},
-		{"last frame cut off", func(t *testing.T, path string, fr []fsSegFrame, _ int64, _ uint64) (int64, uint64) {
+		{"last frame cut off", func(t *testing.T, path string, fr []rawFrame, _ int64, _ uint64) (int64, uint64) {
 			f := fr[len(fr)-1]
 			if err := os.Truncate(path, f.start); err != nil {
 				t.Fatal(err)
@@ -230,7 +230,7 @@ func TestFileStoreFlippedByteInSealedSegment(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
-			w, want := fsDamageLog(t, dir)
+			w, want := damageLog(t, dir)
 			m, err := w.manifest()
 			if err != nil || len(m.Segments) < 4 {
 				t.Fatalf("want several segments: %v %v", m.Segments, err)
@@ -238,32 +238,32 @@ func TestFileStoreFlippedByteInSealedSegment(t *testing.T) {
 			sg := m.Segments[1] // sealed
 			path := filepath.Join(dir, sg.Name)
 			fi, _ := os.Stat(path)
-			at, firstLost := tc.damage(t, path, fsFrames(t, path), fi.Size(), m.Segments[2].First)
-			wantBefore := fsBelow(want, firstLost)
+			at, firstLost := tc.damage(t, path, readFrames(t, path), fi.Size(), m.Segments[2].First)
+			wantBefore := recordsBelow(want, firstLost)
 			offset := fmt.Sprint("offset ", at)
 
-			r := fsOpenRaw(t, dir, Options{})
-			got, err := fsCollect(r)
-			fsWantCorrupt(t, "ReadUpdates", err, sg.Name, offset)
+			r := openRaw(t, dir, Options{})
+			got, err := collectAll(r)
+			wantCorrupt(t, "ReadUpdates", err, sg.Name, offset)
 			if fmt.Sprint(got) != fmt.Sprint(wantBefore) {
 				t.Errorf("ReadUpdates delivered %v,\nwant the records before the damage %v", got, wantBefore)
 			}
 			for _, max := range []int{0, 2} {
-				p := fsOpenRaw(t, dir, Options{})
-				got, err = fsPollCollect(p, max)
-				fsWantCorrupt(t, fmt.Sprint("Poll with Max ", max), err, sg.Name, offset)
+				p := openRaw(t, dir, Options{})
+				got, err = pollCollect(p, max)
+				wantCorrupt(t, fmt.Sprint("Poll with Max ", max), err, sg.Name, offset)
 				if fmt.Sprint(got) != fmt.Sprint(wantBefore) {
 					t.Errorf("Poll with Max %d delivered %v,\nwant %v", max, got, wantBefore)
 				}
 			}
-			fsWantCorrupt(t, "Check", r.Check(context.Background()), sg.Name, offset)
+			wantCorrupt(t, "Check", r.Check(context.Background()), sg.Name, offset)
 			_, err = r.Compact(context.Background(), math.MaxUint64, 0, func(_ uint64, c []byte) ([]byte, bool, error) { return c, true, nil })
-			fsWantCorrupt(t, "Compact", err, sg.Name)
+			wantCorrupt(t, "Compact", err, sg.Name)
 		})
 	}
 }
 
-func TestFileStoreFlippedByteInTailAfterCommit(t *testing.T) {
+func TestFlippedByteInTailAfterCommit(t *testing.T) {
 	// A bit flipped in the last frame of the active segment after its
 	// Commit returned: readers report ErrCorrupt, a new writer refuses to
 	// commit and truncates nothing, and the id is never handed out again.
@@ -272,49 +272,49 @@ func TestFileStoreFlippedByteInTailAfterCommit(t *testing.T) {
 		name string
 		at   func(frame int64) int64
 	}{
-		{"contents", func(f int64) int64 { return f + int64(fsFormat2.headerLen()) + 2 }},
+		{"contents", func(f int64) int64 { return f + int64(format2.headerLen()) + 2 }},
 		{"length", func(f int64) int64 { return f }},
 		{"id", func(f int64) int64 { return f + 5 }},
-		{"sum", func(f int64) int64 { return f + int64(fsFormat2.headerLen()) + int64(len("acknowledged")) + 1 }},
+		{"sum", func(f int64) int64 { return f + int64(format2.headerLen()) + int64(len("acknowledged")) + 1 }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
-			w := fsOpenRaw(t, dir, Options{})
-			fsCommit(t, w, "one")
-			fsCommit(t, w, "two", "three")
-			last, err := w.Commit(ctx, logstore.LogID{}, fsRecs("acknowledged"))
+			w := openRaw(t, dir, Options{})
+			mustCommit(t, w, "one")
+			mustCommit(t, w, "two", "three")
+			last, err := w.Commit(ctx, logstore.LogID{}, makeRecs("acknowledged"))
 			if err != nil {
 				t.Fatal(err)
 			}
-			seg := fsSegPath(t, w)
-			frames := fsFrames(t, seg)
+			seg := segPath(t, w)
+			frames := readFrames(t, seg)
 			frame := frames[len(frames)-1].start
-			fsFlipByte(t, seg, tc.at(frame))
-			before := fsDirFiles(t, dir)
+			flipByte(t, seg, tc.at(frame))
+			before := dirFiles(t, dir)
 			offset := fmt.Sprint("offset ", frame)
 
-			r := fsOpenRaw(t, dir, Options{})
-			got, err := fsCollect(r)
-			fsWantCorrupt(t, "ReadUpdates", err, filepath.Base(seg), offset)
+			r := openRaw(t, dir, Options{})
+			got, err := collectAll(r)
+			wantCorrupt(t, "ReadUpdates", err, filepath.Base(seg), offset)
 			if fmt.Sprint(got) != "map[1:one 2:two 3:three]" {
 				t.Errorf("ReadUpdates delivered %v, want the records before the damage", got)
 			}
-			_, err = fsPollCollect(r, 0)
-			fsWantCorrupt(t, "Poll", err, filepath.Base(seg), offset)
+			_, err = pollCollect(r, 0)
+			wantCorrupt(t, "Poll", err, filepath.Base(seg), offset)
 			_, err = r.LatestUpdateID(ctx)
-			fsWantCorrupt(t, "LatestUpdateID", err, filepath.Base(seg))
-			fsWantCorrupt(t, "Check", r.Check(ctx), filepath.Base(seg), offset)
+			wantCorrupt(t, "LatestUpdateID", err, filepath.Base(seg))
+			wantCorrupt(t, "Check", r.Check(ctx), filepath.Base(seg), offset)
 
-			nw := fsOpenRaw(t, dir, Options{})
-			_, err = nw.Commit(ctx, logstore.LogID{}, fsRecs("must not reuse id 4"))
-			fsWantCorrupt(t, "Commit by a new writer", err, filepath.Base(seg), offset)
-			fsSameFiles(t, dir, before)
+			nw := openRaw(t, dir, Options{})
+			_, err = nw.Commit(ctx, logstore.LogID{}, makeRecs("must not reuse id 4"))
+			wantCorrupt(t, "Commit by a new writer", err, filepath.Base(seg), offset)
+			sameFiles(t, dir, before)
 
 			// Reset is the way out; it hands out no id the damaged log did.
 			if err := nw.Reset(ctx); err != nil {
 				t.Fatal(err)
 			}
-			c, err := nw.Commit(ctx, logstore.LogID{}, fsRecs("after reset"))
+			c, err := nw.Commit(ctx, logstore.LogID{}, makeRecs("after reset"))
 			if err != nil || c.First <= last.Last {
 				t.Fatalf("commit after Reset: %+v, %v; want ids above %d", c, err, last.Last)
 			}
@@ -322,89 +322,89 @@ func TestFileStoreFlippedByteInTailAfterCommit(t *testing.T) {
 	}
 }
 
-func TestFileStoreManifestDeleted(t *testing.T) {
+func TestManifestDeleted(t *testing.T) {
 	// Segment files without a MANIFEST are lost metadata: ErrCorrupt, and
 	// no file is changed, added or removed, whatever the options.
 	ctx := context.Background()
 	dir := t.TempDir()
-	s, _ := fsDamageLog(t, dir)
-	if err := os.Remove(filepath.Join(dir, fsManifestName)); err != nil {
+	s, _ := damageLog(t, dir)
+	if err := os.Remove(filepath.Join(dir, manifestName)); err != nil {
 		t.Fatal(err)
 	}
-	before := fsDirFiles(t, dir)
+	before := dirFiles(t, dir)
 	for _, opts := range []Options{{}, {NoCreate: true}} {
 		_, err := Open(dir, opts)
-		fsWantCorrupt(t, fmt.Sprintf("NewFileStoreOptions(%+v)", opts), err, "MANIFEST", fsSegmentName(1, 0))
+		wantCorrupt(t, fmt.Sprintf("Open(%+v)", opts), err, "MANIFEST", segmentName(1, 0))
 	}
 	_, err := s.Info(ctx)
-	fsWantCorrupt(t, "Info on an open store", err, "MANIFEST")
-	_, err = s.Commit(ctx, logstore.LogID{}, fsRecs("x"))
-	fsWantCorrupt(t, "Commit on an open store", err, "MANIFEST")
-	_, err = fsPollCollect(s, 0)
-	fsWantCorrupt(t, "Poll on an open store", err, "MANIFEST")
-	fsSameFiles(t, dir, before)
+	wantCorrupt(t, "Info on an open store", err, "MANIFEST")
+	_, err = s.Commit(ctx, logstore.LogID{}, makeRecs("x"))
+	wantCorrupt(t, "Commit on an open store", err, "MANIFEST")
+	_, err = pollCollect(s, 0)
+	wantCorrupt(t, "Poll on an open store", err, "MANIFEST")
+	sameFiles(t, dir, before)
 }
 
-func TestFileStoreOlderManifestBesideNewerSegments(t *testing.T) {
+func TestOlderManifestBesideNewerSegments(t *testing.T) {
 	// A MANIFEST restored from a backup beside segments written after it:
 	// ErrCorrupt naming the newer files, which are left untouched, both for
 	// a new handle and for one open across the restore.
 	ctx := context.Background()
 	dir := t.TempDir()
-	s, _ := fsDamageLog(t, dir)
-	old, err := os.ReadFile(filepath.Join(dir, fsManifestName))
+	s, _ := damageLog(t, dir)
+	old, err := os.ReadFile(filepath.Join(dir, manifestName))
 	if err != nil {
 		t.Fatal(err)
 	}
 	m0, _ := s.manifest()
 	for i := 0; i < 12; i++ {
-		fsCommit(t, s, fmt.Sprint("newer", i), fmt.Sprint("newer", i, "b"))
+		mustCommit(t, s, fmt.Sprint("newer", i), fmt.Sprint("newer", i, "b"))
 	}
 	m1, _ := s.manifest()
 	if len(m1.Segments) <= len(m0.Segments) {
 		t.Fatalf("no newer segments: %d, then %d", len(m0.Segments), len(m1.Segments))
 	}
 	newer := m1.Segments[len(m0.Segments)].Name
-	if err := os.WriteFile(filepath.Join(dir, fsManifestName), old, 0o600); err != nil { // cp over it
+	if err := os.WriteFile(filepath.Join(dir, manifestName), old, 0o600); err != nil { // cp over it
 		t.Fatal(err)
 	}
-	before := fsDirFiles(t, dir)
+	before := dirFiles(t, dir)
 	_, err = Open(dir, Options{})
-	fsWantCorrupt(t, "Open", err, newer, "MANIFEST")
-	_, err = s.Commit(ctx, logstore.LogID{}, fsRecs("x"))
-	fsWantCorrupt(t, "Commit on a store open across the restore", err, newer)
-	_, err = fsCollect(s)
-	fsWantCorrupt(t, "ReadUpdates on a store open across the restore", err, newer)
-	fsSameFiles(t, dir, before)
+	wantCorrupt(t, "Open", err, newer, "MANIFEST")
+	_, err = s.Commit(ctx, logstore.LogID{}, makeRecs("x"))
+	wantCorrupt(t, "Commit on a store open across the restore", err, newer)
+	_, err = collectAll(s)
+	wantCorrupt(t, "ReadUpdates on a store open across the restore", err, newer)
+	sameFiles(t, dir, before)
 }
 
-func TestFileStoreSegmentMismatch(t *testing.T) {
+func TestSegmentMismatch(t *testing.T) {
 	// A listed segment missing, and a segment whose frames lie outside the
 	// range the MANIFEST gives it, are ErrCorrupt naming the segment.
 	ctx := context.Background()
 	t.Run("listed segment missing", func(t *testing.T) {
 		dir := t.TempDir()
-		s, _ := fsDamageLog(t, dir)
+		s, _ := damageLog(t, dir)
 		m, _ := s.manifest()
 		name := m.Segments[1].Name
 		if err := os.Rename(filepath.Join(dir, name), filepath.Join(t.TempDir(), name)); err != nil {
 			t.Fatal(err)
 		}
-		before := fsDirFiles(t, dir)
+		before := dirFiles(t, dir)
 		_, err := Open(dir, Options{})
-		fsWantCorrupt(t, "Open", err, name, "missing")
-		_, err = fsCollect(s)
-		fsWantCorrupt(t, "ReadUpdates on an open store", err, name)
-		_, err = fsPollCollect(s, 0)
-		fsWantCorrupt(t, "Poll on an open store", err, name)
-		fsWantCorrupt(t, "Check", s.Check(ctx), name)
-		fsSameFiles(t, dir, before)
+		wantCorrupt(t, "Open", err, name, "missing")
+		_, err = collectAll(s)
+		wantCorrupt(t, "ReadUpdates on an open store", err, name)
+		_, err = pollCollect(s, 0)
+		wantCorrupt(t, "Poll on an open store", err, name)
+		wantCorrupt(t, "Check", s.Check(ctx), name)
+		sameFiles(t, dir, before)
 	})
 	t.Run("frames outside the listed range", func(t *testing.T) {
 		dir := t.TempDir()
-		s, _ := fsDamageLog(t, dir)
+		s, _ := damageLog(t, dir)
 		m, _ := s.manifest()
-		path := filepath.Join(dir, fsManifestName)
+		path := filepath.Join(dir, manifestName)
 		data, _ := os.ReadFile(path)
 		// Move the second segment's start above its first frames.
 		from := fmt.Sprintf(`"first_id": %d,`, m.Segments[1].First)
@@ -417,16 +417,16 @@ func TestFileStoreSegmentMismatch(t *testing.T) {
 		if err := os.WriteFile(path, []byte(bad), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		r := fsOpenRaw(t, dir, Options{})
-		_, err := fsCollect(r)
-		fsWantCorrupt(t, "ReadUpdates", err, m.Segments[1].Name, "outside the segment's id range")
-		_, err = fsPollCollect(r, 0)
-		fsWantCorrupt(t, "Poll", err, m.Segments[1].Name, "outside")
-		fsWantCorrupt(t, "Check", r.Check(ctx), m.Segments[1].Name, "outside")
+		r := openRaw(t, dir, Options{})
+		_, err := collectAll(r)
+		wantCorrupt(t, "ReadUpdates", err, m.Segments[1].Name, "outside the segment's id range")
+		_, err = pollCollect(r, 0)
+		wantCorrupt(t, "Poll", err, m.Segments[1].Name, "outside")
+		wantCorrupt(t, "Check", r.Check(ctx), m.Segments[1].Name, "outside")
 	})
 }
 
-func TestFileStorePythonLayoutRefused(t *testing.T) {
+func TestPythonLayoutRefused(t *testing.T) {
 	// A directory of Python whycache's file store is refused, naming
 	// Python whycache, and nothing is added to it.
 	dir := t.TempDir()
@@ -435,17 +435,17 @@ func TestFileStorePythonLayoutRefused(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	before := fsDirFiles(t, dir)
+	before := dirFiles(t, dir)
 	for _, opts := range []Options{{}, {NoCreate: true}} {
 		_, err := Open(dir, opts)
 		if err == nil || !strings.Contains(err.Error(), "Python whycache") || !strings.Contains(err.Error(), "latest.repr") {
-			t.Errorf("NewFileStoreOptions(%+v) on a Python directory: %v, want a refusal naming Python whycache", opts, err)
+			t.Errorf("Open(%+v) on a Python directory: %v, want a refusal naming Python whycache", opts, err)
 		}
 	}
-	fsSameFiles(t, dir, before)
+	sameFiles(t, dir, before)
 }
 
-func TestFileStoreNoCreate(t *testing.T) {
+func TestNoCreate(t *testing.T) {
 	ctx := context.Background()
 	for _, tc := range []struct {
 		name  string
@@ -464,7 +464,7 @@ func TestFileStoreNoCreate(t *testing.T) {
 			_, statErr := os.Stat(dir)
 			var before map[string]string
 			if statErr == nil {
-				before = fsDirFiles(t, dir)
+				before = dirFiles(t, dir)
 			}
 			_, err := Open(dir, Options{NoCreate: true})
 			if !errors.Is(err, logstore.ErrNoLog) || !strings.Contains(err.Error(), "whycache init-schema --store file:"+dir) {
@@ -475,13 +475,13 @@ func TestFileStoreNoCreate(t *testing.T) {
 					t.Fatalf("NoCreate created the directory: %v", err)
 				}
 			} else {
-				fsSameFiles(t, dir, before)
+				sameFiles(t, dir, before)
 			}
 			// Without NoCreate the log is created, and then NoCreate opens it.
-			s := fsTestOpen(t, dir, Options{})
-			fsCommit(t, s, "x")
-			r := fsTestOpen(t, dir, Options{NoCreate: true})
-			if ids, _ := fsRead(t, r, 1, 10); len(ids) != 1 {
+			s := testOpen(t, dir, Options{})
+			mustCommit(t, s, "x")
+			r := testOpen(t, dir, Options{NoCreate: true})
+			if ids, _ := readAll(t, r, 1, 10); len(ids) != 1 {
 				t.Fatalf("NoCreate on an existing log reads %v", ids)
 			}
 			if _, err := r.Info(ctx); err != nil {
@@ -491,13 +491,13 @@ func TestFileStoreNoCreate(t *testing.T) {
 	}
 }
 
-func TestFileStoreInfoCreatesNothing(t *testing.T) {
+func TestInfoCreatesNothing(t *testing.T) {
 	// Info reads the MANIFEST and never writes one: a log emptied under an
 	// open store is ErrNoLog, one with segments left ErrCorrupt.
 	ctx := context.Background()
 	dir := t.TempDir()
-	s := fsOpenRaw(t, dir, Options{NoSync: true})
-	for _, name := range []string{fsManifestName, fsWatermarkName, fsLockName} {
+	s := openRaw(t, dir, Options{NoSync: true})
+	for _, name := range []string{manifestName, watermarkName, lockName} {
 		os.Remove(filepath.Join(dir, name))
 	}
 	if _, err := s.Info(ctx); !errors.Is(err, logstore.ErrNoLog) {
@@ -511,18 +511,18 @@ func TestFileStoreInfoCreatesNothing(t *testing.T) {
 	}
 }
 
-func TestFileStoreReaderRacesWriter(t *testing.T) {
+func TestReaderRacesWriter(t *testing.T) {
 	// A reader that finds less than the watermark acknowledges (it read
 	// before the writer's append completed and the watermark after) reads
 	// again instead of reporting corruption.
 	dir := t.TempDir()
-	s := fsTestOpen(t, dir, Options{NoSync: true})
-	fsCommit(t, s, "one")
-	seg := fsSegPath(t, s)
+	s := testOpen(t, dir, Options{NoSync: true})
+	mustCommit(t, s, "one")
+	seg := segPath(t, s)
 	whole, _ := os.ReadFile(seg)
-	fsCommit(t, s, "two")
+	mustCommit(t, s, "two")
 	full, _ := os.ReadFile(seg)
-	wm, _ := fsReadWatermark(dir)
+	wm, _ := readWatermarkIn(dir)
 	// The reader sees the first frame and half of the second ...
 	if err := os.WriteFile(seg, full[:len(whole)+10], 0o600); err != nil {
 		t.Fatal(err)
@@ -533,17 +533,17 @@ func TestFileStoreReaderRacesWriter(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	var sc fsScanner
+	var sc scanner
 	loads := 0
-	check := m.segCheck(0, fsAck{}, func() (fsAck, error) {
+	check := m.segCheck(0, ackedEnd{}, func() (ackedEnd, error) {
 		// ... and the watermark after the append completed.
 		loads++
 		if err := os.WriteFile(seg, full, 0o600); err != nil {
-			return fsAck{}, err
+			return ackedEnd{}, err
 		}
 		return wm.forSegment(m, filepath.Base(seg)), nil
 	})
-	if err := sc.start(f, fsPos{}, check); err != nil {
+	if err := sc.start(f, segPos{}, check); err != nil {
 		t.Fatal(err)
 	}
 	if err := sc.scanToEnd(); err != nil {
@@ -554,29 +554,29 @@ func TestFileStoreReaderRacesWriter(t *testing.T) {
 	}
 }
 
-func TestFileStoreNewLogBesideLeftoverWatermark(t *testing.T) {
+func TestNewLogBesideLeftoverWatermark(t *testing.T) {
 	// A directory emptied of its log but for the watermark and the lock
 	// file holds no log: a new one is created there, and the old
 	// watermark, which names the same first segment, is not taken for
 	// the new log's.
 	dir := t.TempDir()
-	old := fsOpenRaw(t, dir, Options{NoSync: true})
+	old := openRaw(t, dir, Options{NoSync: true})
 	for i := 0; i < 20; i++ {
-		fsCommit(t, old, fmt.Sprint("old record ", i))
+		mustCommit(t, old, fmt.Sprint("old record ", i))
 	}
 	old.Close()
 	entries, _ := os.ReadDir(dir)
 	for _, e := range entries {
-		if e.Name() != fsWatermarkName && e.Name() != fsLockName {
+		if e.Name() != watermarkName && e.Name() != lockName {
 			os.Remove(filepath.Join(dir, e.Name()))
 		}
 	}
-	s := fsTestOpen(t, dir, Options{NoSync: true})
-	if id := fsCommit(t, s, "new"); id != 1 {
+	s := testOpen(t, dir, Options{NoSync: true})
+	if id := mustCommit(t, s, "new"); id != 1 {
 		t.Fatalf("first id of the new log: %d", id)
 	}
-	r := fsTestOpen(t, dir, Options{})
-	if _, got := fsRead(t, r, 1, math.MaxUint64); fmt.Sprint(got) != "map[1:new]" {
+	r := testOpen(t, dir, Options{})
+	if _, got := readAll(t, r, 1, math.MaxUint64); fmt.Sprint(got) != "map[1:new]" {
 		t.Fatalf("new log reads %v", got)
 	}
 }

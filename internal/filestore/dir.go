@@ -12,38 +12,38 @@ import (
 	"github.com/whycache/whycache/logstore"
 )
 
-// fsDirListing is what a directory holds, as far as telling a file store
+// dirListing is what a directory holds, as far as telling a file store
 // from other things goes.
-type fsDirListing struct {
+type dirListing struct {
 	exists   bool
 	manifest bool     // a MANIFEST
-	segments []string // segment file names (fsParseSegmentName accepts them)
+	segments []string // segment file names (parseSegmentName accepts them)
 	python   []string // files in Python whycache's layout (N.bin, latest.repr)
 }
 
-// fsPythonName matches the files of Python whycache's file store.
-var fsPythonName = regexp.MustCompile(`^(?:[0-9]+\.bin|latest\.repr)$`)
+// pythonName matches the files of Python whycache's file store.
+var pythonName = regexp.MustCompile(`^(?:[0-9]+\.bin|latest\.repr)$`)
 
-// fsListDir lists dir. A missing directory is not an error (exists is
+// listDir lists dir. A missing directory is not an error (exists is
 // false).
-func fsListDir(dir string) (fsDirListing, error) {
+func listDir(dir string) (dirListing, error) {
 	entries, err := os.ReadDir(dir)
 	if errors.Is(err, os.ErrNotExist) {
-		return fsDirListing{}, nil
+		return dirListing{}, nil
 	}
 	if err != nil {
-		return fsDirListing{}, fmt.Errorf("whycache: filestore: %w", err)
+		return dirListing{}, fmt.Errorf("whycache: filestore: %w", err)
 	}
-	l := fsDirListing{exists: true}
+	l := dirListing{exists: true}
 	for _, e := range entries {
 		name := e.Name()
 		switch {
-		case name == fsManifestName:
+		case name == manifestName:
 			l.manifest = true
-		case fsPythonName.MatchString(name):
+		case pythonName.MatchString(name):
 			l.python = append(l.python, name)
 		default:
-			if _, _, ok := fsParseSegmentName(name); ok {
+			if _, _, ok := parseSegmentName(name); ok {
 				l.segments = append(l.segments, name)
 			}
 		}
@@ -54,54 +54,54 @@ func fsListDir(dir string) (fsDirListing, error) {
 // refuse returns the error for a directory that cannot be opened as a file
 // store whatever the options: one in Python whycache's layout, or segment
 // files without a MANIFEST. It returns nil otherwise.
-func (l fsDirListing) refuse(dir string) error {
+func (l dirListing) refuse(dir string) error {
 	if len(l.python) > 0 {
 		sort.Strings(l.python)
 		return fmt.Errorf("whycache: filestore: %s holds files of Python whycache's file store (%s), which this store does not read; nothing was changed: %w",
-			dir, fsSomeNames(l.python), logstore.ErrCorrupt)
+			dir, someNames(l.python), logstore.ErrCorrupt)
 	}
 	if !l.manifest && len(l.segments) > 0 {
-		return fsMissingManifest(dir)
+		return missingManifest(dir)
 	}
 	return nil
 }
 
-// fsSomeNames lists up to three names.
-func fsSomeNames(names []string) string {
+// someNames lists up to three names.
+func someNames(names []string) string {
 	if len(names) > 3 {
 		return strings.Join(names[:3], ", ") + fmt.Sprintf(" and %d more", len(names)-3)
 	}
 	return strings.Join(names, ", ")
 }
 
-// fsMissingManifest is the error for a directory without a MANIFEST: lost
+// missingManifest is the error for a directory without a MANIFEST: lost
 // log metadata (logstore.ErrCorrupt) when segment files remain, else no
 // log at all (logstore.ErrNoLog).
-func fsMissingManifest(dir string) error {
-	l, err := fsListDir(dir)
+func missingManifest(dir string) error {
+	l, err := listDir(dir)
 	if err != nil {
 		return err
 	}
 	if len(l.segments) > 0 {
 		sort.Strings(l.segments)
 		return fmt.Errorf("whycache: filestore: %s holds segment files (%s) but no MANIFEST: the log's metadata is lost; restore the MANIFEST from a backup, or move the directory away to start a new log (the files were left as they are): %w",
-			dir, fsSomeNames(l.segments), logstore.ErrCorrupt)
+			dir, someNames(l.segments), logstore.ErrCorrupt)
 	}
-	return fsNoLog(dir)
+	return noLog(dir)
 }
 
-// fsNoLog is the error for a directory that holds no log.
-func fsNoLog(dir string) error {
+// noLog is the error for a directory that holds no log.
+func noLog(dir string) error {
 	return fmt.Errorf("whycache: filestore: %s holds no log (no MANIFEST); create one with \"whycache init-schema --store file:%s\": %w",
 		dir, dir, logstore.ErrNoLog)
 }
 
-// fsCheckDir checks that dir holds the segments m lists and no segment
-// files from beyond m's history (see fsClassify): a MANIFEST restored from
+// checkDir checks that dir holds the segments m lists and no segment
+// files from beyond m's history (see classify): a MANIFEST restored from
 // a backup beside newer segments, or a listed segment lost, is
 // logstore.ErrCorrupt naming the file.
-func fsCheckDir(dir string, m *fsManifest) error {
-	l, err := fsListDir(dir)
+func checkDir(dir string, m *manifest) error {
+	l, err := listDir(dir)
 	if err != nil {
 		return err
 	}
@@ -114,21 +114,21 @@ func fsCheckDir(dir string, m *fsManifest) error {
 	}
 	for _, sg := range m.Segments {
 		if !present[sg.Name] {
-			return fsCorruptf("%s: segment %s listed in the MANIFEST is missing", dir, sg.Name)
+			return corruptf("%s: segment %s listed in the MANIFEST is missing", dir, sg.Name)
 		}
 	}
-	_, beyond, err := fsClassify(dir, m, l.segments)
+	_, beyond, err := classify(dir, m, l.segments)
 	if err != nil {
 		return err
 	}
 	if len(beyond) > 0 {
-		return fsCorruptf("%s: segment files %s hold ids beyond the MANIFEST's history (generation %d, ids from %d): the MANIFEST is older than the segments, as when it was restored from a backup beside newer files; restore the whole directory from one backup, or restore the newer MANIFEST (the files were left as they are)",
-			dir, fsSomeNames(beyond), m.Generation, m.IDFloor)
+		return corruptf("%s: segment files %s hold ids beyond the MANIFEST's history (generation %d, ids from %d): the MANIFEST is older than the segments, as when it was restored from a backup beside newer files; restore the whole directory from one backup, or restore the newer MANIFEST (the files were left as they are)",
+			dir, someNames(beyond), m.Generation, m.IDFloor)
 	}
 	return nil
 }
 
-// fsClassify sorts the segment files of a directory that m does not list
+// classify sorts the segment files of a directory that m does not list
 // into orphans, which the store's own crashes leave behind and which it
 // removes, and files from beyond m's history. Orphans are: files listed by
 // earlier MANIFESTs (replaced by a compaction or dropped by a Reset whose
@@ -137,7 +137,7 @@ func fsCheckDir(dir string, m *fsManifest) error {
 // file of a compaction whose publication a crash interrupted (generation
 // m's + 1), and the file of an interrupted roll (no frames: the magic
 // alone). Anything else was published by a MANIFEST that followed m.
-func fsClassify(dir string, m *fsManifest, names []string) (orphans, beyond []string, err error) {
+func classify(dir string, m *manifest, names []string) (orphans, beyond []string, err error) {
 	listed := make(map[string]bool, len(m.Segments))
 	for _, sg := range m.Segments {
 		listed[sg.Name] = true
@@ -150,7 +150,7 @@ func fsClassify(dir string, m *fsManifest, names []string) (orphans, beyond []st
 		if listed[name] {
 			continue
 		}
-		first, gen, _ := fsParseSegmentName(name)
+		first, gen, _ := parseSegmentName(name)
 		if gen > m.Generation+1 {
 			beyond = append(beyond, name)
 			continue
@@ -166,7 +166,7 @@ func fsClassify(dir string, m *fsManifest, names []string) (orphans, beyond []st
 		if err != nil {
 			return nil, nil, fmt.Errorf("whycache: filestore: %w", err)
 		}
-		if fi.Size() <= fsMagicLen {
+		if fi.Size() <= magicLen {
 			orphans = append(orphans, name)
 		} else {
 			beyond = append(beyond, name)

@@ -41,7 +41,7 @@
 // with one write, fdatasyncs, records the watermark and hands each caller
 // its own consecutive ids. Ids follow the last complete batch under the
 // lock, so commit order is id order across processes. A tail over
-// FileStoreOptions.SegmentSize is sealed and a new one started. Space is
+// Options.SegmentSize is sealed and a new one started. Space is
 // reserved with fallocate before the write, and a failed write is
 // truncated away, so a full disk leaves the log unchanged.
 //

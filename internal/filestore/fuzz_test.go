@@ -12,13 +12,13 @@ import (
 	"github.com/whycache/whycache/logstore"
 )
 
-// FuzzFileStoreSegment scans arbitrary segment bytes (either format) as a
+// FuzzSegment scans arbitrary segment bytes (either format) as a
 // sealed segment and as the segment being appended to: the scanner never
 // panics, fails only with errors wrapping logstore.ErrCorrupt, delivers
 // ascending ids with one nonce per batch, marks only as batch ends, and
 // stops where the complete batches end. Seeds are in
-// testdata/fuzz/FuzzFileStoreSegment.
-func FuzzFileStoreSegment(f *testing.F) {
+// testdata/fuzz/FuzzSegment.
+func FuzzSegment(f *testing.F) {
 	dir := f.TempDir()
 	f.Fuzz(func(t *testing.T, data []byte) {
 		file, err := os.CreateTemp(dir, "seg")
@@ -30,17 +30,17 @@ func FuzzFileStoreSegment(f *testing.F) {
 		if _, err := file.Write(data); err != nil {
 			t.Fatal(err)
 		}
-		for _, check := range []fsSegCheck{{sealed: true}, {}, {ack: fsAck{end: int64(len(data) / 2)}}} {
-			fsFuzzScan(t, file, int64(len(data)), check)
+		for _, check := range []scanCheck{{sealed: true}, {}, {ack: ackedEnd{end: int64(len(data) / 2)}}} {
+			fuzzScan(t, file, int64(len(data)), check)
 		}
 	})
 }
 
-// fsFuzzScan scans file (size bytes) with check and verifies what the scan
+// fuzzScan scans file (size bytes) with check and verifies what the scan
 // delivers.
-func fsFuzzScan(t *testing.T, file *os.File, size int64, check fsSegCheck) {
-	var sc fsScanner
-	if err := sc.start(file, fsPos{}, check); err != nil {
+func fuzzScan(t *testing.T, file *os.File, size int64, check scanCheck) {
+	var sc scanner
+	if err := sc.start(file, segPos{}, check); err != nil {
 		if !errors.Is(err, logstore.ErrCorrupt) {
 			t.Fatalf("start: %v", err)
 		}
@@ -59,7 +59,7 @@ func fsFuzzScan(t *testing.T, file *os.File, size int64, check fsSegCheck) {
 			break
 		}
 		n := 0
-		err = sc.eachFrame(b, func(fr fsFrame) error {
+		err = sc.eachFrame(b, func(fr batchFrame) error {
 			switch {
 			case fr.id <= last:
 				return fmt.Errorf("id %d after %d", fr.id, last)
@@ -83,25 +83,25 @@ func fsFuzzScan(t *testing.T, file *os.File, size int64, check fsSegCheck) {
 	if check.sealed && sc.end != size {
 		t.Fatalf("sealed scan ended at %d of %d bytes without an error", sc.end, size)
 	}
-	if !check.sealed && sc.rd.format == fsFormat2 && sc.end < check.ack.end {
+	if !check.sealed && sc.rd.format == format2 && sc.end < check.ack.end {
 		t.Fatalf("scan ended at %d, below the acknowledged end %d, without an error", sc.end, check.ack.end)
 	}
 }
 
-// FuzzFileStoreManifest decodes arbitrary MANIFEST bytes (version 1 or 2):
+// FuzzManifest decodes arbitrary MANIFEST bytes (version 1 or 2):
 // errors wrap logstore.ErrCorrupt, and an accepted manifest survives a
 // round trip through a published file (as version 2 once published). Seeds
-// are in testdata/fuzz/FuzzFileStoreManifest.
-func FuzzFileStoreManifest(f *testing.F) {
+// are in testdata/fuzz/FuzzManifest.
+func FuzzManifest(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
-		m, err := fsDecodeManifest(data)
+		m, err := decodeManifest(data)
 		if err != nil {
 			if !errors.Is(err, logstore.ErrCorrupt) {
 				t.Fatalf("error %v does not wrap ErrCorrupt", err)
 			}
 			return
 		}
-		c := fsManifestCache{path: filepath.Join(t.TempDir(), fsManifestName)}
+		c := manifestCache{path: filepath.Join(t.TempDir(), manifestName)}
 		if err := c.publish(m, 0o600, false); err != nil {
 			t.Fatal(err)
 		}
@@ -120,25 +120,25 @@ func FuzzFileStoreManifest(f *testing.F) {
 	})
 }
 
-// FuzzFileStoreWatermark decodes arbitrary WATERMARK bytes: it never
+// FuzzWatermark decodes arbitrary WATERMARK bytes: it never
 // panics, and a decoded slot encodes back to the bytes it came from.
-// Seeds are in testdata/fuzz/FuzzFileStoreWatermark.
-func FuzzFileStoreWatermark(f *testing.F) {
+// Seeds are in testdata/fuzz/FuzzWatermark.
+func FuzzWatermark(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
-		w, ok := fsDecodeWatermark(data)
+		w, ok := decodeWatermark(data)
 		if !ok {
-			if w != (fsWatermark{}) {
+			if w != (watermark{}) {
 				t.Fatalf("no valid slot, but decoded %+v", w)
 			}
 			return
 		}
 		enc := w.encode()
-		slot0 := len(data) >= fsWatermarkLen && bytes.Equal(data[:fsWatermarkLen], enc)
-		slot1 := len(data) >= fsWatermarkStride+fsWatermarkLen && bytes.Equal(data[fsWatermarkStride:fsWatermarkStride+fsWatermarkLen], enc)
+		slot0 := len(data) >= watermarkLen && bytes.Equal(data[:watermarkLen], enc)
+		slot1 := len(data) >= watermarkStride+watermarkLen && bytes.Equal(data[watermarkStride:watermarkStride+watermarkLen], enc)
 		if !slot0 && !slot1 {
 			t.Fatalf("decoded %+v, which is in neither slot", w)
 		}
-		if w.seq == 0 || w.ack.end <= fsMagicLen || w.ack.lastID == 0 {
+		if w.seq == 0 || w.ack.end <= magicLen || w.ack.lastID == 0 {
 			t.Fatalf("implausible watermark accepted: %+v", w)
 		}
 	})

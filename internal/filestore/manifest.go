@@ -17,22 +17,22 @@ import (
 	"github.com/whycache/whycache/logstore"
 )
 
-// fsManifestName is the MANIFEST file in a store directory.
-const fsManifestName = "MANIFEST"
+// manifestName is the MANIFEST file in a store directory.
+const manifestName = "MANIFEST"
 
 // MANIFEST format versions: version 2 (written) records the size and last
 // position of segments; version 1 (still read) does not.
 const (
-	fsManifestVersion1 = 1
-	fsManifestVersion  = 2
+	manifestVersion1 = 1
+	manifestVersion  = 2
 )
 
-// fsMaxManifestSize bounds how much of a MANIFEST is read.
-const fsMaxManifestSize = 64 << 20
+// maxManifestSize bounds how much of a MANIFEST is read.
+const maxManifestSize = 64 << 20
 
-// fsSegment is one segment file listed in the MANIFEST. Its records have ids
+// segment is one segment file listed in the MANIFEST. Its records have ids
 // at or above First and below the next segment's First.
-type fsSegment struct {
+type segment struct {
 	Name  string `json:"name"`
 	First uint64 `json:"first_id"`
 	// Size is the segment's size in bytes when the MANIFEST was published,
@@ -46,15 +46,15 @@ type fsSegment struct {
 	LastNonce uint64 `json:"last_nonce,omitempty"`
 }
 
-// recorded returns the segment's recorded end as an fsAck.
-func (sg fsSegment) recorded() fsAck {
-	return fsAck{end: sg.Size, lastID: sg.LastID, nonce: sg.LastNonce}
+// recorded returns the segment's recorded end as an ackedEnd.
+func (sg segment) recorded() ackedEnd {
+	return ackedEnd{end: sg.Size, lastID: sg.LastID, nonce: sg.LastNonce}
 }
 
-// fsManifest is the decoded MANIFEST. A published manifest is never
-// modified: a change publishes a new one (see fsManifestCache.publish), so a
-// *fsManifest may be shared between goroutines without locking.
-type fsManifest struct {
+// manifest is the decoded MANIFEST. A published manifest is never
+// modified: a change publishes a new one (see manifestCache.publish), so a
+// *manifest may be shared between goroutines without locking.
+type manifest struct {
 	Version int    `json:"version"`
 	LogID   string `json:"log_id"` // hex of logstore.LogID
 	Horizon uint64 `json:"horizon"`
@@ -65,47 +65,47 @@ type fsManifest struct {
 	// Generation grows with every publication, across Resets; it makes the
 	// names of rewritten segment files unique and tells a MANIFEST that
 	// follows another from one restored from a backup.
-	Generation uint64      `json:"generation"`
-	Segments   []fsSegment `json:"segments"`
+	Generation uint64    `json:"generation"`
+	Segments   []segment `json:"segments"`
 
 	id logstore.LogID // decoded LogID
-	// epoch is the fsManifestCache epoch the manifest was read or
+	// epoch is the manifestCache epoch the manifest was read or
 	// published in; positions remembered under another epoch are void.
 	epoch uint64
 }
 
-// fsDecodeManifest parses and validates a MANIFEST of version 1 or 2. Any
+// decodeManifest parses and validates a MANIFEST of version 1 or 2. Any
 // defect is an error wrapping logstore.ErrCorrupt.
-func fsDecodeManifest(data []byte) (*fsManifest, error) {
-	var m fsManifest
+func decodeManifest(data []byte) (*manifest, error) {
+	var m manifest
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&m); err != nil {
-		return nil, fsCorruptf("MANIFEST: %v", err)
+		return nil, corruptf("MANIFEST: %v", err)
 	}
 	if dec.More() {
-		return nil, fsCorruptf("MANIFEST: data after the JSON object")
+		return nil, corruptf("MANIFEST: data after the JSON object")
 	}
-	if m.Version != fsManifestVersion && m.Version != fsManifestVersion1 {
-		return nil, fsCorruptf("MANIFEST: format version %d, want %d or %d", m.Version, fsManifestVersion1, fsManifestVersion)
+	if m.Version != manifestVersion && m.Version != manifestVersion1 {
+		return nil, corruptf("MANIFEST: format version %d, want %d or %d", m.Version, manifestVersion1, manifestVersion)
 	}
 	if len(m.LogID) != 2*len(m.id) {
-		return nil, fsCorruptf("MANIFEST: log id %q is not %d hex digits", m.LogID, 2*len(m.id))
+		return nil, corruptf("MANIFEST: log id %q is not %d hex digits", m.LogID, 2*len(m.id))
 	}
 	if _, err := hex.Decode(m.id[:], []byte(m.LogID)); err != nil || m.id == (logstore.LogID{}) {
-		return nil, fsCorruptf("MANIFEST: bad log id %q", m.LogID)
+		return nil, corruptf("MANIFEST: bad log id %q", m.LogID)
 	}
 	if m.IDFloor == 0 {
-		return nil, fsCorruptf("MANIFEST: id floor is 0")
+		return nil, corruptf("MANIFEST: id floor is 0")
 	}
 	seen := make(map[string]bool, len(m.Segments))
 	for i, sg := range m.Segments {
-		if _, _, ok := fsParseSegmentName(sg.Name); !ok || seen[sg.Name] {
-			return nil, fsCorruptf("MANIFEST: bad or repeated segment name %q", sg.Name)
+		if _, _, ok := parseSegmentName(sg.Name); !ok || seen[sg.Name] {
+			return nil, corruptf("MANIFEST: bad or repeated segment name %q", sg.Name)
 		}
 		seen[sg.Name] = true
 		if sg.First == 0 || (i > 0 && sg.First <= m.Segments[i-1].First) {
-			return nil, fsCorruptf("MANIFEST: segment %q: first id %d out of order", sg.Name, sg.First)
+			return nil, corruptf("MANIFEST: segment %q: first id %d out of order", sg.Name, sg.First)
 		}
 		if err := m.validateEnd(i); err != nil {
 			return nil, err
@@ -115,28 +115,28 @@ func fsDecodeManifest(data []byte) (*fsManifest, error) {
 }
 
 // validateEnd checks the recorded size and last position of segment i.
-func (m *fsManifest) validateEnd(i int) error {
+func (m *manifest) validateEnd(i int) error {
 	sg := m.Segments[i]
-	if m.Version == fsManifestVersion1 && (sg.Size != 0 || sg.LastID != 0 || sg.LastNonce != 0) {
-		return fsCorruptf("MANIFEST: segment %q: version 1 records no size", sg.Name)
+	if m.Version == manifestVersion1 && (sg.Size != 0 || sg.LastID != 0 || sg.LastNonce != 0) {
+		return corruptf("MANIFEST: segment %q: version 1 records no size", sg.Name)
 	}
 	switch {
 	case sg.Size == 0 && (sg.LastID != 0 || sg.LastNonce != 0):
-		return fsCorruptf("MANIFEST: segment %q: last id without a size", sg.Name)
-	case sg.Size != 0 && sg.Size < fsMagicLen:
-		return fsCorruptf("MANIFEST: segment %q: size %d", sg.Name, sg.Size)
+		return corruptf("MANIFEST: segment %q: last id without a size", sg.Name)
+	case sg.Size != 0 && sg.Size < magicLen:
+		return corruptf("MANIFEST: segment %q: size %d", sg.Name, sg.Size)
 	case sg.LastID == 0 && sg.LastNonce != 0:
-		return fsCorruptf("MANIFEST: segment %q: nonce without a last id", sg.Name)
+		return corruptf("MANIFEST: segment %q: nonce without a last id", sg.Name)
 	case sg.LastID != 0 && (sg.LastID < sg.First || (i+1 < len(m.Segments) && sg.LastID >= m.Segments[i+1].First)):
-		return fsCorruptf("MANIFEST: segment %q: last id %d outside its range", sg.Name, sg.LastID)
+		return corruptf("MANIFEST: segment %q: last id %d outside its range", sg.Name, sg.LastID)
 	}
 	return nil
 }
 
-// fsParseSegmentName parses the names fsSegmentName produces: "<first>.seg"
+// parseSegmentName parses the names segmentName produces: "<first>.seg"
 // (generation 0) and "<first>.<generation>.seg", both numbers in decimal
 // digits only, so a MANIFEST cannot name a path outside the directory.
-func fsParseSegmentName(name string) (first, generation uint64, ok bool) {
+func parseSegmentName(name string) (first, generation uint64, ok bool) {
 	base, ok := strings.CutSuffix(name, ".seg")
 	if !ok {
 		return 0, 0, false
@@ -160,20 +160,20 @@ func fsParseSegmentName(name string) (first, generation uint64, ok bool) {
 	return first, generation, true
 }
 
-// fsSegmentName names a segment file whose records start at first. A
+// segmentName names a segment file whose records start at first. A
 // segment made by rolling is "<first>.seg"; a rewritten one also carries
 // the generation of the MANIFEST that publishes it: "<first>.<gen>.seg".
-func fsSegmentName(first, generation uint64) string {
+func segmentName(first, generation uint64) string {
 	if generation == 0 {
 		return fmt.Sprintf("%020d.seg", first)
 	}
 	return fmt.Sprintf("%020d.%d.seg", first, generation)
 }
 
-// fsNewManifest returns the manifest of a new, empty log identity whose
+// newManifest returns the manifest of a new, empty log identity whose
 // first id will be at least floor.
-func fsNewManifest(floor, generation uint64) (*fsManifest, error) {
-	m := &fsManifest{Version: fsManifestVersion, IDFloor: max(floor, 1), Generation: generation}
+func newManifest(floor, generation uint64) (*manifest, error) {
+	m := &manifest{Version: manifestVersion, IDFloor: max(floor, 1), Generation: generation}
 	for m.id == (logstore.LogID{}) {
 		if _, err := rand.Read(m.id[:]); err != nil {
 			return nil, fmt.Errorf("whycache: filestore: new log id: %w", err)
@@ -185,17 +185,17 @@ func fsNewManifest(floor, generation uint64) (*fsManifest, error) {
 
 // next returns a copy of m to be published as its successor (current
 // version, generation bumped, segment list copied).
-func (m *fsManifest) next() *fsManifest {
+func (m *manifest) next() *manifest {
 	n := *m
-	n.Version = fsManifestVersion
+	n.Version = manifestVersion
 	n.Generation++
-	n.Segments = append([]fsSegment(nil), m.Segments...)
+	n.Segments = append([]segment(nil), m.Segments...)
 	return &n
 }
 
 // segmentFor returns the index of the segment that holds id: the last one
 // whose First is at most id, or 0 when id is below every segment.
-func (m *fsManifest) segmentFor(id uint64) int {
+func (m *manifest) segmentFor(id uint64) int {
 	i := 0
 	for j, sg := range m.Segments {
 		if sg.First <= id {
@@ -206,14 +206,14 @@ func (m *fsManifest) segmentFor(id uint64) int {
 }
 
 // isTail reports whether segment i is the one appended to (the last).
-func (m *fsManifest) isTail(i int) bool { return i == len(m.Segments)-1 }
+func (m *manifest) isTail(i int) bool { return i == len(m.Segments)-1 }
 
 // segCheck returns what a scan of segment i verifies; ack is the
 // acknowledged end of the tail segment known besides the MANIFEST's (the
 // watermark's), loadAck rereads it (nil for writers).
-func (m *fsManifest) segCheck(i int, ack fsAck, loadAck func() (fsAck, error)) fsSegCheck {
+func (m *manifest) segCheck(i int, ack ackedEnd, loadAck func() (ackedEnd, error)) scanCheck {
 	sg := m.Segments[i]
-	c := fsSegCheck{lo: sg.First}
+	c := scanCheck{lo: sg.First}
 	if !m.isTail(i) {
 		c.hi = m.Segments[i+1].First
 		c.sealed, c.end = true, sg.recorded()
@@ -226,30 +226,30 @@ func (m *fsManifest) segCheck(i int, ack fsAck, loadAck func() (fsAck, error)) f
 	return c
 }
 
-// fsManifestCache holds the last MANIFEST read and the open file it was
+// manifestCache holds the last MANIFEST read and the open file it was
 // read from. Holding the file open keeps its inode alive, so a MANIFEST
 // published since always has another inode; a MANIFEST rewritten in place
 // (a backup copied over it) changes its ctime. A stat of the path detects
 // both.
-type fsManifestCache struct {
-	m     *fsManifest
+type manifestCache struct {
+	m     *manifest
 	f     *os.File // the MANIFEST inode m was read from
-	key   fsFileKey
+	key   fileKey
 	path  string
-	epoch uint64 // see fsManifest.epoch
+	epoch uint64 // see manifest.epoch
 }
 
-// fsFileKey identifies a file's contents as far as a stat can: a change of
+// fileKey identifies a file's contents as far as a stat can: a change of
 // inode, size or ctime means another file or new contents.
-type fsFileKey struct {
+type fileKey struct {
 	dev, ino uint64
 	size     int64
 	ctime    syscall.Timespec
 }
 
-// fsKeyOf returns the key of fi.
-func fsKeyOf(fi os.FileInfo) fsFileKey {
-	k := fsFileKey{size: fi.Size()}
+// keyOf returns the key of fi.
+func keyOf(fi os.FileInfo) fileKey {
+	k := fileKey{size: fi.Size()}
 	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
 		k.dev, k.ino, k.ctime = uint64(st.Dev), st.Ino, st.Ctim
 	}
@@ -259,10 +259,10 @@ func fsKeyOf(fi os.FileInfo) fsFileKey {
 // load returns the current MANIFEST, reading it only when the file changed.
 // A MANIFEST that does not follow the cached one (a lower or equal
 // generation: restored from a backup or copied in by hand) starts a new
-// epoch and has the directory checked against it (fsCheckDir). A missing
+// epoch and has the directory checked against it (checkDir). A missing
 // MANIFEST is logstore.ErrCorrupt when segment files remain, else
 // logstore.ErrNoLog. The caller serializes calls.
-func (c *fsManifestCache) load() (*fsManifest, error) {
+func (c *manifestCache) load() (*manifest, error) {
 	for attempt := 0; ; attempt++ {
 		m, retry, err := c.loadOnce(attempt < 3)
 		if !retry {
@@ -274,30 +274,30 @@ func (c *fsManifestCache) load() (*fsManifest, error) {
 // loadOnce is one attempt of load. retry is set (only when mayRetry) when
 // the directory check failed while the MANIFEST was replaced again, which
 // a publication racing the check explains.
-func (c *fsManifestCache) loadOnce(mayRetry bool) (m *fsManifest, retry bool, err error) {
+func (c *manifestCache) loadOnce(mayRetry bool) (m *manifest, retry bool, err error) {
 	fi, err := os.Stat(c.path)
 	if errors.Is(err, os.ErrNotExist) {
-		return nil, false, fsMissingManifest(filepath.Dir(c.path))
+		return nil, false, missingManifest(filepath.Dir(c.path))
 	}
 	if err != nil {
 		return nil, false, fmt.Errorf("whycache: filestore: %w", err)
 	}
-	if key := fsKeyOf(fi); c.m != nil && key == c.key && key.ino != 0 {
+	if key := keyOf(fi); c.m != nil && key == c.key && key.ino != 0 {
 		return c.m, false, nil
 	}
 	f, err := os.Open(c.path)
 	if errors.Is(err, os.ErrNotExist) {
-		return nil, false, fsMissingManifest(filepath.Dir(c.path))
+		return nil, false, missingManifest(filepath.Dir(c.path))
 	}
 	if err != nil {
 		return nil, false, fmt.Errorf("whycache: filestore: %w", err)
 	}
-	data, err := io.ReadAll(io.LimitReader(f, fsMaxManifestSize+1))
-	if err == nil && len(data) > fsMaxManifestSize {
-		err = fsCorruptf("MANIFEST larger than %d bytes", fsMaxManifestSize)
+	data, err := io.ReadAll(io.LimitReader(f, maxManifestSize+1))
+	if err == nil && len(data) > maxManifestSize {
+		err = corruptf("MANIFEST larger than %d bytes", maxManifestSize)
 	}
 	if err == nil {
-		m, err = fsDecodeManifest(data)
+		m, err = decodeManifest(data)
 	}
 	if err == nil {
 		fi, err = f.Stat()
@@ -307,7 +307,7 @@ func (c *fsManifestCache) loadOnce(mayRetry bool) (m *fsManifest, retry bool, er
 		return nil, false, fmt.Errorf("whycache: filestore: read %s: %w", c.path, err)
 	}
 	if c.m != nil && m.Generation <= c.m.Generation {
-		if err := fsCheckDir(filepath.Dir(c.path), m); err != nil {
+		if err := checkDir(filepath.Dir(c.path), m); err != nil {
 			f.Close()
 			now, serr := os.Stat(c.path)
 			return nil, mayRetry && serr == nil && !os.SameFile(now, fi), err
@@ -320,15 +320,15 @@ func (c *fsManifestCache) loadOnce(mayRetry bool) (m *fsManifest, retry bool, er
 }
 
 // set replaces the cached manifest with m, read from (or written to) f.
-func (c *fsManifestCache) set(m *fsManifest, f *os.File, fi os.FileInfo) {
+func (c *manifestCache) set(m *manifest, f *os.File, fi os.FileInfo) {
 	if c.f != nil {
 		c.f.Close()
 	}
-	c.m, c.f, c.key = m, f, fsKeyOf(fi)
+	c.m, c.f, c.key = m, f, keyOf(fi)
 }
 
 // close releases the cached file.
-func (c *fsManifestCache) close() error {
+func (c *manifestCache) close() error {
 	if c.f == nil {
 		return nil
 	}
@@ -341,18 +341,18 @@ func (c *fsManifestCache) close() error {
 // rename, fsync of the directory) and caches it. The caller holds the
 // writer lock, which every publication takes, so temporary MANIFEST files
 // never race.
-func (c *fsManifestCache) publish(m *fsManifest, mode os.FileMode, sync bool) error {
+func (c *manifestCache) publish(m *manifest, mode os.FileMode, sync bool) error {
 	data, err := json.MarshalIndent(m, "", "\t")
 	if err != nil {
 		return fmt.Errorf("whycache: filestore: encode MANIFEST: %w", err)
 	}
 	data = append(data, '\n')
 	dir := filepath.Dir(c.path)
-	f, err := fsWriteTemp(dir, fsManifestName+".tmp", mode, data, sync)
+	f, err := writeTemp(dir, manifestName+".tmp", mode, data, sync)
 	if err != nil {
 		return err
 	}
-	if err := fsRenameSync(f.Name(), c.path, sync); err != nil {
+	if err := renameSync(f.Name(), c.path, sync); err != nil {
 		f.Close()
 		return err
 	}
@@ -366,9 +366,9 @@ func (c *fsManifestCache) publish(m *fsManifest, mode os.FileMode, sync bool) er
 	return nil
 }
 
-// fsWriteTemp creates dir/name (replacing a leftover one), writes data and
+// writeTemp creates dir/name (replacing a leftover one), writes data and
 // syncs it when sync is set. It returns the open file.
-func fsWriteTemp(dir, name string, mode os.FileMode, data []byte, sync bool) (*os.File, error) {
+func writeTemp(dir, name string, mode os.FileMode, data []byte, sync bool) (*os.File, error) {
 	f, err := os.OpenFile(filepath.Join(dir, name), os.O_RDWR|os.O_CREATE|os.O_TRUNC, mode)
 	if err != nil {
 		return nil, fmt.Errorf("whycache: filestore: %w", err)
@@ -384,20 +384,20 @@ func fsWriteTemp(dir, name string, mode os.FileMode, data []byte, sync bool) (*o
 	return f, nil
 }
 
-// fsRenameSync renames from to to and, when sync is set, syncs the
+// renameSync renames from to to and, when sync is set, syncs the
 // directory so the rename survives a crash.
-func fsRenameSync(from, to string, sync bool) error {
+func renameSync(from, to string, sync bool) error {
 	if err := os.Rename(from, to); err != nil {
 		return fmt.Errorf("whycache: filestore: %w", err)
 	}
 	if !sync {
 		return nil
 	}
-	return fsSyncDir(filepath.Dir(to))
+	return syncDir(filepath.Dir(to))
 }
 
-// fsSyncDir fsyncs a directory.
-func fsSyncDir(dir string) error {
+// syncDir fsyncs a directory.
+func syncDir(dir string) error {
 	d, err := os.Open(dir)
 	if err != nil {
 		return fmt.Errorf("whycache: filestore: %w", err)

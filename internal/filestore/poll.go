@@ -9,11 +9,11 @@ import (
 	"github.com/whycache/whycache/logstore"
 )
 
-// fsPollPage is how many records Poll delivers when PollRequest.Max is 0.
-const fsPollPage = 1000
+// pollPage is how many records Poll delivers when PollRequest.Max is 0.
+const pollPage = 1000
 
-// errFsPollFull stops a delivery loop when Poll found a record beyond Max.
-var errFsPollFull = errors.New("whycache: filestore: poll page full")
+// errPollFull stops a delivery loop when Poll found a record beyond Max.
+var errPollFull = errors.New("whycache: filestore: poll page full")
 
 // Poll reads, in one snapshot of the log (one MANIFEST and the segments it
 // names, up to the last complete batch of the tail segment when the call
@@ -28,7 +28,7 @@ var errFsPollFull = errors.New("whycache: filestore: poll page full")
 // anyway. Poll never writes and takes no lock.
 //
 // Errors: fn's, as is, with the result settled and Next at the last entry
-// fn accepted; damage (see the FileStore doc) wraps logstore.ErrCorrupt
+// fn accepted; damage (see the package documentation) wraps logstore.ErrCorrupt
 // and names the file and offset: in a sealed segment it is returned after
 // the entries before it, in the tail segment before any entry (the latest
 // position cannot be settled past it); the context's, checked between
@@ -42,19 +42,19 @@ func (s *Store) Poll(ctx context.Context, req logstore.PollRequest, fn func(logs
 	defer s.leave()
 	limit := req.Max
 	if limit <= 0 {
-		limit = fsPollPage
+		limit = pollPage
 	}
-	sc := fsGetScanner()
-	defer fsPutScanner(sc)
+	sc := getScanner()
+	defer putScanner(sc)
 	for attempt := 0; ; attempt++ {
 		m, err := s.manifest()
 		if err != nil {
 			return logstore.PollResult{Next: req.After}, err
 		}
-		p := fsPoll{s: s, ctx: ctx, m: m, sc: sc, after: req.After, limit: limit, fn: fn}
+		p := poll{s: s, ctx: ctx, m: m, sc: sc, after: req.After, limit: limit, fn: fn}
 		err = p.run()
 		p.held.close()
-		if errors.Is(err, errFsSegmentGone) {
+		if errors.Is(err, errSegmentGone) {
 			if p.delivered > 0 {
 				p.res.More = true
 				return p.res, nil
@@ -68,12 +68,12 @@ func (s *Store) Poll(ctx context.Context, req logstore.PollRequest, fn func(logs
 	}
 }
 
-// fsPoll is one attempt of a Poll call on one MANIFEST.
-type fsPoll struct {
+// poll is one attempt of a Poll call on one MANIFEST.
+type poll struct {
 	s     *Store
 	ctx   context.Context
-	m     *fsManifest
-	sc    *fsScanner
+	m     *manifest
+	sc    *scanner
 	after logstore.Position
 	limit int
 	fn    func(logstore.Entry) error
@@ -82,12 +82,12 @@ type fsPoll struct {
 	delivered int
 	// held is the segment file head opened (the tail, when it changed),
 	// read again by locate and deliver.
-	held fsHeld
+	held heldFile
 }
 
 // open opens segment name, or returns the held file; closeFile closes
 // what open opened.
-func (p *fsPoll) open(name string) (f *os.File, closeFile func(), err error) {
+func (p *poll) open(name string) (f *os.File, closeFile func(), err error) {
 	if p.held.f != nil && p.held.name == name {
 		return p.held.f, func() {}, nil
 	}
@@ -99,7 +99,7 @@ func (p *fsPoll) open(name string) (f *os.File, closeFile func(), err error) {
 }
 
 // run settles the result and delivers the records.
-func (p *fsPoll) run() error {
+func (p *poll) run() error {
 	m := p.m
 	p.res = logstore.PollResult{Info: logstore.Info{ID: m.id, Horizon: m.Horizon}, Next: p.after}
 	latest, at, err := p.s.head(m, &p.held)
@@ -126,7 +126,7 @@ func (p *fsPoll) run() error {
 // position from before the first batch whose last id is at least After.ID
 // (found false when no segment holds one), and that batch's nonce, the
 // one logstore.Judge needs.
-func (p *fsPoll) locate() (i int, from fsPos, found bool, nonce uint64, err error) {
+func (p *poll) locate() (i int, from segPos, found bool, nonce uint64, err error) {
 	m, target := p.m, max(p.after.ID, 1)
 	if c, ok := p.s.cursorAt(m.epoch, p.after.ID); ok && p.after.ID != 0 {
 		for j, sg := range m.Segments {
@@ -143,34 +143,34 @@ func (p *fsPoll) locate() (i int, from fsPos, found bool, nonce uint64, err erro
 			return i, from, found, nonce, err
 		}
 	}
-	return 0, fsPos{}, false, 0, nil
+	return 0, segPos{}, false, 0, nil
 }
 
 // locateIn scans segment i from position from for the first batch whose
 // last id is at least target and returns the position before it.
-func (p *fsPoll) locateIn(i int, from fsPos, target uint64) (fsPos, bool, uint64, error) {
+func (p *poll) locateIn(i int, from segPos, target uint64) (segPos, bool, uint64, error) {
 	name := p.m.Segments[i].Name
 	f, closeFile, err := p.open(name)
 	if err != nil {
-		return fsPos{}, false, 0, err
+		return segPos{}, false, 0, err
 	}
 	defer closeFile()
 	sc := p.sc
 	if err := sc.start(f, from, p.s.readCheck(p.m, i, nil)); err != nil {
-		return fsPos{}, false, 0, err
+		return segPos{}, false, 0, err
 	}
 	for n := 0; ; n++ {
 		if err := p.checkContext(n); err != nil {
-			return fsPos{}, false, 0, err
+			return segPos{}, false, 0, err
 		}
 		before := sc.pos()
 		b, ok, err := sc.nextBatch()
 		if err != nil || !ok {
-			return fsPos{}, false, 0, err
+			return segPos{}, false, 0, err
 		}
 		if b.lastID >= target {
 			if before.lastID > from.lastID {
-				p.s.noteCursor(fsCursor{seg: name, epoch: p.m.epoch, pos: before})
+				p.s.noteCursor(cursor{seg: name, epoch: p.m.epoch, pos: before})
 			}
 			return before, true, b.nonce, nil
 		}
@@ -178,7 +178,7 @@ func (p *fsPoll) locateIn(i int, from fsPos, target uint64) (fsPos, bool, uint64
 }
 
 // checkContext returns the context's error every 256th batch.
-func (p *fsPoll) checkContext(n int) error {
+func (p *poll) checkContext(n int) error {
 	if n%256 != 255 {
 		return nil
 	}
@@ -190,13 +190,13 @@ func (p *fsPoll) checkContext(n int) error {
 
 // deliver calls fn for the records above After.ID up to Latest.ID, from
 // position from in segment i on, at most limit of them.
-func (p *fsPoll) deliver(i int, from fsPos) error {
-	for ; i < len(p.m.Segments); i, from = i+1, (fsPos{}) {
+func (p *poll) deliver(i int, from segPos) error {
+	for ; i < len(p.m.Segments); i, from = i+1, (segPos{}) {
 		if p.m.Segments[i].First > p.res.Latest.ID {
 			return nil
 		}
 		done, err := p.deliverIn(i, from)
-		if errors.Is(err, errFsPollFull) {
+		if errors.Is(err, errPollFull) {
 			p.res.More = true
 			return nil
 		}
@@ -209,7 +209,7 @@ func (p *fsPoll) deliver(i int, from fsPos) error {
 
 // deliverIn delivers from segment i; reached reports that Latest was
 // reached.
-func (p *fsPoll) deliverIn(i int, from fsPos) (reached bool, err error) {
+func (p *poll) deliverIn(i int, from segPos) (reached bool, err error) {
 	name := p.m.Segments[i].Name
 	f, closeFile, err := p.open(name)
 	if err != nil {
@@ -223,15 +223,15 @@ func (p *fsPoll) deliverIn(i int, from fsPos) (reached bool, err error) {
 	resume := sc.pos()
 	defer func() {
 		if resume.lastID > from.lastID {
-			p.s.noteCursor(fsCursor{seg: name, epoch: p.m.epoch, pos: resume})
+			p.s.noteCursor(cursor{seg: name, epoch: p.m.epoch, pos: resume})
 		}
 	}()
-	entry := func(fr fsFrame) error {
+	entry := func(fr batchFrame) error {
 		if fr.mark || fr.id <= p.after.ID || fr.id > latest {
 			return nil
 		}
 		if p.delivered == p.limit {
-			return errFsPollFull
+			return errPollFull
 		}
 		if err := p.fn(logstore.Entry{ID: fr.id, Nonce: fr.nonce, Contents: fr.contents}); err != nil {
 			return err

@@ -10,7 +10,7 @@ import (
 	"github.com/whycache/whycache/logstore"
 )
 
-func TestFileStorePollPositions(t *testing.T) {
+func TestPollPositions(t *testing.T) {
 	// Poll at every position of a log of several segments, some records
 	// compacted away (batch ends among them, marks left above the
 	// horizon), with the right nonce, another one and none: the verdict is
@@ -19,7 +19,7 @@ func TestFileStorePollPositions(t *testing.T) {
 	// and whatever the page size.
 	ctx := context.Background()
 	dir := t.TempDir()
-	s := fsTestOpen(t, dir, Options{SegmentSize: 300, NoSync: true})
+	s := testOpen(t, dir, Options{SegmentSize: 300, NoSync: true})
 	type commit struct{ first, last, nonce uint64 }
 	var commits []commit
 	records := map[uint64]string{}
@@ -29,7 +29,7 @@ func TestFileStorePollPositions(t *testing.T) {
 		for j := range recs {
 			recs[j] = fmt.Sprintf("c%d-%d", i, j)
 		}
-		c, err := s.Commit(ctx, logstore.LogID{}, fsRecs(recs...))
+		c, err := s.Commit(ctx, logstore.LogID{}, makeRecs(recs...))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -84,7 +84,7 @@ func TestFileStorePollPositions(t *testing.T) {
 		}
 		return fmt.Sprint(out)
 	}
-	warm := fsTestOpen(t, dir, Options{})
+	warm := testOpen(t, dir, Options{})
 	for id := uint64(0); id <= latestID+1; id++ {
 		for _, nonce := range []uint64{nonceOf[id], nonceOf[id] ^ 0x77, 0} {
 			after := logstore.Position{ID: id, Nonce: nonce}
@@ -97,8 +97,8 @@ func TestFileStorePollPositions(t *testing.T) {
 					t.Fatal(err)
 				}
 				for name, h := range map[string]*Store{"fresh": fresh, "warm": warm} {
-					first := fsPollOnce(t, h, after)
-					p := fsPollCollectAll(t, h, after, max)
+					first := pollOnce(t, h, after)
+					p := pollCollectAll(t, h, after, max)
 					if want := judge(after); first.Verdict != want || p.first.Verdict != want {
 						t.Errorf("%s handle, Max %d, after %+v: verdicts %v then %v, want %v", name, max, after, first.Verdict, p.first.Verdict, want)
 					}
@@ -113,7 +113,7 @@ func TestFileStorePollPositions(t *testing.T) {
 			}
 		}
 	}
-	if res := fsPollOnce(t, s, logstore.Position{}); time.Since(res.LatestTime) > time.Minute || res.LatestTime.After(time.Now()) {
+	if res := pollOnce(t, s, logstore.Position{}); time.Since(res.LatestTime) > time.Minute || res.LatestTime.After(time.Now()) {
 		t.Errorf("LatestTime %v, want the time of the last commit", res.LatestTime)
 	}
 	if m, _ := s.manifest(); len(m.Segments) < 4 {
@@ -121,17 +121,17 @@ func TestFileStorePollPositions(t *testing.T) {
 	}
 }
 
-func TestFileStorePollerUsualPath(t *testing.T) {
+func TestPollerUsualPath(t *testing.T) {
 	// A poller that takes Latest as its position: each call delivers the
 	// new records and judges the position from what it remembers, across
 	// segment rolls, with the writer in another handle.
 	ctx := context.Background()
 	dir := t.TempDir()
-	w := fsTestOpen(t, dir, Options{SegmentSize: 256, NoSync: true})
-	r := fsTestOpen(t, dir, Options{})
+	w := testOpen(t, dir, Options{SegmentSize: 256, NoSync: true})
+	r := testOpen(t, dir, Options{})
 	var pos logstore.Position
 	for i := 0; i < 60; i++ {
-		c, err := w.Commit(ctx, logstore.LogID{}, fsRecs(fmt.Sprint("a", i), fmt.Sprint("b", i)))
+		c, err := w.Commit(ctx, logstore.LogID{}, makeRecs(fmt.Sprint("a", i), fmt.Sprint("b", i)))
 		if err != nil {
 			t.Fatal(err)
 		}

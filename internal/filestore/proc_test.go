@@ -21,22 +21,22 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// fsHelperArgs configure a helper process of the tests below (the test
+// helperArgs configure a helper process of the tests below (the test
 // binary run again, see testproc).
-type fsHelperArgs struct {
+type helperArgs struct {
 	Mode string // writer, crash, fsize or hold
 	Dir  string // the store directory
 	Tag  string // prefix of the records written
 	N    int    // commits to make (writer)
 }
 
-// fsHelperOptions are the options every helper process and its parent use.
-var fsHelperOptions = Options{SegmentSize: 64 << 10}
+// helperOptions are the options every helper process and its parent use.
+var helperOptions = Options{SegmentSize: 64 << 10}
 
-// fsBatchContents is the contents of record j of batch i of a helper. With
+// batchContents is the contents of record j of batch i of a helper. With
 // big, every fourth batch has large records, so that a kill can land in the
 // middle of its write.
-func fsBatchContents(tag string, i, j int, big bool) string {
+func batchContents(tag string, i, j int, big bool) string {
 	c := fmt.Sprintf("%s/%d/%d", tag, i, j)
 	if big && i%4 == 3 {
 		c += strings.Repeat("*", 128<<10)
@@ -44,17 +44,17 @@ func fsBatchContents(tag string, i, j int, big bool) string {
 	return c
 }
 
-// TestFileStoreHelperProcess is the body of the helper processes; it does
+// TestHelperProcess is the body of the helper processes; it does
 // nothing in a normal run. It prints "batch <last id> <records> <index>"
 // on stdout after each Commit returns.
-func TestFileStoreHelperProcess(t *testing.T) {
-	var a fsHelperArgs
+func TestHelperProcess(t *testing.T) {
+	var a helperArgs
 	if err := json.Unmarshal([]byte(testproc.Arg(t)), &a); err != nil {
 		t.Fatal(err)
 	}
 	mode := a.Mode
 	ctx := context.Background()
-	opts := fsHelperOptions
+	opts := helperOptions
 	// A process crash loses nothing written, synced or not; without syncs
 	// a kill lands in the middle of a write more often.
 	opts.NoSync = mode == "crash"
@@ -72,9 +72,9 @@ func TestFileStoreHelperProcess(t *testing.T) {
 			k := i%3 + 1
 			contents := make([]string, k)
 			for j := range contents {
-				contents[j] = fsBatchContents(tag, i, j, mode == "crash")
+				contents[j] = batchContents(tag, i, j, mode == "crash")
 			}
-			id, err := commitLast(ctx, s, fsRecs(contents...))
+			id, err := commitLast(ctx, s, makeRecs(contents...))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -84,20 +84,20 @@ func TestFileStoreHelperProcess(t *testing.T) {
 			}
 		}
 	case "fsize":
-		fsHelperFileSizeLimit(t, s, out)
+		helperFileSizeLimit(t, s, out)
 	case "hold":
-		fsHelperHoldLock(t, s, out)
+		helperHoldLock(t, s, out)
 	default:
 		t.Fatalf("unknown helper mode %q", mode)
 	}
 }
 
-// fsHelperFileSizeLimit commits a record that cannot fit under
+// helperFileSizeLimit commits a record that cannot fit under
 // RLIMIT_FSIZE and reports the error and whether the segment changed.
-func fsHelperFileSizeLimit(t *testing.T, s *Store, out io.Writer) {
+func helperFileSizeLimit(t *testing.T, s *Store, out io.Writer) {
 	ctx := context.Background()
-	fsCommit(t, s, "before")
-	seg := s.path(fsSegmentName(1, 0))
+	mustCommit(t, s, "before")
+	seg := s.path(segmentName(1, 0))
 	before, err := os.ReadFile(seg)
 	if err != nil {
 		t.Fatal(err)
@@ -106,7 +106,7 @@ func fsHelperFileSizeLimit(t *testing.T, s *Store, out io.Writer) {
 	if err := unix.Setrlimit(unix.RLIMIT_FSIZE, &unix.Rlimit{Cur: lim, Max: lim}); err != nil {
 		t.Fatal(err)
 	}
-	_, err = commitLast(ctx, s, fsRecs("small", strings.Repeat("x", 1000)))
+	_, err = commitLast(ctx, s, makeRecs("small", strings.Repeat("x", 1000)))
 	after, rerr := os.ReadFile(seg)
 	if rerr != nil {
 		t.Fatal(rerr)
@@ -114,15 +114,15 @@ func fsHelperFileSizeLimit(t *testing.T, s *Store, out io.Writer) {
 	fmt.Fprintf(out, "commit-error %v\n", err != nil)
 	fmt.Fprintf(out, "error %v\n", err)
 	fmt.Fprintf(out, "unchanged %v\n", string(after) == string(before))
-	id, err := commitLast(ctx, s, fsRecs("fits"))
+	id, err := commitLast(ctx, s, makeRecs("fits"))
 	fmt.Fprintf(out, "next %d %v\n", id, err)
 }
 
-// fsHelperHoldLock takes the writer lock of the store through a file of
+// helperHoldLock takes the writer lock of the store through a file of
 // its own, reports "locked" and holds it until the process is killed (or
 // its stdin closes).
-func fsHelperHoldLock(t *testing.T, s *Store, out *bufio.Writer) {
-	f, err := os.OpenFile(s.path(fsLockName), os.O_RDWR, 0)
+func helperHoldLock(t *testing.T, s *Store, out *bufio.Writer) {
+	f, err := os.OpenFile(s.path(lockName), os.O_RDWR, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -134,23 +134,23 @@ func fsHelperHoldLock(t *testing.T, s *Store, out *bufio.Writer) {
 	io.Copy(io.Discard, os.Stdin)
 }
 
-func TestFileStoreLockWaitHonoursContext(t *testing.T) {
+func TestLockWaitHonoursContext(t *testing.T) {
 	// While another process holds the writer lock, a Commit, Compact or
 	// Reset whose context is cancelled returns the context's error within
 	// 100 ms and changes nothing.
 	ctx := context.Background()
 	dir := t.TempDir()
-	s := fsTestOpen(t, dir, Options{NoSync: true})
-	fsCommit(t, s, "before")
+	s := testOpen(t, dir, Options{NoSync: true})
+	mustCommit(t, s, "before")
 	info, _ := s.Info(ctx)
-	h := fsStartHelper(t, fsHelperArgs{Mode: "hold", Dir: dir})
+	h := startHelper(t, helperArgs{Mode: "hold", Dir: dir})
 	if _, line, ok := h.Await(0, nil); line != "locked" {
 		t.Fatalf("helper: %q (output ended: %v)", line, !ok)
 	}
 	keep := func(_ uint64, c []byte) ([]byte, bool, error) { return c, true, nil }
 	for name, op := range map[string]func(context.Context) error{
 		"Commit": func(ctx context.Context) error {
-			_, err := s.Commit(ctx, logstore.LogID{}, fsRecs("never"))
+			_, err := s.Commit(ctx, logstore.LogID{}, makeRecs("never"))
 			return err
 		},
 		"Compact": func(ctx context.Context) error { _, err := s.Compact(ctx, 1, 1, keep); return err },
@@ -184,27 +184,27 @@ func TestFileStoreLockWaitHonoursContext(t *testing.T) {
 	if got, _ := s.Info(ctx); got != info {
 		t.Errorf("Info after the cancelled calls: %+v, want %+v", got, info)
 	}
-	if ids, _ := fsRead(t, s, 1, math.MaxUint64); len(ids) != 1 {
+	if ids, _ := readAll(t, s, 1, math.MaxUint64); len(ids) != 1 {
 		t.Errorf("records after the cancelled calls: %v", ids)
 	}
 	h.Kill(t) // the kernel releases its lock
-	if id := fsCommit(t, s, "after"); id != 2 {
+	if id := mustCommit(t, s, "after"); id != 2 {
 		t.Errorf("commit after the holder died: id %d, want 2", id)
 	}
 }
 
-// fsStartHelper runs the test binary as a helper process with a.
-func fsStartHelper(t *testing.T, a fsHelperArgs) *testproc.Proc {
+// startHelper runs the test binary as a helper process with a.
+func startHelper(t *testing.T, a helperArgs) *testproc.Proc {
 	t.Helper()
 	raw, err := json.Marshal(a)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return testproc.Start(t, a.Mode+" "+a.Tag, "TestFileStoreHelperProcess", string(raw))
+	return testproc.Start(t, a.Mode+" "+a.Tag, "TestHelperProcess", string(raw))
 }
 
-// fsHelperBatch is a Commit a helper reported done.
-type fsHelperBatch struct {
+// helperBatch is a Commit a helper reported done.
+type helperBatch struct {
 	tag         string
 	last        uint64
 	n, index    int
@@ -213,8 +213,8 @@ type fsHelperBatch struct {
 }
 
 // parseBatch parses a "batch" line; ok is false for other lines.
-func fsParseBatch(tag, line string, big bool) (fsHelperBatch, bool) {
-	b := fsHelperBatch{big: big}
+func parseBatch(tag, line string, big bool) (helperBatch, bool) {
+	b := helperBatch{big: big}
 	if _, err := fmt.Sscanf(line, "batch %d %d %d", &b.last, &b.n, &b.index); err != nil {
 		return b, false
 	}
@@ -222,35 +222,35 @@ func fsParseBatch(tag, line string, big bool) (fsHelperBatch, bool) {
 	return b, true
 }
 
-// fsCheckBatches fails the test unless every batch is in got with its
+// checkBatches fails the test unless every batch is in got with its
 // contents and consecutive ids.
-func fsCheckBatches(t *testing.T, batches []fsHelperBatch, got map[uint64]string) {
+func checkBatches(t *testing.T, batches []helperBatch, got map[uint64]string) {
 	t.Helper()
 	for _, b := range batches {
 		for j := 0; j < b.n; j++ {
 			id := b.last - uint64(b.n-1) + uint64(j)
-			if want := fsBatchContents(b.tag, b.index, j, b.big); got[id] != want {
+			if want := batchContents(b.tag, b.index, j, b.big); got[id] != want {
 				t.Fatalf("%s (%s): id %d holds %.60q, want %.60q", b.tag, b.description, id, got[id], want)
 			}
 		}
 	}
 }
 
-func TestFileStoreMultiProcess(t *testing.T) {
+func TestMultiProcess(t *testing.T) {
 	const writers, commits = 3, 150
 	dir := t.TempDir()
-	reader := fsTestOpen(t, dir, fsHelperOptions)
+	reader := testOpen(t, dir, helperOptions)
 	var mu sync.Mutex
-	var batches []fsHelperBatch
+	var batches []helperBatch
 	var wg sync.WaitGroup
 	for w := 0; w < writers; w++ {
 		tag := fmt.Sprint("w", w)
-		h := fsStartHelper(t, fsHelperArgs{Mode: "writer", Dir: dir, Tag: tag, N: commits})
+		h := startHelper(t, helperArgs{Mode: "writer", Dir: dir, Tag: tag, N: commits})
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for line := range h.Lines() {
-				if b, ok := fsParseBatch(tag, line, false); ok {
+				if b, ok := parseBatch(tag, line, false); ok {
 					mu.Lock()
 					batches = append(batches, b)
 					mu.Unlock()
@@ -264,13 +264,13 @@ func TestFileStoreMultiProcess(t *testing.T) {
 	finished := make(chan struct{})
 	go func() { wg.Wait(); close(finished) }()
 
-	p := fsPoller{s: reader}
+	p := logPoller{s: reader}
 	p.pollUntil(t, finished)
 	seen := p.seen
 	if len(batches) != writers*commits {
 		t.Fatalf("writers reported %d commits, want %d", len(batches), writers*commits)
 	}
-	fsCheckBatches(t, batches, seen)
+	checkBatches(t, batches, seen)
 	total := 0
 	for _, b := range batches {
 		total += b.n
@@ -281,7 +281,7 @@ func TestFileStoreMultiProcess(t *testing.T) {
 	t.Logf("%d records from %d processes, %d polls", total, writers, p.polls)
 }
 
-func TestFileStoreCrash(t *testing.T) {
+func TestCrash(t *testing.T) {
 	kills := 10
 	if os.Getenv("WHYCACHE_TORTURE") == "1" {
 		kills = 200
@@ -290,16 +290,16 @@ func TestFileStoreCrash(t *testing.T) {
 	// all holds every Commit reported done; those from index verified on
 	// are not verified yet. Batches before them are complete and never
 	// change, so each round reads only from the last verified id on.
-	var all []fsHelperBatch
+	var all []helperBatch
 	verified, from := 0, uint64(1)
 	torn := 0
 	for k := 0; k < kills; k++ {
 		tag := fmt.Sprint("c", k)
-		h := fsStartHelper(t, fsHelperArgs{Mode: "crash", Dir: dir, Tag: tag})
+		h := startHelper(t, helperArgs{Mode: "crash", Dir: dir, Tag: tag})
 		stopAfter := rand.IntN(40) + 1
 		killed := false
 		for line := range h.Lines() {
-			b, ok := fsParseBatch(tag, line, true)
+			b, ok := parseBatch(tag, line, true)
 			if !ok {
 				continue
 			}
@@ -313,31 +313,31 @@ func TestFileStoreCrash(t *testing.T) {
 			t.Fatalf("helper %d was not killed: %v", k, err)
 		}
 
-		s, err := Open(dir, fsHelperOptions)
+		s, err := Open(dir, helperOptions)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if fsHasTornTail(t, s) {
+		if hasTornTail(t, s) {
 			torn++
 		}
-		_, got := fsRead(t, s, from, math.MaxUint64)
-		fsCheckBatches(t, all[verified:], got)
-		last := fsCommit(t, s, fsBatchContents("parent", k, 0, false))
-		all = append(all, fsHelperBatch{tag: "parent", last: last, n: 1, index: k, description: "parent commit"})
+		_, got := readAll(t, s, from, math.MaxUint64)
+		checkBatches(t, all[verified:], got)
+		last := mustCommit(t, s, batchContents("parent", k, 0, false))
+		all = append(all, helperBatch{tag: "parent", last: last, n: 1, index: k, description: "parent commit"})
 		verified, from = len(all)-1, last
 		if err := s.Close(); err != nil {
 			t.Fatal(err)
 		}
 	}
-	s := fsTestOpen(t, dir, fsHelperOptions)
-	_, got := fsRead(t, s, 1, math.MaxUint64)
-	fsCheckBatches(t, all, got)
+	s := testOpen(t, dir, helperOptions)
+	_, got := readAll(t, s, 1, math.MaxUint64)
+	checkBatches(t, all, got)
 	t.Logf("%d kills, %d left a torn tail, %d commits reported", kills, torn, len(all))
 }
 
-// fsHasTornTail reports whether the tail segment of s has bytes after its
+// hasTornTail reports whether the tail segment of s has bytes after its
 // last complete batch.
-func fsHasTornTail(t *testing.T, s *Store) bool {
+func hasTornTail(t *testing.T, s *Store) bool {
 	m, err := s.manifest()
 	if err != nil || len(m.Segments) == 0 {
 		return false
@@ -347,8 +347,8 @@ func fsHasTornTail(t *testing.T, s *Store) bool {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	var sc fsScanner
-	if err := sc.start(f, fsPos{}, s.readCheck(m, len(m.Segments)-1, nil)); err != nil {
+	var sc scanner
+	if err := sc.start(f, segPos{}, s.readCheck(m, len(m.Segments)-1, nil)); err != nil {
 		t.Fatal(err)
 	}
 	if err := sc.scanToEnd(); err != nil {
@@ -361,8 +361,8 @@ func fsHasTornTail(t *testing.T, s *Store) bool {
 	return fi.Size() > sc.end
 }
 
-func TestFileStoreDiskFull(t *testing.T) {
-	h := fsStartHelper(t, fsHelperArgs{Mode: "fsize", Dir: t.TempDir()})
+func TestDiskFull(t *testing.T) {
+	h := startHelper(t, helperArgs{Mode: "fsize", Dir: t.TempDir()})
 	var out []string
 	for line := range h.Lines() {
 		switch {

@@ -12,17 +12,17 @@ import (
 	"github.com/whycache/whycache/logstore"
 )
 
-// fsCursor is a position just past a complete batch of a segment,
+// cursor is a position just past a complete batch of a segment,
 // remembered so that a poller's next call reads only what is new. Batches
 // before it never change and a name is never reused for other contents
-// within one epoch of the MANIFEST (see fsManifest.epoch: a MANIFEST
+// within one epoch of the MANIFEST (see manifest.epoch: a MANIFEST
 // restored from a backup starts a new one, as its segments may then hold
 // other contents under the same names), so it stays valid while the
 // segment is listed and the epoch lasts.
-type fsCursor struct {
+type cursor struct {
 	seg   string
 	epoch uint64
-	pos   fsPos
+	pos   segPos
 	// time is the commit time (Unix ns) of the batch at pos, 0 when
 	// unknown; timeTried is set once the watermark was read for it.
 	time      int64
@@ -30,25 +30,25 @@ type fsCursor struct {
 }
 
 // position returns the log position of the batch at the cursor.
-func (c fsCursor) position() logstore.Position {
+func (c cursor) position() logstore.Position {
 	return logstore.Position{ID: c.pos.lastID, Nonce: c.pos.nonce}
 }
 
-// fsCursorSlots is how many cursors a FileStore remembers: enough for a
+// cursorSlots is how many cursors a Store remembers: enough for a
 // poller that alternates LatestUpdateID and ReadUpdates(last+1, latest),
 // or pages through a log with Poll, and for a few such callers at once.
-const fsCursorSlots = 8
+const cursorSlots = 8
 
-// fsCursors keeps the most recent cursors in a ring.
-type fsCursors struct {
-	c    [fsCursorSlots]fsCursor
+// cursorRing keeps the most recent cursors in a ring.
+type cursorRing struct {
+	c    [cursorSlots]cursor
 	next int // ring index of the slot to overwrite
 }
 
 // best returns the cursor in seg (of epoch) with the highest lastID below
 // below.
-func (cs *fsCursors) best(seg string, epoch, below uint64) (fsCursor, bool) {
-	var b fsCursor
+func (cs *cursorRing) best(seg string, epoch, below uint64) (cursor, bool) {
+	var b cursor
 	found := false
 	for _, c := range cs.c {
 		if c.seg == seg && c.epoch == epoch && c.pos.lastID < below && (!found || c.pos.lastID > b.pos.lastID) {
@@ -59,17 +59,17 @@ func (cs *fsCursors) best(seg string, epoch, below uint64) (fsCursor, bool) {
 }
 
 // at returns a cursor (of epoch) just past the batch that ends at id.
-func (cs *fsCursors) at(epoch, id uint64) (fsCursor, bool) {
+func (cs *cursorRing) at(epoch, id uint64) (cursor, bool) {
 	for _, c := range cs.c {
 		if c.seg != "" && c.epoch == epoch && c.pos.lastID == id {
 			return c, true
 		}
 	}
-	return fsCursor{}, false
+	return cursor{}, false
 }
 
 // note remembers c, replacing a cursor at the same place.
-func (cs *fsCursors) note(c fsCursor) {
+func (cs *cursorRing) note(c cursor) {
 	for i, o := range cs.c {
 		if o.seg == c.seg && o.epoch == c.epoch && o.pos == c.pos {
 			cs.c[i] = c
@@ -80,57 +80,57 @@ func (cs *fsCursors) note(c fsCursor) {
 	cs.next = (cs.next + 1) % len(cs.c)
 }
 
-// cursor returns the best cursor in seg below id (see fsCursors.best).
-func (s *Store) cursor(seg string, epoch, below uint64) (fsCursor, bool) {
+// cursor returns the best cursor in seg below id (see cursorRing.best).
+func (s *Store) cursor(seg string, epoch, below uint64) (cursor, bool) {
 	s.cmu.Lock()
 	defer s.cmu.Unlock()
 	return s.cursors.best(seg, epoch, below)
 }
 
 // cursorAt returns a cursor just past the batch ending at id.
-func (s *Store) cursorAt(epoch, id uint64) (fsCursor, bool) {
+func (s *Store) cursorAt(epoch, id uint64) (cursor, bool) {
 	s.cmu.Lock()
 	defer s.cmu.Unlock()
 	return s.cursors.at(epoch, id)
 }
 
 // noteCursor remembers a scan position.
-func (s *Store) noteCursor(c fsCursor) {
+func (s *Store) noteCursor(c cursor) {
 	s.cmu.Lock()
 	defer s.cmu.Unlock()
 	s.cursors.note(c)
 }
 
-// fsScannerPool recycles scanner buffers between reads.
-var fsScannerPool = sync.Pool{New: func() any { return new(fsScanner) }}
+// scannerPool recycles scanner buffers between reads.
+var scannerPool = sync.Pool{New: func() any { return new(scanner) }}
 
-// fsGetScanner takes a scanner from the pool.
-func fsGetScanner() *fsScanner { return fsScannerPool.Get().(*fsScanner) }
+// getScanner takes a scanner from the pool.
+func getScanner() *scanner { return scannerPool.Get().(*scanner) }
 
-// fsPutScanner returns sc to the pool unless its buffer grew large.
-func fsPutScanner(sc *fsScanner) {
+// putScanner returns sc to the pool unless its buffer grew large.
+func putScanner(sc *scanner) {
 	if cap(sc.rd.buf) > 1<<20 {
 		return
 	}
-	sc.rd.f, sc.check = nil, fsSegCheck{}
-	fsScannerPool.Put(sc)
+	sc.rd.f, sc.check = nil, scanCheck{}
+	scannerPool.Put(sc)
 }
 
-// fsMaxManifestRetries bounds how often one call re-reads the MANIFEST
+// maxManifestRetries bounds how often one call re-reads the MANIFEST
 // after finding a segment file gone.
-const fsMaxManifestRetries = 100
+const maxManifestRetries = 100
 
 // withSegments runs fn on the current MANIFEST, and again on a fresh one
-// each time fn reports errFsSegmentGone (a compaction or Reset replaced a
+// each time fn reports errSegmentGone (a compaction or Reset replaced a
 // file after the MANIFEST was read).
-func (s *Store) withSegments(fn func(m *fsManifest) error) error {
+func (s *Store) withSegments(fn func(m *manifest) error) error {
 	for attempt := 0; ; attempt++ {
 		m, err := s.manifest()
 		if err != nil {
 			return err
 		}
 		err = fn(m)
-		if !errors.Is(err, errFsSegmentGone) {
+		if !errors.Is(err, errSegmentGone) {
 			return err
 		}
 		if err := s.segmentGone(m, err, attempt); err != nil {
@@ -140,30 +140,30 @@ func (s *Store) withSegments(fn func(m *fsManifest) error) error {
 }
 
 // segmentGone decides what a segment file of m found missing (gone, an
-// error wrapping errFsSegmentGone) means: nil when a newer MANIFEST was
+// error wrapping errSegmentGone) means: nil when a newer MANIFEST was
 // published meanwhile (the caller retries with it), logstore.ErrCorrupt
 // when the MANIFEST is unchanged (a listed segment is lost) or keeps
-// changing beyond fsMaxManifestRetries attempts.
-func (s *Store) segmentGone(m *fsManifest, gone error, attempt int) error {
+// changing beyond maxManifestRetries attempts.
+func (s *Store) segmentGone(m *manifest, gone error, attempt int) error {
 	now, err := s.manifest()
 	if err != nil {
 		return err
 	}
 	if now == m {
-		return fsCorruptf("%s: a segment listed in the MANIFEST is missing (%v)", s.dir, gone)
+		return corruptf("%s: a segment listed in the MANIFEST is missing (%v)", s.dir, gone)
 	}
-	if attempt >= fsMaxManifestRetries {
-		return fsCorruptf("%s: segment files keep disappearing (%v)", s.dir, gone)
+	if attempt >= maxManifestRetries {
+		return corruptf("%s: segment files keep disappearing (%v)", s.dir, gone)
 	}
 	return nil
 }
 
 // openSegment opens a listed segment for reading; a missing file is
-// errFsSegmentGone.
+// errSegmentGone.
 func (s *Store) openSegment(name string) (*os.File, error) {
 	f, err := os.Open(s.path(name))
 	if errors.Is(err, os.ErrNotExist) {
-		return nil, fmt.Errorf("%w: %s", errFsSegmentGone, name)
+		return nil, fmt.Errorf("%w: %s", errSegmentGone, name)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("whycache: filestore: %w", err)
@@ -174,9 +174,9 @@ func (s *Store) openSegment(name string) (*os.File, error) {
 // readCheck returns what a reader's scan of segment i of m verifies: for
 // the tail, the acknowledged end comes from the MANIFEST and from the
 // watermark, read when a scan stops (seen, if not nil, receives it).
-func (s *Store) readCheck(m *fsManifest, i int, seen *fsWatermark) fsSegCheck {
+func (s *Store) readCheck(m *manifest, i int, seen *watermark) scanCheck {
 	name := m.Segments[i].Name
-	return m.segCheck(i, fsAck{}, func() (fsAck, error) {
+	return m.segCheck(i, ackedEnd{}, func() (ackedEnd, error) {
 		w, err := s.readWatermark(m)
 		if seen != nil {
 			*seen = w
@@ -186,7 +186,7 @@ func (s *Store) readCheck(m *fsManifest, i int, seen *fsWatermark) fsSegCheck {
 }
 
 // readWatermark reads the watermark for a reader of m.
-func (s *Store) readWatermark(m *fsManifest) (fsWatermark, error) {
+func (s *Store) readWatermark(m *manifest) (watermark, error) {
 	s.rmu.Lock()
 	defer s.rmu.Unlock()
 	return s.wmr.read(s.dir, m.epoch)
@@ -195,7 +195,7 @@ func (s *Store) readWatermark(m *fsManifest) (fsWatermark, error) {
 // ReadUpdates calls fn for every record with low <= id <= high in id order;
 // see logstore.Store. Only complete Commit batches are delivered. contents
 // is valid only during the call. Errors from fn are returned as is; damage
-// (see the FileStore doc) is an error wrapping logstore.ErrCorrupt naming
+// (see the package documentation) is an error wrapping logstore.ErrCorrupt naming
 // the file and offset, returned after the records before it. fn may call
 // any method of the store other than Close without deadlocking.
 func (s *Store) ReadUpdates(ctx context.Context, low, high uint64, fn func(id uint64, contents []byte) error) error {
@@ -207,10 +207,10 @@ func (s *Store) ReadUpdates(ctx context.Context, low, high uint64, fn func(id ui
 	if high < low {
 		return nil
 	}
-	sc := fsGetScanner()
-	defer fsPutScanner(sc)
+	sc := getScanner()
+	defer putScanner(sc)
 	pos := low // the lowest id not delivered yet
-	return s.withSegments(func(m *fsManifest) error {
+	return s.withSegments(func(m *manifest) error {
 		for i := m.segmentFor(pos); i < len(m.Segments); i++ {
 			sg := m.Segments[i]
 			if sg.First > high {
@@ -233,7 +233,7 @@ func (s *Store) ReadUpdates(ctx context.Context, low, high uint64, fn func(id ui
 // readSegment delivers the records of segment i of m with *pos <= id <=
 // high, advancing *pos past each. done reports that a record above high
 // was reached.
-func (s *Store) readSegment(ctx context.Context, sc *fsScanner, f *os.File, m *fsManifest, i int, pos *uint64, high uint64, fn func(uint64, []byte) error) (done bool, err error) {
+func (s *Store) readSegment(ctx context.Context, sc *scanner, f *os.File, m *manifest, i int, pos *uint64, high uint64, fn func(uint64, []byte) error) (done bool, err error) {
 	name := m.Segments[i].Name
 	c, _ := s.cursor(name, m.epoch, *pos)
 	if err := sc.start(f, c.pos, s.readCheck(m, i, nil)); err != nil {
@@ -242,10 +242,10 @@ func (s *Store) readSegment(ctx context.Context, sc *fsScanner, f *os.File, m *f
 	resume := sc.pos()
 	defer func() {
 		if resume.lastID > c.pos.lastID {
-			s.noteCursor(fsCursor{seg: name, epoch: m.epoch, pos: resume})
+			s.noteCursor(cursor{seg: name, epoch: m.epoch, pos: resume})
 		}
 	}()
-	deliver := func(fr fsFrame) error {
+	deliver := func(fr batchFrame) error {
 		if fr.mark || fr.id < *pos || fr.id > high {
 			return nil
 		}
@@ -292,7 +292,7 @@ func (s *Store) LatestUpdateID(ctx context.Context) (uint64, error) {
 	}
 	defer s.leave()
 	var latest logstore.Position
-	err := s.withSegments(func(m *fsManifest) error {
+	err := s.withSegments(func(m *manifest) error {
 		var err error
 		latest, _, err = s.head(m, nil)
 		return err
@@ -300,14 +300,14 @@ func (s *Store) LatestUpdateID(ctx context.Context) (uint64, error) {
 	return latest.ID, err
 }
 
-// fsHeld is a segment file a call keeps open to read it again.
-type fsHeld struct {
+// heldFile is a segment file a call keeps open to read it again.
+type heldFile struct {
 	name string
 	f    *os.File
 }
 
 // close closes the file, if any.
-func (h *fsHeld) close() {
+func (h *heldFile) close() {
 	if h.f != nil {
 		h.f.Close()
 		h.f, h.name = nil, ""
@@ -319,7 +319,7 @@ func (h *fsHeld) close() {
 // batch of the last segment that holds one, or the id floor - 1 (with
 // nonce 0) when that is higher. A segment file it opens is left open in
 // held, when not nil, for the caller to read again and close.
-func (s *Store) head(m *fsManifest, held *fsHeld) (logstore.Position, time.Time, error) {
+func (s *Store) head(m *manifest, held *heldFile) (logstore.Position, time.Time, error) {
 	var p logstore.Position
 	var t int64
 	for i := len(m.Segments) - 1; i >= 0 && p.ID == 0; i-- {
@@ -342,7 +342,7 @@ func (s *Store) head(m *fsManifest, held *fsHeld) (logstore.Position, time.Time,
 // 0 when unknown). A sealed segment's comes from the MANIFEST; the tail's
 // from a cursor when the file did not change since, else from a scan of
 // what was appended since.
-func (s *Store) segmentEnd(m *fsManifest, i int, held *fsHeld) (logstore.Position, int64, error) {
+func (s *Store) segmentEnd(m *manifest, i int, held *heldFile) (logstore.Position, int64, error) {
 	sg := m.Segments[i]
 	if !m.isTail(i) && sg.Size != 0 {
 		return logstore.Position{ID: sg.LastID, Nonce: sg.LastNonce}, 0, nil
@@ -352,7 +352,7 @@ func (s *Store) segmentEnd(m *fsManifest, i int, held *fsHeld) (logstore.Positio
 	if ok {
 		fi, err := os.Stat(s.path(sg.Name))
 		if errors.Is(err, os.ErrNotExist) {
-			return logstore.Position{}, 0, fmt.Errorf("%w: %s", errFsSegmentGone, sg.Name)
+			return logstore.Position{}, 0, fmt.Errorf("%w: %s", errSegmentGone, sg.Name)
 		}
 		if err == nil {
 			size = fi.Size()
@@ -381,9 +381,9 @@ func (s *Store) segmentEnd(m *fsManifest, i int, held *fsHeld) (logstore.Positio
 	} else {
 		defer f.Close()
 	}
-	sc := fsGetScanner()
-	defer fsPutScanner(sc)
-	var w fsWatermark
+	sc := getScanner()
+	defer putScanner(sc)
+	var w watermark
 	if err := sc.start(f, c.pos, s.readCheck(m, i, &w)); err != nil {
 		return logstore.Position{}, 0, err
 	}
@@ -394,7 +394,7 @@ func (s *Store) segmentEnd(m *fsManifest, i int, held *fsHeld) (logstore.Positio
 	if ok && sc.end == c.pos.off { // nothing complete was appended
 		return c.position(), c.time, nil
 	}
-	nc := fsCursor{seg: sg.Name, epoch: m.epoch, pos: sc.pos(), timeTried: w.seq != 0}
+	nc := cursor{seg: sg.Name, epoch: m.epoch, pos: sc.pos(), timeTried: w.seq != 0}
 	if a := w.forSegment(m, sg.Name); a.end == sc.end && a.lastID == sc.lastID && sc.lastID != 0 {
 		nc.time = w.time
 	}

@@ -11,18 +11,18 @@ import (
 	"github.com/whycache/whycache/logstore"
 )
 
-// fsRestore puts the copy backup of a store directory back at dir, the way
+// restoreCopy puts the copy backup of a store directory back at dir, the way
 // mode names: "replace" removes dir and copies the backup in its place;
 // "overwrite" copies the backup's files over dir's (cp -a backup/. dir/),
 // leaving files the backup does not have.
-func fsRestore(t *testing.T, mode, backup, dir string) {
+func restoreCopy(t *testing.T, mode, backup, dir string) {
 	t.Helper()
 	switch mode {
 	case "replace":
 		if err := os.RemoveAll(dir); err != nil {
 			t.Fatal(err)
 		}
-		fsCopyDir(t, backup, dir)
+		copyDir(t, backup, dir)
 	case "overwrite":
 		if out, err := exec.Command("cp", "-a", backup+"/.", dir+"/").CombinedOutput(); err != nil {
 			t.Fatalf("cp -a: %v\n%s", err, out)
@@ -32,7 +32,7 @@ func fsRestore(t *testing.T, mode, backup, dir string) {
 	}
 }
 
-func TestFileStoreRestoredCopy(t *testing.T) {
+func TestRestoredCopy(t *testing.T) {
 	// An operator copies the store directory with cp -a, more commits
 	// follow, and the copy is put back. A reader that applied the lost
 	// commits is told (ahead or mismatch, never match), whether it opens
@@ -45,8 +45,8 @@ func TestFileStoreRestoredCopy(t *testing.T) {
 			t.Run(fmt.Sprintf("%s, %d commits after", mode, after), func(t *testing.T) {
 				dir := filepath.Join(t.TempDir(), "log")
 				opts := Options{SegmentSize: 1 << 20, NoSync: true}
-				writer := fsOpenRaw(t, dir, opts) // a process running throughout
-				reader := fsOpenRaw(t, dir, opts) // another one, polling
+				writer := openRaw(t, dir, opts) // a process running throughout
+				reader := openRaw(t, dir, opts) // another one, polling
 				want := map[uint64]string{}
 				commit := func(tag string, n int) logstore.Committed {
 					t.Helper()
@@ -54,7 +54,7 @@ func TestFileStoreRestoredCopy(t *testing.T) {
 					for i := range recs {
 						recs[i] = fmt.Sprint(tag, "-", i)
 					}
-					c, err := writer.Commit(ctx, logstore.LogID{}, fsRecs(recs...))
+					c, err := writer.Commit(ctx, logstore.LogID{}, makeRecs(recs...))
 					if err != nil {
 						t.Fatalf("commit %s: %v", tag, err)
 					}
@@ -66,26 +66,26 @@ func TestFileStoreRestoredCopy(t *testing.T) {
 				for i := 0; i < 5; i++ {
 					commit(fmt.Sprint("before", i), 2)
 				}
-				fsPollCollectAll(t, reader, logstore.Position{}, 0)
+				pollCollectAll(t, reader, logstore.Position{}, 0)
 				backup := filepath.Join(t.TempDir(), "backup")
-				fsCopyDir(t, dir, backup)
+				copyDir(t, dir, backup)
 				lost := commit("lost", 3)
 				for id := lost.First; id <= lost.Last; id++ {
 					delete(want, id)
 				}
-				if p := fsPollCollectAll(t, reader, logstore.Position{}, 0); p.last.Latest != lost.Position() {
+				if p := pollCollectAll(t, reader, logstore.Position{}, 0); p.last.Latest != lost.Position() {
 					t.Fatalf("reader did not apply the lost commit: latest %+v", p.last.Latest)
 				}
 
-				fsRestore(t, mode, backup, dir)
+				restoreCopy(t, mode, backup, dir)
 				var last logstore.Committed
 				for i := 0; i < after; i++ {
 					last = commit(fmt.Sprint("after", i), 1)
 				}
-				fresh := fsOpenRaw(t, dir, Options{})
+				fresh := openRaw(t, dir, Options{})
 				for name, s := range map[string]*Store{"reader open across the restore": reader, "reader opened after it": fresh} {
 					for _, pos := range []logstore.Position{lost.Position(), {ID: lost.First, Nonce: lost.Nonce}} {
-						res := fsPollOnce(t, s, pos)
+						res := pollOnce(t, s, pos)
 						v := res.Verdict
 						switch {
 						case pos.ID > res.Latest.ID && v != logstore.VerdictAhead:
@@ -94,7 +94,7 @@ func TestFileStoreRestoredCopy(t *testing.T) {
 							t.Errorf("%s at the lost position %+v, its id reused (latest %+v): verdict %v, want mismatch", name, pos, res.Latest, v)
 						}
 					}
-					p := fsPollCollectAll(t, s, logstore.Position{}, 3)
+					p := pollCollectAll(t, s, logstore.Position{}, 3)
 					if fmt.Sprint(p.records) != fmt.Sprint(want) {
 						t.Errorf("%s replays\n%v\nwant\n%v", name, p.records, want)
 					}
@@ -110,7 +110,7 @@ func TestFileStoreRestoredCopy(t *testing.T) {
 	}
 }
 
-func TestFileStoreRestoredCopyBesideNewerSegments(t *testing.T) {
+func TestRestoredCopyBesideNewerSegments(t *testing.T) {
 	// A copy put back over a directory in which segments were rolled since
 	// leaves the newer segments beside an older MANIFEST: ErrCorrupt for
 	// new and open handles, and nothing changes; a copy that replaces the
@@ -119,31 +119,31 @@ func TestFileStoreRestoredCopyBesideNewerSegments(t *testing.T) {
 	for _, mode := range []string{"overwrite", "replace"} {
 		t.Run(mode, func(t *testing.T) {
 			dir := filepath.Join(t.TempDir(), "log")
-			s := fsOpenRaw(t, dir, Options{SegmentSize: 256, NoSync: true})
+			s := openRaw(t, dir, Options{SegmentSize: 256, NoSync: true})
 			for i := 0; i < 10; i++ {
-				fsCommit(t, s, fmt.Sprint("before", i))
+				mustCommit(t, s, fmt.Sprint("before", i))
 			}
 			backup := filepath.Join(t.TempDir(), "backup")
-			fsCopyDir(t, dir, backup)
+			copyDir(t, dir, backup)
 			for i := 0; i < 20; i++ {
-				fsCommit(t, s, fmt.Sprint("lost", i))
+				mustCommit(t, s, fmt.Sprint("lost", i))
 			}
-			fsRestore(t, mode, backup, dir)
+			restoreCopy(t, mode, backup, dir)
 			if mode == "replace" {
-				r := fsTestOpen(t, dir, Options{})
+				r := testOpen(t, dir, Options{})
 				if latest, err := r.LatestUpdateID(ctx); err != nil || latest != 10 {
 					t.Fatalf("restored log: latest %d, %v; want 10", latest, err)
 				}
 				return
 			}
-			before := fsDirFiles(t, dir)
+			before := dirFiles(t, dir)
 			_, err := Open(dir, Options{})
-			fsWantCorrupt(t, "Open", err, "beyond the MANIFEST")
-			_, err = s.Commit(ctx, logstore.LogID{}, fsRecs("x"))
-			fsWantCorrupt(t, "Commit on a store open across the restore", err, "beyond the MANIFEST")
+			wantCorrupt(t, "Open", err, "beyond the MANIFEST")
+			_, err = s.Commit(ctx, logstore.LogID{}, makeRecs("x"))
+			wantCorrupt(t, "Commit on a store open across the restore", err, "beyond the MANIFEST")
 			_, err = s.Poll(ctx, logstore.PollRequest{}, func(logstore.Entry) error { return nil })
-			fsWantCorrupt(t, "Poll on a store open across the restore", err, "beyond the MANIFEST")
-			fsSameFiles(t, dir, before)
+			wantCorrupt(t, "Poll on a store open across the restore", err, "beyond the MANIFEST")
+			sameFiles(t, dir, before)
 		})
 	}
 }

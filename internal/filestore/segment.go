@@ -34,56 +34,56 @@ import (
 // frame, so the commit's position (id and nonce) stays verifiable. The
 // other bits are zero.
 const (
-	fsSegMagic1 = "WHYCSEG1"
-	fsSegMagic2 = "WHYCSEG2"
-	// fsMagicLen is the length of both magics: a segment's frames start
+	segMagic1 = "WHYCSEG1"
+	segMagic2 = "WHYCSEG2"
+	// magicLen is the length of both magics: a segment's frames start
 	// there.
-	fsMagicLen     = 8
-	fsTrailerLen   = 8
-	fsFlagBatchEnd = 1
-	fsFlagMark     = 2
-	// fsMaxFrameContents is the largest contents length a frame can carry.
-	fsMaxFrameContents = 1<<32 - 1
+	magicLen     = 8
+	trailerLen   = 8
+	flagBatchEnd = 1
+	flagMark     = 2
+	// maxFrameContents is the largest contents length a frame can carry.
+	maxFrameContents = 1<<32 - 1
 )
 
-// fsFormat is a segment format version (1 or 2).
-type fsFormat uint8
+// segFormat is a segment format version (1 or 2).
+type segFormat uint8
 
 const (
-	fsFormat1 fsFormat = 1
-	fsFormat2 fsFormat = 2
+	format1 segFormat = 1
+	format2 segFormat = 2
 )
 
 // headerLen is the length of a frame header, header sum included.
-func (f fsFormat) headerLen() int {
-	if f == fsFormat1 {
+func (f segFormat) headerLen() int {
+	if f == format1 {
 		return 17
 	}
 	return 25
 }
 
 // minFrame is the length of the smallest frame.
-func (f fsFormat) minFrame() int64 { return int64(f.headerLen() + fsTrailerLen) }
+func (f segFormat) minFrame() int64 { return int64(f.headerLen() + trailerLen) }
 
 // magic is the segment magic of the format.
-func (f fsFormat) magic() string {
-	if f == fsFormat1 {
-		return fsSegMagic1
+func (f segFormat) magic() string {
+	if f == format1 {
+		return segMagic1
 	}
-	return fsSegMagic2
+	return segMagic2
 }
 
-// fsAppendFrame appends one format-2 frame to dst. A mark carries no
+// appendFrame appends one format-2 frame to dst. A mark carries no
 // contents and is always a batch end. len(contents) must not exceed
-// fsMaxFrameContents (the caller checks record limits first).
-func fsAppendFrame(dst []byte, id, nonce uint64, last, mark bool, contents []byte) []byte {
+// maxFrameContents (the caller checks record limits first).
+func appendFrame(dst []byte, id, nonce uint64, last, mark bool, contents []byte) []byte {
 	start := len(dst)
 	var flags byte
 	if last || mark {
-		flags = fsFlagBatchEnd
+		flags = flagBatchEnd
 	}
 	if mark {
-		flags |= fsFlagMark
+		flags |= flagMark
 		contents = nil
 	}
 	dst = binary.LittleEndian.AppendUint32(dst, uint32(len(contents)))
@@ -95,8 +95,8 @@ func fsAppendFrame(dst []byte, id, nonce uint64, last, mark bool, contents []byt
 	return binary.LittleEndian.AppendUint64(dst, xxhash.Sum64(dst[start:]))
 }
 
-// fsFrameHeader is a decoded, checksum-verified frame header.
-type fsFrameHeader struct {
+// frameHeader is a decoded, checksum-verified frame header.
+type frameHeader struct {
 	id     uint64
 	nonce  uint64
 	size   int64 // of the whole frame: header, contents and sum
@@ -105,10 +105,10 @@ type fsFrameHeader struct {
 	mark   bool // no record (see the format)
 }
 
-// fsParseHeader decodes the header of format f at the start of b (at least
+// parseHeader decodes the header of format f at the start of b (at least
 // f.headerLen() bytes). ok is false when the header sum or the flags are
 // wrong.
-func fsParseHeader(b []byte, f fsFormat) (h fsFrameHeader, ok bool) {
+func parseHeader(b []byte, f segFormat) (h frameHeader, ok bool) {
 	ok = h.parse(b, f)
 	return h, ok
 }
@@ -116,108 +116,108 @@ func fsParseHeader(b []byte, f fsFormat) (h fsFrameHeader, ok bool) {
 // parse decodes into h the header of format f at the start of b (at least
 // f.headerLen() bytes) and reports whether its sum and flags verify. It
 // is the hot path of every read.
-func (h *fsFrameHeader) parse(b []byte, f fsFormat) bool {
-	if f == fsFormat1 {
+func (h *frameHeader) parse(b []byte, f segFormat) bool {
+	if f == format1 {
 		b = b[:17]
-		if uint32(xxhash.Sum64(b[:13])) != binary.LittleEndian.Uint32(b[13:]) || b[12]&^fsFlagBatchEnd != 0 {
+		if uint32(xxhash.Sum64(b[:13])) != binary.LittleEndian.Uint32(b[13:]) || b[12]&^flagBatchEnd != 0 {
 			return false
 		}
 		h.length = binary.LittleEndian.Uint32(b)
 		h.id = binary.LittleEndian.Uint64(b[4:])
 		h.nonce = 0
-		h.size = 17 + fsTrailerLen + int64(h.length)
+		h.size = 17 + trailerLen + int64(h.length)
 		h.last, h.mark = b[12] != 0, false
 		return true
 	}
 	b = b[:25]
 	flags := b[20]
-	if uint32(xxhash.Sum64(b[:21])) != binary.LittleEndian.Uint32(b[21:]) || flags&^(fsFlagBatchEnd|fsFlagMark) != 0 {
+	if uint32(xxhash.Sum64(b[:21])) != binary.LittleEndian.Uint32(b[21:]) || flags&^(flagBatchEnd|flagMark) != 0 {
 		return false
 	}
 	length := binary.LittleEndian.Uint32(b)
-	mark := flags&fsFlagMark != 0
-	if mark && (flags&fsFlagBatchEnd == 0 || length != 0) {
+	mark := flags&flagMark != 0
+	if mark && (flags&flagBatchEnd == 0 || length != 0) {
 		return false
 	}
 	h.length = length
 	h.id = binary.LittleEndian.Uint64(b[4:])
 	h.nonce = binary.LittleEndian.Uint64(b[12:])
-	h.size = 25 + fsTrailerLen + int64(length)
-	h.last, h.mark = flags&fsFlagBatchEnd != 0, mark
+	h.size = 25 + trailerLen + int64(length)
+	h.last, h.mark = flags&flagBatchEnd != 0, mark
 	return true
 }
 
-// fsFrameSumOK verifies the trailing sum of a whole frame.
-func fsFrameSumOK(frame []byte) bool {
-	n := len(frame) - fsTrailerLen
+// frameSumOK verifies the trailing sum of a whole frame.
+func frameSumOK(frame []byte) bool {
+	n := len(frame) - trailerLen
 	return xxhash.Sum64(frame[:n]) == binary.LittleEndian.Uint64(frame[n:])
 }
 
-// fsFrameStatus classifies what fsSegReader.next found at its position.
-type fsFrameStatus int
+// frameStatus classifies what segReader.next found at its position.
+type frameStatus int
 
 const (
-	// fsFrameOK: a complete frame whose sums verify.
-	fsFrameOK fsFrameStatus = iota
-	// fsFrameBadBody: the header verifies and the frame is complete, but the
+	// frameOK: a complete frame whose sums verify.
+	frameOK frameStatus = iota
+	// frameBadBody: the header verifies and the frame is complete, but the
 	// trailing sum does not; the reader moved past the frame.
-	fsFrameBadBody
-	// fsFramePartial: the data ends inside a header or inside a frame whose
+	frameBadBody
+	// framePartial: the data ends inside a header or inside a frame whose
 	// header verifies (an append in progress, or a torn one).
-	fsFramePartial
-	// fsFrameGarbage: a complete header whose sum or flags do not verify.
-	fsFrameGarbage
-	// fsFrameEnd: the data ends exactly here.
-	fsFrameEnd
+	framePartial
+	// frameGarbage: a complete header whose sum or flags do not verify.
+	frameGarbage
+	// frameEnd: the data ends exactly here.
+	frameEnd
 )
 
 // String describes the status for error messages.
-func (st fsFrameStatus) String() string {
+func (st frameStatus) String() string {
 	switch st {
-	case fsFrameOK:
+	case frameOK:
 		return "frame"
-	case fsFrameBadBody:
+	case frameBadBody:
 		return "damaged frame (bad checksum)"
-	case fsFramePartial:
+	case framePartial:
 		return "incomplete frame"
-	case fsFrameGarbage:
+	case frameGarbage:
 		return "damaged frame header"
 	}
 	return "end of data"
 }
 
-// fsDefaultReadBuf is the initial buffer size of a segment reader; frames
+// defaultReadBuf is the initial buffer size of a segment reader; frames
 // larger than it grow the buffer to the frame's size.
-const fsDefaultReadBuf = 64 << 10
+const defaultReadBuf = 64 << 10
 
-// fsSegReader reads frames sequentially from a segment file through one
+// segReader reads frames sequentially from a segment file through one
 // reused buffer, with positioned reads (it never moves the file offset, so
 // it can share f). It is not safe for concurrent use.
-type fsSegReader struct {
+type segReader struct {
 	f      *os.File
-	format fsFormat
-	h      fsFrameHeader // the header next decoded last
-	size   int64         // file size as last observed; refreshed when data runs out
-	buf    []byte        // buf[:w] holds the file bytes at [start, start+w)
-	r, w   int           // r indexes the next unread byte
+	format segFormat
+	h      frameHeader // the header next decoded last
+	size   int64       // file size as last observed; refreshed when data runs out
+	buf    []byte      // buf[:w] holds the file bytes at [start, start+w)
+	r, w   int         // r indexes the next unread byte
 	// start is the file offset of buf[0].
 	start int64
 }
 
 // reset points the reader at f, in format, positioned at off, keeping the
 // buffer.
-func (r *fsSegReader) reset(f *os.File, format fsFormat, off int64) {
+func (r *segReader) reset(f *os.File, format segFormat, off int64) {
 	if r.buf == nil {
-		r.buf = make([]byte, fsDefaultReadBuf)
+		r.buf = make([]byte, defaultReadBuf)
 	}
 	r.f, r.format, r.size, r.start, r.r, r.w = f, format, -1, off, 0, 0
 }
 
 // offset is the file offset of the next unread byte.
-func (r *fsSegReader) offset() int64 { return r.start + int64(r.r) }
+func (r *segReader) offset() int64 { return r.start + int64(r.r) }
 
 // seek moves to off; buffered bytes are reused when off is inside them.
-func (r *fsSegReader) seek(off int64) {
+func (r *segReader) seek(off int64) {
 	if off >= r.start && off <= r.start+int64(r.w) {
 		r.r = int(off - r.start)
 		return
@@ -227,12 +227,12 @@ func (r *fsSegReader) seek(off int64) {
 
 // reload moves to off and forgets every buffered byte and the known file
 // size, so the next read sees the file as it is now.
-func (r *fsSegReader) reload(off int64) {
+func (r *segReader) reload(off int64) {
 	r.start, r.r, r.w, r.size = off, 0, 0, -1
 }
 
 // statSize refreshes the known file size.
-func (r *fsSegReader) statSize() error {
+func (r *segReader) statSize() error {
 	fi, err := r.f.Stat()
 	if err != nil {
 		return fmt.Errorf("whycache: filestore: %w", err)
@@ -244,7 +244,7 @@ func (r *fsSegReader) statSize() error {
 // fill makes buf[r:w] hold at least need bytes, or as many as the file has.
 // need never exceeds the file size observed by the caller, which bounds the
 // buffer's growth by real data, whatever a header claims.
-func (r *fsSegReader) fill(need int) error {
+func (r *segReader) fill(need int) error {
 	if r.w-r.r >= need {
 		return nil
 	}
@@ -275,43 +275,43 @@ func (r *fsSegReader) fill(need int) error {
 // from it and leaves the reader after it. A file too short to hold a magic,
 // or with an unknown one, is corrupt (segments are complete before a
 // MANIFEST names them).
-func (r *fsSegReader) readMagic() error {
+func (r *segReader) readMagic() error {
 	r.seek(0)
-	if err := r.fill(fsMagicLen); err != nil {
+	if err := r.fill(magicLen); err != nil {
 		return err
 	}
-	if r.w-r.r < fsMagicLen {
+	if r.w-r.r < magicLen {
 		return fmt.Errorf("whycache: filestore: %s: not a segment file (%d bytes): %w", r.f.Name(), r.w-r.r, logstore.ErrCorrupt)
 	}
-	switch string(r.buf[r.r : r.r+fsMagicLen]) {
-	case fsSegMagic1:
-		r.format = fsFormat1
-	case fsSegMagic2:
-		r.format = fsFormat2
+	switch string(r.buf[r.r : r.r+magicLen]) {
+	case segMagic1:
+		r.format = format1
+	case segMagic2:
+		r.format = format2
 	default:
-		return fmt.Errorf("whycache: filestore: %s: not a segment file (magic %q): %w", r.f.Name(), r.buf[r.r:r.r+fsMagicLen], logstore.ErrCorrupt)
+		return fmt.Errorf("whycache: filestore: %s: not a segment file (magic %q): %w", r.f.Name(), r.buf[r.r:r.r+magicLen], logstore.ErrCorrupt)
 	}
-	r.r += fsMagicLen
+	r.r += magicLen
 	return nil
 }
 
-// next decodes the frame at the reader's position into r.h. For fsFrameOK
+// next decodes the frame at the reader's position into r.h. For frameOK
 // it returns the contents (valid until the next call) and moves past the
-// frame; for fsFrameBadBody (r.h is then valid too) it moves past the
+// frame; for frameBadBody (r.h is then valid too) it moves past the
 // frame; otherwise it stays.
-func (r *fsSegReader) next() ([]byte, fsFrameStatus, error) {
+func (r *segReader) next() ([]byte, frameStatus, error) {
 	hl := r.format.headerLen()
 	if err := r.fill(hl); err != nil {
 		return nil, 0, err
 	}
 	switch n := r.w - r.r; {
 	case n == 0:
-		return nil, fsFrameEnd, nil
+		return nil, frameEnd, nil
 	case n < hl:
-		return nil, fsFramePartial, nil
+		return nil, framePartial, nil
 	}
 	if !r.h.parse(r.buf[r.r:r.w], r.format) {
-		return nil, fsFrameGarbage, nil
+		return nil, frameGarbage, nil
 	}
 	size := r.h.size
 	if end := r.offset() + size; end > r.size {
@@ -319,19 +319,19 @@ func (r *fsSegReader) next() ([]byte, fsFrameStatus, error) {
 			return nil, 0, err
 		}
 		if end > r.size {
-			return nil, fsFramePartial, nil
+			return nil, framePartial, nil
 		}
 	}
 	if err := r.fill(int(size)); err != nil {
 		return nil, 0, err
 	}
 	if int64(r.w-r.r) < size { // truncated since the size was read
-		return nil, fsFramePartial, nil
+		return nil, framePartial, nil
 	}
 	frame := r.buf[r.r : r.r+int(size)]
 	r.r += len(frame)
-	if !fsFrameSumOK(frame) {
-		return nil, fsFrameBadBody, nil
+	if !frameSumOK(frame) {
+		return nil, frameBadBody, nil
 	}
-	return frame[hl : hl+int(r.h.length)], fsFrameOK, nil
+	return frame[hl : hl+int(r.h.length)], frameOK, nil
 }

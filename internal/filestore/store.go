@@ -26,28 +26,28 @@ type Store struct {
 	// guards lock (replaced when the lock file was) and w.
 	wsem chan struct{}
 	lock *os.File // the "lock" file; flock on it is the writer lock
-	w    fsWriter
+	w    tailWriter
 
-	life fsLife
+	life lifecycle
 
 	mmu sync.Mutex // guards man
-	man fsManifestCache
+	man manifestCache
 
 	cmu sync.Mutex // guards cursors
 	// cursors are recent batch-end positions in segments; see
 	// filestore_read.go.
-	cursors fsCursors
+	cursors cursorRing
 
 	rmu sync.Mutex // guards wmr
 	// wmr is the watermark file as readers keep it open (see
 	// readWatermark).
-	wmr fsWatermarkReader
+	wmr watermarkReader
 
 	qmu sync.Mutex // guards queue and leading
 	// queue holds Commit requests waiting for a group leader, the leader's
 	// own among them until it holds the writer lock; leading is true while
 	// one goroutine is the leader.
-	queue   []*fsCommitReq
+	queue   []*commitReq
 	leading bool
 }
 
@@ -56,8 +56,7 @@ var (
 	_ logstore.Checker = (*Store)(nil)
 )
 
-// Options configures NewFileStoreOptions. The zero value gives the
-// defaults NewFileStore uses.
+// Options configures Open. The zero value gives the defaults.
 type Options struct {
 	// SegmentSize is the size above which the segment being appended to is
 	// sealed and a new one started; 0 means 64 MiB.
@@ -83,14 +82,14 @@ type Options struct {
 	NoCreate bool
 }
 
-// Defaults of FileStoreOptions.
+// Defaults of Options.
 const (
 	DefaultSegmentSize   = 64 << 20
 	DefaultMaxRecordSize = 256 << 20
 )
 
-// fsLockName is the writer lock file in a store directory.
-const fsLockName = "lock"
+// lockName is the writer lock file in a store directory.
+const lockName = "lock"
 
 // Open opens the log in dir. When dir is missing or holds
 // neither a MANIFEST nor segment files, it creates dir (and its parents)
@@ -98,8 +97,8 @@ const fsLockName = "lock"
 // with an error wrapping logstore.ErrNoLog that says how to create one. It
 // never creates anything beside segment files without a MANIFEST or in a
 // directory of Python whycache's file layout: those, a MANIFEST that does
-// not match its segments (see the FileStore doc) and an unreadable
-// MANIFEST are errors wrapping logstore.ErrCorrupt. The FileStore holds
+// not match its segments (see the package documentation) and an unreadable
+// MANIFEST are errors wrapping logstore.ErrCorrupt. The Store holds
 // two open files until Close. Other errors wrap the os error.
 func Open(dir string, opts Options) (*Store, error) {
 	if opts.SegmentSize <= 0 {
@@ -108,14 +107,14 @@ func Open(dir string, opts Options) (*Store, error) {
 	if opts.MaxRecordSize <= 0 {
 		opts.MaxRecordSize = DefaultMaxRecordSize
 	}
-	if opts.MaxRecordSize > fsMaxFrameContents {
-		return nil, fmt.Errorf("whycache: filestore: MaxRecordSize %d above %d", opts.MaxRecordSize, fsMaxFrameContents)
+	if opts.MaxRecordSize > maxFrameContents {
+		return nil, fmt.Errorf("whycache: filestore: MaxRecordSize %d above %d", opts.MaxRecordSize, maxFrameContents)
 	}
 	if opts.FileMode == 0 {
 		opts.FileMode = 0o600
 	}
 	opts.FileMode &= os.ModePerm
-	l, err := fsListDir(dir)
+	l, err := listDir(dir)
 	if err != nil {
 		return nil, err
 	}
@@ -124,19 +123,19 @@ func Open(dir string, opts Options) (*Store, error) {
 	}
 	if !l.manifest {
 		if opts.NoCreate {
-			return nil, fsNoLog(dir)
+			return nil, noLog(dir)
 		}
 		dirMode := opts.FileMode | (opts.FileMode&0o444)>>2
 		if err := os.MkdirAll(dir, dirMode); err != nil {
 			return nil, fmt.Errorf("whycache: filestore: %w", err)
 		}
 	}
-	lock, err := os.OpenFile(filepath.Join(dir, fsLockName), os.O_RDWR|os.O_CREATE, opts.FileMode)
+	lock, err := os.OpenFile(filepath.Join(dir, lockName), os.O_RDWR|os.O_CREATE, opts.FileMode)
 	if err != nil {
 		return nil, fmt.Errorf("whycache: filestore: %w", err)
 	}
 	s := &Store{dir: dir, opts: opts, lock: lock, wsem: make(chan struct{}, 1)}
-	s.man.path = filepath.Join(dir, fsManifestName)
+	s.man.path = filepath.Join(dir, manifestName)
 	if l.manifest {
 		err = s.checkOpen()
 	} else {
@@ -159,7 +158,7 @@ func (s *Store) checkOpen() error {
 		if err != nil {
 			return err
 		}
-		err = fsCheckDir(s.dir, m)
+		err = checkDir(s.dir, m)
 		if err == nil {
 			return nil
 		}
@@ -177,7 +176,7 @@ func (s *Store) checkOpen() error {
 // unless another process created one meanwhile.
 func (s *Store) initManifest() error {
 	return s.withWriterLock(context.Background(), func() error {
-		l, err := fsListDir(s.dir)
+		l, err := listDir(s.dir)
 		if err != nil {
 			return err
 		}
@@ -189,10 +188,10 @@ func (s *Store) initManifest() error {
 		}
 		// A watermark left without a log would name the new log's first
 		// segment.
-		if err := os.Remove(s.path(fsWatermarkName)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		if err := os.Remove(s.path(watermarkName)); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return fmt.Errorf("whycache: filestore: %w", err)
 		}
-		m, err := fsNewManifest(1, 1)
+		m, err := newManifest(1, 1)
 		if err != nil {
 			return err
 		}
@@ -203,14 +202,14 @@ func (s *Store) initManifest() error {
 // Dir returns the directory of the log.
 func (s *Store) Dir() string { return s.dir }
 
-// fsMaxSingleKeySize is the MaxSingleKeySize the file store reports; see
-// the Limits section of the FileStore doc.
-const fsMaxSingleKeySize = 1024
+// maxSingleKeySize is the MaxSingleKeySize the file store reports; see
+// the Limits section of the package documentation.
+const maxSingleKeySize = 1024
 
 // Limits returns the record size limit of the options and a
 // MaxSingleKeySize of 1024, though the store ignores Record.SingleKey.
 func (s *Store) Limits() logstore.Limits {
-	return logstore.Limits{MaxRecordSize: s.opts.MaxRecordSize, MaxSingleKeySize: fsMaxSingleKeySize}
+	return logstore.Limits{MaxRecordSize: s.opts.MaxRecordSize, MaxSingleKeySize: maxSingleKeySize}
 }
 
 // Info returns the log identity and horizon from the MANIFEST. It never
@@ -280,16 +279,16 @@ func (s *Store) leave() {
 	}
 }
 
-// fsLife counts the calls in progress so Close can release files after the
+// lifecycle counts the calls in progress so Close can release files after the
 // last one without waiting for it.
-type fsLife struct {
+type lifecycle struct {
 	mu     sync.Mutex // guards closed and active
 	closed bool
 	active int // calls between enter and leave
 }
 
 // acquire registers a call; false after close.
-func (l *fsLife) acquire() bool {
+func (l *lifecycle) acquire() bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.closed {
@@ -301,7 +300,7 @@ func (l *fsLife) acquire() bool {
 
 // close marks the store closed. first is false when it already was; idle
 // is true when no call is in progress (the caller then releases the files).
-func (l *fsLife) close() (first, idle bool) {
+func (l *lifecycle) close() (first, idle bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.closed {
@@ -313,15 +312,15 @@ func (l *fsLife) close() (first, idle bool) {
 
 // release ends a call and reports whether the files must now be released
 // (the store was closed and this was the last call).
-func (l *fsLife) release() bool {
+func (l *lifecycle) release() bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.active--
 	return l.closed && l.active == 0
 }
 
-// manifest returns the current MANIFEST (cached; see fsManifestCache).
-func (s *Store) manifest() (*fsManifest, error) {
+// manifest returns the current MANIFEST (cached; see manifestCache).
+func (s *Store) manifest() (*manifest, error) {
 	s.mmu.Lock()
 	defer s.mmu.Unlock()
 	return s.man.load()
@@ -329,7 +328,7 @@ func (s *Store) manifest() (*fsManifest, error) {
 
 // publishLocked publishes m as the new MANIFEST. The caller holds the
 // writer lock.
-func (s *Store) publishLocked(m *fsManifest) error {
+func (s *Store) publishLocked(m *manifest) error {
 	s.mmu.Lock()
 	defer s.mmu.Unlock()
 	return s.man.publish(m, s.opts.FileMode, !s.opts.NoSync)
@@ -360,13 +359,13 @@ func (s *Store) lockWriter(ctx context.Context) error {
 		return ctx.Err()
 	}
 	for {
-		err := fsLockFile(ctx, s.lock)
+		err := lockFile(ctx, s.lock)
 		if err == nil {
 			var same bool
 			if same, err = s.lockFileCurrent(); err == nil && same {
 				return nil
 			}
-			fsUnlockFile(s.lock)
+			unlockFile(s.lock)
 		}
 		if err == nil {
 			err = s.reopenLockFile()
@@ -380,7 +379,7 @@ func (s *Store) lockWriter(ctx context.Context) error {
 
 // unlockWriter releases what lockWriter took.
 func (s *Store) unlockWriter() error {
-	err := fsUnlockFile(s.lock)
+	err := unlockFile(s.lock)
 	<-s.wsem
 	return err
 }
@@ -417,11 +416,11 @@ func (s *Store) reopenLockFile() error {
 // path returns the path of a file in the store directory.
 func (s *Store) path(name string) string { return filepath.Join(s.dir, name) }
 
-// fsLockFile takes the exclusive flock on f, waiting until ctx is done
+// lockFile takes the exclusive flock on f, waiting until ctx is done
 // (see flock.Lock). The lock belongs to f's open file description: the
 // kernel releases it when f is closed or the process dies, so a crashed
 // writer never blocks others.
-func fsLockFile(ctx context.Context, f *os.File) error {
+func lockFile(ctx context.Context, f *os.File) error {
 	if err := flock.Lock(ctx, int(f.Fd())); err != nil {
 		if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
 			return err
@@ -431,9 +430,9 @@ func fsLockFile(ctx context.Context, f *os.File) error {
 	return nil
 }
 
-// fsTryLockFile takes the exclusive flock on f without waiting; it reports
+// tryLockFile takes the exclusive flock on f without waiting; it reports
 // false when another open file description holds it.
-func fsTryLockFile(f *os.File) (bool, error) {
+func tryLockFile(f *os.File) (bool, error) {
 	ok, err := flock.TryLock(int(f.Fd()))
 	if err != nil {
 		return false, fmt.Errorf("whycache: filestore: lock %s: %w", f.Name(), err)
@@ -441,8 +440,8 @@ func fsTryLockFile(f *os.File) (bool, error) {
 	return ok, nil
 }
 
-// fsUnlockFile releases the flock taken by fsLockFile.
-func fsUnlockFile(f *os.File) error {
+// unlockFile releases the flock taken by lockFile.
+func unlockFile(f *os.File) error {
 	if err := flock.Unlock(int(f.Fd())); err != nil {
 		return fmt.Errorf("whycache: filestore: unlock %s: %w", f.Name(), err)
 	}

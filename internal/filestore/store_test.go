@@ -18,13 +18,13 @@ import (
 	"github.com/whycache/whycache/logstore/storetest"
 )
 
-// fsTestOpen opens a FileStore in dir and closes it (after a Check) when
+// testOpen opens a Store in dir and closes it (after a Check) when
 // the test ends.
-func fsTestOpen(t testing.TB, dir string, opts Options) *Store {
+func testOpen(t testing.TB, dir string, opts Options) *Store {
 	t.Helper()
 	s, err := Open(dir, opts)
 	if err != nil {
-		t.Fatalf("NewFileStoreOptions: %v", err)
+		t.Fatalf("Open: %v", err)
 	}
 	t.Cleanup(func() {
 		if err := s.Check(context.Background()); err != nil && !errors.Is(err, logstore.ErrClosed) {
@@ -35,8 +35,8 @@ func fsTestOpen(t testing.TB, dir string, opts Options) *Store {
 	return s
 }
 
-// fsRecs builds records with the given contents.
-func fsRecs(contents ...string) []logstore.Record {
+// makeRecs builds records with the given contents.
+func makeRecs(contents ...string) []logstore.Record {
 	recs := make([]logstore.Record, len(contents))
 	for i, c := range contents {
 		recs[i] = logstore.Record{Contents: []byte(c)}
@@ -44,9 +44,9 @@ func fsRecs(contents ...string) []logstore.Record {
 	return recs
 }
 
-// fsRead returns every record with low <= id <= high as id -> contents,
+// readAll returns every record with low <= id <= high as id -> contents,
 // failing the test when ids do not ascend.
-func fsRead(t testing.TB, s logstore.Store, low, high uint64) ([]uint64, map[uint64]string) {
+func readAll(t testing.TB, s logstore.Store, low, high uint64) ([]uint64, map[uint64]string) {
 	t.Helper()
 	var ids []uint64
 	got := map[uint64]string{}
@@ -64,9 +64,9 @@ func fsRead(t testing.TB, s logstore.Store, low, high uint64) ([]uint64, map[uin
 	return ids, got
 }
 
-// fsPoller tails a log as Instance.Update does, checking that ids ascend
+// logPoller tails a log as Instance.Update does, checking that ids ascend
 // and come once.
-type fsPoller struct {
+type logPoller struct {
 	s     logstore.Store
 	last  uint64
 	seen  map[uint64]string
@@ -74,7 +74,7 @@ type fsPoller struct {
 }
 
 // poll reads every record after the last one seen.
-func (p *fsPoller) poll(t testing.TB) {
+func (p *logPoller) poll(t testing.TB) {
 	t.Helper()
 	if p.seen == nil {
 		p.seen = map[uint64]string{}
@@ -94,7 +94,7 @@ func (p *fsPoller) poll(t testing.TB) {
 }
 
 // pollUntil polls in a loop until done is closed, then once more.
-func (p *fsPoller) pollUntil(t testing.TB, done <-chan struct{}) {
+func (p *logPoller) pollUntil(t testing.TB, done <-chan struct{}) {
 	t.Helper()
 	for {
 		select {
@@ -107,21 +107,21 @@ func (p *fsPoller) pollUntil(t testing.TB, done <-chan struct{}) {
 	}
 }
 
-// fsCommit commits contents and returns the last id.
-func fsCommit(t testing.TB, s logstore.Store, contents ...string) uint64 {
+// mustCommit commits contents and returns the last id.
+func mustCommit(t testing.TB, s logstore.Store, contents ...string) uint64 {
 	t.Helper()
-	id, err := commitLast(context.Background(), s, fsRecs(contents...))
+	id, err := commitLast(context.Background(), s, makeRecs(contents...))
 	if err != nil {
 		t.Fatalf("Commit: %v", err)
 	}
 	return id
 }
 
-func TestFileStoreCommitAndRead(t *testing.T) {
+func TestCommitAndRead(t *testing.T) {
 	ctx := context.Background()
 	for _, seg := range []int64{0, 64, 200} {
 		t.Run(fmt.Sprintf("segment=%d", seg), func(t *testing.T) {
-			s := fsTestOpen(t, t.TempDir(), Options{SegmentSize: seg, NoSync: true})
+			s := testOpen(t, t.TempDir(), Options{SegmentSize: seg, NoSync: true})
 			want := map[uint64]string{}
 			var last uint64
 			for i := 0; i < 30; i++ {
@@ -130,7 +130,7 @@ func TestFileStoreCommitAndRead(t *testing.T) {
 				for j := range contents {
 					contents[j] = strings.Repeat(string(rune('a'+j)), i)
 				}
-				id := fsCommit(t, s, contents...)
+				id := mustCommit(t, s, contents...)
 				if id != last+uint64(n) {
 					t.Fatalf("commit %d: last id %d, want %d", i, id, last+uint64(n))
 				}
@@ -145,7 +145,7 @@ func TestFileStoreCommitAndRead(t *testing.T) {
 			for _, r := range []struct{ low, high uint64 }{
 				{0, math.MaxUint64}, {1, 1}, {5, 17}, {last, last}, {last + 1, math.MaxUint64}, {17, 5}, {40, 60},
 			} {
-				ids, got := fsRead(t, s, r.low, r.high)
+				ids, got := readAll(t, s, r.low, r.high)
 				var wantIDs []uint64
 				for id := max(r.low, 1); id <= min(r.high, last); id++ {
 					wantIDs = append(wantIDs, id)
@@ -167,18 +167,18 @@ func TestFileStoreCommitAndRead(t *testing.T) {
 	}
 }
 
-func TestFileStorePollerCursor(t *testing.T) {
+func TestPollerCursor(t *testing.T) {
 	ctx := context.Background()
-	s := fsTestOpen(t, t.TempDir(), Options{SegmentSize: 4096, NoSync: true})
-	r := fsTestOpen(t, s.Dir(), Options{})
+	s := testOpen(t, t.TempDir(), Options{SegmentSize: 4096, NoSync: true})
+	r := testOpen(t, s.Dir(), Options{})
 	var applied uint64
 	for i := 0; i < 200; i++ {
-		want := fsCommit(t, s, fmt.Sprint(i), fmt.Sprint(i, "b"))
+		want := mustCommit(t, s, fmt.Sprint(i), fmt.Sprint(i, "b"))
 		latest, err := r.LatestUpdateID(ctx)
 		if err != nil || latest != want {
 			t.Fatalf("LatestUpdateID = %d, %v; want %d", latest, err, want)
 		}
-		ids, got := fsRead(t, r, applied+1, latest)
+		ids, got := readAll(t, r, applied+1, latest)
 		if len(ids) != 2 || ids[0] != applied+1 || ids[1] != want || got[want] != fmt.Sprint(i, "b") {
 			t.Fatalf("poll %d: ids %v contents %v, want %d..%d", i, ids, got, applied+1, want)
 		}
@@ -187,7 +187,7 @@ func TestFileStorePollerCursor(t *testing.T) {
 	// Paging through the log from the start, two records at a time.
 	var pos uint64 = 1
 	for pos <= applied {
-		ids, _ := fsRead(t, r, pos, pos+1)
+		ids, _ := readAll(t, r, pos, pos+1)
 		if len(ids) != 2 || ids[0] != pos {
 			t.Fatalf("page at %d: ids %v", pos, ids)
 		}
@@ -195,7 +195,7 @@ func TestFileStorePollerCursor(t *testing.T) {
 	}
 }
 
-func TestFileStoreReopen(t *testing.T) {
+func TestReopen(t *testing.T) {
 	ctx := context.Background()
 	dir := filepath.Join(t.TempDir(), "a", "log")
 	s, err := Open(dir, Options{})
@@ -206,11 +206,11 @@ func TestFileStoreReopen(t *testing.T) {
 	if err != nil || info.ID == (logstore.LogID{}) || info.Horizon != 0 {
 		t.Fatalf("Info = %+v, %v", info, err)
 	}
-	last := fsCommit(t, s, "x", "y")
+	last := mustCommit(t, s, "x", "y")
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
-	for _, name := range []string{"", fsManifestName, fsLockName, fsSegmentName(1, 0)} {
+	for _, name := range []string{"", manifestName, lockName, segmentName(1, 0)} {
 		fi, err := os.Stat(filepath.Join(dir, name))
 		if err != nil {
 			t.Fatal(err)
@@ -223,23 +223,23 @@ func TestFileStoreReopen(t *testing.T) {
 			t.Errorf("%q: mode %v, want %v", name, fi.Mode().Perm(), want)
 		}
 	}
-	s2 := fsTestOpen(t, dir, Options{})
+	s2 := testOpen(t, dir, Options{})
 	info2, err := s2.Info(ctx)
 	if err != nil || info2 != info {
 		t.Fatalf("Info after reopen = %+v, %v; want %+v", info2, err, info)
 	}
-	if id := fsCommit(t, s2, "z"); id != last+1 {
+	if id := mustCommit(t, s2, "z"); id != last+1 {
 		t.Fatalf("commit after reopen: id %d, want %d", id, last+1)
 	}
-	_, got := fsRead(t, s2, 1, math.MaxUint64)
+	_, got := readAll(t, s2, 1, math.MaxUint64)
 	if got[1] != "x" || got[2] != "y" || got[3] != "z" || len(got) != 3 {
 		t.Fatalf("records after reopen: %v", got)
 	}
 }
 
-func TestFileStoreClosedAndCancelled(t *testing.T) {
-	s := fsTestOpen(t, t.TempDir(), Options{NoSync: true})
-	fsCommit(t, s, "a")
+func TestClosedAndCancelled(t *testing.T) {
+	s := testOpen(t, t.TempDir(), Options{NoSync: true})
+	mustCommit(t, s, "a")
 	cancelled, cancel := context.WithCancel(context.Background())
 	cancel()
 	noop := func(uint64, []byte) error { return nil }
@@ -247,7 +247,7 @@ func TestFileStoreClosedAndCancelled(t *testing.T) {
 	calls := map[string]func(ctx context.Context) error{
 		"LatestUpdateID": func(ctx context.Context) error { _, err := s.LatestUpdateID(ctx); return err },
 		"ReadUpdates":    func(ctx context.Context) error { return s.ReadUpdates(ctx, 1, 10, noop) },
-		"Commit":         func(ctx context.Context) error { _, err := commitLast(ctx, s, fsRecs("b")); return err },
+		"Commit":         func(ctx context.Context) error { _, err := commitLast(ctx, s, makeRecs("b")); return err },
 		"Info":           func(ctx context.Context) error { _, err := s.Info(ctx); return err },
 		"Compact":        func(ctx context.Context) error { _, err := s.Compact(ctx, 10, 5, keep); return err },
 		"Reset":          func(ctx context.Context) error { return s.Reset(ctx) },
@@ -258,7 +258,7 @@ func TestFileStoreClosedAndCancelled(t *testing.T) {
 			t.Errorf("%s with cancelled context: %v, want context.Canceled", name, err)
 		}
 	}
-	if ids, _ := fsRead(t, s, 1, 10); len(ids) != 1 {
+	if ids, _ := readAll(t, s, 1, 10); len(ids) != 1 {
 		t.Fatalf("cancelled calls changed the log: ids %v", ids)
 	}
 	if info, _ := s.Info(context.Background()); info.Horizon != 0 {
@@ -277,9 +277,9 @@ func TestFileStoreClosedAndCancelled(t *testing.T) {
 	}
 }
 
-func TestFileStoreCloseInCallback(t *testing.T) {
-	s := fsTestOpen(t, t.TempDir(), Options{NoSync: true})
-	fsCommit(t, s, "a", "b")
+func TestCloseInCallback(t *testing.T) {
+	s := testOpen(t, t.TempDir(), Options{NoSync: true})
+	mustCommit(t, s, "a", "b")
 	var n int
 	err := s.ReadUpdates(context.Background(), 1, 10, func(uint64, []byte) error {
 		n++
@@ -296,19 +296,19 @@ func TestFileStoreCloseInCallback(t *testing.T) {
 	}
 }
 
-func TestFileStoreLimits(t *testing.T) {
-	s := fsTestOpen(t, t.TempDir(), Options{MaxRecordSize: 10, NoSync: true})
-	if l := s.Limits(); l.MaxRecordSize != 10 || l.MaxSingleKeySize != fsMaxSingleKeySize {
+func TestLimits(t *testing.T) {
+	s := testOpen(t, t.TempDir(), Options{MaxRecordSize: 10, NoSync: true})
+	if l := s.Limits(); l.MaxRecordSize != 10 || l.MaxSingleKeySize != maxSingleKeySize {
 		t.Fatalf("Limits = %+v", l)
 	}
-	fsCommit(t, s, "0123456789")
-	if _, err := commitLast(context.Background(), s, fsRecs("ok", "0123456789a")); !errors.Is(err, logstore.ErrTooLarge) {
+	mustCommit(t, s, "0123456789")
+	if _, err := commitLast(context.Background(), s, makeRecs("ok", "0123456789a")); !errors.Is(err, logstore.ErrTooLarge) {
 		t.Fatalf("oversized record: %v, want ErrTooLarge", err)
 	}
 	if id, err := commitLast(context.Background(), s, nil); err != nil || id != 1 {
 		t.Fatalf("empty Commit = %d, %v; want 1", id, err)
 	}
-	if ids, _ := fsRead(t, s, 1, 10); len(ids) != 1 {
+	if ids, _ := readAll(t, s, 1, 10); len(ids) != 1 {
 		t.Fatalf("failed commit left records: %v", ids)
 	}
 	if _, err := Open(t.TempDir(), Options{MaxRecordSize: math.MaxInt}); err == nil {
@@ -316,9 +316,9 @@ func TestFileStoreLimits(t *testing.T) {
 	}
 }
 
-func TestFileStoreGroupCommit(t *testing.T) {
+func TestGroupCommit(t *testing.T) {
 	const goroutines, commits = 16, 40
-	s := fsTestOpen(t, t.TempDir(), Options{SegmentSize: 8 << 10})
+	s := testOpen(t, t.TempDir(), Options{SegmentSize: 8 << 10})
 	type batch struct {
 		last uint64
 		n    int
@@ -338,7 +338,7 @@ func TestFileStoreGroupCommit(t *testing.T) {
 				for j := range contents {
 					contents[j] = fmt.Sprintf("%s/%d", tag, j)
 				}
-				id, err := commitLast(context.Background(), s, fsRecs(contents...))
+				id, err := commitLast(context.Background(), s, makeRecs(contents...))
 				if err != nil {
 					t.Error(err)
 					return
@@ -350,7 +350,7 @@ func TestFileStoreGroupCommit(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	_, got := fsRead(t, s, 1, math.MaxUint64)
+	_, got := readAll(t, s, 1, math.MaxUint64)
 	total := 0
 	for _, b := range batches {
 		for j := 0; j < b.n; j++ {
@@ -366,8 +366,8 @@ func TestFileStoreGroupCommit(t *testing.T) {
 	}
 }
 
-func TestFileStoreCommitContextWhileQueued(t *testing.T) {
-	s := fsTestOpen(t, t.TempDir(), Options{NoSync: true})
+func TestCommitContextWhileQueued(t *testing.T) {
+	s := testOpen(t, t.TempDir(), Options{NoSync: true})
 	// Hold the leadership so the next Commit queues behind it.
 	s.qmu.Lock()
 	s.leading = true
@@ -375,7 +375,7 @@ func TestFileStoreCommitContextWhileQueued(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	res := make(chan error)
 	go func() {
-		_, err := commitLast(ctx, s, fsRecs("never"))
+		_, err := commitLast(ctx, s, makeRecs("never"))
 		res <- err
 	}()
 	for queued := false; !queued; {
@@ -394,13 +394,13 @@ func TestFileStoreCommitContextWhileQueued(t *testing.T) {
 	if n != 0 {
 		t.Fatalf("cancelled request left in queue")
 	}
-	if id := fsCommit(t, s, "a"); id != 1 {
+	if id := mustCommit(t, s, "a"); id != 1 {
 		t.Fatalf("next commit id %d, want 1", id)
 	}
 }
 
-// fsSegPath returns the path of the only or last segment of s.
-func fsSegPath(t *testing.T, s *Store) string {
+// segPath returns the path of the only or last segment of s.
+func segPath(t *testing.T, s *Store) string {
 	t.Helper()
 	m, err := s.manifest()
 	if err != nil || len(m.Segments) == 0 {
@@ -409,8 +409,8 @@ func fsSegPath(t *testing.T, s *Store) string {
 	return s.path(m.Segments[len(m.Segments)-1].Name)
 }
 
-// fsAppendFile appends raw bytes to a file.
-func fsAppendFile(t *testing.T, path string, data []byte) {
+// appendFile appends raw bytes to a file.
+func appendFile(t *testing.T, path string, data []byte) {
 	t.Helper()
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
 	if err != nil {
@@ -422,15 +422,15 @@ func fsAppendFile(t *testing.T, path string, data []byte) {
 	}
 }
 
-func TestFileStoreTornTail(t *testing.T) {
+func TestTornTail(t *testing.T) {
 	// Bytes a writer that died mid-append leaves after the acknowledged
 	// end: invisible to readers, truncated by the next writer.
 	ctx := context.Background()
-	frame := fsAppendFrame(nil, 3, 7, true, false, []byte("torn record"))
-	unfinished := fsAppendFrame(fsAppendFrame(nil, 3, 7, false, false, []byte("a")), 4, 7, false, false, []byte("b"))
+	frame := appendFrame(nil, 3, 7, true, false, []byte("torn record"))
+	unfinished := appendFrame(appendFrame(nil, 3, 7, false, false, []byte("a")), 4, 7, false, false, []byte("b"))
 	badSum := bytes.Clone(frame)
 	badSum[len(badSum)-1] ^= 1
-	hl := fsFormat2.headerLen()
+	hl := format2.headerLen()
 	tails := []struct {
 		name string
 		data []byte
@@ -443,43 +443,43 @@ func TestFileStoreTornTail(t *testing.T) {
 		{"zeros", make([]byte, 100)},
 		{"garbage", bytes.Repeat([]byte{0xa5, 0x17, 0x3c}, 40)},
 		{"last frame with bad sum", badSum},
-		{"bad frame then good frame", append(bytes.Clone(badSum), fsAppendFrame(nil, 4, 7, true, false, []byte("x"))...)},
+		{"bad frame then good frame", append(bytes.Clone(badSum), appendFrame(nil, 4, 7, true, false, []byte("x"))...)},
 	}
 	for _, tc := range tails {
 		t.Run(tc.name, func(t *testing.T) {
-			s := fsTestOpen(t, t.TempDir(), Options{})
-			fsCommit(t, s, "one")
-			fsCommit(t, s, "two")
-			seg := fsSegPath(t, s)
+			s := testOpen(t, t.TempDir(), Options{})
+			mustCommit(t, s, "one")
+			mustCommit(t, s, "two")
+			seg := segPath(t, s)
 			clean, _ := os.ReadFile(seg)
-			fsAppendFile(t, seg, tc.data)
+			appendFile(t, seg, tc.data)
 
-			r := fsTestOpen(t, s.Dir(), Options{})
-			if ids, _ := fsRead(t, r, 1, math.MaxUint64); len(ids) != 2 {
+			r := testOpen(t, s.Dir(), Options{})
+			if ids, _ := readAll(t, r, 1, math.MaxUint64); len(ids) != 2 {
 				t.Fatalf("reader sees ids %v, want [1 2]", ids)
 			}
 			if latest, err := r.LatestUpdateID(ctx); err != nil || latest != 2 {
 				t.Fatalf("LatestUpdateID = %d, %v; want 2", latest, err)
 			}
-			c, err := r.Commit(ctx, logstore.LogID{}, fsRecs("three"))
+			c, err := r.Commit(ctx, logstore.LogID{}, makeRecs("three"))
 			if err != nil || c.First != 3 || c.Last != 3 {
 				t.Fatalf("commit after torn tail: %+v, %v; want id 3", c, err)
 			}
 			data, _ := os.ReadFile(seg)
-			if want := fsAppendFrame(clean, 3, c.Nonce, true, false, []byte("three")); !bytes.Equal(data, want) {
+			if want := appendFrame(clean, 3, c.Nonce, true, false, []byte("three")); !bytes.Equal(data, want) {
 				t.Fatalf("segment after recovery has %d bytes, want %d (torn tail truncated)", len(data), len(want))
 			}
-			if _, got := fsRead(t, s, 1, math.MaxUint64); got[3] != "three" || len(got) != 3 {
+			if _, got := readAll(t, s, 1, math.MaxUint64); got[3] != "three" || len(got) != 3 {
 				t.Fatalf("records after recovery: %v", got)
 			}
 		})
 	}
 }
 
-func TestFileStoreDamage(t *testing.T) {
+func TestDamage(t *testing.T) {
 	// Each case damages one byte of the first of three committed frames
 	// (offsets are relative to the frame's start).
-	hl := fsFormat2.headerLen()
+	hl := format2.headerLen()
 	for _, tc := range []struct {
 		name string
 		at   int
@@ -493,24 +493,24 @@ func TestFileStoreDamage(t *testing.T) {
 		{"sum", hl + 5 + 3},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			s := fsTestOpen(t, t.TempDir(), Options{NoSync: true})
-			fsCommit(t, s, "first")
-			fsCommit(t, s, "second", "third")
-			seg := fsSegPath(t, s)
+			s := testOpen(t, t.TempDir(), Options{NoSync: true})
+			mustCommit(t, s, "first")
+			mustCommit(t, s, "second", "third")
+			seg := segPath(t, s)
 			data, err := os.ReadFile(seg)
 			if err != nil {
 				t.Fatal(err)
 			}
-			data[fsMagicLen+tc.at] ^= 0x10
+			data[magicLen+tc.at] ^= 0x10
 			if err := os.WriteFile(seg, data, 0o600); err != nil {
 				t.Fatal(err)
 			}
-			r := fsTestOpen(t, s.Dir(), Options{})
+			r := testOpen(t, s.Dir(), Options{})
 			err = r.ReadUpdates(context.Background(), 1, math.MaxUint64, func(uint64, []byte) error { return nil })
 			if !errors.Is(err, logstore.ErrCorrupt) {
 				t.Fatalf("ReadUpdates over damaged frame: %v, want ErrCorrupt", err)
 			}
-			if _, err := commitLast(context.Background(), r, fsRecs("x")); !errors.Is(err, logstore.ErrCorrupt) {
+			if _, err := commitLast(context.Background(), r, makeRecs("x")); !errors.Is(err, logstore.ErrCorrupt) {
 				t.Fatalf("Commit on damaged tail segment: %v, want ErrCorrupt", err)
 			}
 			if err := r.Check(context.Background()); !errors.Is(err, logstore.ErrCorrupt) {
@@ -520,31 +520,31 @@ func TestFileStoreDamage(t *testing.T) {
 			if err := r.Reset(context.Background()); err != nil {
 				t.Fatalf("Reset: %v", err)
 			}
-			if id := fsCommit(t, r, "fresh"); id <= 3 {
+			if id := mustCommit(t, r, "fresh"); id <= 3 {
 				t.Fatalf("id %d after Reset reuses an id of the damaged log", id)
 			}
 		})
 	}
 }
 
-func TestFileStoreBadManifest(t *testing.T) {
+func TestBadManifest(t *testing.T) {
 	dir := t.TempDir()
-	s := fsTestOpen(t, dir, Options{NoSync: true})
-	fsCommit(t, s, "a")
-	good, err := os.ReadFile(filepath.Join(dir, fsManifestName))
+	s := testOpen(t, dir, Options{NoSync: true})
+	mustCommit(t, s, "a")
+	good, err := os.ReadFile(filepath.Join(dir, manifestName))
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, bad := range []string{
 		"", "{", "null", `{"version":2}`, strings.Replace(string(good), `"version": 2`, `"version": 7`, 1),
 		strings.Replace(string(good), `"id_floor": 1`, `"id_floor": 0`, 1),
-		strings.Replace(string(good), fsSegmentName(1, 0), "../../etc/passwd", 1),
+		strings.Replace(string(good), segmentName(1, 0), "../../etc/passwd", 1),
 		string(good) + "{}",
 	} {
-		if err := os.WriteFile(filepath.Join(dir, fsManifestName+".new"), []byte(bad), 0o600); err != nil {
+		if err := os.WriteFile(filepath.Join(dir, manifestName+".new"), []byte(bad), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		os.Rename(filepath.Join(dir, fsManifestName+".new"), filepath.Join(dir, fsManifestName))
+		os.Rename(filepath.Join(dir, manifestName+".new"), filepath.Join(dir, manifestName))
 		if _, err := Open(dir, Options{}); !errors.Is(err, logstore.ErrCorrupt) {
 			t.Errorf("MANIFEST %.40q: %v, want ErrCorrupt", bad, err)
 		}
@@ -552,12 +552,12 @@ func TestFileStoreBadManifest(t *testing.T) {
 			t.Errorf("open store, MANIFEST %.40q: %v, want ErrCorrupt", bad, err)
 		}
 	}
-	os.WriteFile(filepath.Join(dir, fsManifestName), good, 0o600)
+	os.WriteFile(filepath.Join(dir, manifestName), good, 0o600)
 }
 
-// fsCompactEvenDropper drops records with even ids, appends "!" to ids
+// compactEvenDropper drops records with even ids, appends "!" to ids
 // divisible by 3 and keeps the rest.
-func fsCompactEvenDropper(id uint64, c []byte) ([]byte, bool, error) {
+func compactEvenDropper(id uint64, c []byte) ([]byte, bool, error) {
 	switch {
 	case id%2 == 0:
 		return nil, false, nil
@@ -567,7 +567,7 @@ func fsCompactEvenDropper(id uint64, c []byte) ([]byte, bool, error) {
 	return c, true, nil
 }
 
-func TestFileStoreCompact(t *testing.T) {
+func TestCompact(t *testing.T) {
 	ctx := context.Background()
 	for _, tc := range []struct {
 		name  string
@@ -581,17 +581,17 @@ func TestFileStoreCompact(t *testing.T) {
 		{"limit above latest", 120, 1000},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			s := fsTestOpen(t, t.TempDir(), Options{SegmentSize: tc.seg, NoSync: true})
+			s := testOpen(t, t.TempDir(), Options{SegmentSize: tc.seg, NoSync: true})
 			want := map[uint64]string{}
 			for i := 0; i < 20; i++ {
-				last := fsCommit(t, s, fmt.Sprint("r", i, "a"), fmt.Sprint("r", i, "b"))
+				last := mustCommit(t, s, fmt.Sprint("r", i, "a"), fmt.Sprint("r", i, "b"))
 				want[last-1], want[last] = fmt.Sprint("r", i, "a"), fmt.Sprint("r", i, "b")
 			}
 			var stats logstore.CompactStats
 			for id := uint64(1); id <= 40 && id <= tc.limit; id++ {
 				stats.RecordsBefore++
 				stats.BytesBefore += uint64(len(want[id]))
-				c, keep, _ := fsCompactEvenDropper(id, []byte(want[id]))
+				c, keep, _ := compactEvenDropper(id, []byte(want[id]))
 				if !keep {
 					delete(want, id)
 					continue
@@ -603,7 +603,7 @@ func TestFileStoreCompact(t *testing.T) {
 			var seen []uint64
 			got, err := s.Compact(ctx, tc.limit, 7, func(id uint64, c []byte) ([]byte, bool, error) {
 				seen = append(seen, id)
-				return fsCompactEvenDropper(id, c)
+				return compactEvenDropper(id, c)
 			})
 			if err != nil {
 				t.Fatal(err)
@@ -614,7 +614,7 @@ func TestFileStoreCompact(t *testing.T) {
 			if len(seen) != int(stats.RecordsBefore) || !sort.SliceIsSorted(seen, func(i, j int) bool { return seen[i] < seen[j] }) {
 				t.Errorf("CompactFunc saw ids %v", seen)
 			}
-			_, gotRecs := fsRead(t, s, 1, math.MaxUint64)
+			_, gotRecs := readAll(t, s, 1, math.MaxUint64)
 			if fmt.Sprint(gotRecs) != fmt.Sprint(want) {
 				t.Errorf("after compaction:\n got %v\nwant %v", gotRecs, want)
 			}
@@ -625,7 +625,7 @@ func TestFileStoreCompact(t *testing.T) {
 			if latest, err := s.LatestUpdateID(ctx); err != nil || latest != 40 {
 				t.Errorf("LatestUpdateID after compaction = %d, %v; want 40", latest, err)
 			}
-			if id := fsCommit(t, s, "after"); id != 41 {
+			if id := mustCommit(t, s, "after"); id != 41 {
 				t.Errorf("commit after compaction: id %d, want 41", id)
 			}
 			entries, _ := os.ReadDir(s.Dir())
@@ -645,16 +645,16 @@ func TestFileStoreCompact(t *testing.T) {
 	}
 }
 
-func TestFileStoreCompactDropAll(t *testing.T) {
+func TestCompactDropAll(t *testing.T) {
 	// Dropping every record keeps a mark for the last commit when it ends
 	// at the horizon, and nothing when it ends below.
 	ctx := context.Background()
 	for _, horizon := range []uint64{10, 11} {
 		t.Run(fmt.Sprint("horizon=", horizon), func(t *testing.T) {
-			s := fsTestOpen(t, t.TempDir(), Options{SegmentSize: 100, NoSync: true})
+			s := testOpen(t, t.TempDir(), Options{SegmentSize: 100, NoSync: true})
 			var last logstore.Committed
 			for i := 0; i < 10; i++ {
-				c, err := s.Commit(ctx, logstore.LogID{}, fsRecs("xxxxxxxxxxxxxxxxxxxxxxxxx"))
+				c, err := s.Commit(ctx, logstore.LogID{}, makeRecs("xxxxxxxxxxxxxxxxxxxxxxxxx"))
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -672,7 +672,7 @@ func TestFileStoreCompactDropAll(t *testing.T) {
 			if len(m.Segments) != wantSegs {
 				t.Fatalf("segments left after dropping everything: %v, want %d", m.Segments, wantSegs)
 			}
-			if ids, _ := fsRead(t, s, 1, math.MaxUint64); len(ids) != 0 {
+			if ids, _ := readAll(t, s, 1, math.MaxUint64); len(ids) != 0 {
 				t.Fatalf("records left: %v", ids)
 			}
 			res, err := s.Poll(ctx, logstore.PollRequest{After: last.Position()}, func(logstore.Entry) error { return nil })
@@ -689,17 +689,17 @@ func TestFileStoreCompactDropAll(t *testing.T) {
 			if latest, _ := s.LatestUpdateID(ctx); latest != 10 {
 				t.Fatalf("LatestUpdateID = %d, want 10", latest)
 			}
-			if id := fsCommit(t, s, "next"); id != 11 {
+			if id := mustCommit(t, s, "next"); id != 11 {
 				t.Fatalf("next id %d, want 11", id)
 			}
 		})
 	}
 }
 
-func TestFileStoreCompactErrors(t *testing.T) {
+func TestCompactErrors(t *testing.T) {
 	ctx := context.Background()
-	s := fsTestOpen(t, t.TempDir(), Options{MaxRecordSize: 8, NoSync: true})
-	fsCommit(t, s, "a", "b", "c")
+	s := testOpen(t, t.TempDir(), Options{MaxRecordSize: 8, NoSync: true})
+	mustCommit(t, s, "a", "b", "c")
 	boom := errors.New("boom")
 	for _, tc := range []struct {
 		fn   logstore.CompactFunc
@@ -716,7 +716,7 @@ func TestFileStoreCompactErrors(t *testing.T) {
 		if _, err := s.Compact(ctx, 3, 0, tc.fn); !errors.Is(err, tc.want) {
 			t.Errorf("Compact: %v, want %v", err, tc.want)
 		}
-		if _, got := fsRead(t, s, 1, 10); fmt.Sprint(got) != "map[1:a 2:b 3:c]" {
+		if _, got := readAll(t, s, 1, 10); fmt.Sprint(got) != "map[1:a 2:b 3:c]" {
 			t.Errorf("failed compaction changed the log: %v", got)
 		}
 	}
@@ -726,19 +726,19 @@ func TestFileStoreCompactErrors(t *testing.T) {
 	}
 }
 
-func TestFileStoreCompactCallsStore(t *testing.T) {
+func TestCompactCallsStore(t *testing.T) {
 	ctx := context.Background()
-	s := fsTestOpen(t, t.TempDir(), Options{NoSync: true})
-	other := fsTestOpen(t, s.Dir(), Options{NoSync: true})
-	fsCommit(t, s, "a")
-	fsCommit(t, s, "b")
+	s := testOpen(t, t.TempDir(), Options{NoSync: true})
+	other := testOpen(t, s.Dir(), Options{NoSync: true})
+	mustCommit(t, s, "a")
+	mustCommit(t, s, "b")
 	var committed uint64
 	_, err := s.Compact(ctx, 2, 0, func(id uint64, c []byte) ([]byte, bool, error) {
 		if id == 1 {
 			// Commit and read from inside the callback, on both handles.
-			committed = fsCommit(t, other, "during")
-			fsCommit(t, s, "during2")
-			if ids, _ := fsRead(t, other, 1, math.MaxUint64); len(ids) != 4 {
+			committed = mustCommit(t, other, "during")
+			mustCommit(t, s, "during2")
+			if ids, _ := readAll(t, other, 1, math.MaxUint64); len(ids) != 4 {
 				t.Errorf("read inside CompactFunc: %v", ids)
 			}
 		}
@@ -747,18 +747,18 @@ func TestFileStoreCompactCallsStore(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, got := fsRead(t, s, 1, math.MaxUint64)
+	_, got := readAll(t, s, 1, math.MaxUint64)
 	if got[1] != "a+" || got[2] != "b+" || got[committed] != "during" || got[committed+1] != "during2" || len(got) != 4 {
 		t.Fatalf("after compaction with concurrent commits: %v", got)
 	}
 }
 
-func TestFileStoreReset(t *testing.T) {
+func TestReset(t *testing.T) {
 	ctx := context.Background()
-	s := fsTestOpen(t, t.TempDir(), Options{SegmentSize: 64, NoSync: true})
-	other := fsTestOpen(t, s.Dir(), Options{NoSync: true})
+	s := testOpen(t, t.TempDir(), Options{SegmentSize: 64, NoSync: true})
+	other := testOpen(t, s.Dir(), Options{NoSync: true})
 	for i := 0; i < 10; i++ {
-		fsCommit(t, s, "record")
+		mustCommit(t, s, "record")
 	}
 	before, _ := s.Info(ctx)
 	if _, err := s.Compact(ctx, 0, 3, nil); err != nil {
@@ -774,10 +774,10 @@ func TestFileStoreReset(t *testing.T) {
 	if latest, _ := s.LatestUpdateID(ctx); latest != 10 {
 		t.Fatalf("LatestUpdateID after Reset = %d, want 10", latest)
 	}
-	if ids, _ := fsRead(t, s, 1, math.MaxUint64); len(ids) != 0 {
+	if ids, _ := readAll(t, s, 1, math.MaxUint64); len(ids) != 0 {
 		t.Fatalf("records after Reset: %v", ids)
 	}
-	if id := fsCommit(t, s, "new"); id != 11 {
+	if id := mustCommit(t, s, "new"); id != 11 {
 		t.Fatalf("first id after Reset %d, want 11", id)
 	}
 	entries, _ := os.ReadDir(s.Dir())
@@ -786,11 +786,11 @@ func TestFileStoreReset(t *testing.T) {
 	}
 }
 
-func TestFileStoreRemovesOrphans(t *testing.T) {
+func TestRemovesOrphans(t *testing.T) {
 	ctx := context.Background()
-	s := fsTestOpen(t, t.TempDir(), Options{NoSync: true})
-	fsCommit(t, s, "a")
-	orphans := []string{fsSegmentName(99, 0), "compact-123.tmp", fsManifestName + ".tmp"}
+	s := testOpen(t, t.TempDir(), Options{NoSync: true})
+	mustCommit(t, s, "a")
+	orphans := []string{segmentName(99, 0), "compact-123.tmp", manifestName + ".tmp"}
 	for _, name := range orphans {
 		os.WriteFile(s.path(name), []byte("x"), 0o600)
 	}
@@ -799,7 +799,7 @@ func TestFileStoreRemovesOrphans(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer held.Close()
-	if ok, err := fsTryLockFile(held); !ok || err != nil {
+	if ok, err := tryLockFile(held); !ok || err != nil {
 		t.Fatalf("lock: %v %v", ok, err)
 	}
 	if _, err := s.Compact(ctx, 1, 0, func(_ uint64, c []byte) ([]byte, bool, error) { return c, true, nil }); err != nil {
@@ -815,13 +815,13 @@ func TestFileStoreRemovesOrphans(t *testing.T) {
 	}
 }
 
-func TestFileStoreCompactWhileWriting(t *testing.T) {
+func TestCompactWhileWriting(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
 	opts := Options{SegmentSize: 2 << 10, NoSync: true}
-	w := fsTestOpen(t, dir, opts)
-	poller := fsTestOpen(t, dir, opts)
-	compactor := fsTestOpen(t, dir, opts)
+	w := testOpen(t, dir, opts)
+	poller := testOpen(t, dir, opts)
+	compactor := testOpen(t, dir, opts)
 	const writers, commits = 3, 150
 
 	var mu sync.Mutex
@@ -835,7 +835,7 @@ func TestFileStoreCompactWhileWriting(t *testing.T) {
 			defer wg.Done()
 			for i := 0; i < commits; i++ {
 				c := fmt.Sprintf("w%d-%d", g, i)
-				id, err := commitLast(ctx, w, fsRecs(c))
+				id, err := commitLast(ctx, w, makeRecs(c))
 				if err != nil {
 					t.Error(err)
 					return
@@ -872,7 +872,7 @@ func TestFileStoreCompactWhileWriting(t *testing.T) {
 		}
 		compacted <- err
 	}()
-	p := fsPoller{s: poller}
+	p := logPoller{s: poller}
 	writersDone := make(chan struct{})
 	go func() { wg.Wait(); close(writersDone) }()
 	p.pollUntil(t, writersDone)
@@ -882,7 +882,7 @@ func TestFileStoreCompactWhileWriting(t *testing.T) {
 	}
 	p.poll(t)
 	seen := p.seen
-	_, final := fsRead(t, w, 1, math.MaxUint64)
+	_, final := readAll(t, w, 1, math.MaxUint64)
 	for id, c := range committed {
 		switch {
 		case seen[id] != "" && seen[id] != c:
@@ -900,15 +900,15 @@ func TestFileStoreCompactWhileWriting(t *testing.T) {
 	}
 }
 
-func TestFileStoreReaderSurvivesCompaction(t *testing.T) {
+func TestReaderSurvivesCompaction(t *testing.T) {
 	// A reader in the middle of a segment that compaction replaces
 	// continues from its position in the new file.
 	ctx := context.Background()
-	s := fsTestOpen(t, t.TempDir(), Options{SegmentSize: 200, NoSync: true})
+	s := testOpen(t, t.TempDir(), Options{SegmentSize: 200, NoSync: true})
 	for i := 0; i < 40; i++ {
-		fsCommit(t, s, fmt.Sprint("v", i+1))
+		mustCommit(t, s, fmt.Sprint("v", i+1))
 	}
-	other := fsTestOpen(t, s.Dir(), Options{NoSync: true})
+	other := testOpen(t, s.Dir(), Options{NoSync: true})
 	var ids []uint64
 	err := s.ReadUpdates(ctx, 1, math.MaxUint64, func(id uint64, c []byte) error {
 		ids = append(ids, id)
@@ -933,7 +933,7 @@ func TestFileStoreReaderSurvivesCompaction(t *testing.T) {
 	}
 }
 
-func TestFileStoreConformance(t *testing.T) {
+func TestConformance(t *testing.T) {
 	storetest.Run(t, storetest.Harness{
 		New: func(t *testing.T) (logstore.Store, func(t *testing.T) logstore.Store) {
 			dir := t.TempDir()
@@ -946,61 +946,61 @@ func TestFileStoreConformance(t *testing.T) {
 			}
 			return open(t), open
 		},
-		Backup: fsBackup,
+		Backup: backupDir,
 	})
 }
 
-func TestFileStoreCompactCopiesLateCommits(t *testing.T) {
+func TestCompactCopiesLateCommits(t *testing.T) {
 	// Batches committed between the unlocked rewrite of the tail segment and
 	// its installation are carried over into the new file.
 	ctx := context.Background()
-	s := fsTestOpen(t, t.TempDir(), Options{NoSync: true})
-	other := fsTestOpen(t, s.Dir(), Options{NoSync: true})
-	fsCommit(t, s, "a", "b")
+	s := testOpen(t, t.TempDir(), Options{NoSync: true})
+	other := testOpen(t, s.Dir(), Options{NoSync: true})
+	mustCommit(t, s, "a", "b")
 	m, err := s.manifest()
 	if err != nil {
 		t.Fatal(err)
 	}
-	g := &fsGroup{segs: m.Segments, logID: m.id}
+	g := &compactGroup{segs: m.Segments, logID: m.id}
 	defer g.discard()
 	dropFirst := func(id uint64, c []byte) ([]byte, bool, error) { return c, id != 1, nil }
 	if err := s.rewriteGroup(ctx, g, m, 0, 2, dropFirst); err != nil {
 		t.Fatal(err)
 	}
-	fsCommit(t, other, "late1")
-	fsCommit(t, other, "late2", "late3")
+	mustCommit(t, other, "late1")
+	mustCommit(t, other, "late2", "late3")
 	if err := s.withWriterLock(ctx, func() error { return s.installGroupLocked(g) }); err != nil {
 		t.Fatal(err)
 	}
-	if _, got := fsRead(t, other, 1, math.MaxUint64); fmt.Sprint(got) != "map[2:b 3:late1 4:late2 5:late3]" {
+	if _, got := readAll(t, other, 1, math.MaxUint64); fmt.Sprint(got) != "map[2:b 3:late1 4:late2 5:late3]" {
 		t.Fatalf("after compaction with late commits: %v", got)
 	}
-	if id := fsCommit(t, other, "next"); id != 6 {
+	if id := mustCommit(t, other, "next"); id != 6 {
 		t.Fatalf("next id %d, want 6", id)
 	}
 }
 
-// fsCopyDir copies the directory from to to (which must not exist) with
+// copyDir copies the directory from to to (which must not exist) with
 // cp -a, as an operator copies a store directory.
-func fsCopyDir(t *testing.T, from, to string) {
+func copyDir(t *testing.T, from, to string) {
 	t.Helper()
 	if out, err := exec.Command("cp", "-a", from, to).CombinedOutput(); err != nil {
 		t.Fatalf("cp -a %s %s: %v\n%s", from, to, err, out)
 	}
 }
 
-// fsBackup is the conformance harness's Backup: it copies the store's
+// backupDir is the conformance harness's Backup: it copies the store's
 // directory with cp -a and restores it by replacing the directory with the
 // copy.
-func fsBackup(t *testing.T, s logstore.Store) func(t *testing.T) {
+func backupDir(t *testing.T, s logstore.Store) func(t *testing.T) {
 	dir := s.(*Store).Dir()
 	backup := filepath.Join(t.TempDir(), "backup")
-	fsCopyDir(t, dir, backup)
+	copyDir(t, dir, backup)
 	return func(t *testing.T) {
 		if err := os.RemoveAll(dir); err != nil {
 			t.Fatal(err)
 		}
-		fsCopyDir(t, backup, dir)
+		copyDir(t, backup, dir)
 	}
 }
 

@@ -8,9 +8,9 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// fsDataSync flushes f's data and the metadata needed to read it back
+// dataSync flushes f's data and the metadata needed to read it back
 // (its size) to stable storage.
-func fsDataSync(f *os.File) error {
+func dataSync(f *os.File) error {
 	for {
 		err := unix.Fdatasync(int(f.Fd()))
 		if err == nil {
@@ -22,11 +22,11 @@ func fsDataSync(f *os.File) error {
 	}
 }
 
-// fsReserve allocates disk blocks for n bytes at off without changing f's
+// reserve allocates disk blocks for n bytes at off without changing f's
 // size, so that a following write there cannot fail for lack of space. A
 // file system without fallocate support is not an error: the write then
 // reports ENOSPC itself.
-func fsReserve(f *os.File, off, n int64) error {
+func reserve(f *os.File, off, n int64) error {
 	for {
 		err := unix.Fallocate(int(f.Fd()), unix.FALLOC_FL_KEEP_SIZE, off, n)
 		switch {

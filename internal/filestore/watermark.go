@@ -22,8 +22,8 @@ import (
 // process crash keeps it (the page cache survives), and after a power loss
 // it may be stale but never ahead of the synced frames, which are intact.
 //
-// The file holds two slots of fsWatermarkLen bytes at offsets 0 and
-// fsWatermarkStride, written alternately; readers take the valid slot with
+// The file holds two slots of watermarkLen bytes at offsets 0 and
+// watermarkStride, written alternately; readers take the valid slot with
 // the higher sequence number, so a torn write of one slot (a reader racing
 // the writer, a crash in the middle) leaves the previous watermark:
 //
@@ -36,115 +36,115 @@ import (
 // generation or a later one: one written under a later MANIFEST than the
 // one read (an older MANIFEST restored without its watermark) is ignored.
 const (
-	fsWatermarkName   = "WATERMARK"
-	fsWatermarkMagic  = "WHYCWM01"
-	fsWatermarkLen    = 80
-	fsWatermarkStride = 128
-	fsWatermarkSize   = fsWatermarkStride + fsWatermarkLen
+	watermarkName   = "WATERMARK"
+	watermarkMagic  = "WHYCWM01"
+	watermarkLen    = 80
+	watermarkStride = 128
+	watermarkSize   = watermarkStride + watermarkLen
 )
 
-// fsWatermark is one decoded watermark slot.
-type fsWatermark struct {
+// watermark is one decoded watermark slot.
+type watermark struct {
 	seq        uint64
 	generation uint64 // of the MANIFEST it was written under
-	// segFirst and segGen name the segment (see fsSegmentName).
+	// segFirst and segGen name the segment (see segmentName).
 	segFirst, segGen uint64
-	ack              fsAck
+	ack              ackedEnd
 	time             int64 // Unix nanoseconds of the commit
 }
 
 // forSegment returns the acknowledged end the watermark gives segment
-// name of m, or the zero fsAck when it is about another segment or was
+// name of m, or the zero ackedEnd when it is about another segment or was
 // written under a later MANIFEST than m.
-func (w fsWatermark) forSegment(m *fsManifest, name string) fsAck {
-	first, gen, ok := fsParseSegmentName(name)
+func (w watermark) forSegment(m *manifest, name string) ackedEnd {
+	first, gen, ok := parseSegmentName(name)
 	if !ok || w.seq == 0 || first != w.segFirst || gen != w.segGen || w.generation > m.Generation {
-		return fsAck{}
+		return ackedEnd{}
 	}
 	return w.ack
 }
 
 // encode returns the slot bytes of w.
-func (w fsWatermark) encode() []byte {
-	b := make([]byte, 0, fsWatermarkLen)
-	b = append(b, fsWatermarkMagic...)
+func (w watermark) encode() []byte {
+	b := make([]byte, 0, watermarkLen)
+	b = append(b, watermarkMagic...)
 	for _, v := range []uint64{w.seq, w.generation, w.segFirst, w.segGen, uint64(w.ack.end), w.ack.lastID, w.ack.nonce, uint64(w.time)} {
 		b = binary.LittleEndian.AppendUint64(b, v)
 	}
 	return binary.LittleEndian.AppendUint64(b, xxhash.Sum64(b))
 }
 
-// fsDecodeWatermarkSlot decodes one slot; ok is false unless its magic and
+// decodeWatermarkSlot decodes one slot; ok is false unless its magic and
 // sum verify and its fields are plausible.
-func fsDecodeWatermarkSlot(b []byte) (fsWatermark, bool) {
-	if len(b) < fsWatermarkLen || string(b[:8]) != fsWatermarkMagic ||
-		xxhash.Sum64(b[:fsWatermarkLen-8]) != binary.LittleEndian.Uint64(b[fsWatermarkLen-8:]) {
-		return fsWatermark{}, false
+func decodeWatermarkSlot(b []byte) (watermark, bool) {
+	if len(b) < watermarkLen || string(b[:8]) != watermarkMagic ||
+		xxhash.Sum64(b[:watermarkLen-8]) != binary.LittleEndian.Uint64(b[watermarkLen-8:]) {
+		return watermark{}, false
 	}
 	u := func(i int) uint64 { return binary.LittleEndian.Uint64(b[8+8*i:]) }
-	w := fsWatermark{seq: u(0), generation: u(1), segFirst: u(2), segGen: u(3),
-		ack: fsAck{end: int64(u(4)), lastID: u(5), nonce: u(6)}, time: int64(u(7))}
-	if w.seq == 0 || w.segFirst == 0 || w.ack.end <= fsMagicLen || w.ack.lastID == 0 {
-		return fsWatermark{}, false
+	w := watermark{seq: u(0), generation: u(1), segFirst: u(2), segGen: u(3),
+		ack: ackedEnd{end: int64(u(4)), lastID: u(5), nonce: u(6)}, time: int64(u(7))}
+	if w.seq == 0 || w.segFirst == 0 || w.ack.end <= magicLen || w.ack.lastID == 0 {
+		return watermark{}, false
 	}
 	return w, true
 }
 
-// fsDecodeWatermark returns the valid slot of data with the higher
+// decodeWatermark returns the valid slot of data with the higher
 // sequence number; ok is false when neither is valid.
-func fsDecodeWatermark(data []byte) (w fsWatermark, ok bool) {
-	for off := 0; off+fsWatermarkLen <= len(data) && off <= fsWatermarkStride; off += fsWatermarkStride {
-		if s, valid := fsDecodeWatermarkSlot(data[off:]); valid && s.seq > w.seq {
+func decodeWatermark(data []byte) (w watermark, ok bool) {
+	for off := 0; off+watermarkLen <= len(data) && off <= watermarkStride; off += watermarkStride {
+		if s, valid := decodeWatermarkSlot(data[off:]); valid && s.seq > w.seq {
 			w, ok = s, true
 		}
 	}
 	return w, ok
 }
 
-// fsReadWatermark reads the watermark of a store directory; a missing file
-// or one without a valid slot gives the zero fsWatermark.
-func fsReadWatermark(dir string) (fsWatermark, error) {
-	f, err := os.Open(filepath.Join(dir, fsWatermarkName))
+// readWatermarkIn reads the watermark of a store directory; a missing file
+// or one without a valid slot gives the zero watermark.
+func readWatermarkIn(dir string) (watermark, error) {
+	f, err := os.Open(filepath.Join(dir, watermarkName))
 	if errors.Is(err, os.ErrNotExist) {
-		return fsWatermark{}, nil
+		return watermark{}, nil
 	}
 	if err != nil {
-		return fsWatermark{}, fmt.Errorf("whycache: filestore: %w", err)
+		return watermark{}, fmt.Errorf("whycache: filestore: %w", err)
 	}
 	defer f.Close()
-	return fsReadWatermarkFile(f)
+	return readWatermarkFile(f)
 }
 
-// fsReadWatermarkFile reads the watermark from an open file.
-func fsReadWatermarkFile(f *os.File) (fsWatermark, error) {
-	var buf [fsWatermarkSize]byte
+// readWatermarkFile reads the watermark from an open file.
+func readWatermarkFile(f *os.File) (watermark, error) {
+	var buf [watermarkSize]byte
 	n, err := f.ReadAt(buf[:], 0)
 	if err != nil && !errors.Is(err, io.EOF) {
-		return fsWatermark{}, fmt.Errorf("whycache: filestore: read %s: %w", f.Name(), err)
+		return watermark{}, fmt.Errorf("whycache: filestore: read %s: %w", f.Name(), err)
 	}
-	w, _ := fsDecodeWatermark(buf[:n])
+	w, _ := decodeWatermark(buf[:n])
 	return w, nil
 }
 
-// fsWatermarkWriter is the writer's handle on the watermark file. It is
+// watermarkWriter is the writer's handle on the watermark file. It is
 // used only under the writer lock.
-type fsWatermarkWriter struct {
+type watermarkWriter struct {
 	f   *os.File
 	seq uint64 // the sequence number of the last slot written or read
 }
 
 // open opens (creating) the watermark file of dir and returns the current
 // watermark.
-func (ww *fsWatermarkWriter) open(dir string, mode os.FileMode) (fsWatermark, error) {
+func (ww *watermarkWriter) open(dir string, mode os.FileMode) (watermark, error) {
 	ww.close()
-	f, err := os.OpenFile(filepath.Join(dir, fsWatermarkName), os.O_RDWR|os.O_CREATE, mode)
+	f, err := os.OpenFile(filepath.Join(dir, watermarkName), os.O_RDWR|os.O_CREATE, mode)
 	if err != nil {
-		return fsWatermark{}, fmt.Errorf("whycache: filestore: %w", err)
+		return watermark{}, fmt.Errorf("whycache: filestore: %w", err)
 	}
-	w, err := fsReadWatermarkFile(f)
+	w, err := readWatermarkFile(f)
 	if err != nil {
 		f.Close()
-		return fsWatermark{}, err
+		return watermark{}, err
 	}
 	ww.f, ww.seq = f, w.seq
 	return w, nil
@@ -153,18 +153,18 @@ func (ww *fsWatermarkWriter) open(dir string, mode os.FileMode) (fsWatermark, er
 // write records that segment name is acknowledged up to ack, by a commit
 // at time now under the MANIFEST of generation generation, in the slot
 // after the last one written.
-func (ww *fsWatermarkWriter) write(generation uint64, name string, ack fsAck, now time.Time) error {
-	first, gen, _ := fsParseSegmentName(name)
+func (ww *watermarkWriter) write(generation uint64, name string, ack ackedEnd, now time.Time) error {
+	first, gen, _ := parseSegmentName(name)
 	ww.seq++
-	w := fsWatermark{seq: ww.seq, generation: generation, segFirst: first, segGen: gen, ack: ack, time: now.UnixNano()}
-	if _, err := ww.f.WriteAt(w.encode(), int64(ww.seq%2)*fsWatermarkStride); err != nil {
+	w := watermark{seq: ww.seq, generation: generation, segFirst: first, segGen: gen, ack: ack, time: now.UnixNano()}
+	if _, err := ww.f.WriteAt(w.encode(), int64(ww.seq%2)*watermarkStride); err != nil {
 		return fmt.Errorf("whycache: filestore: write %s: %w", ww.f.Name(), err)
 	}
 	return nil
 }
 
 // close closes the file, if open.
-func (ww *fsWatermarkWriter) close() error {
+func (ww *watermarkWriter) close() error {
 	if ww.f == nil {
 		return nil
 	}
@@ -173,36 +173,36 @@ func (ww *fsWatermarkWriter) close() error {
 	return err
 }
 
-// fsWatermarkReader is a reader's handle on the watermark file, kept open
+// watermarkReader is a reader's handle on the watermark file, kept open
 // so that reading it costs one pread. It is reopened in each MANIFEST
 // epoch (a restored directory has another watermark file), and looked for
 // again while the file is missing.
-type fsWatermarkReader struct {
+type watermarkReader struct {
 	f     *os.File
 	epoch uint64
 }
 
 // read returns the watermark of dir as of MANIFEST epoch epoch (the zero
-// fsWatermark when there is none).
-func (r *fsWatermarkReader) read(dir string, epoch uint64) (fsWatermark, error) {
+// watermark when there is none).
+func (r *watermarkReader) read(dir string, epoch uint64) (watermark, error) {
 	if r.f != nil && r.epoch != epoch {
 		r.close()
 	}
 	if r.f == nil {
-		f, err := os.Open(filepath.Join(dir, fsWatermarkName))
+		f, err := os.Open(filepath.Join(dir, watermarkName))
 		if errors.Is(err, os.ErrNotExist) {
-			return fsWatermark{}, nil
+			return watermark{}, nil
 		}
 		if err != nil {
-			return fsWatermark{}, fmt.Errorf("whycache: filestore: %w", err)
+			return watermark{}, fmt.Errorf("whycache: filestore: %w", err)
 		}
 		r.f, r.epoch = f, epoch
 	}
-	return fsReadWatermarkFile(r.f)
+	return readWatermarkFile(r.f)
 }
 
 // close closes the file, if open.
-func (r *fsWatermarkReader) close() error {
+func (r *watermarkReader) close() error {
 	if r.f == nil {
 		return nil
 	}
