@@ -3,6 +3,7 @@ package whycache
 import (
 	"errors"
 
+	"github.com/whycache/whycache/internal/mysqlstore"
 	"github.com/whycache/whycache/internal/statedir"
 	"github.com/whycache/whycache/logstore"
 	"github.com/whycache/whycache/shm"
@@ -88,6 +89,16 @@ var (
 	// compacted past the snapshot): loading it would move keys back.
 	// SnapshotLoadOptions.Force loads it anyway.
 	ErrSnapshotBehind = errors.New("whycache: the snapshot is older than the live state")
+
+	// ErrCommitUnknown is returned (wrapped) by MySQLStore.Commit, and so
+	// by Set and its siblings on a MySQLStore, when the connection failed
+	// while the server was committing: the records may or may not be in
+	// the log. The message names the ids they hold and the nonce they
+	// carry if the commit took effect; a later Poll with After at the last
+	// of those ids and that nonce shows the truth (VerdictMatch if it did,
+	// even after newer single-key records replaced them). It is the MySQL
+	// store's own sentinel, so errors.Is matches either name.
+	ErrCommitUnknown = mysqlstore.ErrCommitUnknown
 )
 
 // logstoreSentinels maps the log layer's sentinels to this package's, so

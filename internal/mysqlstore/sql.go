@@ -1,4 +1,4 @@
-package whycache
+package mysqlstore
 
 import (
 	"strconv"
@@ -204,7 +204,7 @@ func myLimitsFor(packet int) logstore.Limits {
 }
 
 // myStatementBudget is the summed row cost one statement may carry.
-func (s *MySQLStore) myStatementBudget(packet int) int {
+func (s *Store) myStatementBudget(packet int) int {
 	b := packet - myStmtOverhead
 	if s.opts.MaxStatementBytes > 0 {
 		b = min(b, s.opts.MaxStatementBytes)

@@ -1,4 +1,4 @@
-package whycache
+package mysqlstore
 
 import (
 	"bytes"
@@ -46,7 +46,7 @@ type myCompactPending struct {
 // more than Limits().MaxRecordSize bytes (that record stays unchanged),
 // ErrNoLog when the tables or the meta row are missing (nothing is
 // changed then), server errors.
-func (s *MySQLStore) Compact(ctx context.Context, limit, horizon uint64, fn logstore.CompactFunc) (logstore.CompactStats, error) {
+func (s *Store) Compact(ctx context.Context, limit, horizon uint64, fn logstore.CompactFunc) (logstore.CompactStats, error) {
 	var stats logstore.CompactStats
 	if err := s.myCheck(ctx); err != nil {
 		return stats, err
@@ -128,7 +128,7 @@ func (s *MySQLStore) Compact(ctx context.Context, limit, horizon uint64, fn logs
 // myRaiseHorizon raises the horizon to at least horizon, then deletes the
 // marks below it but the latest one, in chunks of PageRows (each its own
 // statement, so commits, which insert marks far above, are not held up).
-func (s *MySQLStore) myRaiseHorizon(ctx context.Context, horizon uint64) error {
+func (s *Store) myRaiseHorizon(ctx context.Context, horizon uint64) error {
 	if err := s.myExec(ctx, s.q.raiseHorizon, horizon); err != nil {
 		return fmt.Errorf("whycache: mysqlstore: raise horizon: %w", s.myTxError(ctx, err))
 	}
@@ -144,7 +144,7 @@ func (s *MySQLStore) myRaiseHorizon(ctx context.Context, horizon uint64) error {
 
 // myDeleteChunks runs query (a DELETE ... LIMIT ? taking args, then the
 // chunk size) in autocommit until it deletes fewer rows than a chunk.
-func (s *MySQLStore) myDeleteChunks(ctx context.Context, query string, args ...any) error {
+func (s *Store) myDeleteChunks(ctx context.Context, query string, args ...any) error {
 	chunk := int64(s.opts.PageRows)
 	args = append(args, chunk)
 	for {
@@ -168,7 +168,7 @@ func (s *MySQLStore) myDeleteChunks(ctx context.Context, query string, args ...a
 
 // myCompactFlush writes the pending decisions in one transaction and
 // empties pend.
-func (s *MySQLStore) myCompactFlush(ctx context.Context, pend *myCompactPending) error {
+func (s *Store) myCompactFlush(ctx context.Context, pend *myCompactPending) error {
 	if len(pend.drops) == 0 && len(pend.updates) == 0 {
 		return nil
 	}
@@ -183,7 +183,7 @@ func (s *MySQLStore) myCompactFlush(ctx context.Context, pend *myCompactPending)
 
 // myCompactWrite runs the statements of pend in tx: guarded multi-row
 // DELETEs, then one guarded UPDATE per replaced record.
-func (s *MySQLStore) myCompactWrite(ctx context.Context, tx *sql.Tx, pend *myCompactPending) error {
+func (s *Store) myCompactWrite(ctx context.Context, tx *sql.Tx, pend *myCompactPending) error {
 	for start := 0; start < len(pend.drops); start += s.opts.MaxStatementRows {
 		chunk := pend.drops[start:min(start+s.opts.MaxStatementRows, len(pend.drops))]
 		args := make([]any, 0, 4*len(chunk))
@@ -222,7 +222,7 @@ func (s *MySQLStore) myCompactWrite(ctx context.Context, tx *sql.Tx, pend *myCom
 // sees the new identity never sees a record or mark of the old one.
 // Errors: ErrNoLog when the tables or the meta row are missing (nothing is
 // deleted then), ErrClosed, the context's, the server's.
-func (s *MySQLStore) Reset(ctx context.Context) error {
+func (s *Store) Reset(ctx context.Context) error {
 	if err := s.myCheck(ctx); err != nil {
 		return err
 	}
@@ -252,7 +252,7 @@ func (s *MySQLStore) Reset(ctx context.Context) error {
 
 // myResetTx locks the counter row, deletes every record and mark and sets
 // the new identity.
-func (s *MySQLStore) myResetTx(ctx context.Context, tx *sql.Tx, id logstore.LogID) error {
+func (s *Store) myResetTx(ctx context.Context, tx *sql.Tx, id logstore.LogID) error {
 	var next uint64
 	if err := tx.QueryRowContext(ctx, s.q.lockCounter).Scan(&next); err != nil {
 		if myMissing(err) {

@@ -1,4 +1,4 @@
-package whycache
+package mysqlstore
 
 import (
 	"context"
@@ -32,7 +32,7 @@ func TestMySQLPollSnapshotAtRate(t *testing.T) {
 	if testing.Short() {
 		run = 2 * time.Second
 	}
-	s, _ := mysqlTestStore(t, MySQLStoreOptions{})
+	s, _ := mysqlTestStore(t, Options{})
 	ctx := context.Background()
 
 	type write struct {
@@ -45,7 +45,7 @@ func TestMySQLPollSnapshotAtRate(t *testing.T) {
 	var wg sync.WaitGroup
 	errs := make(chan error, writers+1)
 	for w := range writers {
-		ws := mysqlTestStoreOn(t, mysqltest.DB(t), s.Table(), MySQLStoreOptions{})
+		ws := mysqlTestStoreOn(t, mysqltest.DB(t), s.Table(), Options{})
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -77,7 +77,7 @@ func TestMySQLPollSnapshotAtRate(t *testing.T) {
 		state  map[string]string
 	}
 	var polls []seen
-	reader := mysqlTestStoreOn(t, mysqltest.DB(t), s.Table(), MySQLStoreOptions{})
+	reader := mysqlTestStoreOn(t, mysqltest.DB(t), s.Table(), Options{})
 	state := map[string]string{}
 	var pos logstore.Position
 	// Run for the planned time, and on a loaded machine (the race detector,
@@ -211,7 +211,7 @@ func TestMySQLPollOneStatement(t *testing.T) {
 	// One Poll is one request and one round trip, whatever it delivers and
 	// whether it looks up a trace, once its statement is prepared on the
 	// connection.
-	s, _ := mysqlTestStore(t, MySQLStoreOptions{})
+	s, _ := mysqlTestStore(t, Options{})
 	ctx := context.Background()
 	var commits []logstore.Committed
 	for i := range 5 {
@@ -222,7 +222,7 @@ func TestMySQLPollOneStatement(t *testing.T) {
 		commits = append(commits, c)
 	}
 	db, writes, trips := mysqlCountingDB(t)
-	p := mysqlTestStoreOn(t, db, s.Table(), MySQLStoreOptions{})
+	p := mysqlTestStoreOn(t, db, s.Table(), Options{})
 	poll := func(after logstore.Position, max int) logstore.PollResult {
 		t.Helper()
 		res, err := p.Poll(ctx, logstore.PollRequest{After: after, Max: max}, func(logstore.Entry) error { return nil })

@@ -1,4 +1,4 @@
-package whycache
+package mysqlstore
 
 import (
 	"context"
@@ -52,7 +52,7 @@ type myPollPage struct {
 // message says why, and names a table in Python whycache's layout),
 // ErrCorrupt for a damaged meta row, ErrClosed, the context's, the
 // server's, or fn's as is.
-func (s *MySQLStore) Poll(ctx context.Context, req logstore.PollRequest, fn func(logstore.Entry) error) (logstore.PollResult, error) {
+func (s *Store) Poll(ctx context.Context, req logstore.PollRequest, fn func(logstore.Entry) error) (logstore.PollResult, error) {
 	if err := s.myCheck(ctx); err != nil {
 		return logstore.PollResult{}, err
 	}
@@ -111,7 +111,7 @@ func (s *MySQLStore) Poll(ctx context.Context, req logstore.PollRequest, fn func
 }
 
 // myPollLimit returns the rows the next Poll asks for.
-func (s *MySQLStore) myPollLimit() int {
+func (s *Store) myPollLimit() int {
 	if n := s.pollN.Load(); n > 0 {
 		return int(n)
 	}
@@ -121,7 +121,7 @@ func (s *MySQLStore) myPollLimit() int {
 // myPollAdapt sets the rows later polls ask for: as many as fitted in
 // PageBytes after a page was cut, and twice as many (up to PageRows) after
 // a full page of less than half PageBytes.
-func (s *MySQLStore) myPollAdapt(p *myPollPage, limit int) {
+func (s *Store) myPollAdapt(p *myPollPage, limit int) {
 	switch {
 	case p.cut:
 		s.pollN.Store(int64(max(len(p.ids), 1)))
@@ -132,7 +132,7 @@ func (s *MySQLStore) myPollAdapt(p *myPollPage, limit int) {
 
 // myPollQuery runs the Poll statement for the records after after, at most
 // limit+1 of them (the extra one tells that there are more).
-func (s *MySQLStore) myPollQuery(ctx context.Context, after logstore.Position, limit int) (*myPollPage, error) {
+func (s *Store) myPollQuery(ctx context.Context, after logstore.Position, limit int) (*myPollPage, error) {
 	st, err := s.myStmt(ctx, s.q.poll)
 	if err != nil {
 		return nil, s.myPollError(ctx, err)
@@ -169,7 +169,7 @@ func (s *MySQLStore) myPollQuery(ctx context.Context, after logstore.Position, l
 }
 
 // myPollRead reads the rows of the Poll statement into p.
-func (s *MySQLStore) myPollRead(rows *sql.Rows, p *myPollPage, after uint64) error {
+func (s *Store) myPollRead(rows *sql.Rows, p *myPollPage, after uint64) error {
 	for rows.Next() {
 		var kind int
 		var id, nonce, horizon, us uint64
@@ -210,7 +210,7 @@ func (s *MySQLStore) myPollRead(rows *sql.Rows, p *myPollPage, after uint64) err
 
 // myPollError maps an error of the Poll statement: missing tables or
 // columns are ErrNoLog, a statement closed by Close is ErrClosed.
-func (s *MySQLStore) myPollError(ctx context.Context, err error) error {
+func (s *Store) myPollError(ctx context.Context, err error) error {
 	switch {
 	case myMissing(err):
 		return s.myNoLog(ctx, "poll", err)

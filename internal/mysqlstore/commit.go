@@ -1,4 +1,4 @@
-package whycache
+package mysqlstore
 
 import (
 	"context"
@@ -9,11 +9,11 @@ import (
 	"github.com/whycache/whycache/logstore"
 )
 
-// myReqState is where a Commit call's request is; guarded by MySQLStore.mu.
+// myReqState is where a Commit call's request is; guarded by Store.mu.
 type myReqState int
 
 const (
-	myReqQueued  myReqState = iota // in MySQLStore.queue
+	myReqQueued  myReqState = iota // in Store.queue
 	myReqTaken                     // in a transaction in flight; the result will come
 	myReqDropped                   // removed by Close; ErrClosed will come
 )
@@ -24,7 +24,7 @@ type myCommitReq struct {
 	expect  logstore.LogID    // the identity the caller expects; zero for any
 	records []logstore.Record // the caller's; not retained after done is sent
 	bytes   int               // summed contents length
-	state   myReqState        // guarded by MySQLStore.mu
+	state   myReqState        // guarded by Store.mu
 	done    chan myCommitResult
 }
 
@@ -60,7 +60,7 @@ type myCommitResult struct {
 // transaction's outcome (which is aborted when every call sharing it has
 // given up). Commit with no records checks expect and returns First = Last
 // = LatestUpdateID and nonce 0.
-func (s *MySQLStore) Commit(ctx context.Context, expect logstore.LogID, records []logstore.Record) (logstore.Committed, error) {
+func (s *Store) Commit(ctx context.Context, expect logstore.LogID, records []logstore.Record) (logstore.Committed, error) {
 	if err := s.myCheck(ctx); err != nil {
 		return logstore.Committed{}, err
 	}
@@ -97,7 +97,7 @@ func (s *MySQLStore) Commit(ctx context.Context, expect logstore.LogID, records 
 
 // myCommitNothing is Commit without records: it reads the identity and
 // the latest id.
-func (s *MySQLStore) myCommitNothing(ctx context.Context, expect logstore.LogID) (logstore.Committed, error) {
+func (s *Store) myCommitNothing(ctx context.Context, expect logstore.LogID) (logstore.Committed, error) {
 	var id []byte
 	var next uint64
 	err := s.db.QueryRowContext(ctx, s.q.identity).Scan(&id, &next)
@@ -117,7 +117,7 @@ func (s *MySQLStore) myCommitNothing(ctx context.Context, expect logstore.LogID)
 
 // myEnqueue queues req for the committer, starting one if none runs, and
 // waits for the outcome.
-func (s *MySQLStore) myEnqueue(req *myCommitReq) (logstore.Committed, error) {
+func (s *Store) myEnqueue(req *myCommitReq) (logstore.Committed, error) {
 	s.mu.Lock()
 	if s.closed.Load() {
 		s.mu.Unlock()
@@ -157,7 +157,7 @@ func (s *MySQLStore) myEnqueue(req *myCommitReq) (logstore.Committed, error) {
 
 // myCommitter runs transactions for queued requests until the queue is
 // empty, then exits; myEnqueue starts a new one when needed.
-func (s *MySQLStore) myCommitter() {
+func (s *Store) myCommitter() {
 	defer s.wg.Done()
 	for {
 		// Let the callers just answered queue their next calls first, so
@@ -197,7 +197,7 @@ func (s *MySQLStore) myCommitter() {
 // order within MaxBatchRows and MaxBatchBytes, at least one, and none
 // after a request that expects another log identity than an earlier one
 // (the transaction checks one identity).
-func (s *MySQLStore) myTakeLocked() []*myCommitReq {
+func (s *Store) myTakeLocked() []*myCommitReq {
 	rows, bytes, n := 0, 0, 0
 	var expect logstore.LogID
 	for _, r := range s.queue {

@@ -1,4 +1,4 @@
-package whycache
+package mysqlstore
 
 import (
 	"context"
@@ -18,7 +18,7 @@ func TestMySQLGroupCommitExpectations(t *testing.T) {
 	// [wrong, none] and [right]; the wrong call fails and commits nothing,
 	// the call that shared its transaction is committed alone, and the
 	// calls of one transaction share its nonce.
-	s, _ := mysqlTestStore(t, MySQLStoreOptions{})
+	s, _ := mysqlTestStore(t, Options{})
 	ctx := context.Background()
 	in, err := s.Info(ctx)
 	if err != nil {
@@ -110,7 +110,7 @@ func TestMySQLGroupCommitExpectations(t *testing.T) {
 }
 
 // mysqlMarks returns the marks of a log as last id -> nonce.
-func mysqlMarks(t *testing.T, s *MySQLStore) map[uint64]uint64 {
+func mysqlMarks(t *testing.T, s *Store) map[uint64]uint64 {
 	t.Helper()
 	rows, err := s.db.Query("SELECT last_id, nonce FROM `" + s.Table() + "_marks`")
 	if err != nil {
@@ -144,7 +144,7 @@ func mysqlVerdict(t *testing.T, s logstore.Store, after logstore.Position) logst
 func TestMySQLMarks(t *testing.T) {
 	// One mark per commit transaction; raising the horizon prunes the marks
 	// below it but the latest; Reset deletes them all.
-	s, _ := mysqlTestStore(t, MySQLStoreOptions{PageRows: 2})
+	s, _ := mysqlTestStore(t, Options{PageRows: 2})
 	ctx := context.Background()
 	var commits []logstore.Committed
 	for i := range 10 {
@@ -233,13 +233,13 @@ func TestMySQLCommitIdentityInTransaction(t *testing.T) {
 	// commit's transaction begins: the commit, expecting the old identity,
 	// must fail and leave nothing in the new log. A check before the
 	// transaction would pass and commit into the new log.
-	s, db := mysqlTestStore(t, MySQLStoreOptions{})
+	s, db := mysqlTestStore(t, Options{})
 	ctx := context.Background()
 	old, err := s.Info(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	other := mysqlTestStoreOn(t, mysqltest.DB(t), s.Table(), MySQLStoreOptions{})
+	other := mysqlTestStoreOn(t, mysqltest.DB(t), s.Table(), Options{})
 	var once sync.Once
 	s.hookBatch = func(int, int) {
 		once.Do(func() {

@@ -1,4 +1,4 @@
-package whycache
+package mysqlstore
 
 import (
 	"bytes"
@@ -59,15 +59,15 @@ func TestMySQLGroupCommit(t *testing.T) {
 	const goroutines, perGoroutine = 64, 8
 	for _, tc := range []struct {
 		name        string
-		opts        MySQLStoreOptions
+		opts        Options
 		minSize     int // record sizes
 		maxSize     int
 		stmtBudget  int // the statement byte budget the options imply
 		wantGrouped bool
 	}{
-		{"row and byte caps", MySQLStoreOptions{MaxStatementRows: 7, MaxStatementBytes: 600, MaxBatchRows: 100}, 10, 150, 600, true},
-		{"small max packet", MySQLStoreOptions{MaxAllowedPacket: 8192}, 200, 1500, 8192 - myStmtOverhead, true},
-		{"no group commit", MySQLStoreOptions{NoGroupCommit: true, MaxStatementRows: 2}, 10, 100, 1 << 30, false},
+		{"row and byte caps", Options{MaxStatementRows: 7, MaxStatementBytes: 600, MaxBatchRows: 100}, 10, 150, 600, true},
+		{"small max packet", Options{MaxAllowedPacket: 8192}, 200, 1500, 8192 - myStmtOverhead, true},
+		{"no group commit", Options{NoGroupCommit: true, MaxStatementRows: 2}, 10, 100, 1 << 30, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s, _ := mysqlTestStore(t, tc.opts)
@@ -173,7 +173,7 @@ func TestMySQLGroupCommit(t *testing.T) {
 func TestMySQLGroupCommitCancel(t *testing.T) {
 	// A call whose context ends while it waits in the queue returns at
 	// once and commits nothing; the others in the queue are unaffected.
-	s, _ := mysqlTestStore(t, MySQLStoreOptions{})
+	s, _ := mysqlTestStore(t, Options{})
 	ctx := context.Background()
 	hold, release := make(chan struct{}), make(chan struct{})
 	var once sync.Once

@@ -1,4 +1,4 @@
-package whycache
+package mysqlstore
 
 import (
 	"bytes"
@@ -187,7 +187,7 @@ func TestMySQLHeldTransaction(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx := context.Background()
-			sA, adminDB := mysqlTestStore(t, MySQLStoreOptions{})
+			sA, adminDB := mysqlTestStore(t, Options{})
 			table := sA.Table()
 			hold := make(chan [2]uint64, 1)
 			release := make(chan struct{})
@@ -202,12 +202,12 @@ func TestMySQLHeldTransaction(t *testing.T) {
 				return nil
 			}
 			var bVars []string
-			bOpts := MySQLStoreOptions{}
+			bOpts := Options{}
 			if tc.timeout {
 				bVars = []string{"innodb_lock_wait_timeout", "1"}
-				bOpts = MySQLStoreOptions{MaxAttempts: 1}
+				bOpts = Options{MaxAttempts: 1}
 				if tc.retries {
-					bOpts = MySQLStoreOptions{MaxAttempts: 100, RetryBaseDelay: 10 * time.Millisecond, RetryMaxDelay: 20 * time.Millisecond}
+					bOpts = Options{MaxAttempts: 100, RetryBaseDelay: 10 * time.Millisecond, RetryMaxDelay: 20 * time.Millisecond}
 				}
 			}
 			sB := mysqlTestStoreOn(t, mysqltest.DB(t, bVars...), table, bOpts)
@@ -218,7 +218,7 @@ func TestMySQLHeldTransaction(t *testing.T) {
 				default:
 				}
 			}
-			poller := mysqlStartPoller(t, mysqlTestStoreOn(t, mysqltest.DB(t), table, MySQLStoreOptions{}))
+			poller := mysqlStartPoller(t, mysqlTestStoreOn(t, mysqltest.DB(t), table, Options{}))
 			t.Cleanup(releaseA) // first: the stores' Close waits for A
 
 			// Something before, so the poller has a position.

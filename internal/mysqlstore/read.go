@@ -1,4 +1,4 @@
-package whycache
+package mysqlstore
 
 import (
 	"context"
@@ -16,7 +16,7 @@ import (
 // the server for max_allowed_packet (waiting up to 5 s) unless the options
 // gave it; if the server cannot be asked, it assumes 4 MiB and asks again
 // next time.
-func (s *MySQLStore) Limits() logstore.Limits {
+func (s *Store) Limits() logstore.Limits {
 	ctx, cancel := context.WithTimeout(context.Background(), myLimitsDeadline*time.Second)
 	defer cancel()
 	p, err := s.myPacket(ctx)
@@ -32,7 +32,7 @@ func (s *MySQLStore) Limits() logstore.Limits {
 // writes (it works on a replica). Errors: ErrNoLog when the meta row or
 // table is missing, ErrCorrupt for next_id 0, ErrClosed, the context's,
 // the server's.
-func (s *MySQLStore) LatestUpdateID(ctx context.Context) (uint64, error) {
+func (s *Store) LatestUpdateID(ctx context.Context) (uint64, error) {
 	if err := s.myCheck(ctx); err != nil {
 		return 0, err
 	}
@@ -53,7 +53,7 @@ func (s *MySQLStore) LatestUpdateID(ctx context.Context) (uint64, error) {
 // It never writes (it works on a replica). Errors: ErrNoLog when the meta
 // row or table is missing, ErrCorrupt for a malformed identity, ErrClosed,
 // the context's, the server's.
-func (s *MySQLStore) Info(ctx context.Context) (logstore.Info, error) {
+func (s *Store) Info(ctx context.Context) (logstore.Info, error) {
 	if err := s.myCheck(ctx); err != nil {
 		return logstore.Info{}, err
 	}
@@ -74,7 +74,7 @@ func (s *MySQLStore) Info(ctx context.Context) (logstore.Info, error) {
 
 // myLogID converts the log_id column; a wrong length or the zero identity
 // is ErrCorrupt.
-func (s *MySQLStore) myLogID(b []byte) (logstore.LogID, error) {
+func (s *Store) myLogID(b []byte) (logstore.LogID, error) {
 	var id logstore.LogID
 	if len(b) != len(id) {
 		return id, fmt.Errorf("meta row of %s has a log id of %d bytes: %w", s.table, len(b), logstore.ErrCorrupt)
@@ -92,7 +92,7 @@ func (s *MySQLStore) myLogID(b []byte) (logstore.LogID, error) {
 // calls fn with no connection held, so fn may call into this or any other
 // store. contents is valid only during the call. An error from fn is
 // returned as is; ctx is checked between pages and records.
-func (s *MySQLStore) ReadUpdates(ctx context.Context, low, high uint64, fn func(id uint64, contents []byte) error) error {
+func (s *Store) ReadUpdates(ctx context.Context, low, high uint64, fn func(id uint64, contents []byte) error) error {
 	if err := s.myCheck(ctx); err != nil {
 		return err
 	}
@@ -133,7 +133,7 @@ type myPager struct {
 
 // myNewPager returns a pager over [low, high]. Ids never exceed MaxInt64
 // (the counter is read through LAST_INSERT_ID), so high is clamped there.
-func (s *MySQLStore) myNewPager(low, high uint64) *myPager {
+func (s *Store) myNewPager(low, high uint64) *myPager {
 	return &myPager{low: max(low, 1), high: min(high, math.MaxInt64), limit: s.opts.PageRows}
 }
 
@@ -150,7 +150,7 @@ func (r *myPager) contents(i int) []byte {
 // end of the range. A page stops early once it buffers PageBytes; the
 // following pages then ask for fewer rows, and grow back when they are
 // small again.
-func (r *myPager) next(ctx context.Context, s *MySQLStore, q myQuerier) (int, error) {
+func (r *myPager) next(ctx context.Context, s *Store, q myQuerier) (int, error) {
 	r.ids, r.ends, r.data = r.ids[:0], r.ends[:0], r.data[:0]
 	if r.low > r.high {
 		return 0, nil

@@ -1,4 +1,4 @@
-package whycache
+package mysqlstore
 
 import (
 	"context"
@@ -100,7 +100,7 @@ func TestMySQLOutage(t *testing.T) {
 	table := mysqltest.Table(t, admin)
 	tracker := &mysqlTrackingConnector{Connector: mysqltest.Connector(t)}
 	db := mysqltest.Open(t, tracker)
-	s := mysqlTestStoreOn(t, db, table, MySQLStoreOptions{MaxBatchRows: 20})
+	s := mysqlTestStoreOn(t, db, table, Options{MaxBatchRows: 20})
 	if err := s.CreateTable(ctx); err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package whycache
+package mysqlstore
 
 import (
 	"context"
@@ -42,7 +42,7 @@ var myServerVars = []struct{ name, query string }{
 // parallel without preserving commit order, and tables that are missing
 // or not InnoDB. It changes nothing (Check verifies the log's contents).
 // The error reports a failed query.
-func (s *MySQLStore) CheckServer(ctx context.Context) ([]string, error) {
+func (s *Store) CheckServer(ctx context.Context) ([]string, error) {
 	if err := s.myCheck(ctx); err != nil {
 		return nil, err
 	}
@@ -74,7 +74,7 @@ func (s *MySQLStore) CheckServer(ctx context.Context) ([]string, error) {
 
 // myEngines returns the storage engine of the log, meta and marks tables
 // by lower-case name.
-func (s *MySQLStore) myEngines(ctx context.Context, conn *sql.Conn) (map[string]string, error) {
+func (s *Store) myEngines(ctx context.Context, conn *sql.Conn) (map[string]string, error) {
 	rows, err := conn.QueryContext(ctx,
 		"SELECT TABLE_NAME, COALESCE(ENGINE, '') FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME IN (?, ?, ?)",
 		s.table, s.table+"_meta", s.table+"_marks")

@@ -1,4 +1,4 @@
-package whycache
+package mysqlstore
 
 import (
 	"bytes"
@@ -64,7 +64,7 @@ func TestMySQLRestoreDump(t *testing.T) {
 	dumpTool, clientTool := mysqlClientTools(t)
 	for _, after := range []int{0, 1, 3, 40} {
 		t.Run(fmt.Sprintf("%d commits after the restore", after), func(t *testing.T) {
-			s, _ := mysqlTestStore(t, MySQLStoreOptions{})
+			s, _ := mysqlTestStore(t, Options{})
 			ctx := context.Background()
 			commit := func(s logstore.Store, tag string, n int) logstore.Committed {
 				t.Helper()
@@ -116,14 +116,14 @@ func TestMySQLRestoreDump(t *testing.T) {
 				t.Fatalf("%s < dump: %v: %s", clientTool, err, stderr.String())
 			}
 
-			r := mysqlTestStoreOn(t, mysqltest.DB(t), s.Table(), MySQLStoreOptions{}) // a process opening the restored log
+			r := mysqlTestStoreOn(t, mysqltest.DB(t), s.Table(), Options{}) // a process opening the restored log
 			var last logstore.Committed
 			for i := range after {
 				last = commit(r, fmt.Sprint("new", i), 1+i%2)
 			}
 			// The old handle (statements prepared before the restore) and
 			// the new one judge alike.
-			for _, h := range []*MySQLStore{r, s} {
+			for _, h := range []*Store{r, s} {
 				res, err := h.Poll(ctx, logstore.PollRequest{}, func(logstore.Entry) error { return nil })
 				if err != nil {
 					t.Fatal(err)

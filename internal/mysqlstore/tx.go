@@ -1,4 +1,4 @@
-package whycache
+package mysqlstore
 
 import (
 	"context"
@@ -54,7 +54,7 @@ func myRetryable(err error) bool {
 // retryable, or MaxAttempts is reached, sleeping a jittered exponential
 // backoff between attempts. fn must leave nothing behind when it fails
 // (a transaction it began is rolled back).
-func (s *MySQLStore) myRetry(ctx context.Context, fn func(context.Context) error) error {
+func (s *Store) myRetry(ctx context.Context, fn func(context.Context) error) error {
 	for attempt := 1; ; attempt++ {
 		err := fn(ctx)
 		if err == nil || !myRetryable(err) || attempt >= s.opts.MaxAttempts {
@@ -80,7 +80,7 @@ func (s *MySQLStore) myRetry(ctx context.Context, fn func(context.Context) error
 // transaction again (as myRetry does) when the server reports a deadlock
 // or lock wait timeout. fn's error rolls the transaction back and is
 // returned.
-func (s *MySQLStore) myInTx(ctx context.Context, fn func(context.Context, *sql.Tx) error) error {
+func (s *Store) myInTx(ctx context.Context, fn func(context.Context, *sql.Tx) error) error {
 	return s.myRetry(ctx, func(ctx context.Context) error {
 		tx, err := s.db.BeginTx(ctx, nil)
 		if err != nil {
@@ -101,7 +101,7 @@ func (s *MySQLStore) myInTx(ctx context.Context, fn func(context.Context, *sql.T
 // committed without them. If the server refuses the shared transaction,
 // each request is tried alone, so one bad request does not fail the
 // others.
-func (s *MySQLStore) myRunBatch(ctx context.Context, batch []*myCommitReq) {
+func (s *Store) myRunBatch(ctx context.Context, batch []*myCommitReq) {
 	expect := myBatchExpect(batch)
 	var first, nonce uint64
 	err := s.myRetry(ctx, func(ctx context.Context) error {
@@ -182,7 +182,7 @@ func myBatchExpect(batch []*myCommitReq) logstore.LogID {
 // Errors before COMMIT leave nothing committed (the transaction is rolled
 // back). A COMMIT that fails on a broken connection returns
 // *myUnknownError. Missing tables or columns are ErrNoLog.
-func (s *MySQLStore) myCommitTx(ctx context.Context, batch []*myCommitReq, expect logstore.LogID) (first, nonce uint64, err error) {
+func (s *Store) myCommitTx(ctx context.Context, batch []*myCommitReq, expect logstore.LogID) (first, nonce uint64, err error) {
 	total := 0
 	for _, r := range batch {
 		total += len(r.records)
@@ -261,7 +261,7 @@ func (s *MySQLStore) myCommitTx(ctx context.Context, batch []*myCommitReq, expec
 
 // myTxError returns err, or the ErrNoLog error when err says a table or
 // column is missing.
-func (s *MySQLStore) myTxError(ctx context.Context, err error) error {
+func (s *Store) myTxError(ctx context.Context, err error) error {
 	if myMissing(err) {
 		return s.myNoLog(ctx, "commit", err)
 	}
@@ -271,7 +271,7 @@ func (s *MySQLStore) myTxError(ctx context.Context, err error) error {
 // myNoCounter finds out, in tx, why the counter UPDATE changed no row: the
 // meta row is missing (ErrNoLog) or has another identity
 // (*myMismatchError).
-func (s *MySQLStore) myNoCounter(ctx context.Context, tx *sql.Tx, expect logstore.LogID) error {
+func (s *Store) myNoCounter(ctx context.Context, tx *sql.Tx, expect logstore.LogID) error {
 	var have []byte
 	err := tx.QueryRowContext(ctx, s.q.identity+" FOR UPDATE").Scan(&have, new(uint64))
 	switch {
@@ -293,7 +293,7 @@ func (s *MySQLStore) myNoCounter(ctx context.Context, tx *sql.Tx, expect logstor
 // myInsertRows REPLACEs the records of batch with ids from first on and
 // the commit's nonce, split into statements of at most MaxStatementRows
 // rows and the statement byte budget.
-func (s *MySQLStore) myInsertRows(ctx context.Context, tx *sql.Tx, batch []*myCommitReq, first, nonce uint64, total, packet int) error {
+func (s *Store) myInsertRows(ctx context.Context, tx *sql.Tx, batch []*myCommitReq, first, nonce uint64, total, packet int) error {
 	recs := make([]logstore.Record, 0, total)
 	costs := make([]int, 0, total)
 	for _, r := range batch {

@@ -1,4 +1,4 @@
-package whycache
+package mysqlstore
 
 import (
 	"context"
@@ -78,7 +78,7 @@ func mysqlReadOnlyDB(t *testing.T) *sql.DB {
 
 // mysqlCallAll calls every method of s that needs the log and returns
 // their errors by name.
-func mysqlCallAll(s *MySQLStore) map[string]error {
+func mysqlCallAll(s *Store) map[string]error {
 	ctx := context.Background()
 	var some logstore.LogID
 	some[0] = 1
@@ -123,7 +123,7 @@ func TestMySQLMissingMetaRow(t *testing.T) {
 	// primary or through a read-only pool: they all say to run
 	// init-schema. CreateTable then makes a new identity and keeps ids
 	// above every id ever committed, even one whose record is gone.
-	s, db := mysqlTestStore(t, MySQLStoreOptions{})
+	s, db := mysqlTestStore(t, Options{})
 	ctx := context.Background()
 	before, err := s.Info(ctx)
 	if err != nil {
@@ -145,7 +145,7 @@ func TestMySQLMissingMetaRow(t *testing.T) {
 	}
 	meta := "SELECT COUNT(*) FROM `" + s.Table() + "_meta`"
 	mysqlExpectNoLog(t, mysqlCallAll(s), "the meta row of "+s.Table()+"_meta does not exist; "+mysqlInitHint)
-	replica := mysqlTestStoreOn(t, mysqlReadOnlyDB(t), s.Table(), MySQLStoreOptions{})
+	replica := mysqlTestStoreOn(t, mysqlReadOnlyDB(t), s.Table(), Options{})
 	reads := mysqlCallAll(replica)
 	for name := range reads {
 		if strings.HasPrefix(name, "Commit") { // the replica refuses them first
@@ -184,7 +184,7 @@ func TestMySQLMissingTables(t *testing.T) {
 	// missing, and nothing creates them but CreateTable.
 	db := mysqltest.DB(t)
 	table := mysqltest.Table(t, db)
-	s := mysqlTestStoreOn(t, db, table, MySQLStoreOptions{})
+	s := mysqlTestStoreOn(t, db, table, Options{})
 	mysqlExpectNoLog(t, mysqlCallAll(s), "does not exist; "+mysqlInitHint)
 	if err := s.ReadUpdates(context.Background(), 1, 10, func(uint64, []byte) error { return nil }); !errors.Is(err, logstore.ErrNoLog) {
 		t.Errorf("ReadUpdates: %v, want ErrNoLog", err)
@@ -199,7 +199,7 @@ func TestMySQLMissingTables(t *testing.T) {
 	if _, err := db.Exec("DROP TABLE `" + table + "_marks`"); err != nil {
 		t.Fatal(err)
 	}
-	s2 := mysqlTestStoreOn(t, db, table, MySQLStoreOptions{})
+	s2 := mysqlTestStoreOn(t, db, table, Options{})
 	for name, err := range map[string]error{
 		"Poll": func() error {
 			_, err := s2.Poll(context.Background(), logstore.PollRequest{}, func(logstore.Entry) error { return nil })
@@ -219,13 +219,13 @@ func TestMySQLMissingTables(t *testing.T) {
 func TestMySQLReadOnlyPool(t *testing.T) {
 	// Every read method works through a pool that cannot write (a
 	// replica); writes are refused by the server.
-	s, _ := mysqlTestStore(t, MySQLStoreOptions{})
+	s, _ := mysqlTestStore(t, Options{})
 	ctx := context.Background()
 	c, err := s.Commit(ctx, logstore.LogID{}, []logstore.Record{{Contents: mysqlRecord(t, "a", "1")}, {Contents: mysqlRecord(t, "b", "2")}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	ro := mysqlTestStoreOn(t, mysqlReadOnlyDB(t), s.Table(), MySQLStoreOptions{})
+	ro := mysqlTestStoreOn(t, mysqlReadOnlyDB(t), s.Table(), Options{})
 	if _, err := ro.Info(ctx); err != nil {
 		t.Errorf("Info: %v", err)
 	}
@@ -255,7 +255,7 @@ func TestMySQLCreateTableAdopts(t *testing.T) {
 	ctx := context.Background()
 	db := mysqltest.DB(t)
 	table := mysqltest.Table(t, db)
-	schema, err := MySQLSchemaFor(table)
+	schema, err := testSchema.For(table)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -266,7 +266,7 @@ func TestMySQLCreateTableAdopts(t *testing.T) {
 		mysqlRecord(t, "three", "3"), mysqlRecord(t, "k", "7")); err != nil {
 		t.Fatal(err)
 	}
-	s := mysqlTestStoreOn(t, db, table, MySQLStoreOptions{})
+	s := mysqlTestStoreOn(t, db, table, Options{})
 	if _, err := s.LatestUpdateID(ctx); !errors.Is(err, logstore.ErrNoLog) {
 		t.Fatalf("LatestUpdateID before CreateTable: %v, want ErrNoLog", err)
 	}
@@ -332,7 +332,7 @@ func TestMySQLForeignTableRefused(t *testing.T) {
 					}
 				}
 			}
-			s := mysqlTestStoreOn(t, db, table, MySQLStoreOptions{})
+			s := mysqlTestStoreOn(t, db, table, Options{})
 			err := s.CreateTable(ctx)
 			if !errors.Is(err, logstore.ErrNoLog) || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("CreateTable: %v; want ErrNoLog saying %q", err, tc.want)
@@ -349,11 +349,11 @@ func TestMySQLForeignTableRefused(t *testing.T) {
 }
 
 // mysqlV1Tables creates the tables of the previous version of the schema
-// (testdata/mysql_schema_v1.sql: no nonces, no marks) with a meta row and
+// (testdata/schema_v1.sql: no nonces, no marks) with a meta row and
 // records as that version wrote them, and returns the identity.
 func mysqlV1Tables(t *testing.T, db *sql.DB, table string, records [][]byte) logstore.LogID {
 	t.Helper()
-	v1, err := os.ReadFile("testdata/mysql_schema_v1.sql")
+	v1, err := os.ReadFile("testdata/schema_v1.sql")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -388,7 +388,7 @@ func TestMySQLUpgradeInPlace(t *testing.T) {
 	old := [][]byte{mysqlRecord(t, "a", "1"), mysqlRecord(t, "b", "2"), mysqlRecord(t, "c", "3")}
 	id := mysqlV1Tables(t, db, table, old)
 
-	s := mysqlTestStoreOn(t, db, table, MySQLStoreOptions{})
+	s := mysqlTestStoreOn(t, db, table, Options{})
 	// Before the upgrade the store says so.
 	for name, err := range map[string]error{
 		"Poll": func() error {
@@ -405,7 +405,7 @@ func TestMySQLUpgradeInPlace(t *testing.T) {
 	var wg sync.WaitGroup
 	errs := make(chan error, 6)
 	for range 6 {
-		other := mysqlTestStoreOn(t, mysqltest.DB(t), table, MySQLStoreOptions{})
+		other := mysqlTestStoreOn(t, mysqltest.DB(t), table, Options{})
 		wg.Add(1)
 		go func() {
 			defer wg.Done()

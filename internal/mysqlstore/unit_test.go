@@ -1,4 +1,4 @@
-package whycache
+package mysqlstore
 
 import (
 	"reflect"
@@ -33,24 +33,24 @@ func TestMySQLTableNames(t *testing.T) {
 		{"tbl\u00e9", false},
 		{"t/*x*/", false},
 	} {
-		_, err := NewMySQLStore(nil, tc.name)
+		_, err := New(nil, tc.name, testSchema, Options{})
 		if err == nil {
-			t.Fatalf("NewMySQLStore(nil, %q) succeeded with a nil *sql.DB", tc.name)
+			t.Fatalf("New(nil, %q) succeeded with a nil *sql.DB", tc.name)
 		}
 		if got := myValidTable(tc.name) == nil; got != tc.ok {
 			t.Errorf("myValidTable(%q) accepted=%v, want %v", tc.name, got, tc.ok)
 		}
-		if _, err := MySQLSchemaFor(tc.name); (err == nil) != tc.ok {
-			t.Errorf("MySQLSchemaFor(%q) error %v, want accepted=%v", tc.name, err, tc.ok)
+		if _, err := testSchema.For(tc.name); (err == nil) != tc.ok {
+			t.Errorf("For(%q) error %v, want accepted=%v", tc.name, err, tc.ok)
 		}
 	}
 }
 
 func TestMySQLSchemaStatements(t *testing.T) {
-	if def, err := MySQLSchemaFor("whycache"); err != nil || def != mySchema {
-		t.Errorf("MySQLSchemaFor(\"whycache\") differs from schema.sql (err %v)", err)
+	if def, err := testSchema.For("whycache"); err != nil || def != string(testSchema) {
+		t.Errorf("For(\"whycache\") differs from schema.sql (err %v)", err)
 	}
-	schema, err := MySQLSchemaFor("log_7")
+	schema, err := testSchema.For("log_7")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -72,7 +72,7 @@ func TestMySQLSchemaStatements(t *testing.T) {
 }
 
 func TestMySQLSchemaTables(t *testing.T) {
-	schema, err := MySQLSchemaFor("t")
+	schema, err := testSchema.For("t")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package whycache
+package mysqlstore
 
 import (
 	"bytes"
@@ -30,7 +30,7 @@ func mysqlBenchRecord(tb testing.TB, i uint64) (contents, key []byte) {
 
 // benchmarkMySQLCommit64 runs b.N single-record, single-key Commits from
 // 64 goroutines over 65,536 keys and reports sets/s.
-func benchmarkMySQLCommit64(b *testing.B, opts MySQLStoreOptions) {
+func benchmarkMySQLCommit64(b *testing.B, opts Options) {
 	const goroutines, keys = 64, 1 << 16
 	s, _ := mysqlTestStore(b, opts)
 	ctx := context.Background()
@@ -77,18 +77,18 @@ func benchmarkMySQLCommit64(b *testing.B, opts MySQLStoreOptions) {
 // BenchmarkMySQLCommit64 measures group commit: 64 goroutines calling
 // Commit with one single-key record each (SPEC target: 20,000 sets/s).
 func BenchmarkMySQLCommit64(b *testing.B) {
-	benchmarkMySQLCommit64(b, MySQLStoreOptions{})
+	benchmarkMySQLCommit64(b, Options{})
 }
 
 // BenchmarkMySQLCommit64NoGroup is the baseline: the same load with one
 // transaction per Commit call.
 func BenchmarkMySQLCommit64NoGroup(b *testing.B) {
-	benchmarkMySQLCommit64(b, MySQLStoreOptions{NoGroupCommit: true})
+	benchmarkMySQLCommit64(b, Options{NoGroupCommit: true})
 }
 
 // mysqlBenchLoad fills a fresh log with n single-key records (ids 1..n)
 // using large multi-row INSERTs, bypassing Commit.
-func mysqlBenchLoad(b *testing.B, s *MySQLStore, n int) {
+func mysqlBenchLoad(b *testing.B, s *Store, n int) {
 	const perStmt, perTx = 2000, 50000
 	ctx := context.Background()
 	insertSQL := func(rows int) string {
@@ -140,7 +140,7 @@ func BenchmarkMySQLReadUpdates(b *testing.B) {
 	if testing.Short() {
 		n = 20000
 	}
-	s, _ := mysqlTestStore(b, MySQLStoreOptions{})
+	s, _ := mysqlTestStore(b, Options{})
 	ctx := context.Background()
 	if _, err := s.Info(ctx); err != nil {
 		b.Fatal(err)

@@ -1,4 +1,4 @@
-package whycache
+package mysqlstore
 
 import (
 	"context"
@@ -19,7 +19,7 @@ func TestMySQLDeadlockRetry(t *testing.T) {
 	// (the lighter transaction); the commit retries as a new transaction
 	// with a new nonce, and the log shows exactly one commit: its rows,
 	// its nonce, its mark.
-	s, db := mysqlTestStore(t, MySQLStoreOptions{RetryBaseDelay: time.Millisecond, RetryMaxDelay: 5 * time.Millisecond})
+	s, db := mysqlTestStore(t, Options{RetryBaseDelay: time.Millisecond, RetryMaxDelay: 5 * time.Millisecond})
 	ctx := context.Background()
 	table := s.Table()
 	before, err := s.Commit(ctx, logstore.LogID{}, []logstore.Record{{Contents: mysqlRecord(t, "k", "0"), SingleKey: []byte("k")}})

@@ -1,4 +1,4 @@
-package whycache
+package mysqlstore
 
 import (
 	"context"
@@ -53,7 +53,7 @@ func TestMySQLCheck(t *testing.T) {
 		}, "row %[8]d is indexed by single key \"other\""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			s, db := mysqlTestStore(t, MySQLStoreOptions{PageRows: 2})
+			s, db := mysqlTestStore(t, Options{PageRows: 2})
 			ctx := context.Background()
 			var cs []logstore.Committed
 			for i, n := range []int{1, 3, 2, 1} {

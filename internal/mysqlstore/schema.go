@@ -1,10 +1,9 @@
-package whycache
+package mysqlstore
 
 import (
 	"context"
 	"crypto/rand"
 	"database/sql"
-	_ "embed" // schema.sql
 	"errors"
 	"fmt"
 	"regexp"
@@ -14,11 +13,12 @@ import (
 	"github.com/whycache/whycache/logstore"
 )
 
-// mySchema is the text of schema.sql: the log table, its meta table and
-// its marks table, named `whycache`, `whycache_meta` and `whycache_marks`.
-//
-//go:embed schema.sql
-var mySchema string
+// Schema is the text of schema.sql: the CREATE TABLE IF NOT EXISTS
+// statements of the log table, its meta table and its marks table, named
+// `whycache`, `whycache_meta` and `whycache_marks`, one column or key per
+// line. The whycache package embeds schema.sql (at the module root, where
+// operators read it) and gives it to every store it makes.
+type Schema string
 
 // myTableRE is what a table name must match. 57 characters leave room for
 // the "_marks" suffix within MySQL's 64-character identifier limit.
@@ -38,11 +38,10 @@ func myValidTable(table string) error {
 	return nil
 }
 
-// MySQLSchemaFor returns the text of schema.sql (the statements
-// CreateTable runs) with the tables named table, table_meta and
-// table_marks, or an error if table is not a valid name.
-// MySQLSchemaFor("whycache") is schema.sql as is.
-func MySQLSchemaFor(table string) (string, error) {
+// For returns the schema (the statements CreateTable runs) with the
+// tables named table, table_meta and table_marks, or an error if table is
+// not a valid name. For("whycache") is the schema as is.
+func (sc Schema) For(table string) (string, error) {
 	if err := myValidTable(table); err != nil {
 		return "", err
 	}
@@ -50,7 +49,7 @@ func MySQLSchemaFor(table string) (string, error) {
 		"`whycache`", "`"+table+"`",
 		"`whycache_meta`", "`"+table+"_meta`",
 		"`whycache_marks`", "`"+table+"_marks`",
-	).Replace(mySchema), nil
+	).Replace(string(sc)), nil
 }
 
 // mySchemaStatements splits a schema text into statements: comment lines
@@ -138,11 +137,11 @@ func mySchemaTables(schema string) ([]myTableDef, error) {
 // one in Python whycache's layout (an AUTO_INCREMENT id, or no meta table
 // and records in the Python framing), or one without the log's columns.
 // That error wraps logstore.ErrNoLog. Other errors are the server's.
-func (s *MySQLStore) CreateTable(ctx context.Context) error {
+func (s *Store) CreateTable(ctx context.Context) error {
 	if err := s.myCheck(ctx); err != nil {
 		return err
 	}
-	schema, err := MySQLSchemaFor(s.table)
+	schema, err := s.schema.For(s.table)
 	if err != nil {
 		return err
 	}
@@ -174,7 +173,7 @@ func (s *MySQLStore) CreateTable(ctx context.Context) error {
 }
 
 // myExec runs one statement in autocommit, retried on deadlocks.
-func (s *MySQLStore) myExec(ctx context.Context, query string, args ...any) error {
+func (s *Store) myExec(ctx context.Context, query string, args ...any) error {
 	return s.myRetry(ctx, func(ctx context.Context) error {
 		_, err := s.db.ExecContext(ctx, query, args...)
 		return err
@@ -185,7 +184,7 @@ func (s *MySQLStore) myExec(ctx context.Context, query string, args ...any) erro
 // as schema.sql defines it. A column another process adds meanwhile makes
 // the ALTER fail with a duplicate column; the tables are then looked at
 // again.
-func (s *MySQLStore) myUpgrade(ctx context.Context, defs []myTableDef) error {
+func (s *Store) myUpgrade(ctx context.Context, defs []myTableDef) error {
 	for attempt := 0; ; attempt++ {
 		layout, err := s.myInspect(ctx)
 		if err != nil {
@@ -227,7 +226,7 @@ func (s *MySQLStore) myUpgrade(ctx context.Context, defs []myTableDef) error {
 // again). The highest ids are read before the INSERT without locking: no
 // store commits while the row is missing, so they cannot grow meanwhile.
 // A row another process inserted first wins.
-func (s *MySQLStore) myCreateMeta(ctx context.Context) error {
+func (s *Store) myCreateMeta(ctx context.Context) error {
 	var next uint64
 	switch err := s.db.QueryRowContext(ctx, s.q.latest).Scan(&next); {
 	case err == nil:
@@ -267,7 +266,7 @@ func myNewLogID() (logstore.LogID, error) {
 
 // myPacket returns the server's max_allowed_packet, asking the server the
 // first time.
-func (s *MySQLStore) myPacket(ctx context.Context) (int, error) {
+func (s *Store) myPacket(ctx context.Context) (int, error) {
 	s.packetMu.Lock()
 	defer s.packetMu.Unlock()
 	if s.maxPacket > 0 {

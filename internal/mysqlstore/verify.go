@@ -1,4 +1,4 @@
-package whycache
+package mysqlstore
 
 import (
 	"bytes"
@@ -11,7 +11,7 @@ import (
 	"github.com/whycache/whycache/logstore"
 )
 
-var _ logstore.Checker = (*MySQLStore)(nil)
+var _ logstore.Checker = (*Store)(nil)
 
 // myCheckedRow is what Check keeps of a log row while it looks up the
 // row's commit mark.
@@ -22,7 +22,7 @@ type myCheckedRow struct {
 // myMarkCursor walks the marks table in ascending order, a page at a time,
 // within Check's transaction, checking every mark it loads.
 type myMarkCursor struct {
-	s      *MySQLStore
+	s      *Store
 	tx     *sql.Tx
 	latest uint64
 	page   []myCheckedRow // marks loaded and not passed yet (id = last_id)
@@ -100,7 +100,7 @@ func (c *myMarkCursor) load(ctx context.Context) error {
 // existed, or by a writer of an earlier version, and need no mark. Damage is an error wrapping
 // logstore.ErrCorrupt that names the row or mark; ErrNoLog when the log
 // does not exist; otherwise the server's errors.
-func (s *MySQLStore) Check(ctx context.Context) error {
+func (s *Store) Check(ctx context.Context) error {
 	if err := s.myCheck(ctx); err != nil {
 		return err
 	}
@@ -122,12 +122,12 @@ func (s *MySQLStore) Check(ctx context.Context) error {
 }
 
 // myCorrupt returns an error of Check wrapping ErrCorrupt.
-func (s *MySQLStore) myCorrupt(format string, args ...any) error {
+func (s *Store) myCorrupt(format string, args ...any) error {
 	return fmt.Errorf("whycache: mysqlstore: check %s: %s: %w", s.table, fmt.Sprintf(format, args...), logstore.ErrCorrupt)
 }
 
 // myCheckTx is Check in its transaction.
-func (s *MySQLStore) myCheckTx(ctx context.Context, tx *sql.Tx) error {
+func (s *Store) myCheckTx(ctx context.Context, tx *sql.Tx) error {
 	var id []byte
 	var next, horizon, latestNonce, latestUS uint64
 	err := tx.QueryRowContext(ctx, s.q.meta).Scan(&id, &next, &horizon, &latestNonce, &latestUS)
@@ -189,7 +189,7 @@ func (s *MySQLStore) myCheckTx(ctx context.Context, tx *sql.Tx) error {
 
 // myCheckRows checks up to PageRows rows with id >= from and appends the
 // id and nonce of each to page.
-func (s *MySQLStore) myCheckRows(ctx context.Context, tx *sql.Tx, from, latest uint64, page *[]myCheckedRow) error {
+func (s *Store) myCheckRows(ctx context.Context, tx *sql.Tx, from, latest uint64, page *[]myCheckedRow) error {
 	rows, err := tx.QueryContext(ctx, s.q.checkPage, from, s.opts.PageRows)
 	if err != nil {
 		return err

@@ -1,4 +1,4 @@
-package whycache
+package mysqlstore
 
 import (
 	"bytes"
@@ -36,7 +36,7 @@ func (l myLayout) columns(table string) (map[string]string, bool) {
 
 // myInspect reads the columns of the log, meta and marks tables from
 // information_schema. It writes nothing.
-func (s *MySQLStore) myInspect(ctx context.Context) (myLayout, error) {
+func (s *Store) myInspect(ctx context.Context) (myLayout, error) {
 	rows, err := s.db.QueryContext(ctx,
 		"SELECT TABLE_NAME, COLUMN_NAME, COALESCE(EXTRA, '') FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME IN (?, ?, ?)",
 		s.table, s.table+"_meta", s.table+"_marks")
@@ -71,7 +71,7 @@ const myPythonHint = "this store does not read or write that layout; a Python mo
 // outside the counter), missing log columns, or, when there is no meta
 // table, a first row that is not a record in the Go format. It writes
 // nothing.
-func (s *MySQLStore) myForeign(ctx context.Context, l myLayout) (string, error) {
+func (s *Store) myForeign(ctx context.Context, l myLayout) (string, error) {
 	cols, ok := l.columns(s.table)
 	if !ok {
 		return "", nil
@@ -118,13 +118,13 @@ func myMissing(err error) bool {
 // reading) to say which: a table in Python whycache's layout, missing
 // tables, tables of an older layout, or no meta row. The error wraps
 // logstore.ErrNoLog.
-func (s *MySQLStore) myNoLog(ctx context.Context, op string, cause error) error {
+func (s *Store) myNoLog(ctx context.Context, op string, cause error) error {
 	why := s.myNoLogReason(ctx, cause)
 	return fmt.Errorf("whycache: mysqlstore: %s: %s: %w", op, why, logstore.ErrNoLog)
 }
 
 // myNoLogReason is the reason part of myNoLog's message.
-func (s *MySQLStore) myNoLogReason(ctx context.Context, cause error) string {
+func (s *Store) myNoLogReason(ctx context.Context, cause error) string {
 	const fix = "run whycache init-schema (CreateTable) on the primary"
 	l, err := s.myInspect(ctx)
 	if err != nil {
