@@ -14,9 +14,9 @@ import (
 	"github.com/whycache/whycache/logstore"
 )
 
-// mysqlBenchRecord returns the encoded single-item record for key i: a
+// benchRecord returns the encoded single-item record for key i: a
 // 16-byte key and a 100-byte value, and the key.
-func mysqlBenchRecord(tb testing.TB, i uint64) (contents, key []byte) {
+func benchRecord(tb testing.TB, i uint64) (contents, key []byte) {
 	key = make([]byte, 16)
 	copy(key, "whycache")
 	binary.BigEndian.PutUint64(key[8:], i)
@@ -32,7 +32,7 @@ func mysqlBenchRecord(tb testing.TB, i uint64) (contents, key []byte) {
 // 64 goroutines over 65,536 keys and reports sets/s.
 func benchmarkMySQLCommit64(b *testing.B, opts Options) {
 	const goroutines, keys = 64, 1 << 16
-	s, _ := mysqlTestStore(b, opts)
+	s, _ := testStore(b, opts)
 	ctx := context.Background()
 	if _, err := s.Info(ctx); err != nil {
 		b.Fatal(err)
@@ -40,7 +40,7 @@ func benchmarkMySQLCommit64(b *testing.B, opts Options) {
 	recs := make([][]byte, keys)
 	keyOf := make([][]byte, keys)
 	for i := range recs {
-		recs[i], keyOf[i] = mysqlBenchRecord(b, uint64(i))
+		recs[i], keyOf[i] = benchRecord(b, uint64(i))
 	}
 	var next atomic.Int64
 	var wg sync.WaitGroup
@@ -74,21 +74,21 @@ func benchmarkMySQLCommit64(b *testing.B, opts Options) {
 	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "sets/s")
 }
 
-// BenchmarkMySQLCommit64 measures group commit: 64 goroutines calling
+// BenchmarkCommit64 measures group commit: 64 goroutines calling
 // Commit with one single-key record each (SPEC target: 20,000 sets/s).
-func BenchmarkMySQLCommit64(b *testing.B) {
+func BenchmarkCommit64(b *testing.B) {
 	benchmarkMySQLCommit64(b, Options{})
 }
 
-// BenchmarkMySQLCommit64NoGroup is the baseline: the same load with one
+// BenchmarkCommit64NoGroup is the baseline: the same load with one
 // transaction per Commit call.
-func BenchmarkMySQLCommit64NoGroup(b *testing.B) {
+func BenchmarkCommit64NoGroup(b *testing.B) {
 	benchmarkMySQLCommit64(b, Options{NoGroupCommit: true})
 }
 
-// mysqlBenchLoad fills a fresh log with n single-key records (ids 1..n)
+// benchLoad fills a fresh log with n single-key records (ids 1..n)
 // using large multi-row INSERTs, bypassing Commit.
-func mysqlBenchLoad(b *testing.B, s *Store, n int) {
+func benchLoad(b *testing.B, s *Store, n int) {
 	const perStmt, perTx = 2000, 50000
 	ctx := context.Background()
 	insertSQL := func(rows int) string {
@@ -109,7 +109,7 @@ func mysqlBenchLoad(b *testing.B, s *Store, n int) {
 			args = args[:0]
 			rows := min(perStmt, n+1-id)
 			for range rows {
-				c, k := mysqlBenchRecord(b, uint64(id))
+				c, k := benchRecord(b, uint64(id))
 				args = append(args, id, k, c)
 				id++
 			}
@@ -132,21 +132,21 @@ func mysqlBenchLoad(b *testing.B, s *Store, n int) {
 	}
 }
 
-// BenchmarkMySQLReadUpdates measures catch-up reading: ReadUpdates over a
+// BenchmarkReadUpdates measures catch-up reading: ReadUpdates over a
 // log of 1,000,000 single-key records of a 16-byte key and a 100-byte
 // value (20,000 with -short), reporting records/s.
-func BenchmarkMySQLReadUpdates(b *testing.B) {
+func BenchmarkReadUpdates(b *testing.B) {
 	n := 1000000
 	if testing.Short() {
 		n = 20000
 	}
-	s, _ := mysqlTestStore(b, Options{})
+	s, _ := testStore(b, Options{})
 	ctx := context.Background()
 	if _, err := s.Info(ctx); err != nil {
 		b.Fatal(err)
 	}
 	start := time.Now()
-	mysqlBenchLoad(b, s, n)
+	benchLoad(b, s, n)
 	b.Logf("loaded %d records in %v", n, time.Since(start).Round(time.Millisecond))
 	latest, err := s.LatestUpdateID(ctx)
 	if err != nil || latest != uint64(n) {

@@ -11,12 +11,12 @@ import (
 	"github.com/go-sql-driver/mysql"
 )
 
-// myErUnknownSystemVariable is the server's error for @@name it lacks.
-const myErUnknownSystemVariable = 1193
+// erUnknownSystemVariable is the server's error for @@name it lacks.
+const erUnknownSystemVariable = 1193
 
-// myServerVars are the server settings CheckServer reads, each by a
+// serverVars are the server settings CheckServer reads, each by a
 // constant query. A variable the server does not know is left out.
-var myServerVars = []struct{ name, query string }{
+var serverVars = []struct{ name, query string }{
 	{"read_only", "SELECT @@global.read_only"},
 	{"innodb_read_only", "SELECT @@global.innodb_read_only"},
 	{"autocommit", "SELECT @@session.autocommit"},
@@ -43,7 +43,7 @@ var myServerVars = []struct{ name, query string }{
 // or not InnoDB. It changes nothing (Check verifies the log's contents).
 // The error reports a failed query.
 func (s *Store) CheckServer(ctx context.Context) ([]string, error) {
-	if err := s.myCheck(ctx); err != nil {
+	if err := s.checkUsable(ctx); err != nil {
 		return nil, err
 	}
 	conn, err := s.db.Conn(ctx)
@@ -51,30 +51,30 @@ func (s *Store) CheckServer(ctx context.Context) ([]string, error) {
 		return nil, fmt.Errorf("whycache: mysqlstore: check server: %w", err)
 	}
 	defer conn.Close()
-	vars := make(map[string]string, len(myServerVars))
-	for _, v := range myServerVars {
+	vars := make(map[string]string, len(serverVars))
+	for _, v := range serverVars {
 		var val sql.NullString
 		err := conn.QueryRowContext(ctx, v.query).Scan(&val)
 		var me *mysql.MySQLError
 		switch {
-		case errors.As(err, &me) && me.Number == myErUnknownSystemVariable:
+		case errors.As(err, &me) && me.Number == erUnknownSystemVariable:
 			continue
 		case err != nil:
 			return nil, fmt.Errorf("whycache: mysqlstore: check server: %s: %w", v.name, err)
 		}
 		vars[v.name] = val.String
 	}
-	problems := myCheckVars(vars)
-	engines, err := s.myEngines(ctx, conn)
+	problems := checkVars(vars)
+	engines, err := s.engines(ctx, conn)
 	if err != nil {
 		return nil, err
 	}
-	return append(problems, myCheckEngines(s.table, engines)...), nil
+	return append(problems, checkEngines(s.table, engines)...), nil
 }
 
-// myEngines returns the storage engine of the log, meta and marks tables
+// engines returns the storage engine of the log, meta and marks tables
 // by lower-case name.
-func (s *Store) myEngines(ctx context.Context, conn *sql.Conn) (map[string]string, error) {
+func (s *Store) engines(ctx context.Context, conn *sql.Conn) (map[string]string, error) {
 	rows, err := conn.QueryContext(ctx,
 		"SELECT TABLE_NAME, COALESCE(ENGINE, '') FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME IN (?, ?, ?)",
 		s.table, s.table+"_meta", s.table+"_marks")
@@ -96,9 +96,9 @@ func (s *Store) myEngines(ctx context.Context, conn *sql.Conn) (map[string]strin
 	return out, nil
 }
 
-// myCheckEngines returns a problem for each of the three tables that is
+// checkEngines returns a problem for each of the three tables that is
 // missing from engines or not InnoDB.
-func myCheckEngines(table string, engines map[string]string) []string {
+func checkEngines(table string, engines map[string]string) []string {
 	var out []string
 	for _, name := range []string{table, table + "_meta", table + "_marks"} {
 		engine, ok := engines[strings.ToLower(name)]
@@ -112,9 +112,9 @@ func myCheckEngines(table string, engines map[string]string) []string {
 	return out
 }
 
-// myCheckVars returns the problems the given server variables show.
+// checkVars returns the problems the given server variables show.
 // Missing variables are not problems.
-func myCheckVars(v map[string]string) []string {
+func checkVars(v map[string]string) []string {
 	var out []string
 	on := func(name string) bool {
 		val, ok := v[name]

@@ -9,27 +9,27 @@ import (
 	"github.com/whycache/whycache/logstore"
 )
 
-// myReqState is where a Commit call's request is; guarded by Store.mu.
-type myReqState int
+// reqState is where a Commit call's request is; guarded by Store.mu.
+type reqState int
 
 const (
-	myReqQueued  myReqState = iota // in Store.queue
-	myReqTaken                     // in a transaction in flight; the result will come
-	myReqDropped                   // removed by Close; ErrClosed will come
+	reqQueued  reqState = iota // in Store.queue
+	reqTaken                   // in a transaction in flight; the result will come
+	reqDropped                 // removed by Close; ErrClosed will come
 )
 
-// myCommitReq is one Commit call waiting for the committer.
-type myCommitReq struct {
+// commitReq is one Commit call waiting for the committer.
+type commitReq struct {
 	ctx     context.Context
 	expect  logstore.LogID    // the identity the caller expects; zero for any
 	records []logstore.Record // the caller's; not retained after done is sent
 	bytes   int               // summed contents length
-	state   myReqState        // guarded by Store.mu
-	done    chan myCommitResult
+	state   reqState          // guarded by Store.mu
+	done    chan commitResult
 }
 
-// myCommitResult is the outcome of one request.
-type myCommitResult struct {
+// commitResult is the outcome of one request.
+type commitResult struct {
 	c   logstore.Committed
 	err error
 }
@@ -61,18 +61,18 @@ type myCommitResult struct {
 // given up). Commit with no records checks expect and returns First = Last
 // = LatestUpdateID and nonce 0.
 func (s *Store) Commit(ctx context.Context, expect logstore.LogID, records []logstore.Record) (logstore.Committed, error) {
-	if err := s.myCheck(ctx); err != nil {
+	if err := s.checkUsable(ctx); err != nil {
 		return logstore.Committed{}, err
 	}
 	if len(records) == 0 {
-		return s.myCommitNothing(ctx, expect)
+		return s.commitNothing(ctx, expect)
 	}
-	packet, err := s.myPacket(ctx)
+	packet, err := s.serverPacket(ctx)
 	if err != nil {
 		return logstore.Committed{}, err
 	}
-	limit := myLimitsFor(packet).MaxRecordSize
-	req := &myCommitReq{ctx: ctx, expect: expect, records: records, done: make(chan myCommitResult, 1)}
+	limit := limitsFor(packet).MaxRecordSize
+	req := &commitReq{ctx: ctx, expect: expect, records: records, done: make(chan commitResult, 1)}
 	for i, r := range records {
 		if len(r.Contents) > limit {
 			return logstore.Committed{}, fmt.Errorf("whycache: mysqlstore: record %d of %d bytes is above %d: %w", i, len(r.Contents), limit, logstore.ErrTooLarge)
@@ -88,22 +88,22 @@ func (s *Store) Commit(ctx context.Context, expect logstore.LogID, records []log
 		s.wg.Add(1) // Close waits for this transaction
 		s.mu.Unlock()
 		defer s.wg.Done()
-		s.myRunBatch(ctx, []*myCommitReq{req})
+		s.runBatch(ctx, []*commitReq{req})
 		res := <-req.done
 		return res.c, res.err
 	}
-	return s.myEnqueue(req)
+	return s.enqueue(req)
 }
 
-// myCommitNothing is Commit without records: it reads the identity and
+// commitNothing is Commit without records: it reads the identity and
 // the latest id.
-func (s *Store) myCommitNothing(ctx context.Context, expect logstore.LogID) (logstore.Committed, error) {
+func (s *Store) commitNothing(ctx context.Context, expect logstore.LogID) (logstore.Committed, error) {
 	var id []byte
 	var next uint64
 	err := s.db.QueryRowContext(ctx, s.q.identity).Scan(&id, &next)
 	switch {
-	case myMissing(err):
-		return logstore.Committed{}, s.myNoLog(ctx, "commit", err)
+	case isMissing(err):
+		return logstore.Committed{}, s.noLog(ctx, "commit", err)
 	case err != nil:
 		return logstore.Committed{}, fmt.Errorf("whycache: mysqlstore: commit: %w", err)
 	case next == 0 || len(id) != len(expect):
@@ -115,9 +115,9 @@ func (s *Store) myCommitNothing(ctx context.Context, expect logstore.LogID) (log
 	return logstore.Committed{First: next - 1, Last: next - 1}, nil
 }
 
-// myEnqueue queues req for the committer, starting one if none runs, and
+// enqueue queues req for the committer, starting one if none runs, and
 // waits for the outcome.
-func (s *Store) myEnqueue(req *myCommitReq) (logstore.Committed, error) {
+func (s *Store) enqueue(req *commitReq) (logstore.Committed, error) {
 	s.mu.Lock()
 	if s.closed.Load() {
 		s.mu.Unlock()
@@ -127,7 +127,7 @@ func (s *Store) myEnqueue(req *myCommitReq) (logstore.Committed, error) {
 	if !s.running {
 		s.running = true
 		s.wg.Add(1)
-		go s.myCommitter()
+		go s.committer()
 	}
 	s.mu.Unlock()
 	if h := s.hookEnqueue; h != nil {
@@ -140,7 +140,7 @@ func (s *Store) myEnqueue(req *myCommitReq) (logstore.Committed, error) {
 	case <-req.ctx.Done():
 	}
 	s.mu.Lock()
-	if req.state == myReqQueued {
+	if req.state == reqQueued {
 		for i, r := range s.queue {
 			if r == req {
 				s.queue = append(s.queue[:i], s.queue[i+1:]...)
@@ -155,9 +155,9 @@ func (s *Store) myEnqueue(req *myCommitReq) (logstore.Committed, error) {
 	return res.c, res.err
 }
 
-// myCommitter runs transactions for queued requests until the queue is
-// empty, then exits; myEnqueue starts a new one when needed.
-func (s *Store) myCommitter() {
+// committer runs transactions for queued requests until the queue is
+// empty, then exits; enqueue starts a new one when needed.
+func (s *Store) committer() {
 	defer s.wg.Done()
 	for {
 		// Let the callers just answered queue their next calls first, so
@@ -165,7 +165,7 @@ func (s *Store) myCommitter() {
 		// steady load the batches settle at half the callers).
 		runtime.Gosched()
 		s.mu.Lock()
-		batch := s.myTakeLocked()
+		batch := s.takeLocked()
 		if len(batch) == 0 {
 			s.running = false
 			s.mu.Unlock()
@@ -185,7 +185,7 @@ func (s *Store) myCommitter() {
 				}
 			})
 		}
-		s.myRunBatch(ctx, batch)
+		s.runBatch(ctx, batch)
 		for _, stop := range stops {
 			stop()
 		}
@@ -193,11 +193,11 @@ func (s *Store) myCommitter() {
 	}
 }
 
-// myTakeLocked removes the next batch from the queue: requests in arrival
+// takeLocked removes the next batch from the queue: requests in arrival
 // order within MaxBatchRows and MaxBatchBytes, at least one, and none
 // after a request that expects another log identity than an earlier one
 // (the transaction checks one identity).
-func (s *Store) myTakeLocked() []*myCommitReq {
+func (s *Store) takeLocked() []*commitReq {
 	rows, bytes, n := 0, 0, 0
 	var expect logstore.LogID
 	for _, r := range s.queue {
@@ -214,13 +214,13 @@ func (s *Store) myTakeLocked() []*myCommitReq {
 		bytes += r.bytes
 		n++
 	}
-	batch := make([]*myCommitReq, n)
+	batch := make([]*commitReq, n)
 	copy(batch, s.queue[:n])
 	rest := copy(s.queue, s.queue[n:])
 	clear(s.queue[rest:])
 	s.queue = s.queue[:rest]
 	for _, r := range batch {
-		r.state = myReqTaken
+		r.state = reqTaken
 	}
 	return batch
 }

@@ -11,18 +11,18 @@ import (
 	"github.com/whycache/whycache/logstore"
 )
 
-// myCompactRow is one decision of a CompactFunc, with the length and
+// compactRow is one decision of a CompactFunc, with the length and
 // CRC-32 of the contents it was made on.
-type myCompactRow struct {
+type compactRow struct {
 	id       uint64
 	oldLen   int
 	oldCRC   uint32
 	contents []byte // replacement (a private copy); nil for a drop
 }
 
-// myCompactPending collects decisions until they are written.
-type myCompactPending struct {
-	drops, updates []myCompactRow
+// compactPending collects decisions until they are written.
+type compactPending struct {
+	drops, updates []compactRow
 	bytes          int // summed replacement bytes
 }
 
@@ -48,30 +48,30 @@ type myCompactPending struct {
 // changed then), server errors.
 func (s *Store) Compact(ctx context.Context, limit, horizon uint64, fn logstore.CompactFunc) (logstore.CompactStats, error) {
 	var stats logstore.CompactStats
-	if err := s.myCheck(ctx); err != nil {
+	if err := s.checkUsable(ctx); err != nil {
 		return stats, err
 	}
-	packet, err := s.myPacket(ctx)
+	packet, err := s.serverPacket(ctx)
 	if err != nil {
 		return stats, err
 	}
-	maxRecord := myLimitsFor(packet).MaxRecordSize
+	maxRecord := limitsFor(packet).MaxRecordSize
 	if _, err := s.Info(ctx); err != nil {
 		return stats, err
 	}
 	if horizon > 0 {
-		if err := s.myRaiseHorizon(ctx, horizon); err != nil {
+		if err := s.raiseHorizon(ctx, horizon); err != nil {
 			return stats, err
 		}
 	}
-	var pend myCompactPending
+	var pend compactPending
 	stop := func(err error) (logstore.CompactStats, error) {
-		if ferr := s.myCompactFlush(ctx, &pend); ferr != nil {
+		if ferr := s.compactFlush(ctx, &pend); ferr != nil {
 			return stats, errors.Join(err, ferr)
 		}
 		return stats, err
 	}
-	pager := s.myNewPager(1, limit)
+	pager := s.newPager(1, limit)
 	for {
 		n, err := pager.next(ctx, s, s.db)
 		if err != nil {
@@ -85,7 +85,7 @@ func (s *Store) Compact(ctx context.Context, limit, horizon uint64, fn logstore.
 				return stop(fmt.Errorf("whycache: mysqlstore: compact: %w", err))
 			}
 			id, c := pager.ids[i], pager.contents(i)
-			row := myCompactRow{id: id, oldLen: len(c), oldCRC: crc32.ChecksumIEEE(c)}
+			row := compactRow{id: id, oldLen: len(c), oldCRC: crc32.ChecksumIEEE(c)}
 			newContents, keep, err := fn(id, c)
 			if err != nil {
 				return stop(err)
@@ -114,42 +114,42 @@ func (s *Store) Compact(ctx context.Context, limit, horizon uint64, fn logstore.
 				stats.BytesAfter += uint64(len(newContents))
 			}
 			if pend.bytes >= s.opts.MaxBatchBytes {
-				if err := s.myCompactFlush(ctx, &pend); err != nil {
+				if err := s.compactFlush(ctx, &pend); err != nil {
 					return stats, err
 				}
 			}
 		}
-		if err := s.myCompactFlush(ctx, &pend); err != nil {
+		if err := s.compactFlush(ctx, &pend); err != nil {
 			return stats, err
 		}
 	}
 }
 
-// myRaiseHorizon raises the horizon to at least horizon, then deletes the
+// raiseHorizon raises the horizon to at least horizon, then deletes the
 // marks below it but the latest one, in chunks of PageRows (each its own
 // statement, so commits, which insert marks far above, are not held up).
-func (s *Store) myRaiseHorizon(ctx context.Context, horizon uint64) error {
-	if err := s.myExec(ctx, s.q.raiseHorizon, horizon); err != nil {
-		return fmt.Errorf("whycache: mysqlstore: raise horizon: %w", s.myTxError(ctx, err))
+func (s *Store) raiseHorizon(ctx context.Context, horizon uint64) error {
+	if err := s.exec(ctx, s.q.raiseHorizon, horizon); err != nil {
+		return fmt.Errorf("whycache: mysqlstore: raise horizon: %w", s.txError(ctx, err))
 	}
 	var maxMark uint64
 	if err := s.db.QueryRowContext(ctx, s.q.maxMark).Scan(&maxMark); err != nil {
-		return fmt.Errorf("whycache: mysqlstore: raise horizon: %w", s.myTxError(ctx, err))
+		return fmt.Errorf("whycache: mysqlstore: raise horizon: %w", s.txError(ctx, err))
 	}
-	if err := s.myDeleteChunks(ctx, s.q.pruneMarks, min(horizon, maxMark)); err != nil {
+	if err := s.deleteChunks(ctx, s.q.pruneMarks, min(horizon, maxMark)); err != nil {
 		return fmt.Errorf("whycache: mysqlstore: raise horizon: prune marks: %w", err)
 	}
 	return nil
 }
 
-// myDeleteChunks runs query (a DELETE ... LIMIT ? taking args, then the
+// deleteChunks runs query (a DELETE ... LIMIT ? taking args, then the
 // chunk size) in autocommit until it deletes fewer rows than a chunk.
-func (s *Store) myDeleteChunks(ctx context.Context, query string, args ...any) error {
+func (s *Store) deleteChunks(ctx context.Context, query string, args ...any) error {
 	chunk := int64(s.opts.PageRows)
 	args = append(args, chunk)
 	for {
 		var n int64
-		err := s.myRetry(ctx, func(ctx context.Context) error {
+		err := s.retry(ctx, func(ctx context.Context) error {
 			res, err := s.db.ExecContext(ctx, query, args...)
 			if err != nil {
 				return err
@@ -166,24 +166,24 @@ func (s *Store) myDeleteChunks(ctx context.Context, query string, args ...any) e
 	}
 }
 
-// myCompactFlush writes the pending decisions in one transaction and
+// compactFlush writes the pending decisions in one transaction and
 // empties pend.
-func (s *Store) myCompactFlush(ctx context.Context, pend *myCompactPending) error {
+func (s *Store) compactFlush(ctx context.Context, pend *compactPending) error {
 	if len(pend.drops) == 0 && len(pend.updates) == 0 {
 		return nil
 	}
-	if err := s.myInTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
-		return s.myCompactWrite(ctx, tx, pend)
+	if err := s.inTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		return s.compactWrite(ctx, tx, pend)
 	}); err != nil {
 		return fmt.Errorf("whycache: mysqlstore: compact: %w", err)
 	}
-	*pend = myCompactPending{drops: pend.drops[:0], updates: pend.updates[:0]}
+	*pend = compactPending{drops: pend.drops[:0], updates: pend.updates[:0]}
 	return nil
 }
 
-// myCompactWrite runs the statements of pend in tx: guarded multi-row
+// compactWrite runs the statements of pend in tx: guarded multi-row
 // DELETEs, then one guarded UPDATE per replaced record.
-func (s *Store) myCompactWrite(ctx context.Context, tx *sql.Tx, pend *myCompactPending) error {
+func (s *Store) compactWrite(ctx context.Context, tx *sql.Tx, pend *compactPending) error {
 	for start := 0; start < len(pend.drops); start += s.opts.MaxStatementRows {
 		chunk := pend.drops[start:min(start+s.opts.MaxStatementRows, len(pend.drops))]
 		args := make([]any, 0, 4*len(chunk))
@@ -193,7 +193,7 @@ func (s *Store) myCompactWrite(ctx context.Context, tx *sql.Tx, pend *myCompactP
 		for _, r := range chunk {
 			args = append(args, r.id, r.oldLen, r.oldCRC)
 		}
-		if _, err := tx.ExecContext(ctx, s.q.myDeleteSQL(len(chunk)), args...); err != nil {
+		if _, err := tx.ExecContext(ctx, s.q.deleteSQL(len(chunk)), args...); err != nil {
 			return err
 		}
 	}
@@ -223,24 +223,24 @@ func (s *Store) myCompactWrite(ctx context.Context, tx *sql.Tx, pend *myCompactP
 // Errors: ErrNoLog when the tables or the meta row are missing (nothing is
 // deleted then), ErrClosed, the context's, the server's.
 func (s *Store) Reset(ctx context.Context) error {
-	if err := s.myCheck(ctx); err != nil {
+	if err := s.checkUsable(ctx); err != nil {
 		return err
 	}
 	if _, err := s.Info(ctx); err != nil {
 		return err
 	}
-	id, err := myNewLogID()
+	id, err := newLogID()
 	if err != nil {
 		return err
 	}
-	if err := s.myDeleteChunks(ctx, s.q.resetChunk); err != nil {
+	if err := s.deleteChunks(ctx, s.q.resetChunk); err != nil {
 		return fmt.Errorf("whycache: mysqlstore: reset: delete records: %w", err)
 	}
-	if err := s.myDeleteChunks(ctx, s.q.resetMarksChunk); err != nil {
+	if err := s.deleteChunks(ctx, s.q.resetMarksChunk); err != nil {
 		return fmt.Errorf("whycache: mysqlstore: reset: delete marks: %w", err)
 	}
-	if err := s.myInTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
-		return s.myResetTx(ctx, tx, id)
+	if err := s.inTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		return s.resetTx(ctx, tx, id)
 	}); err != nil {
 		if errors.Is(err, logstore.ErrNoLog) {
 			return err
@@ -250,13 +250,13 @@ func (s *Store) Reset(ctx context.Context) error {
 	return nil
 }
 
-// myResetTx locks the counter row, deletes every record and mark and sets
+// resetTx locks the counter row, deletes every record and mark and sets
 // the new identity.
-func (s *Store) myResetTx(ctx context.Context, tx *sql.Tx, id logstore.LogID) error {
+func (s *Store) resetTx(ctx context.Context, tx *sql.Tx, id logstore.LogID) error {
 	var next uint64
 	if err := tx.QueryRowContext(ctx, s.q.lockCounter).Scan(&next); err != nil {
-		if myMissing(err) {
-			return s.myNoLog(ctx, "reset", err)
+		if isMissing(err) {
+			return s.noLog(ctx, "reset", err)
 		}
 		return err
 	}

@@ -12,17 +12,17 @@ import (
 	"github.com/whycache/whycache/logstore"
 )
 
-func TestMySQLDeadlockRetry(t *testing.T) {
+func TestDeadlockRetry(t *testing.T) {
 	// A real deadlock: another session holds the row of key k and a lot of
 	// work, a commit takes the counter row and waits for k, then the other
 	// session asks for the counter row. The server rolls the commit back
 	// (the lighter transaction); the commit retries as a new transaction
 	// with a new nonce, and the log shows exactly one commit: its rows,
 	// its nonce, its mark.
-	s, db := mysqlTestStore(t, Options{RetryBaseDelay: time.Millisecond, RetryMaxDelay: 5 * time.Millisecond})
+	s, db := testStore(t, Options{RetryBaseDelay: time.Millisecond, RetryMaxDelay: 5 * time.Millisecond})
 	ctx := context.Background()
 	table := s.Table()
-	before, err := s.Commit(ctx, logstore.LogID{}, []logstore.Record{{Contents: mysqlRecord(t, "k", "0"), SingleKey: []byte("k")}})
+	before, err := s.Commit(ctx, logstore.LogID{}, []logstore.Record{{Contents: recordOf(t, "k", "0"), SingleKey: []byte("k")}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -67,12 +67,12 @@ func TestMySQLDeadlockRetry(t *testing.T) {
 	done := make(chan result, 1)
 	go func() {
 		c, err := s.Commit(ctx, logstore.LogID{}, []logstore.Record{
-			{Contents: mysqlRecord(t, "k", "1"), SingleKey: []byte("k")},
-			{Contents: mysqlRecord(t, "j", "1")},
+			{Contents: recordOf(t, "k", "1"), SingleKey: []byte("k")},
+			{Contents: recordOf(t, "j", "1")},
 		})
 		done <- result{c, err}
 	}()
-	mysqlWaitStatement(t, db, "REPLACE INTO `"+table+"`")
+	waitStatement(t, db, "REPLACE INTO `"+table+"`")
 	// The commit holds the counter row and waits for k (or is about to):
 	// asking for the counter row closes the cycle.
 	if _, err := other.ExecContext(ctx, "UPDATE `"+table+"_meta` SET horizon = horizon WHERE one = 1"); err != nil {
@@ -81,7 +81,7 @@ func TestMySQLDeadlockRetry(t *testing.T) {
 	select {
 	case err := <-retried:
 		var me *mysql.MySQLError
-		if !errors.As(err, &me) || me.Number != myErLockDeadlock {
+		if !errors.As(err, &me) || me.Number != erLockDeadlock {
 			t.Fatalf("commit retried after %v, want deadlock 1213", err)
 		}
 	case r := <-done:
@@ -95,7 +95,7 @@ func TestMySQLDeadlockRetry(t *testing.T) {
 	if r.c.First != before.Last+1 || r.c.Last != r.c.First+1 || r.c.Nonce == 0 {
 		t.Errorf("Commit after the deadlock = %+v; want ids %d..%d and a nonce", r.c, before.Last+1, before.Last+2)
 	}
-	marks := mysqlMarks(t, s)
+	marks := marksOf(t, s)
 	if len(marks) != 2 || marks[before.Last] != before.Nonce || marks[r.c.Last] != r.c.Nonce {
 		t.Errorf("marks %v, want one per commit: %d:%x and %d:%x", marks, before.Last, before.Nonce, r.c.Last, r.c.Nonce)
 	}
@@ -106,7 +106,7 @@ func TestMySQLDeadlockRetry(t *testing.T) {
 	if len(entries) != 2 || entries[0].ID != r.c.First || entries[0].Nonce != r.c.Nonce || entries[1].Nonce != r.c.Nonce {
 		t.Errorf("log holds %+v, want the retried commit's two records with its nonce", entries)
 	}
-	if v := mysqlVerdict(t, s, before.Position()); v != logstore.VerdictMatch {
+	if v := verdictAt(t, s, before.Position()); v != logstore.VerdictMatch {
 		t.Errorf("Poll at the replaced first commit: %v, want match", v)
 	}
 	if err := s.Check(ctx); err != nil {
@@ -114,10 +114,10 @@ func TestMySQLDeadlockRetry(t *testing.T) {
 	}
 }
 
-// mysqlWaitStatement waits until a session of the server runs a statement
+// waitStatement waits until a session of the server runs a statement
 // starting with prefix. (The process list is read rather than INNODB_TRX,
 // which MariaDB fills from a cache and may show late.)
-func mysqlWaitStatement(t *testing.T, db *sql.DB, prefix string) {
+func waitStatement(t *testing.T, db *sql.DB, prefix string) {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for {

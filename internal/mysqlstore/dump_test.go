@@ -15,9 +15,9 @@ import (
 	"github.com/whycache/whycache/logstore"
 )
 
-// mysqlClientTools returns the dump and client programs (MariaDB's names
+// clientTools returns the dump and client programs (MariaDB's names
 // first), or skips the test.
-func mysqlClientTools(t *testing.T) (dump, client string) {
+func clientTools(t *testing.T) (dump, client string) {
 	t.Helper()
 	for _, pair := range [][2]string{{"mariadb-dump", "mariadb"}, {"mysqldump", "mysql"}} {
 		d, err1 := exec.LookPath(pair[0])
@@ -30,9 +30,9 @@ func mysqlClientTools(t *testing.T) (dump, client string) {
 	return "", ""
 }
 
-// mysqlToolCommand returns a command running tool against the test
+// toolCommand returns a command running tool against the test
 // server's database, the password passed in the environment.
-func mysqlToolCommand(t *testing.T, tool string, args ...string) *exec.Cmd {
+func toolCommand(t *testing.T, tool string, args ...string) *exec.Cmd {
 	t.Helper()
 	cfg, err := mysql.ParseDSN(mysqltest.DSN(t))
 	if err != nil {
@@ -57,20 +57,20 @@ func mysqlToolCommand(t *testing.T, tool string, args ...string) *exec.Cmd {
 	return cmd
 }
 
-func TestMySQLRestoreDump(t *testing.T) {
+func TestRestoreDump(t *testing.T) {
 	// An operator dumps the log with mariadb-dump (mysqldump), the log goes
 	// on, and the dump is loaded back: readers past the dump are told,
 	// whether no commit, one, a few or many have reused the lost ids.
-	dumpTool, clientTool := mysqlClientTools(t)
+	dumpTool, clientTool := clientTools(t)
 	for _, after := range []int{0, 1, 3, 40} {
 		t.Run(fmt.Sprintf("%d commits after the restore", after), func(t *testing.T) {
-			s, _ := mysqlTestStore(t, Options{})
+			s, _ := testStore(t, Options{})
 			ctx := context.Background()
 			commit := func(s logstore.Store, tag string, n int) logstore.Committed {
 				t.Helper()
-				recs := []logstore.Record{{Contents: mysqlRecord(t, "hot", tag), SingleKey: []byte("hot")}}
+				recs := []logstore.Record{{Contents: recordOf(t, "hot", tag), SingleKey: []byte("hot")}}
 				for i := 1; i < n; i++ {
-					recs = append(recs, logstore.Record{Contents: mysqlRecord(t, fmt.Sprint(tag, i), tag)})
+					recs = append(recs, logstore.Record{Contents: recordOf(t, fmt.Sprint(tag, i), tag)})
 				}
 				c, err := s.Commit(ctx, logstore.LogID{}, recs)
 				if err != nil {
@@ -85,7 +85,7 @@ func TestMySQLRestoreDump(t *testing.T) {
 
 			file := filepath.Join(t.TempDir(), "log.sql")
 			var out, stderr bytes.Buffer
-			cmd := mysqlToolCommand(t, dumpTool, "--single-transaction", "--hex-blob", "--tables")
+			cmd := toolCommand(t, dumpTool, "--single-transaction", "--hex-blob", "--tables")
 			cmd.Args = append(cmd.Args, mysqltest.Tables(s.Table())...)
 			cmd.Stdout, cmd.Stderr = &out, &stderr
 			if err := cmd.Run(); err != nil {
@@ -100,7 +100,7 @@ func TestMySQLRestoreDump(t *testing.T) {
 				lost = append(lost, commit(s, fmt.Sprint("lost", i), 2))
 			}
 			// A reader that applied everything polls on the live log.
-			if v := mysqlVerdict(t, s, lost[2].Position()); v != logstore.VerdictMatch {
+			if v := verdictAt(t, s, lost[2].Position()); v != logstore.VerdictMatch {
 				t.Fatalf("before the restore: verdict %v at the latest position", v)
 			}
 
@@ -110,13 +110,13 @@ func TestMySQLRestoreDump(t *testing.T) {
 			}
 			defer f.Close()
 			stderr.Reset()
-			cmd = mysqlToolCommand(t, clientTool)
+			cmd = toolCommand(t, clientTool)
 			cmd.Stdin, cmd.Stderr = f, &stderr
 			if err := cmd.Run(); err != nil {
 				t.Fatalf("%s < dump: %v: %s", clientTool, err, stderr.String())
 			}
 
-			r := mysqlTestStoreOn(t, mysqltest.DB(t), s.Table(), Options{}) // a process opening the restored log
+			r := testStoreOn(t, mysqltest.DB(t), s.Table(), Options{}) // a process opening the restored log
 			var last logstore.Committed
 			for i := range after {
 				last = commit(r, fmt.Sprint("new", i), 1+i%2)
@@ -133,7 +133,7 @@ func TestMySQLRestoreDump(t *testing.T) {
 					t.Fatalf("restored log's latest %+v, want the new commit's %+v", latest, last.Position())
 				}
 				for _, c := range kept {
-					if v := mysqlVerdict(t, h, c.Position()); v != logstore.VerdictMatch {
+					if v := verdictAt(t, h, c.Position()); v != logstore.VerdictMatch {
 						t.Errorf("position %+v from before the dump: %v, want match", c.Position(), v)
 					}
 				}
@@ -143,7 +143,7 @@ func TestMySQLRestoreDump(t *testing.T) {
 						if pos.ID > latest.ID {
 							want = logstore.VerdictAhead
 						}
-						if v := mysqlVerdict(t, h, pos); v != want {
+						if v := verdictAt(t, h, pos); v != want {
 							t.Errorf("lost position %+v (latest %+v): %v, want %v", pos, latest, v, want)
 						}
 					}

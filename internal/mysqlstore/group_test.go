@@ -14,20 +14,20 @@ import (
 	"github.com/whycache/whycache/logstore"
 )
 
-// mysqlCommitted is one successful Commit call: its records and the last
+// committedCall is one successful Commit call: its records and the last
 // id it returned.
-type mysqlCommitted struct {
+type committedCall struct {
 	last uint64
 	recs []logstore.Record
 }
 
-// mysqlCheckLog reads the whole log and checks that every committed call's
+// checkLog reads the whole log and checks that every committed call's
 // records sit at consecutive ids ending at its last id, that no id was
 // given twice, and that the log holds nothing else. It returns the number
 // of records.
-func mysqlCheckLog(t *testing.T, s logstore.Store, calls []mysqlCommitted) int {
+func checkLog(t *testing.T, s logstore.Store, calls []committedCall) int {
 	t.Helper()
-	ids, contents := mysqlRead(t, s, 1, ^uint64(0))
+	ids, contents := readAll(t, s, 1, ^uint64(0))
 	byID := make(map[uint64][]byte, len(ids))
 	for i, id := range ids {
 		byID[id] = contents[i]
@@ -54,7 +54,7 @@ func mysqlCheckLog(t *testing.T, s logstore.Store, calls []mysqlCommitted) int {
 	return total
 }
 
-func TestMySQLGroupCommit(t *testing.T) {
+func TestGroupCommit(t *testing.T) {
 	mysqltest.DSN(t) // skip once, not in every subtest
 	const goroutines, perGoroutine = 64, 8
 	for _, tc := range []struct {
@@ -66,11 +66,11 @@ func TestMySQLGroupCommit(t *testing.T) {
 		wantGrouped bool
 	}{
 		{"row and byte caps", Options{MaxStatementRows: 7, MaxStatementBytes: 600, MaxBatchRows: 100}, 10, 150, 600, true},
-		{"small max packet", Options{MaxAllowedPacket: 8192}, 200, 1500, 8192 - myStmtOverhead, true},
+		{"small max packet", Options{MaxAllowedPacket: 8192}, 200, 1500, 8192 - stmtOverhead, true},
 		{"no group commit", Options{NoGroupCommit: true, MaxStatementRows: 2}, 10, 100, 1 << 30, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			s, _ := mysqlTestStore(t, tc.opts)
+			s, _ := testStore(t, tc.opts)
 			ctx := context.Background()
 			var mu sync.Mutex // guards the following
 			var stmts, maxRows, maxBytes, txs, maxRequests int
@@ -99,7 +99,7 @@ func TestMySQLGroupCommit(t *testing.T) {
 				}
 			}
 			var first sync.Once
-			s.hookBeforeCommit = func(context.Context, uint64, uint64, []*myCommitReq) error {
+			s.hookBeforeCommit = func(context.Context, uint64, uint64, []*commitReq) error {
 				first.Do(func() {
 					if !tc.opts.NoGroupCommit {
 						<-allQueued
@@ -108,7 +108,7 @@ func TestMySQLGroupCommit(t *testing.T) {
 				return nil
 			}
 
-			results := make([][]mysqlCommitted, goroutines)
+			results := make([][]committedCall, goroutines)
 			var wg sync.WaitGroup
 			errs := make(chan error, goroutines)
 			for g := range goroutines {
@@ -131,7 +131,7 @@ func TestMySQLGroupCommit(t *testing.T) {
 							errs <- fmt.Errorf("goroutine %d commit %d: %w", g, i, err)
 							return
 						}
-						results[g] = append(results[g], mysqlCommitted{last, recs})
+						results[g] = append(results[g], committedCall{last, recs})
 					}
 				}()
 			}
@@ -140,11 +140,11 @@ func TestMySQLGroupCommit(t *testing.T) {
 			for err := range errs {
 				t.Fatal(err)
 			}
-			var calls []mysqlCommitted
+			var calls []committedCall
 			for _, r := range results {
 				calls = append(calls, r...)
 			}
-			total := mysqlCheckLog(t, s, calls)
+			total := checkLog(t, s, calls)
 			if last, err := s.LatestUpdateID(ctx); err != nil || last != uint64(total) {
 				t.Errorf("LatestUpdateID = %d, %v; want %d (ids without gaps)", last, err, total)
 			}
@@ -170,14 +170,14 @@ func TestMySQLGroupCommit(t *testing.T) {
 	}
 }
 
-func TestMySQLGroupCommitCancel(t *testing.T) {
+func TestGroupCommitCancel(t *testing.T) {
 	// A call whose context ends while it waits in the queue returns at
 	// once and commits nothing; the others in the queue are unaffected.
-	s, _ := mysqlTestStore(t, Options{})
+	s, _ := testStore(t, Options{})
 	ctx := context.Background()
 	hold, release := make(chan struct{}), make(chan struct{})
 	var once sync.Once
-	s.hookBeforeCommit = func(context.Context, uint64, uint64, []*myCommitReq) error {
+	s.hookBeforeCommit = func(context.Context, uint64, uint64, []*commitReq) error {
 		once.Do(func() { close(hold); <-release })
 		return nil
 	}
@@ -218,7 +218,7 @@ func TestMySQLGroupCommitCancel(t *testing.T) {
 	if r := <-kept; r.err != nil || r.id != 2 {
 		t.Fatalf("kept call = %d, %v; want 2", r.id, r.err)
 	}
-	if _, got := mysqlRead(t, s, 1, 100); fmt.Sprintf("%s", got) != "[first kept]" {
+	if _, got := readAll(t, s, 1, 100); fmt.Sprintf("%s", got) != "[first kept]" {
 		t.Errorf("log holds %q, want [first kept]", got)
 	}
 }

@@ -15,10 +15,10 @@ import (
 	"github.com/whycache/whycache/logstore"
 )
 
-// mysqlPoller follows a log the way Instance.Update does: it reads
+// poller follows a log the way Instance.Update does: it reads
 // ReadUpdates(last+1, LatestUpdateID) over and over and never looks back.
 // It records what it saw and fails on records out of order.
-type mysqlPoller struct {
+type poller struct {
 	s    logstore.Store
 	stop chan struct{}
 	done chan struct{}
@@ -31,15 +31,15 @@ type mysqlPoller struct {
 	tick     chan struct{} // closed and replaced after every poll
 }
 
-// mysqlStartPoller starts a poller on s; it stops at test cleanup.
-func mysqlStartPoller(t *testing.T, s logstore.Store) *mysqlPoller {
-	p := &mysqlPoller{s: s, stop: make(chan struct{}), done: make(chan struct{}), tick: make(chan struct{})}
+// startPoller starts a poller on s; it stops at test cleanup.
+func startPoller(t *testing.T, s logstore.Store) *poller {
+	p := &poller{s: s, stop: make(chan struct{}), done: make(chan struct{}), tick: make(chan struct{})}
 	go p.run()
 	t.Cleanup(p.halt)
 	return p
 }
 
-func (p *mysqlPoller) run() {
+func (p *poller) run() {
 	defer close(p.done)
 	ctx := context.Background()
 	var last uint64
@@ -78,7 +78,7 @@ func (p *mysqlPoller) run() {
 }
 
 // halt stops the poller and waits for it.
-func (p *mysqlPoller) halt() {
+func (p *poller) halt() {
 	select {
 	case <-p.stop:
 	default:
@@ -88,7 +88,7 @@ func (p *mysqlPoller) halt() {
 }
 
 // waitPolls waits until the poller has finished n more polls.
-func (p *mysqlPoller) waitPolls(t *testing.T, n int) {
+func (p *poller) waitPolls(t *testing.T, n int) {
 	t.Helper()
 	for range n {
 		p.mu.Lock()
@@ -108,7 +108,7 @@ func (p *mysqlPoller) waitPolls(t *testing.T, n int) {
 }
 
 // waitSeen waits until the poller has seen id.
-func (p *mysqlPoller) waitSeen(t *testing.T, id uint64) {
+func (p *poller) waitSeen(t *testing.T, id uint64) {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
@@ -126,18 +126,18 @@ func (p *mysqlPoller) waitSeen(t *testing.T, id uint64) {
 }
 
 // seen returns what the poller has seen.
-func (p *mysqlPoller) seen() ([]uint64, [][]byte, error) {
+func (p *poller) seen() ([]uint64, [][]byte, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return append([]uint64(nil), p.ids...), append([][]byte(nil), p.contents...), p.err
 }
 
-// mysqlWaitLockWait waits until another session runs the counter UPDATE
+// waitLockWait waits until another session runs the counter UPDATE
 // on table_meta while the held transaction (idle, after its own UPDATE)
 // keeps the row locked: that session is waiting for the lock. (The
 // process list is read rather than INNODB_TRX, which MariaDB fills from a
 // cache and may show late.)
-func mysqlWaitLockWait(t *testing.T, db *sql.DB, table string) {
+func waitLockWait(t *testing.T, db *sql.DB, table string) {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
@@ -157,9 +157,9 @@ func mysqlWaitLockWait(t *testing.T, db *sql.DB, table string) {
 	}
 }
 
-// mysqlRecords returns n records tagged tag, without single keys (every
+// tagRecords returns n records tagged tag, without single keys (every
 // committed record must reach the poller).
-func mysqlRecords(tag string, n int) []logstore.Record {
+func tagRecords(tag string, n int) []logstore.Record {
 	out := make([]logstore.Record, n)
 	for i := range out {
 		out[i].Contents = []byte(fmt.Sprintf("%s-%d", tag, i))
@@ -167,11 +167,11 @@ func mysqlRecords(tag string, n int) []logstore.Record {
 	return out
 }
 
-// TestMySQLHeldTransaction holds writer A's transaction open after its
+// TestHeldTransaction holds writer A's transaction open after its
 // inserts, before COMMIT, while writer B commits and a poller follows the
 // log: B must wait for the counter lock (never commit ahead of A), and the
 // poller must see every committed record, in order.
-func TestMySQLHeldTransaction(t *testing.T) {
+func TestHeldTransaction(t *testing.T) {
 	mysqltest.DSN(t) // skip once, not in every subtest
 	errRollback := errors.New("test: roll back")
 	for _, tc := range []struct {
@@ -187,13 +187,13 @@ func TestMySQLHeldTransaction(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx := context.Background()
-			sA, adminDB := mysqlTestStore(t, Options{})
+			sA, adminDB := testStore(t, Options{})
 			table := sA.Table()
 			hold := make(chan [2]uint64, 1)
 			release := make(chan struct{})
 			var releaseOnce sync.Once
 			releaseA := func() { releaseOnce.Do(func() { close(release) }) }
-			sA.hookBeforeCommit = func(_ context.Context, first, last uint64, _ []*myCommitReq) error {
+			sA.hookBeforeCommit = func(_ context.Context, first, last uint64, _ []*commitReq) error {
 				hold <- [2]uint64{first, last}
 				<-release
 				if tc.rollback {
@@ -210,7 +210,7 @@ func TestMySQLHeldTransaction(t *testing.T) {
 					bOpts = Options{MaxAttempts: 100, RetryBaseDelay: 10 * time.Millisecond, RetryMaxDelay: 20 * time.Millisecond}
 				}
 			}
-			sB := mysqlTestStoreOn(t, mysqltest.DB(t, bVars...), table, bOpts)
+			sB := testStoreOn(t, mysqltest.DB(t, bVars...), table, bOpts)
 			retried := make(chan error, 1)
 			sB.hookRetry = func(_ int, err error) {
 				select {
@@ -218,17 +218,17 @@ func TestMySQLHeldTransaction(t *testing.T) {
 				default:
 				}
 			}
-			poller := mysqlStartPoller(t, mysqlTestStoreOn(t, mysqltest.DB(t), table, Options{}))
+			poller := startPoller(t, testStoreOn(t, mysqltest.DB(t), table, Options{}))
 			t.Cleanup(releaseA) // first: the stores' Close waits for A
 
 			// Something before, so the poller has a position.
-			base, err := commitLast(ctx, sB, mysqlRecords("base", 2))
+			base, err := commitLast(ctx, sB, tagRecords("base", 2))
 			if err != nil {
 				t.Fatal(err)
 			}
 			poller.waitSeen(t, base)
 
-			aRecs, bRecs := mysqlRecords("A", 3), mysqlRecords("B", 2)
+			aRecs, bRecs := tagRecords("A", 3), tagRecords("B", 2)
 			type result struct {
 				id  uint64
 				err error
@@ -242,7 +242,7 @@ func TestMySQLHeldTransaction(t *testing.T) {
 			go func() { id, err := commitLast(ctx, sB, bRecs); bDone <- result{id, err} }()
 			if !tc.timeout {
 				// B waits for the counter lock (for 50 s, the default).
-				mysqlWaitLockWait(t, adminDB, table)
+				waitLockWait(t, adminDB, table)
 			}
 			poller.waitPolls(t, 3)
 
@@ -252,11 +252,11 @@ func TestMySQLHeldTransaction(t *testing.T) {
 				// still holds; then commits again after A.
 				r := <-bDone
 				var me *mysql.MySQLError
-				if !errors.As(r.err, &me) || me.Number != myErLockWaitTimeout || errors.Is(r.err, ErrCommitUnknown) {
+				if !errors.As(r.err, &me) || me.Number != erLockWaitTimeout || errors.Is(r.err, ErrCommitUnknown) {
 					t.Fatalf("B's Commit while A holds: %d, %v; want lock wait timeout 1205", r.id, r.err)
 				}
 			case tc.retries:
-				if err := <-retried; !myRetryable(err) {
+				if err := <-retried; !retryable(err) {
 					t.Fatalf("B retried after %v, want a lock wait timeout", err)
 				}
 			}
@@ -294,7 +294,7 @@ func TestMySQLHeldTransaction(t *testing.T) {
 			poller.halt()
 
 			var want []logstore.Record
-			want = append(want, mysqlRecords("base", 2)...)
+			want = append(want, tagRecords("base", 2)...)
 			if !tc.rollback {
 				want = append(want, aRecs...)
 			}
@@ -312,7 +312,7 @@ func TestMySQLHeldTransaction(t *testing.T) {
 				}
 			}
 			// The log holds exactly what the poller saw.
-			if all, _ := mysqlRead(t, sA, 1, ^uint64(0)); fmt.Sprint(all) != fmt.Sprint(ids) {
+			if all, _ := readAll(t, sA, 1, ^uint64(0)); fmt.Sprint(all) != fmt.Sprint(ids) {
 				t.Errorf("log holds %v, poller saw %v", all, ids)
 			}
 		})

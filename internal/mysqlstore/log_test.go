@@ -18,11 +18,11 @@ import (
 // The log exists only once CreateTable made it: every other method reports
 // a missing log (ErrNoLog, saying what to do) and never creates one.
 
-// mysqlInitHint is what every missing-log error tells the operator to do.
-const mysqlInitHint = "run whycache init-schema (CreateTable) on the primary"
+// initHint is what every missing-log error tells the operator to do.
+const initHint = "run whycache init-schema (CreateTable) on the primary"
 
-// mysqlRecord returns a Go-format record setting key to value.
-func mysqlRecord(t testing.TB, key, value string) []byte {
+// recordOf returns a Go-format record setting key to value.
+func recordOf(t testing.TB, key, value string) []byte {
 	t.Helper()
 	b, err := logstore.AppendRecord(nil, []logstore.Item{{Key: []byte(key), Value: []byte(value)}})
 	if err != nil {
@@ -31,8 +31,8 @@ func mysqlRecord(t testing.TB, key, value string) []byte {
 	return b
 }
 
-// mysqlListTables returns the tables whose name starts with table.
-func mysqlListTables(t testing.TB, db *sql.DB, table string) []string {
+// listTables returns the tables whose name starts with table.
+func listTables(t testing.TB, db *sql.DB, table string) []string {
 	t.Helper()
 	rows, err := db.Query("SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME LIKE ?", table+"%")
 	if err != nil {
@@ -54,8 +54,8 @@ func mysqlListTables(t testing.TB, db *sql.DB, table string) []string {
 	return out
 }
 
-// mysqlCount returns the result of a COUNT(*) query.
-func mysqlCount(t testing.TB, db *sql.DB, query string) int {
+// countRows returns the result of a COUNT(*) query.
+func countRows(t testing.TB, db *sql.DB, query string) int {
 	t.Helper()
 	var n int
 	if err := db.QueryRow(query).Scan(&n); err != nil {
@@ -64,9 +64,9 @@ func mysqlCount(t testing.TB, db *sql.DB, query string) int {
 	return n
 }
 
-// mysqlReadOnlyDB returns a pool whose sessions cannot write, as on a
+// readOnlyDB returns a pool whose sessions cannot write, as on a
 // read-only replica.
-func mysqlReadOnlyDB(t *testing.T) *sql.DB {
+func readOnlyDB(t *testing.T) *sql.DB {
 	t.Helper()
 	db := mysqltest.DB(t, "tx_read_only", "1") // MariaDB, MySQL 5.7
 	var ro int
@@ -76,9 +76,9 @@ func mysqlReadOnlyDB(t *testing.T) *sql.DB {
 	return db
 }
 
-// mysqlCallAll calls every method of s that needs the log and returns
+// callAll calls every method of s that needs the log and returns
 // their errors by name.
-func mysqlCallAll(s *Store) map[string]error {
+func callAll(s *Store) map[string]error {
 	ctx := context.Background()
 	var some logstore.LogID
 	some[0] = 1
@@ -106,9 +106,9 @@ func mysqlCallAll(s *Store) map[string]error {
 	}
 }
 
-// mysqlExpectNoLog fails the test unless every error wraps ErrNoLog and
+// expectNoLog fails the test unless every error wraps ErrNoLog and
 // says want.
-func mysqlExpectNoLog(t *testing.T, errs map[string]error, want string) {
+func expectNoLog(t *testing.T, errs map[string]error, want string) {
 	t.Helper()
 	for name, err := range errs {
 		if !errors.Is(err, logstore.ErrNoLog) || !strings.Contains(err.Error(), want) {
@@ -117,13 +117,13 @@ func mysqlExpectNoLog(t *testing.T, errs map[string]error, want string) {
 	}
 }
 
-func TestMySQLMissingMetaRow(t *testing.T) {
+func TestMissingMetaRow(t *testing.T) {
 	// An operator lost the meta row (a bad restore, a stray DELETE). No
 	// method recreates it (a second identity next to the first), on the
 	// primary or through a read-only pool: they all say to run
 	// init-schema. CreateTable then makes a new identity and keeps ids
 	// above every id ever committed, even one whose record is gone.
-	s, db := mysqlTestStore(t, Options{})
+	s, db := testStore(t, Options{})
 	ctx := context.Background()
 	before, err := s.Info(ctx)
 	if err != nil {
@@ -131,7 +131,7 @@ func TestMySQLMissingMetaRow(t *testing.T) {
 	}
 	var last logstore.Committed
 	for i := range 3 {
-		last, err = s.Commit(ctx, logstore.LogID{}, []logstore.Record{{Contents: mysqlRecord(t, fmt.Sprint("k", i), "v")}})
+		last, err = s.Commit(ctx, logstore.LogID{}, []logstore.Record{{Contents: recordOf(t, fmt.Sprint("k", i), "v")}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -144,16 +144,16 @@ func TestMySQLMissingMetaRow(t *testing.T) {
 		t.Fatal(err)
 	}
 	meta := "SELECT COUNT(*) FROM `" + s.Table() + "_meta`"
-	mysqlExpectNoLog(t, mysqlCallAll(s), "the meta row of "+s.Table()+"_meta does not exist; "+mysqlInitHint)
-	replica := mysqlTestStoreOn(t, mysqlReadOnlyDB(t), s.Table(), Options{})
-	reads := mysqlCallAll(replica)
+	expectNoLog(t, callAll(s), "the meta row of "+s.Table()+"_meta does not exist; "+initHint)
+	replica := testStoreOn(t, readOnlyDB(t), s.Table(), Options{})
+	reads := callAll(replica)
 	for name := range reads {
 		if strings.HasPrefix(name, "Commit") { // the replica refuses them first
 			delete(reads, name)
 		}
 	}
-	mysqlExpectNoLog(t, reads, mysqlInitHint)
-	if n := mysqlCount(t, db, meta); n != 0 {
+	expectNoLog(t, reads, initHint)
+	if n := countRows(t, db, meta); n != 0 {
 		t.Fatalf("%d meta rows after the calls, want none: a method created the log", n)
 	}
 	if err := replica.CreateTable(ctx); err == nil {
@@ -170,7 +170,7 @@ func TestMySQLMissingMetaRow(t *testing.T) {
 	if after.ID == before.ID {
 		t.Errorf("CreateTable after the meta row was lost kept identity %x; want a new one", before.ID)
 	}
-	c, err := s.Commit(ctx, after.ID, []logstore.Record{{Contents: mysqlRecord(t, "k", "new")}})
+	c, err := s.Commit(ctx, after.ID, []logstore.Record{{Contents: recordOf(t, "k", "new")}})
 	if err != nil || c.First != last.Last+1 {
 		t.Errorf("Commit after CreateTable = %+v, %v; want id %d (above every id ever committed)", c, err, last.Last+1)
 	}
@@ -179,17 +179,17 @@ func TestMySQLMissingMetaRow(t *testing.T) {
 	}
 }
 
-func TestMySQLMissingTables(t *testing.T) {
+func TestMissingTables(t *testing.T) {
 	// A store on tables nobody created: every method says which tables are
 	// missing, and nothing creates them but CreateTable.
 	db := mysqltest.DB(t)
 	table := mysqltest.Table(t, db)
-	s := mysqlTestStoreOn(t, db, table, Options{})
-	mysqlExpectNoLog(t, mysqlCallAll(s), "does not exist; "+mysqlInitHint)
+	s := testStoreOn(t, db, table, Options{})
+	expectNoLog(t, callAll(s), "does not exist; "+initHint)
 	if err := s.ReadUpdates(context.Background(), 1, 10, func(uint64, []byte) error { return nil }); !errors.Is(err, logstore.ErrNoLog) {
 		t.Errorf("ReadUpdates: %v, want ErrNoLog", err)
 	}
-	if got := mysqlListTables(t, db, table); len(got) != 0 {
+	if got := listTables(t, db, table); len(got) != 0 {
 		t.Errorf("tables %v exist; nothing but CreateTable may create them", got)
 	}
 	// Only the marks table missing: what an earlier version's tables lack.
@@ -199,7 +199,7 @@ func TestMySQLMissingTables(t *testing.T) {
 	if _, err := db.Exec("DROP TABLE `" + table + "_marks`"); err != nil {
 		t.Fatal(err)
 	}
-	s2 := mysqlTestStoreOn(t, db, table, Options{})
+	s2 := testStoreOn(t, db, table, Options{})
 	for name, err := range map[string]error{
 		"Poll": func() error {
 			_, err := s2.Poll(context.Background(), logstore.PollRequest{}, func(logstore.Entry) error { return nil })
@@ -216,23 +216,23 @@ func TestMySQLMissingTables(t *testing.T) {
 	}
 }
 
-func TestMySQLReadOnlyPool(t *testing.T) {
+func TestReadOnlyPool(t *testing.T) {
 	// Every read method works through a pool that cannot write (a
 	// replica); writes are refused by the server.
-	s, _ := mysqlTestStore(t, Options{})
+	s, _ := testStore(t, Options{})
 	ctx := context.Background()
-	c, err := s.Commit(ctx, logstore.LogID{}, []logstore.Record{{Contents: mysqlRecord(t, "a", "1")}, {Contents: mysqlRecord(t, "b", "2")}})
+	c, err := s.Commit(ctx, logstore.LogID{}, []logstore.Record{{Contents: recordOf(t, "a", "1")}, {Contents: recordOf(t, "b", "2")}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	ro := mysqlTestStoreOn(t, mysqlReadOnlyDB(t), s.Table(), Options{})
+	ro := testStoreOn(t, readOnlyDB(t), s.Table(), Options{})
 	if _, err := ro.Info(ctx); err != nil {
 		t.Errorf("Info: %v", err)
 	}
 	if id, err := ro.LatestUpdateID(ctx); err != nil || id != c.Last {
 		t.Errorf("LatestUpdateID = %d, %v; want %d", id, err, c.Last)
 	}
-	if ids, _ := mysqlRead(t, ro, 1, 10); len(ids) != 2 {
+	if ids, _ := readAll(t, ro, 1, 10); len(ids) != 2 {
 		t.Errorf("ReadUpdates read %v", ids)
 	}
 	n := 0
@@ -248,7 +248,7 @@ func TestMySQLReadOnlyPool(t *testing.T) {
 	}
 }
 
-func TestMySQLCreateTableAdopts(t *testing.T) {
+func TestCreateTableAdopts(t *testing.T) {
 	// A log table with records of this store's format and no meta table
 	// (its meta table was dropped): CreateTable keeps the records and
 	// starts the counter above them.
@@ -259,14 +259,14 @@ func TestMySQLCreateTableAdopts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := db.Exec(mySchemaStatements(schema)[0]); err != nil {
+	if _, err := db.Exec(schemaStatements(schema)[0]); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := db.Exec("INSERT INTO `"+table+"` (id, single_key, contents) VALUES (3, NULL, ?), (7, 'k', ?)",
-		mysqlRecord(t, "three", "3"), mysqlRecord(t, "k", "7")); err != nil {
+		recordOf(t, "three", "3"), recordOf(t, "k", "7")); err != nil {
 		t.Fatal(err)
 	}
-	s := mysqlTestStoreOn(t, db, table, Options{})
+	s := testStoreOn(t, db, table, Options{})
 	if _, err := s.LatestUpdateID(ctx); !errors.Is(err, logstore.ErrNoLog) {
 		t.Fatalf("LatestUpdateID before CreateTable: %v, want ErrNoLog", err)
 	}
@@ -276,10 +276,10 @@ func TestMySQLCreateTableAdopts(t *testing.T) {
 	if last, err := s.LatestUpdateID(ctx); err != nil || last != 7 {
 		t.Fatalf("LatestUpdateID after CreateTable = %d, %v; want 7", last, err)
 	}
-	if id, err := commitLast(ctx, s, []logstore.Record{{Contents: mysqlRecord(t, "k", "8"), SingleKey: []byte("k")}}); err != nil || id != 8 {
+	if id, err := commitLast(ctx, s, []logstore.Record{{Contents: recordOf(t, "k", "8"), SingleKey: []byte("k")}}); err != nil || id != 8 {
 		t.Fatalf("Commit = %d, %v; want 8", id, err)
 	}
-	if ids, _ := mysqlRead(t, s, 1, 100); fmt.Sprint(ids) != "[3 8]" {
+	if ids, _ := readAll(t, s, 1, 100); fmt.Sprint(ids) != "[3 8]" {
 		t.Errorf("log holds %v, want [3 8]", ids)
 	}
 	if err := s.Check(ctx); err != nil {
@@ -287,11 +287,11 @@ func TestMySQLCreateTableAdopts(t *testing.T) {
 	}
 }
 
-// mysqlPythonDDL is a log table in Python whycache's layout.
-const mysqlPythonDDL = "CREATE TABLE `%s` (id BIGINT UNSIGNED NOT NULL AUTO_INCREMENT, single_key VARBINARY(1024) NULL, " +
+// pythonDDL is a log table in Python whycache's layout.
+const pythonDDL = "CREATE TABLE `%s` (id BIGINT UNSIGNED NOT NULL AUTO_INCREMENT, single_key VARBINARY(1024) NULL, " +
 	"contents MEDIUMBLOB NOT NULL, PRIMARY KEY (id), UNIQUE KEY (single_key)) ENGINE=InnoDB"
 
-func TestMySQLForeignTableRefused(t *testing.T) {
+func TestForeignTableRefused(t *testing.T) {
 	// Tables this store must not guess at: CreateTable refuses them
 	// without adding tables next to them, and the read methods say what
 	// the table is.
@@ -308,10 +308,10 @@ func TestMySQLForeignTableRefused(t *testing.T) {
 		rows func(t *testing.T) [][]byte // contents inserted with ids 1, 2, ...
 		want string
 	}{
-		{"python layout with records", mysqlPythonDDL, func(t *testing.T) [][]byte {
+		{"python layout with records", pythonDDL, func(t *testing.T) [][]byte {
 			return [][]byte{python(t, "a", "1"), python(t, "b", "2")}
 		}, "Python whycache's layout (an AUTO_INCREMENT id)"},
-		{"python layout, empty", mysqlPythonDDL, nil, "Python whycache's layout (an AUTO_INCREMENT id)"},
+		{"python layout, empty", pythonDDL, nil, "Python whycache's layout (an AUTO_INCREMENT id)"},
 		{"python records, no AUTO_INCREMENT", "CREATE TABLE `%s` (id BIGINT UNSIGNED NOT NULL PRIMARY KEY, single_key VARBINARY(1024) NULL UNIQUE, contents MEDIUMBLOB NOT NULL)",
 			func(t *testing.T) [][]byte { return [][]byte{python(t, "a", "1")} }, "records in the Python framing"},
 		{"not a log", "CREATE TABLE `%s` (id BIGINT UNSIGNED NOT NULL PRIMARY KEY, name VARCHAR(10))", nil, "is not a whycache log (it has no column single_key)"},
@@ -332,7 +332,7 @@ func TestMySQLForeignTableRefused(t *testing.T) {
 					}
 				}
 			}
-			s := mysqlTestStoreOn(t, db, table, Options{})
+			s := testStoreOn(t, db, table, Options{})
 			err := s.CreateTable(ctx)
 			if !errors.Is(err, logstore.ErrNoLog) || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("CreateTable: %v; want ErrNoLog saying %q", err, tc.want)
@@ -340,30 +340,30 @@ func TestMySQLForeignTableRefused(t *testing.T) {
 			if strings.Contains(tc.want, "Python") && !strings.Contains(err.Error(), "a Python mode (--format python) is to come") {
 				t.Errorf("CreateTable: %v; want it to name the Python mode", err)
 			}
-			if got := mysqlListTables(t, db, table); len(got) != 1 || got[0] != table {
+			if got := listTables(t, db, table); len(got) != 1 || got[0] != table {
 				t.Errorf("tables after the refusal: %v, want only %s", got, table)
 			}
-			mysqlExpectNoLog(t, mysqlCallAll(s), tc.want)
+			expectNoLog(t, callAll(s), tc.want)
 		})
 	}
 }
 
-// mysqlV1Tables creates the tables of the previous version of the schema
+// v1Tables creates the tables of the previous version of the schema
 // (testdata/schema_v1.sql: no nonces, no marks) with a meta row and
 // records as that version wrote them, and returns the identity.
-func mysqlV1Tables(t *testing.T, db *sql.DB, table string, records [][]byte) logstore.LogID {
+func v1Tables(t *testing.T, db *sql.DB, table string, records [][]byte) logstore.LogID {
 	t.Helper()
 	v1, err := os.ReadFile("testdata/schema_v1.sql")
 	if err != nil {
 		t.Fatal(err)
 	}
 	schema := strings.NewReplacer("`whycache`", "`"+table+"`", "`whycache_meta`", "`"+table+"_meta`").Replace(string(v1))
-	for _, stmt := range mySchemaStatements(schema) {
+	for _, stmt := range schemaStatements(schema) {
 		if _, err := db.Exec(stmt); err != nil {
 			t.Fatal(err)
 		}
 	}
-	id, err := myNewLogID()
+	id, err := newLogID()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -378,17 +378,17 @@ func mysqlV1Tables(t *testing.T, db *sql.DB, table string, records [][]byte) log
 	return id
 }
 
-func TestMySQLUpgradeInPlace(t *testing.T) {
+func TestUpgradeInPlace(t *testing.T) {
 	// Tables of the previous version, upgraded by many CreateTable calls
 	// at once: same identity and records, old records checked by id, new
 	// commits with nonces.
 	ctx := context.Background()
 	db := mysqltest.DB(t)
 	table := mysqltest.Table(t, db)
-	old := [][]byte{mysqlRecord(t, "a", "1"), mysqlRecord(t, "b", "2"), mysqlRecord(t, "c", "3")}
-	id := mysqlV1Tables(t, db, table, old)
+	old := [][]byte{recordOf(t, "a", "1"), recordOf(t, "b", "2"), recordOf(t, "c", "3")}
+	id := v1Tables(t, db, table, old)
 
-	s := mysqlTestStoreOn(t, db, table, Options{})
+	s := testStoreOn(t, db, table, Options{})
 	// Before the upgrade the store says so.
 	for name, err := range map[string]error{
 		"Poll": func() error {
@@ -397,15 +397,15 @@ func TestMySQLUpgradeInPlace(t *testing.T) {
 		}(),
 		"Commit": func() error { _, err := commitLast(ctx, s, []logstore.Record{{Contents: []byte("x")}}); return err }(),
 	} {
-		if !errors.Is(err, logstore.ErrNoLog) || !strings.Contains(err.Error(), mysqlInitHint) {
-			t.Errorf("%s on the previous version's tables: %v; want ErrNoLog saying %q", name, err, mysqlInitHint)
+		if !errors.Is(err, logstore.ErrNoLog) || !strings.Contains(err.Error(), initHint) {
+			t.Errorf("%s on the previous version's tables: %v; want ErrNoLog saying %q", name, err, initHint)
 		}
 	}
 
 	var wg sync.WaitGroup
 	errs := make(chan error, 6)
 	for range 6 {
-		other := mysqlTestStoreOn(t, mysqltest.DB(t), table, Options{})
+		other := testStoreOn(t, mysqltest.DB(t), table, Options{})
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -424,7 +424,7 @@ func TestMySQLUpgradeInPlace(t *testing.T) {
 	}
 	want := mysqltest.Tables(table)
 	sort.Strings(want)
-	if got := mysqlListTables(t, db, table); fmt.Sprint(got) != fmt.Sprint(want) {
+	if got := listTables(t, db, table); fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("tables %v, want %v", got, want)
 	}
 	in, err := s.Info(ctx)
@@ -445,7 +445,7 @@ func TestMySQLUpgradeInPlace(t *testing.T) {
 	if err != nil || res.Verdict != logstore.VerdictMatch {
 		t.Errorf("Poll at an old position = %+v, %v; want a match by id", res, err)
 	}
-	c, err := s.Commit(ctx, id, []logstore.Record{{Contents: mysqlRecord(t, "d", "4")}})
+	c, err := s.Commit(ctx, id, []logstore.Record{{Contents: recordOf(t, "d", "4")}})
 	if err != nil || c.First != 4 || c.Nonce == 0 {
 		t.Fatalf("Commit after the upgrade = %+v, %v; want id 4 with a nonce", c, err)
 	}
@@ -461,21 +461,21 @@ func TestMySQLUpgradeInPlace(t *testing.T) {
 	// upgrade, commits id 5: no nonce, no mark, the meta row's latest
 	// nonce left at commit 4's. The latest position has no nonce then,
 	// positions are checked by id, and Check accepts it.
-	mysqlV1Commit(t, db, table, mysqlRecord(t, "e", "5"))
+	v1Commit(t, db, table, recordOf(t, "e", "5"))
 	res, err = s.Poll(ctx, logstore.PollRequest{After: c.Position()}, func(logstore.Entry) error { return nil })
 	if err != nil || res.Verdict != logstore.VerdictMatch || res.Latest != (logstore.Position{ID: 5}) {
 		t.Errorf("Poll after the previous version's commit = %+v, %v; want a match and latest 5 without a nonce", res, err)
 	}
-	c2, err := s.Commit(ctx, id, []logstore.Record{{Contents: mysqlRecord(t, "f", "6")}})
+	c2, err := s.Commit(ctx, id, []logstore.Record{{Contents: recordOf(t, "f", "6")}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, pos := range []logstore.Position{{ID: 5}, {ID: 5, Nonce: c.Nonce}, c.Position(), c2.Position()} {
-		if v := mysqlVerdict(t, s, pos); v != logstore.VerdictMatch {
+		if v := verdictAt(t, s, pos); v != logstore.VerdictMatch {
 			t.Errorf("Poll at %+v in a log the previous version wrote to: %v, want match", pos, v)
 		}
 	}
-	if v := mysqlVerdict(t, s, logstore.Position{ID: 4, Nonce: c.Nonce ^ 1}); v != logstore.VerdictMismatch {
+	if v := verdictAt(t, s, logstore.Position{ID: 4, Nonce: c.Nonce ^ 1}); v != logstore.VerdictMismatch {
 		t.Errorf("Poll at commit 4 with another nonce: %v, want mismatch", v)
 	}
 	if err := s.Check(ctx); err != nil {
@@ -483,10 +483,10 @@ func TestMySQLUpgradeInPlace(t *testing.T) {
 	}
 }
 
-// mysqlV1Commit commits one record the way the previous version did: the
+// v1Commit commits one record the way the previous version did: the
 // counter taken with LAST_INSERT_ID, the row written without a nonce, no
 // mark.
-func mysqlV1Commit(t *testing.T, db *sql.DB, table string, contents []byte) {
+func v1Commit(t *testing.T, db *sql.DB, table string, contents []byte) {
 	t.Helper()
 	tx, err := db.Begin()
 	if err != nil {

@@ -11,14 +11,14 @@ import (
 	"github.com/whycache/whycache/logstore"
 )
 
-func TestMySQLGroupCommitExpectations(t *testing.T) {
+func TestGroupCommitExpectations(t *testing.T) {
 	// Calls queued behind a held transaction, expecting the log's identity,
 	// another one, or none, in this order: right, none, wrong, none, right.
 	// A transaction checks one identity, so the batches are [right, none],
 	// [wrong, none] and [right]; the wrong call fails and commits nothing,
 	// the call that shared its transaction is committed alone, and the
 	// calls of one transaction share its nonce.
-	s, _ := mysqlTestStore(t, Options{})
+	s, _ := testStore(t, Options{})
 	ctx := context.Background()
 	in, err := s.Info(ctx)
 	if err != nil {
@@ -28,7 +28,7 @@ func TestMySQLGroupCommitExpectations(t *testing.T) {
 	wrong[3] ^= 0x40
 	hold, release := make(chan struct{}), make(chan struct{})
 	var once sync.Once
-	s.hookBeforeCommit = func(context.Context, uint64, uint64, []*myCommitReq) error {
+	s.hookBeforeCommit = func(context.Context, uint64, uint64, []*commitReq) error {
 		once.Do(func() { close(hold); <-release })
 		return nil
 	}
@@ -49,7 +49,7 @@ func TestMySQLGroupCommitExpectations(t *testing.T) {
 	start := func(tag string, expect logstore.LogID) chan result {
 		ch := make(chan result, 1)
 		go func() {
-			c, err := s.Commit(ctx, expect, []logstore.Record{{Contents: mysqlRecord(t, tag, tag)}, {Contents: mysqlRecord(t, tag+"2", tag)}})
+			c, err := s.Commit(ctx, expect, []logstore.Record{{Contents: recordOf(t, tag, tag)}, {Contents: recordOf(t, tag+"2", tag)}})
 			ch <- result{c, err}
 		}()
 		select {
@@ -97,7 +97,7 @@ func TestMySQLGroupCommitExpectations(t *testing.T) {
 	}
 	mu.Unlock()
 	var tags []string
-	_, contents := mysqlRead(t, s, 1, 100)
+	_, contents := readAll(t, s, 1, 100)
 	for _, c := range contents {
 		logstore.DecodeRecord(c, func(it logstore.Item) error { tags = append(tags, string(it.Value)); return nil })
 	}
@@ -109,8 +109,8 @@ func TestMySQLGroupCommitExpectations(t *testing.T) {
 	}
 }
 
-// mysqlMarks returns the marks of a log as last id -> nonce.
-func mysqlMarks(t *testing.T, s *Store) map[uint64]uint64 {
+// marksOf returns the marks of a log as last id -> nonce.
+func marksOf(t *testing.T, s *Store) map[uint64]uint64 {
 	t.Helper()
 	rows, err := s.db.Query("SELECT last_id, nonce FROM `" + s.Table() + "_marks`")
 	if err != nil {
@@ -131,8 +131,8 @@ func mysqlMarks(t *testing.T, s *Store) map[uint64]uint64 {
 	return out
 }
 
-// mysqlVerdict polls once from after and returns the verdict.
-func mysqlVerdict(t *testing.T, s logstore.Store, after logstore.Position) logstore.Verdict {
+// verdictAt polls once from after and returns the verdict.
+func verdictAt(t *testing.T, s logstore.Store, after logstore.Position) logstore.Verdict {
 	t.Helper()
 	res, err := s.Poll(context.Background(), logstore.PollRequest{After: after}, func(logstore.Entry) error { return nil })
 	if err != nil {
@@ -141,16 +141,16 @@ func mysqlVerdict(t *testing.T, s logstore.Store, after logstore.Position) logst
 	return res.Verdict
 }
 
-func TestMySQLMarks(t *testing.T) {
+func TestMarks(t *testing.T) {
 	// One mark per commit transaction; raising the horizon prunes the marks
 	// below it but the latest; Reset deletes them all.
-	s, _ := mysqlTestStore(t, Options{PageRows: 2})
+	s, _ := testStore(t, Options{PageRows: 2})
 	ctx := context.Background()
 	var commits []logstore.Committed
 	for i := range 10 {
-		recs := []logstore.Record{{Contents: mysqlRecord(t, "hot", fmt.Sprint(i)), SingleKey: []byte("hot")}}
+		recs := []logstore.Record{{Contents: recordOf(t, "hot", fmt.Sprint(i)), SingleKey: []byte("hot")}}
 		if i%3 == 0 {
-			recs = append(recs, logstore.Record{Contents: mysqlRecord(t, fmt.Sprint("cold", i), "v")})
+			recs = append(recs, logstore.Record{Contents: recordOf(t, fmt.Sprint("cold", i), "v")})
 		}
 		c, err := s.Commit(ctx, logstore.LogID{}, recs)
 		if err != nil {
@@ -158,7 +158,7 @@ func TestMySQLMarks(t *testing.T) {
 		}
 		commits = append(commits, c)
 	}
-	marks := mysqlMarks(t, s)
+	marks := marksOf(t, s)
 	if len(marks) != len(commits) {
 		t.Errorf("%d marks for %d commits", len(marks), len(commits))
 	}
@@ -167,7 +167,7 @@ func TestMySQLMarks(t *testing.T) {
 			t.Errorf("mark of commit %+v: %x", c, marks[c.Last])
 		}
 		// Every commit's hot record was replaced; its mark still tells.
-		if v := mysqlVerdict(t, s, c.Position()); v != logstore.VerdictMatch {
+		if v := verdictAt(t, s, c.Position()); v != logstore.VerdictMatch {
 			t.Errorf("Poll at commit %+v: %v, want match", c, v)
 		}
 	}
@@ -180,17 +180,17 @@ func TestMySQLMarks(t *testing.T) {
 	if _, err := s.Compact(ctx, commits[9].Last, horizon, keep); err != nil {
 		t.Fatal(err)
 	}
-	marks = mysqlMarks(t, s)
+	marks = marksOf(t, s)
 	for i, c := range commits {
 		if _, ok := marks[c.Last]; ok != (i > 4) {
 			t.Errorf("after raising the horizon to %d: mark %d present %v", horizon, c.Last, ok)
 		}
 	}
 	for _, c := range commits[5:] {
-		if v := mysqlVerdict(t, s, c.Position()); v != logstore.VerdictMatch {
+		if v := verdictAt(t, s, c.Position()); v != logstore.VerdictMatch {
 			t.Errorf("Poll at commit %+v above the horizon: %v, want match", c, v)
 		}
-		if v := mysqlVerdict(t, s, logstore.Position{ID: c.Last, Nonce: c.Nonce + 1}); v != logstore.VerdictMismatch {
+		if v := verdictAt(t, s, logstore.Position{ID: c.Last, Nonce: c.Nonce + 1}); v != logstore.VerdictMismatch {
 			t.Errorf("Poll at commit %+v above the horizon with another nonce: %v, want mismatch", c, v)
 		}
 	}
@@ -202,7 +202,7 @@ func TestMySQLMarks(t *testing.T) {
 	if _, err := s.Compact(ctx, 0, commits[9].Last+100, keep); err != nil {
 		t.Fatal(err)
 	}
-	if marks = mysqlMarks(t, s); len(marks) != 1 || marks[commits[9].Last] != commits[9].Nonce {
+	if marks = marksOf(t, s); len(marks) != 1 || marks[commits[9].Last] != commits[9].Nonce {
 		t.Errorf("marks after a horizon above everything: %v, want only the latest commit's", marks)
 	}
 	if err := s.Check(ctx); err != nil {
@@ -212,14 +212,14 @@ func TestMySQLMarks(t *testing.T) {
 	if err := s.Reset(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if marks = mysqlMarks(t, s); len(marks) != 0 {
+	if marks = marksOf(t, s); len(marks) != 0 {
 		t.Errorf("marks after Reset: %v", marks)
 	}
 	res, err := s.Poll(ctx, logstore.PollRequest{After: commits[9].Position()}, func(logstore.Entry) error { return nil })
 	if err != nil || res.Latest != (logstore.Position{ID: commits[9].Last}) || res.Verdict == logstore.VerdictMatch {
 		t.Errorf("Poll after Reset = %+v, %v; want latest %d without a nonce and no match", res, err, commits[9].Last)
 	}
-	c, err := s.Commit(ctx, logstore.LogID{}, []logstore.Record{{Contents: mysqlRecord(t, "after", "reset")}})
+	c, err := s.Commit(ctx, logstore.LogID{}, []logstore.Record{{Contents: recordOf(t, "after", "reset")}})
 	if err != nil || c.First != commits[9].Last+1 {
 		t.Errorf("Commit after Reset = %+v, %v; want id %d", c, err, commits[9].Last+1)
 	}
@@ -228,18 +228,18 @@ func TestMySQLMarks(t *testing.T) {
 	}
 }
 
-func TestMySQLCommitIdentityInTransaction(t *testing.T) {
+func TestCommitIdentityInTransaction(t *testing.T) {
 	// Another process resets the log (a new identity) just before a
 	// commit's transaction begins: the commit, expecting the old identity,
 	// must fail and leave nothing in the new log. A check before the
 	// transaction would pass and commit into the new log.
-	s, db := mysqlTestStore(t, Options{})
+	s, db := testStore(t, Options{})
 	ctx := context.Background()
 	old, err := s.Info(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	other := mysqlTestStoreOn(t, mysqltest.DB(t), s.Table(), Options{})
+	other := testStoreOn(t, mysqltest.DB(t), s.Table(), Options{})
 	var once sync.Once
 	s.hookBatch = func(int, int) {
 		once.Do(func() {
@@ -248,21 +248,21 @@ func TestMySQLCommitIdentityInTransaction(t *testing.T) {
 			}
 		})
 	}
-	c, err := s.Commit(ctx, old.ID, []logstore.Record{{Contents: mysqlRecord(t, "k", "for the old log")}})
+	c, err := s.Commit(ctx, old.ID, []logstore.Record{{Contents: recordOf(t, "k", "for the old log")}})
 	if !errors.Is(err, logstore.ErrLogMismatch) {
 		t.Fatalf("Commit expecting the identity a Reset just replaced = %+v, %v; want ErrLogMismatch", c, err)
 	}
-	if ids, _ := mysqlRead(t, s, 1, 100); len(ids) != 0 {
+	if ids, _ := readAll(t, s, 1, 100); len(ids) != 0 {
 		t.Errorf("the new log holds %v", ids)
 	}
-	if n := mysqlCount(t, db, "SELECT COUNT(*) FROM `"+s.Table()+"_marks`"); n != 0 {
+	if n := countRows(t, db, "SELECT COUNT(*) FROM `"+s.Table()+"_marks`"); n != 0 {
 		t.Errorf("the new log holds %d marks", n)
 	}
 	in, err := s.Info(ctx)
 	if err != nil || in.ID == old.ID {
 		t.Fatalf("Info = %+v, %v; want a new identity", in, err)
 	}
-	if _, err := s.Commit(ctx, in.ID, []logstore.Record{{Contents: mysqlRecord(t, "k", "for the new log")}}); err != nil {
+	if _, err := s.Commit(ctx, in.ID, []logstore.Record{{Contents: recordOf(t, "k", "for the new log")}}); err != nil {
 		t.Errorf("Commit expecting the new identity: %v", err)
 	}
 }

@@ -15,21 +15,21 @@ import (
 	"github.com/whycache/whycache/logstore"
 )
 
-// mysqlTrackingConnector records the server's id of every connection it
+// trackingConnector records the server's id of every connection it
 // opens, so a test can KILL exactly the connections of one pool.
-type mysqlTrackingConnector struct {
+type trackingConnector struct {
 	driver.Connector
 
 	mu  sync.Mutex // guards ids
 	ids []int64
 }
 
-func (c *mysqlTrackingConnector) Connect(ctx context.Context) (driver.Conn, error) {
+func (c *trackingConnector) Connect(ctx context.Context) (driver.Conn, error) {
 	conn, err := c.Connector.Connect(ctx)
 	if err != nil {
 		return nil, err
 	}
-	id, err := mysqlConnectionID(ctx, conn)
+	id, err := connectionID(ctx, conn)
 	if err != nil {
 		conn.Close()
 		return nil, err
@@ -40,8 +40,8 @@ func (c *mysqlTrackingConnector) Connect(ctx context.Context) (driver.Conn, erro
 	return conn, nil
 }
 
-// mysqlConnectionID asks a fresh driver connection for its CONNECTION_ID().
-func mysqlConnectionID(ctx context.Context, conn driver.Conn) (int64, error) {
+// connectionID asks a fresh driver connection for its CONNECTION_ID().
+func connectionID(ctx context.Context, conn driver.Conn) (int64, error) {
 	q, ok := conn.(driver.QueryerContext)
 	if !ok {
 		return 0, errors.New("driver connection cannot query")
@@ -71,7 +71,7 @@ func mysqlConnectionID(ctx context.Context, conn driver.Conn) (int64, error) {
 // killAll kills every connection the connector ever opened (those already
 // gone report an unknown thread, which is fine) and returns how many it
 // tried. It returns when the server has taken every KILL.
-func (c *mysqlTrackingConnector) killAll(admin *sql.DB) int {
+func (c *trackingConnector) killAll(admin *sql.DB) int {
 	c.mu.Lock()
 	ids := append([]int64(nil), c.ids...)
 	c.mu.Unlock()
@@ -81,26 +81,26 @@ func (c *mysqlTrackingConnector) killAll(admin *sql.DB) int {
 	return len(ids)
 }
 
-// mysqlAttempt is one Commit call of the outage test and its outcome.
-type mysqlAttempt struct {
+// outageAttempt is one Commit call of the outage test and its outcome.
+type outageAttempt struct {
 	recs []logstore.Record
 	last uint64
 	err  error
 }
 
-// TestMySQLOutage kills the store's connections while 16 goroutines
+// TestOutage kills the store's connections while 16 goroutines
 // commit: at chosen transactions right before COMMIT (the callers must
 // get ErrCommitUnknown, and the transaction is in fact rolled back), and
 // at random moments from another goroutine. Commits fail meanwhile and
 // succeed afterwards; in the log, nothing is lost, duplicated or partial.
-func TestMySQLOutage(t *testing.T) {
+func TestOutage(t *testing.T) {
 	const goroutines, perGoroutine = 16, 40
 	ctx := context.Background()
 	admin := mysqltest.DB(t)
 	table := mysqltest.Table(t, admin)
-	tracker := &mysqlTrackingConnector{Connector: mysqltest.Connector(t)}
+	tracker := &trackingConnector{Connector: mysqltest.Connector(t)}
 	db := mysqltest.Open(t, tracker)
-	s := mysqlTestStoreOn(t, db, table, Options{MaxBatchRows: 20})
+	s := testStoreOn(t, db, table, Options{MaxBatchRows: 20})
 	if err := s.CreateTable(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -112,7 +112,7 @@ func TestMySQLOutage(t *testing.T) {
 	outage.Store(true)
 	rolledBack := make(map[string]bool) // first record of each call in those transactions
 	var rolledBackMu sync.Mutex
-	s.hookBeforeCommit = func(_ context.Context, _, _ uint64, batch []*myCommitReq) error {
+	s.hookBeforeCommit = func(_ context.Context, _, _ uint64, batch []*commitReq) error {
 		if txs.Add(1)%7 == 0 && outage.Load() {
 			rolledBackMu.Lock()
 			for _, r := range batch {
@@ -124,7 +124,7 @@ func TestMySQLOutage(t *testing.T) {
 		return nil
 	}
 
-	attempts := make([][]mysqlAttempt, goroutines)
+	attempts := make([][]outageAttempt, goroutines)
 	var committed atomic.Int64
 	stopKiller := make(chan struct{})
 	killerDone := make(chan int)
@@ -158,7 +158,7 @@ func TestMySQLOutage(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for i := range perGoroutine {
-				recs := mysqlRecords(fmt.Sprintf("g%d-c%d", g, i), 1+i%3)
+				recs := tagRecords(fmt.Sprintf("g%d-c%d", g, i), 1+i%3)
 				if i%2 == 0 {
 					recs[0].SingleKey = recs[0].Contents // unique: replaces nothing
 				}
@@ -166,7 +166,7 @@ func TestMySQLOutage(t *testing.T) {
 				if err == nil {
 					committed.Add(1)
 				}
-				attempts[g] = append(attempts[g], mysqlAttempt{recs, last, err})
+				attempts[g] = append(attempts[g], outageAttempt{recs, last, err})
 			}
 		}()
 	}
@@ -176,22 +176,22 @@ func TestMySQLOutage(t *testing.T) {
 	outage.Store(false)
 
 	// After the outage, commits succeed.
-	var ok []mysqlCommitted
+	var ok []committedCall
 	for i := range 5 {
-		recs := mysqlRecords(fmt.Sprintf("after-%d", i), 2)
+		recs := tagRecords(fmt.Sprintf("after-%d", i), 2)
 		last, err := commitLast(ctx, s, recs)
 		if err != nil {
 			t.Fatalf("Commit after the outage: %v", err)
 		}
-		ok = append(ok, mysqlCommitted{last, recs})
+		ok = append(ok, committedCall{last, recs})
 	}
 
-	var unknown, failed []mysqlAttempt
+	var unknown, failed []outageAttempt
 	for _, as := range attempts {
 		for _, a := range as {
 			switch {
 			case a.err == nil:
-				ok = append(ok, mysqlCommitted{a.last, a.recs})
+				ok = append(ok, committedCall{a.last, a.recs})
 			case errors.Is(a.err, ErrCommitUnknown):
 				unknown = append(unknown, a)
 			default:
@@ -207,7 +207,7 @@ func TestMySQLOutage(t *testing.T) {
 
 	// Successful commits are in the log at their ids; failed ones are
 	// absent; unknown ones are all there, consecutive, or all absent.
-	ids, contents := mysqlRead(t, s, 1, ^uint64(0))
+	ids, contents := readAll(t, s, 1, ^uint64(0))
 	where := make(map[string]uint64, len(ids))
 	for i, c := range contents {
 		if _, dup := where[string(c)]; dup {

@@ -11,8 +11,8 @@ import (
 	"github.com/whycache/whycache/logstore"
 )
 
-// myPollPage is what one Poll statement returned.
-type myPollPage struct {
+// pollPage is what one Poll statement returned.
+type pollPage struct {
 	metaFound         bool
 	next, latestNonce uint64
 	horizon, latestUS uint64
@@ -53,14 +53,14 @@ type myPollPage struct {
 // ErrCorrupt for a damaged meta row, ErrClosed, the context's, the
 // server's, or fn's as is.
 func (s *Store) Poll(ctx context.Context, req logstore.PollRequest, fn func(logstore.Entry) error) (logstore.PollResult, error) {
-	if err := s.myCheck(ctx); err != nil {
+	if err := s.checkUsable(ctx); err != nil {
 		return logstore.PollResult{}, err
 	}
-	limit := s.myPollLimit()
+	limit := s.pollLimit()
 	if req.Max > 0 && req.Max < limit {
 		limit = req.Max
 	}
-	p, err := s.myPollQuery(ctx, req.After, limit)
+	p, err := s.pollQuery(ctx, req.After, limit)
 	if err != nil {
 		return logstore.PollResult{}, err
 	}
@@ -76,7 +76,7 @@ func (s *Store) Poll(ctx context.Context, req logstore.PollRequest, fn func(logs
 		res.Latest.Nonce = p.latestNonce
 	}
 	res.Info.Horizon = p.horizon
-	if res.Info.ID, err = s.myLogID(p.logID); err != nil {
+	if res.Info.ID, err = s.decodeLogID(p.logID); err != nil {
 		return logstore.PollResult{}, fmt.Errorf("whycache: mysqlstore: poll: %w", err)
 	}
 	if p.latestUS > 0 && p.latestUS <= math.MaxInt64 {
@@ -94,7 +94,7 @@ func (s *Store) Poll(ctx context.Context, req logstore.PollRequest, fn func(logs
 		after.Nonce = 0
 	}
 	res.Verdict = logstore.Judge(after, res.Latest, res.Info.Horizon, found, nonce)
-	s.myPollAdapt(p, limit)
+	s.pollAdapt(p, limit)
 	n := min(len(p.ids), limit)
 	for i := range n {
 		start := 0
@@ -110,18 +110,18 @@ func (s *Store) Poll(ctx context.Context, req logstore.PollRequest, fn func(logs
 	return res, nil
 }
 
-// myPollLimit returns the rows the next Poll asks for.
-func (s *Store) myPollLimit() int {
+// pollLimit returns the rows the next Poll asks for.
+func (s *Store) pollLimit() int {
 	if n := s.pollN.Load(); n > 0 {
 		return int(n)
 	}
 	return s.opts.PageRows
 }
 
-// myPollAdapt sets the rows later polls ask for: as many as fitted in
+// pollAdapt sets the rows later polls ask for: as many as fitted in
 // PageBytes after a page was cut, and twice as many (up to PageRows) after
 // a full page of less than half PageBytes.
-func (s *Store) myPollAdapt(p *myPollPage, limit int) {
+func (s *Store) pollAdapt(p *pollPage, limit int) {
 	switch {
 	case p.cut:
 		s.pollN.Store(int64(max(len(p.ids), 1)))
@@ -130,12 +130,12 @@ func (s *Store) myPollAdapt(p *myPollPage, limit int) {
 	}
 }
 
-// myPollQuery runs the Poll statement for the records after after, at most
+// pollQuery runs the Poll statement for the records after after, at most
 // limit+1 of them (the extra one tells that there are more).
-func (s *Store) myPollQuery(ctx context.Context, after logstore.Position, limit int) (*myPollPage, error) {
-	st, err := s.myStmt(ctx, s.q.poll)
+func (s *Store) pollQuery(ctx context.Context, after logstore.Position, limit int) (*pollPage, error) {
+	st, err := s.prepared(ctx, s.q.poll)
 	if err != nil {
-		return nil, s.myPollError(ctx, err)
+		return nil, s.pollError(ctx, err)
 	}
 	// Judge needs the lookup only below the latest id, which the statement
 	// compares itself; ids never exceed MaxInt64 (the counter goes through
@@ -146,21 +146,21 @@ func (s *Store) myPollQuery(ctx context.Context, after logstore.Position, limit 
 	}
 	rows, err := st.QueryContext(ctx, lookup, at, at, lookup, at, at, after.ID, limit+1)
 	if err != nil {
-		return nil, s.myPollError(ctx, err)
+		return nil, s.pollError(ctx, err)
 	}
-	p := &myPollPage{}
-	if err := s.myPollRead(rows, p, after.ID); err != nil {
+	p := &pollPage{}
+	if err := s.pollRead(rows, p, after.ID); err != nil {
 		rows.Close()
 		return nil, err
 	}
 	if err := rows.Close(); err != nil {
-		return nil, s.myPollError(ctx, err)
+		return nil, s.pollError(ctx, err)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, s.myPollError(ctx, err)
+		return nil, s.pollError(ctx, err)
 	}
 	if !p.metaFound {
-		return nil, s.myNoLog(ctx, "poll", sql.ErrNoRows)
+		return nil, s.noLog(ctx, "poll", sql.ErrNoRows)
 	}
 	if p.next == 0 {
 		return nil, fmt.Errorf("whycache: mysqlstore: poll: meta row of %s has next_id 0: %w", s.table, logstore.ErrCorrupt)
@@ -168,8 +168,8 @@ func (s *Store) myPollQuery(ctx context.Context, after logstore.Position, limit 
 	return p, nil
 }
 
-// myPollRead reads the rows of the Poll statement into p.
-func (s *Store) myPollRead(rows *sql.Rows, p *myPollPage, after uint64) error {
+// pollRead reads the rows of the Poll statement into p.
+func (s *Store) pollRead(rows *sql.Rows, p *pollPage, after uint64) error {
 	for rows.Next() {
 		var kind int
 		var id, nonce, horizon, us uint64
@@ -178,17 +178,17 @@ func (s *Store) myPollRead(rows *sql.Rows, p *myPollPage, after uint64) error {
 			return fmt.Errorf("whycache: mysqlstore: poll: %w", err)
 		}
 		switch kind {
-		case myPollMeta:
+		case pollKindMeta:
 			p.metaFound = true
 			p.next, p.latestNonce, p.horizon, p.latestUS = id, nonce, horizon, us
 			p.logID = append(p.logID[:0], blob...)
-		case myPollRow:
+		case pollKindRow:
 			p.rowFound, p.rowID, p.rowNonce = true, id, nonce
-		case myPollMark:
+		case pollKindMark:
 			p.markFound, p.markID, p.markNonce = true, id, nonce
-		case myPollLatest:
+		case pollKindLatest:
 			p.latestFound, p.latestMarkID, p.latestMarkN = true, id, nonce
-		case myPollRecord:
+		case pollKindRecord:
 			p.got++
 			if n := len(p.ids); id <= after || (n > 0 && id <= p.ids[n-1]) {
 				return fmt.Errorf("whycache: mysqlstore: poll: server returned record %d out of order: %w", id, logstore.ErrCorrupt)
@@ -208,12 +208,12 @@ func (s *Store) myPollRead(rows *sql.Rows, p *myPollPage, after uint64) error {
 	return nil
 }
 
-// myPollError maps an error of the Poll statement: missing tables or
+// pollError maps an error of the Poll statement: missing tables or
 // columns are ErrNoLog, a statement closed by Close is ErrClosed.
-func (s *Store) myPollError(ctx context.Context, err error) error {
+func (s *Store) pollError(ctx context.Context, err error) error {
 	switch {
-	case myMissing(err):
-		return s.myNoLog(ctx, "poll", err)
+	case isMissing(err):
+		return s.noLog(ctx, "poll", err)
 	case errors.Is(err, logstore.ErrClosed):
 		return err
 	case s.closed.Load():

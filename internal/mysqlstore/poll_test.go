@@ -18,7 +18,7 @@ import (
 	"github.com/whycache/whycache/logstore"
 )
 
-// TestMySQLPollSnapshotAtRate is the poll race as an operator meets it:
+// TestPollSnapshotAtRate is the poll race as an operator meets it:
 // writers in other pools set a few hot keys at about 1,000 sets/s, each
 // set REPLACEing the older row of its key, while a poller tails the log
 // with Poll. After every complete poll its copy must hold, for every key,
@@ -26,13 +26,13 @@ import (
 // poll that reads the latest id and the rows in two statements fails
 // this: a replacement between the two removes a row the poller still
 // needed and puts its successor above the latest id it read.
-func TestMySQLPollSnapshotAtRate(t *testing.T) {
+func TestPollSnapshotAtRate(t *testing.T) {
 	const writers, keys, rate = 4, 8, 1000 // sets/s in all
 	run := 5 * time.Second
 	if testing.Short() {
 		run = 2 * time.Second
 	}
-	s, _ := mysqlTestStore(t, Options{})
+	s, _ := testStore(t, Options{})
 	ctx := context.Background()
 
 	type write struct {
@@ -45,7 +45,7 @@ func TestMySQLPollSnapshotAtRate(t *testing.T) {
 	var wg sync.WaitGroup
 	errs := make(chan error, writers+1)
 	for w := range writers {
-		ws := mysqlTestStoreOn(t, mysqltest.DB(t), s.Table(), Options{})
+		ws := testStoreOn(t, mysqltest.DB(t), s.Table(), Options{})
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -60,7 +60,7 @@ func TestMySQLPollSnapshotAtRate(t *testing.T) {
 				}
 				key := fmt.Sprintf("hot%d", rng.IntN(keys))
 				val := fmt.Sprintf("w%d-%d", w, i)
-				c, err := ws.Commit(ctx, logstore.LogID{}, []logstore.Record{{Contents: mysqlRecord(t, key, val), SingleKey: []byte(key)}})
+				c, err := ws.Commit(ctx, logstore.LogID{}, []logstore.Record{{Contents: recordOf(t, key, val), SingleKey: []byte(key)}})
 				if err != nil {
 					errs <- fmt.Errorf("writer %d: %w", w, err)
 					return
@@ -77,7 +77,7 @@ func TestMySQLPollSnapshotAtRate(t *testing.T) {
 		state  map[string]string
 	}
 	var polls []seen
-	reader := mysqlTestStoreOn(t, mysqltest.DB(t), s.Table(), Options{})
+	reader := testStoreOn(t, mysqltest.DB(t), s.Table(), Options{})
 	state := map[string]string{}
 	var pos logstore.Position
 	// Run for the planned time, and on a loaded machine (the race detector,
@@ -151,15 +151,15 @@ func TestMySQLPollSnapshotAtRate(t *testing.T) {
 	}
 }
 
-// mysqlCountingConn counts the requests a client sends and the round trips
+// countingConn counts the requests a client sends and the round trips
 // they take: a round trip starts with the first write after a read.
-type mysqlCountingConn struct {
+type countingConn struct {
 	net.Conn
 	writes, trips *atomic.Int64
 	read          bool // the last operation was a read
 }
 
-func (c *mysqlCountingConn) Write(b []byte) (int, error) {
+func (c *countingConn) Write(b []byte) (int, error) {
 	c.writes.Add(1)
 	if c.read {
 		c.trips.Add(1)
@@ -168,14 +168,14 @@ func (c *mysqlCountingConn) Write(b []byte) (int, error) {
 	return c.Conn.Write(b)
 }
 
-func (c *mysqlCountingConn) Read(b []byte) (int, error) {
+func (c *countingConn) Read(b []byte) (int, error) {
 	c.read = true
 	return c.Conn.Read(b)
 }
 
-// mysqlCountingDB returns a one-connection pool on the test server whose
+// countingDB returns a one-connection pool on the test server whose
 // requests and round trips are counted.
-func mysqlCountingDB(t *testing.T) (db *sql.DB, writes, trips *atomic.Int64) {
+func countingDB(t *testing.T) (db *sql.DB, writes, trips *atomic.Int64) {
 	t.Helper()
 	cfg, err := mysql.ParseDSN(mysqltest.DSN(t))
 	if err != nil {
@@ -193,7 +193,7 @@ func mysqlCountingDB(t *testing.T) (db *sql.DB, writes, trips *atomic.Int64) {
 		if err != nil {
 			return nil, err
 		}
-		return &mysqlCountingConn{Conn: c, writes: writes, trips: trips, read: true}, nil
+		return &countingConn{Conn: c, writes: writes, trips: trips, read: true}, nil
 	})
 	t.Cleanup(func() { mysql.DeregisterDialContext(netName) })
 	cfg.Net = netName
@@ -207,22 +207,22 @@ func mysqlCountingDB(t *testing.T) (db *sql.DB, writes, trips *atomic.Int64) {
 	return db, writes, trips
 }
 
-func TestMySQLPollOneStatement(t *testing.T) {
+func TestPollOneStatement(t *testing.T) {
 	// One Poll is one request and one round trip, whatever it delivers and
 	// whether it looks up a trace, once its statement is prepared on the
 	// connection.
-	s, _ := mysqlTestStore(t, Options{})
+	s, _ := testStore(t, Options{})
 	ctx := context.Background()
 	var commits []logstore.Committed
 	for i := range 5 {
-		c, err := s.Commit(ctx, logstore.LogID{}, []logstore.Record{{Contents: mysqlRecord(t, fmt.Sprint("k", i), "v")}, {Contents: mysqlRecord(t, "x", "y")}})
+		c, err := s.Commit(ctx, logstore.LogID{}, []logstore.Record{{Contents: recordOf(t, fmt.Sprint("k", i), "v")}, {Contents: recordOf(t, "x", "y")}})
 		if err != nil {
 			t.Fatal(err)
 		}
 		commits = append(commits, c)
 	}
-	db, writes, trips := mysqlCountingDB(t)
-	p := mysqlTestStoreOn(t, db, s.Table(), Options{})
+	db, writes, trips := countingDB(t)
+	p := testStoreOn(t, db, s.Table(), Options{})
 	poll := func(after logstore.Position, max int) logstore.PollResult {
 		t.Helper()
 		res, err := p.Poll(ctx, logstore.PollRequest{After: after, Max: max}, func(logstore.Entry) error { return nil })
@@ -257,11 +257,11 @@ func TestMySQLPollOneStatement(t *testing.T) {
 	}
 	// For the record: what a commit costs on this pool.
 	w0, t0 := writes.Load(), trips.Load()
-	if _, err := p.Commit(ctx, logstore.LogID{}, []logstore.Record{{Contents: mysqlRecord(t, "k", "v")}}); err != nil {
+	if _, err := p.Commit(ctx, logstore.LogID{}, []logstore.Record{{Contents: recordOf(t, "k", "v")}}); err != nil {
 		t.Fatal(err)
 	}
 	w0, t0 = writes.Load(), trips.Load()
-	if _, err := p.Commit(ctx, logstore.LogID{}, []logstore.Record{{Contents: mysqlRecord(t, "k", "v")}}); err != nil {
+	if _, err := p.Commit(ctx, logstore.LogID{}, []logstore.Record{{Contents: recordOf(t, "k", "v")}}); err != nil {
 		t.Fatal(err)
 	}
 	t.Logf("one Commit: %d requests in %d round trips", writes.Load()-w0, trips.Load()-t0)

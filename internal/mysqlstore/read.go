@@ -17,13 +17,13 @@ import (
 // gave it; if the server cannot be asked, it assumes 4 MiB and asks again
 // next time.
 func (s *Store) Limits() logstore.Limits {
-	ctx, cancel := context.WithTimeout(context.Background(), myLimitsDeadline*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), limitsDeadline*time.Second)
 	defer cancel()
-	p, err := s.myPacket(ctx)
+	p, err := s.serverPacket(ctx)
 	if err != nil {
-		p = myFallbackMaxAllowedPacket
+		p = fallbackMaxAllowedPacket
 	}
-	return myLimitsFor(p)
+	return limitsFor(p)
 }
 
 // LatestUpdateID returns the highest id committed so far: next_id - 1
@@ -33,14 +33,14 @@ func (s *Store) Limits() logstore.Limits {
 // table is missing, ErrCorrupt for next_id 0, ErrClosed, the context's,
 // the server's.
 func (s *Store) LatestUpdateID(ctx context.Context) (uint64, error) {
-	if err := s.myCheck(ctx); err != nil {
+	if err := s.checkUsable(ctx); err != nil {
 		return 0, err
 	}
 	var next uint64
 	err := s.db.QueryRowContext(ctx, s.q.latest).Scan(&next)
 	switch {
-	case myMissing(err):
-		return 0, s.myNoLog(ctx, "latest update id", err)
+	case isMissing(err):
+		return 0, s.noLog(ctx, "latest update id", err)
 	case err != nil:
 		return 0, fmt.Errorf("whycache: mysqlstore: latest update id: %w", err)
 	case next == 0:
@@ -54,27 +54,27 @@ func (s *Store) LatestUpdateID(ctx context.Context) (uint64, error) {
 // row or table is missing, ErrCorrupt for a malformed identity, ErrClosed,
 // the context's, the server's.
 func (s *Store) Info(ctx context.Context) (logstore.Info, error) {
-	if err := s.myCheck(ctx); err != nil {
+	if err := s.checkUsable(ctx); err != nil {
 		return logstore.Info{}, err
 	}
 	var in logstore.Info
 	var id []byte
 	err := s.db.QueryRowContext(ctx, s.q.info).Scan(&id, &in.Horizon)
 	switch {
-	case myMissing(err):
-		return in, s.myNoLog(ctx, "info", err)
+	case isMissing(err):
+		return in, s.noLog(ctx, "info", err)
 	case err != nil:
 		return in, fmt.Errorf("whycache: mysqlstore: info: %w", err)
 	}
-	if in.ID, err = s.myLogID(id); err != nil {
+	if in.ID, err = s.decodeLogID(id); err != nil {
 		return logstore.Info{}, fmt.Errorf("whycache: mysqlstore: info: %w", err)
 	}
 	return in, nil
 }
 
-// myLogID converts the log_id column; a wrong length or the zero identity
+// decodeLogID converts the log_id column; a wrong length or the zero identity
 // is ErrCorrupt.
-func (s *Store) myLogID(b []byte) (logstore.LogID, error) {
+func (s *Store) decodeLogID(b []byte) (logstore.LogID, error) {
 	var id logstore.LogID
 	if len(b) != len(id) {
 		return id, fmt.Errorf("meta row of %s has a log id of %d bytes: %w", s.table, len(b), logstore.ErrCorrupt)
@@ -93,10 +93,10 @@ func (s *Store) myLogID(b []byte) (logstore.LogID, error) {
 // store. contents is valid only during the call. An error from fn is
 // returned as is; ctx is checked between pages and records.
 func (s *Store) ReadUpdates(ctx context.Context, low, high uint64, fn func(id uint64, contents []byte) error) error {
-	if err := s.myCheck(ctx); err != nil {
+	if err := s.checkUsable(ctx); err != nil {
 		return err
 	}
-	r := s.myNewPager(low, high)
+	r := s.newPager(low, high)
 	for {
 		n, err := r.next(ctx, s, s.db)
 		if err != nil {
@@ -116,14 +116,14 @@ func (s *Store) ReadUpdates(ctx context.Context, low, high uint64, fn func(id ui
 	}
 }
 
-// myQuerier runs queries: the pool, or a transaction.
-type myQuerier interface {
+// querier runs queries: the pool, or a transaction.
+type querier interface {
 	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
 	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
 }
 
-// myPager reads a range of records page by page into a reused buffer.
-type myPager struct {
+// pager reads a range of records page by page into a reused buffer.
+type pager struct {
 	low, high uint64 // ids still to read; done when low > high
 	limit     int    // rows to ask for next
 	ids       []uint64
@@ -131,14 +131,14 @@ type myPager struct {
 	data      []byte
 }
 
-// myNewPager returns a pager over [low, high]. Ids never exceed MaxInt64
+// newPager returns a pager over [low, high]. Ids never exceed MaxInt64
 // (the counter is read through LAST_INSERT_ID), so high is clamped there.
-func (s *Store) myNewPager(low, high uint64) *myPager {
-	return &myPager{low: max(low, 1), high: min(high, math.MaxInt64), limit: s.opts.PageRows}
+func (s *Store) newPager(low, high uint64) *pager {
+	return &pager{low: max(low, 1), high: min(high, math.MaxInt64), limit: s.opts.PageRows}
 }
 
 // contents returns record i of the current page.
-func (r *myPager) contents(i int) []byte {
+func (r *pager) contents(i int) []byte {
 	start := 0
 	if i > 0 {
 		start = r.ends[i-1]
@@ -150,15 +150,15 @@ func (r *myPager) contents(i int) []byte {
 // end of the range. A page stops early once it buffers PageBytes; the
 // following pages then ask for fewer rows, and grow back when they are
 // small again.
-func (r *myPager) next(ctx context.Context, s *Store, q myQuerier) (int, error) {
+func (r *pager) next(ctx context.Context, s *Store, q querier) (int, error) {
 	r.ids, r.ends, r.data = r.ids[:0], r.ends[:0], r.data[:0]
 	if r.low > r.high {
 		return 0, nil
 	}
 	asked := r.limit
 	rows, err := q.QueryContext(ctx, s.q.page, r.low, r.high, asked)
-	if myMissing(err) {
-		return 0, s.myNoLog(ctx, "read updates", err)
+	if isMissing(err) {
+		return 0, s.noLog(ctx, "read updates", err)
 	}
 	if err != nil {
 		return 0, fmt.Errorf("whycache: mysqlstore: read records %d..%d: %w", r.low, r.high, err)

@@ -20,19 +20,19 @@ import (
 // operators read it) and gives it to every store it makes.
 type Schema string
 
-// myTableRE is what a table name must match. 57 characters leave room for
+// tableRE is what a table name must match. 57 characters leave room for
 // the "_marks" suffix within MySQL's 64-character identifier limit.
-var myTableRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,56}$`)
+var tableRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,56}$`)
 
 // Server error numbers CreateTable accepts from a concurrent CreateTable.
 const (
-	myErDupFieldName = 1060 // ALTER TABLE ADD COLUMN of a column another process just added
-	myErDupEntry     = 1062 // INSERT of the meta row another process just inserted
+	erDupFieldName = 1060 // ALTER TABLE ADD COLUMN of a column another process just added
+	erDupEntry     = 1062 // INSERT of the meta row another process just inserted
 )
 
-// myValidTable returns an error unless table is an acceptable table name.
-func myValidTable(table string) error {
-	if !myTableRE.MatchString(table) {
+// validTable returns an error unless table is an acceptable table name.
+func validTable(table string) error {
+	if !tableRE.MatchString(table) {
 		return fmt.Errorf("whycache: mysqlstore: invalid table name %q (want ^[A-Za-z_][A-Za-z0-9_]{0,56}$)", table)
 	}
 	return nil
@@ -42,7 +42,7 @@ func myValidTable(table string) error {
 // tables named table, table_meta and table_marks, or an error if table is
 // not a valid name. For("whycache") is the schema as is.
 func (sc Schema) For(table string) (string, error) {
-	if err := myValidTable(table); err != nil {
+	if err := validTable(table); err != nil {
 		return "", err
 	}
 	return strings.NewReplacer(
@@ -52,9 +52,9 @@ func (sc Schema) For(table string) (string, error) {
 	).Replace(string(sc)), nil
 }
 
-// mySchemaStatements splits a schema text into statements: comment lines
+// schemaStatements splits a schema text into statements: comment lines
 // are dropped and a statement ends with a semicolon at the end of a line.
-func mySchemaStatements(schema string) []string {
+func schemaStatements(schema string) []string {
 	var out []string
 	var cur strings.Builder
 	for _, line := range strings.Split(schema, "\n") {
@@ -75,26 +75,26 @@ func mySchemaStatements(schema string) []string {
 	return out
 }
 
-// myTableDef is one CREATE TABLE statement of the schema: the table it
+// tableDef is one CREATE TABLE statement of the schema: the table it
 // creates and its column definitions, as written there.
-type myTableDef struct {
+type tableDef struct {
 	name    string
 	create  string
-	columns []myColumnDef
+	columns []columnDef
 }
 
-// myColumnDef is one column of a myTableDef.
-type myColumnDef struct {
+// columnDef is one column of a tableDef.
+type columnDef struct {
 	name, def string // def is the whole definition ("nonce BIGINT ... DEFAULT 0")
 }
 
-// mySchemaTables parses the CREATE TABLE statements of a schema text (as
+// schemaTables parses the CREATE TABLE statements of a schema text (as
 // schema.sql writes them: one column or key per line). Lines naming keys
 // and checks are not columns.
-func mySchemaTables(schema string) ([]myTableDef, error) {
+func schemaTables(schema string) ([]tableDef, error) {
 	const prefix = "CREATE TABLE IF NOT EXISTS `"
-	var out []myTableDef
-	for _, stmt := range mySchemaStatements(schema) {
+	var out []tableDef
+	for _, stmt := range schemaStatements(schema) {
 		rest, ok := strings.CutPrefix(stmt, prefix)
 		if !ok {
 			return nil, fmt.Errorf("whycache: mysqlstore: schema statement is not a CREATE TABLE IF NOT EXISTS: %.60q", stmt)
@@ -103,7 +103,7 @@ func mySchemaTables(schema string) ([]myTableDef, error) {
 		if !ok {
 			return nil, fmt.Errorf("whycache: mysqlstore: schema statement without a table name: %.60q", stmt)
 		}
-		def := myTableDef{name: name, create: stmt}
+		def := tableDef{name: name, create: stmt}
 		for _, line := range strings.Split(stmt, "\n")[1:] {
 			line = strings.TrimSuffix(strings.TrimSpace(line), ",")
 			word, _, _ := strings.Cut(line, " ")
@@ -114,7 +114,7 @@ func mySchemaTables(schema string) ([]myTableDef, error) {
 			if strings.HasPrefix(word, ")") {
 				continue
 			}
-			def.columns = append(def.columns, myColumnDef{name: word, def: line})
+			def.columns = append(def.columns, columnDef{name: word, def: line})
 		}
 		if len(def.columns) == 0 {
 			return nil, fmt.Errorf("whycache: mysqlstore: schema table %s has no columns", name)
@@ -138,55 +138,55 @@ func mySchemaTables(schema string) ([]myTableDef, error) {
 // and records in the Python framing), or one without the log's columns.
 // That error wraps logstore.ErrNoLog. Other errors are the server's.
 func (s *Store) CreateTable(ctx context.Context) error {
-	if err := s.myCheck(ctx); err != nil {
+	if err := s.checkUsable(ctx); err != nil {
 		return err
 	}
 	schema, err := s.schema.For(s.table)
 	if err != nil {
 		return err
 	}
-	defs, err := mySchemaTables(schema)
+	defs, err := schemaTables(schema)
 	if err != nil {
 		return err
 	}
-	layout, err := s.myInspect(ctx)
+	layout, err := s.inspect(ctx)
 	if err != nil {
 		return fmt.Errorf("whycache: mysqlstore: create table %s: %w", s.table, err)
 	}
-	if why, err := s.myForeign(ctx, layout); err != nil {
+	if why, err := s.foreign(ctx, layout); err != nil {
 		return fmt.Errorf("whycache: mysqlstore: create table %s: %w", s.table, err)
 	} else if why != "" {
 		return fmt.Errorf("whycache: mysqlstore: create table: %s: %w", why, logstore.ErrNoLog)
 	}
 	for _, def := range defs {
-		if err := s.myExec(ctx, def.create); err != nil {
+		if err := s.exec(ctx, def.create); err != nil {
 			return fmt.Errorf("whycache: mysqlstore: create table %s: %w", def.name, err)
 		}
 	}
-	if err := s.myUpgrade(ctx, defs); err != nil {
+	if err := s.upgrade(ctx, defs); err != nil {
 		return err
 	}
-	if err := s.myCreateMeta(ctx); err != nil {
+	if err := s.createMeta(ctx); err != nil {
 		return fmt.Errorf("whycache: mysqlstore: create meta row of %s: %w", s.table, err)
 	}
 	return nil
 }
 
-// myExec runs one statement in autocommit, retried on deadlocks.
-func (s *Store) myExec(ctx context.Context, query string, args ...any) error {
-	return s.myRetry(ctx, func(ctx context.Context) error {
+// exec runs one statement in autocommit, retried on deadlocks.
+func (s *Store) exec(ctx context.Context, query string, args ...any) error {
+	return s.retry(ctx, func(ctx context.Context) error {
 		_, err := s.db.ExecContext(ctx, query, args...)
 		return err
 	})
 }
 
-// myUpgrade adds to the existing tables every column of defs they lack,
+// upgrade adds to the existing tables every column of defs they lack,
 // as schema.sql defines it. A column another process adds meanwhile makes
 // the ALTER fail with a duplicate column; the tables are then looked at
 // again.
-func (s *Store) myUpgrade(ctx context.Context, defs []myTableDef) error {
+func (s *Store) upgrade(ctx context.Context, defs []tableDef) error {
 	for attempt := 0; ; attempt++ {
-		layout, err := s.myInspect(ctx)
+		layout, err := s.inspect(ctx)
 		if err != nil {
 			return fmt.Errorf("whycache: mysqlstore: upgrade %s: %w", s.table, err)
 		}
@@ -205,10 +205,10 @@ func (s *Store) myUpgrade(ctx context.Context, defs []myTableDef) error {
 			if len(adds) == 0 {
 				continue
 			}
-			err := s.myExec(ctx, "ALTER TABLE `"+def.name+"` "+strings.Join(adds, ", "))
+			err := s.exec(ctx, "ALTER TABLE `"+def.name+"` "+strings.Join(adds, ", "))
 			var me *mysql.MySQLError
 			switch {
-			case errors.As(err, &me) && me.Number == myErDupFieldName && attempt < 3:
+			case errors.As(err, &me) && me.Number == erDupFieldName && attempt < 3:
 				dup = true
 			case err != nil:
 				return fmt.Errorf("whycache: mysqlstore: upgrade table %s: %w", def.name, err)
@@ -220,13 +220,13 @@ func (s *Store) myUpgrade(ctx context.Context, defs []myTableDef) error {
 	}
 }
 
-// myCreateMeta inserts the meta row unless it exists: a random identity,
+// createMeta inserts the meta row unless it exists: a random identity,
 // horizon 0 and next_id above every id in the log and marks tables (the
 // log may hold records whose meta row was lost; their ids are never given
 // again). The highest ids are read before the INSERT without locking: no
 // store commits while the row is missing, so they cannot grow meanwhile.
 // A row another process inserted first wins.
-func (s *Store) myCreateMeta(ctx context.Context) error {
+func (s *Store) createMeta(ctx context.Context) error {
 	var next uint64
 	switch err := s.db.QueryRowContext(ctx, s.q.latest).Scan(&next); {
 	case err == nil:
@@ -241,20 +241,20 @@ func (s *Store) myCreateMeta(ctx context.Context) error {
 	if err := s.db.QueryRowContext(ctx, s.q.maxMark).Scan(&maxMark); err != nil {
 		return err
 	}
-	id, err := myNewLogID()
+	id, err := newLogID()
 	if err != nil {
 		return err
 	}
-	err = s.myExec(ctx, s.q.createMeta, id[:], max(maxID, maxMark)+1)
+	err = s.exec(ctx, s.q.createMeta, id[:], max(maxID, maxMark)+1)
 	var me *mysql.MySQLError
-	if errors.As(err, &me) && me.Number == myErDupEntry {
+	if errors.As(err, &me) && me.Number == erDupEntry {
 		return nil
 	}
 	return err
 }
 
-// myNewLogID returns a random, non-zero log identity.
-func myNewLogID() (logstore.LogID, error) {
+// newLogID returns a random, non-zero log identity.
+func newLogID() (logstore.LogID, error) {
 	var id logstore.LogID
 	for id == (logstore.LogID{}) {
 		if _, err := rand.Read(id[:]); err != nil {
@@ -264,9 +264,9 @@ func myNewLogID() (logstore.LogID, error) {
 	return id, nil
 }
 
-// myPacket returns the server's max_allowed_packet, asking the server the
+// serverPacket returns the server's max_allowed_packet, asking the server the
 // first time.
-func (s *Store) myPacket(ctx context.Context) (int, error) {
+func (s *Store) serverPacket(ctx context.Context) (int, error) {
 	s.packetMu.Lock()
 	defer s.packetMu.Unlock()
 	if s.maxPacket > 0 {

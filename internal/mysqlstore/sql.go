@@ -9,17 +9,17 @@ import (
 
 // Sizes that bound what one statement may carry.
 const (
-	myMediumBlobMax  = 1<<24 - 1 // largest MEDIUMBLOB
-	myMaxSingleKey   = 1024      // VARBINARY(1024)
-	myStmtOverhead   = 4096      // SQL text, packet and parameter headers of one statement
-	myRowOverhead    = 96        // per-row parameter headers, id, nonce, quotes and commas
-	myLimitsDeadline = 5         // seconds Limits waits for the server
+	mediumBlobMax  = 1<<24 - 1 // largest MEDIUMBLOB
+	maxSingleKey   = 1024      // VARBINARY(1024)
+	stmtOverhead   = 4096      // SQL text, packet and parameter headers of one statement
+	rowOverhead    = 96        // per-row parameter headers, id, nonce, quotes and commas
+	limitsDeadline = 5         // seconds Limits waits for the server
 )
 
-// myQueries holds the SQL texts of one store. The table name, validated
-// by myValidTable, is the only thing ever formatted into them; every value
+// queries holds the SQL texts of one store. The table name, validated
+// by validTable, is the only thing ever formatted into them; every value
 // is a placeholder argument.
-type myQueries struct {
+type queries struct {
 	bumpCounter       string // UPDATE meta: take ids, set the latest nonce and time, lock the counter row
 	bumpCounterExpect string // bumpCounter only if log_id is the expected identity
 	insertMark        string // INSERT the commit's mark, copied from the meta row it just set
@@ -48,27 +48,27 @@ type myQueries struct {
 	newIdentity       string
 }
 
-// myCommitTimeSQL is the server's clock in microseconds since 1970 UTC
+// commitTimeSQL is the server's clock in microseconds since 1970 UTC
 // (UTC_TIMESTAMP is the statement's start time, which statement-based
 // replication carries to replicas).
-const myCommitTimeSQL = "TIMESTAMPDIFF(MICROSECOND, '1970-01-01 00:00:00', UTC_TIMESTAMP(6))"
+const commitTimeSQL = "TIMESTAMPDIFF(MICROSECOND, '1970-01-01 00:00:00', UTC_TIMESTAMP(6))"
 
 // Row kinds of the Poll statement (its first column).
 const (
-	myPollMeta   = 0 // the meta row: next_id, latest_nonce, horizon, latest_us, log_id
-	myPollRow    = 1 // the lowest log row at or above the position: id, nonce
-	myPollMark   = 2 // the lowest mark at or above the position: last_id, nonce
-	myPollRecord = 3 // a record to deliver: id, nonce, contents
-	myPollLatest = 4 // the highest mark: last_id, nonce
+	pollKindMeta   = 0 // the meta row: next_id, latest_nonce, horizon, latest_us, log_id
+	pollKindRow    = 1 // the lowest log row at or above the position: id, nonce
+	pollKindMark   = 2 // the lowest mark at or above the position: last_id, nonce
+	pollKindRecord = 3 // a record to deliver: id, nonce, contents
+	pollKindLatest = 4 // the highest mark: last_id, nonce
 )
 
-// myNewQueries returns the SQL texts for table, which must be valid.
-func myNewQueries(table string) myQueries {
+// newQueries returns the SQL texts for table, which must be valid.
+func newQueries(table string) queries {
 	t := "`" + table + "`"
 	m := "`" + table + "_meta`"
 	k := "`" + table + "_marks`"
-	bump := "UPDATE " + m + " SET next_id = LAST_INSERT_ID(next_id + ?), latest_nonce = ?, latest_us = " + myCommitTimeSQL + " WHERE one = 1"
-	return myQueries{
+	bump := "UPDATE " + m + " SET next_id = LAST_INSERT_ID(next_id + ?), latest_nonce = ?, latest_us = " + commitTimeSQL + " WHERE one = 1"
+	return queries{
 		bumpCounter:       bump,
 		bumpCounterExpect: bump + " AND log_id = ?",
 		insertMark:        "INSERT INTO " + k + " (last_id, nonce, commit_us) SELECT next_id - 1, latest_nonce, latest_us FROM " + m + " WHERE one = 1",
@@ -85,13 +85,13 @@ func myNewQueries(table string) myQueries {
 		// position is below the latest id of that view), and the records
 		// after the position up to that latest id. Arguments: lookup,
 		// position, position, lookup, position, position, position, limit.
-		poll: "SELECT " + itoa(myPollMeta) + ", next_id, latest_nonce, horizon, latest_us, log_id FROM " + m + " WHERE one = 1" +
-			" UNION ALL (SELECT " + itoa(myPollLatest) + ", last_id, nonce, " + myZero + ", " + myZero + ", NULL FROM " + k + " ORDER BY last_id DESC LIMIT 1)" +
-			" UNION ALL (SELECT " + itoa(myPollRow) + ", id, nonce, " + myZero + ", " + myZero + ", NULL FROM " + t +
+		poll: "SELECT " + itoa(pollKindMeta) + ", next_id, latest_nonce, horizon, latest_us, log_id FROM " + m + " WHERE one = 1" +
+			" UNION ALL (SELECT " + itoa(pollKindLatest) + ", last_id, nonce, " + sqlZero + ", " + sqlZero + ", NULL FROM " + k + " ORDER BY last_id DESC LIMIT 1)" +
+			" UNION ALL (SELECT " + itoa(pollKindRow) + ", id, nonce, " + sqlZero + ", " + sqlZero + ", NULL FROM " + t +
 			" WHERE ? = 1 AND id >= ? AND ? + 1 < (SELECT next_id FROM " + m + " WHERE one = 1) ORDER BY id LIMIT 1)" +
-			" UNION ALL (SELECT " + itoa(myPollMark) + ", last_id, nonce, " + myZero + ", " + myZero + ", NULL FROM " + k +
+			" UNION ALL (SELECT " + itoa(pollKindMark) + ", last_id, nonce, " + sqlZero + ", " + sqlZero + ", NULL FROM " + k +
 			" WHERE ? = 1 AND last_id >= ? AND ? + 1 < (SELECT next_id FROM " + m + " WHERE one = 1) ORDER BY last_id LIMIT 1)" +
-			" UNION ALL (SELECT " + itoa(myPollRecord) + ", id, nonce, " + myZero + ", " + myZero + ", contents FROM " + t +
+			" UNION ALL (SELECT " + itoa(pollKindRecord) + ", id, nonce, " + sqlZero + ", " + sqlZero + ", contents FROM " + t +
 			" WHERE id > ? AND id < (SELECT next_id FROM " + m + " WHERE one = 1) ORDER BY id LIMIT ?)",
 		createMeta:      "INSERT INTO " + m + " (one, log_id, next_id, horizon) VALUES (1, ?, ?, 0)",
 		maxID:           "SELECT COALESCE(MAX(id), 0) FROM " + t,
@@ -113,15 +113,15 @@ func myNewQueries(table string) myQueries {
 	}
 }
 
-// myZero is an unsigned 0 for the unused columns of the Poll statement's
+// sqlZero is an unsigned 0 for the unused columns of the Poll statement's
 // parts, so the union's columns stay BIGINT UNSIGNED.
-const myZero = "CAST(0 AS UNSIGNED)"
+const sqlZero = "CAST(0 AS UNSIGNED)"
 
 // itoa formats a small constant for SQL text.
 func itoa(n int) string { return strconv.Itoa(n) }
 
-// myReplaceSQL returns the REPLACE statement for n rows.
-func (q *myQueries) myReplaceSQL(n int) string {
+// replaceSQL returns the REPLACE statement for n rows.
+func (q *queries) replaceSQL(n int) string {
 	var b strings.Builder
 	b.Grow(len(q.replaceHead) + 8*n)
 	b.WriteString(q.replaceHead)
@@ -134,10 +134,10 @@ func (q *myQueries) myReplaceSQL(n int) string {
 	return b.String()
 }
 
-// myDeleteSQL returns a DELETE for n rows, each named by id and deleted
+// deleteSQL returns a DELETE for n rows, each named by id and deleted
 // only if its contents still have the length and CRC-32 read earlier (a
 // row another compaction rewrote meanwhile stays).
-func (q *myQueries) myDeleteSQL(n int) string {
+func (q *queries) deleteSQL(n int) string {
 	var b strings.Builder
 	b.WriteString(q.deleteHead)
 	for i := range n {
@@ -157,10 +157,10 @@ func (q *myQueries) myDeleteSQL(n int) string {
 	return b.String()
 }
 
-// myEscapedLen is the length of b as an escaped string literal, the form
+// escapedLen is the length of b as an escaped string literal, the form
 // the driver sends with interpolateParams=true (binary parameters are
 // never longer).
-func myEscapedLen(b []byte) int {
+func escapedLen(b []byte) int {
 	n := len(b)
 	for _, c := range b {
 		switch c {
@@ -171,15 +171,15 @@ func myEscapedLen(b []byte) int {
 	return n
 }
 
-// myRowCost estimates the bytes one record adds to a REPLACE statement.
-func myRowCost(key, contents []byte) int {
-	return myRowOverhead + myEscapedLen(key) + myEscapedLen(contents)
+// rowCost estimates the bytes one record adds to a REPLACE statement.
+func rowCost(key, contents []byte) int {
+	return rowOverhead + escapedLen(key) + escapedLen(contents)
 }
 
-// mySplit cuts rows with the given costs into consecutive chunks
+// splitByCost cuts rows with the given costs into consecutive chunks
 // [start, end) of at most maxRows rows and maxBytes summed cost. A row
 // whose cost alone exceeds maxBytes gets a chunk of its own.
-func mySplit(costs []int, maxRows, maxBytes int) [][2]int {
+func splitByCost(costs []int, maxRows, maxBytes int) [][2]int {
 	var out [][2]int
 	start, sum := 0, 0
 	for i, c := range costs {
@@ -195,17 +195,17 @@ func mySplit(costs []int, maxRows, maxBytes int) [][2]int {
 	return out
 }
 
-// myLimitsFor returns the limits for a server with the given
+// limitsFor returns the limits for a server with the given
 // max_allowed_packet: one record with the longest indexed key must fit in
 // one statement, and in a MEDIUMBLOB.
-func myLimitsFor(packet int) logstore.Limits {
-	rec := min(packet-myStmtOverhead-myMaxSingleKey-myRowOverhead, myMediumBlobMax)
-	return logstore.Limits{MaxRecordSize: max(rec, 0), MaxSingleKeySize: myMaxSingleKey}
+func limitsFor(packet int) logstore.Limits {
+	rec := min(packet-stmtOverhead-maxSingleKey-rowOverhead, mediumBlobMax)
+	return logstore.Limits{MaxRecordSize: max(rec, 0), MaxSingleKeySize: maxSingleKey}
 }
 
-// myStatementBudget is the summed row cost one statement may carry.
-func (s *Store) myStatementBudget(packet int) int {
-	b := packet - myStmtOverhead
+// statementBudget is the summed row cost one statement may carry.
+func (s *Store) statementBudget(packet int) int {
+	b := packet - stmtOverhead
 	if s.opts.MaxStatementBytes > 0 {
 		b = min(b, s.opts.MaxStatementBytes)
 	}

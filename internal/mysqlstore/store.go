@@ -23,19 +23,19 @@ var ErrCommitUnknown = errors.New("whycache: mysqlstore: commit outcome unknown"
 
 // Default tunables of Options (used where a field is zero).
 const (
-	myDefaultMaxBatchRows      = 10000
-	myDefaultMaxBatchBytes     = 8 << 20
-	myDefaultMaxStatementRows  = 1000
-	myDefaultPageRows          = 1000
-	myDefaultPageBytes         = 8 << 20
-	myDefaultMaxAttempts       = 10
-	myDefaultRetryBaseDelay    = 5 * time.Millisecond
-	myDefaultRetryMaxDelay     = 500 * time.Millisecond
-	myFallbackMaxAllowedPacket = 4 << 20
+	defaultMaxBatchRows      = 10000
+	defaultMaxBatchBytes     = 8 << 20
+	defaultMaxStatementRows  = 1000
+	defaultPageRows          = 1000
+	defaultPageBytes         = 8 << 20
+	defaultMaxAttempts       = 10
+	defaultRetryBaseDelay    = 5 * time.Millisecond
+	defaultRetryMaxDelay     = 500 * time.Millisecond
+	fallbackMaxAllowedPacket = 4 << 20
 
-	// myMaxStatementRows keeps a statement's placeholders (up to 4 per
+	// maxStatementRows keeps a statement's placeholders (up to 4 per
 	// row) below the server's limit of 65,535.
-	myMaxStatementRows = 16000
+	maxStatementRows = 16000
 )
 
 // Options are the tunables of a Store. The zero value gives
@@ -96,13 +96,13 @@ func (o Options) withDefaults() Options {
 			*v = d
 		}
 	}
-	def(&o.MaxBatchRows, myDefaultMaxBatchRows)
-	def(&o.MaxBatchBytes, myDefaultMaxBatchBytes)
-	def(&o.MaxStatementRows, myDefaultMaxStatementRows)
-	o.MaxStatementRows = min(o.MaxStatementRows, myMaxStatementRows)
-	def(&o.PageRows, myDefaultPageRows)
-	def(&o.PageBytes, myDefaultPageBytes)
-	def(&o.MaxAttempts, myDefaultMaxAttempts)
+	def(&o.MaxBatchRows, defaultMaxBatchRows)
+	def(&o.MaxBatchBytes, defaultMaxBatchBytes)
+	def(&o.MaxStatementRows, defaultMaxStatementRows)
+	o.MaxStatementRows = min(o.MaxStatementRows, maxStatementRows)
+	def(&o.PageRows, defaultPageRows)
+	def(&o.PageBytes, defaultPageBytes)
+	def(&o.MaxAttempts, defaultMaxAttempts)
 	if o.MaxStatementBytes < 0 {
 		o.MaxStatementBytes = 0
 	}
@@ -110,10 +110,10 @@ func (o Options) withDefaults() Options {
 		o.MaxAllowedPacket = 0
 	}
 	if o.RetryBaseDelay <= 0 {
-		o.RetryBaseDelay = myDefaultRetryBaseDelay
+		o.RetryBaseDelay = defaultRetryBaseDelay
 	}
 	if o.RetryMaxDelay <= 0 {
-		o.RetryMaxDelay = myDefaultRetryMaxDelay
+		o.RetryMaxDelay = defaultRetryMaxDelay
 	}
 	if o.RetryMaxDelay < o.RetryBaseDelay {
 		o.RetryMaxDelay = o.RetryBaseDelay
@@ -130,9 +130,9 @@ func (o Options) withDefaults() Options {
 type Store struct {
 	db     *sql.DB
 	table  string
-	schema Schema    // the tables CreateTable makes, named as in schema.sql; never changes
-	opts   Options   // normalized by withDefaults; never changes
-	q      myQueries // SQL texts for this table; never change
+	schema Schema  // the tables CreateTable makes, named as in schema.sql; never changes
+	opts   Options // normalized by withDefaults; never changes
+	q      queries // SQL texts for this table; never change
 
 	closed atomic.Bool // set once by Close
 
@@ -144,16 +144,16 @@ type Store struct {
 	maxPacket int        // server's max_allowed_packet; 0 until known
 
 	mu      sync.Mutex     // guards queue and running; closed is set under it
-	queue   []*myCommitReq // Commit calls waiting for the committer, FIFO
+	queue   []*commitReq   // Commit calls waiting for the committer, FIFO
 	running bool           // a committer goroutine is running
 	wg      sync.WaitGroup // committer goroutines and NoGroupCommit transactions; Close waits for them; Add only under mu while not closed
 
 	// Test hooks, set only by tests before first use.
-	hookBeforeCommit func(ctx context.Context, first, last uint64, batch []*myCommitReq) error // after the inserts, before COMMIT; an error rolls back
-	hookRetry        func(attempt int, err error)                                              // before the backoff of a retried transaction
-	hookStatement    func(rows, bytes int)                                                     // for every multi-row REPLACE
-	hookBatch        func(requests, rows int)                                                  // for every commit transaction attempt
-	hookEnqueue      func()                                                                    // after a Commit call joined the queue
+	hookBeforeCommit func(ctx context.Context, first, last uint64, batch []*commitReq) error // after the inserts, before COMMIT; an error rolls back
+	hookRetry        func(attempt int, err error)                                            // before the backoff of a retried transaction
+	hookStatement    func(rows, bytes int)                                                   // for every multi-row REPLACE
+	hookBatch        func(requests, rows int)                                                // for every commit transaction attempt
+	hookEnqueue      func()                                                                  // after a Commit call joined the queue
 }
 
 var _ logstore.Store = (*Store)(nil)
@@ -168,7 +168,7 @@ func New(db *sql.DB, table string, schema Schema, opts Options) (*Store, error) 
 	if db == nil {
 		return nil, errors.New("whycache: mysqlstore: nil *sql.DB")
 	}
-	if err := myValidTable(table); err != nil {
+	if err := validTable(table); err != nil {
 		return nil, err
 	}
 	s := &Store{
@@ -176,7 +176,7 @@ func New(db *sql.DB, table string, schema Schema, opts Options) (*Store, error) 
 		table:  table,
 		schema: schema,
 		opts:   opts.withDefaults(),
-		q:      myNewQueries(table),
+		q:      newQueries(table),
 		stmts:  map[string]*sql.Stmt{},
 	}
 	s.maxPacket = s.opts.MaxAllowedPacket
@@ -186,8 +186,8 @@ func New(db *sql.DB, table string, schema Schema, opts Options) (*Store, error) 
 // Table returns the name of the log table.
 func (s *Store) Table() string { return s.table }
 
-// myCheck returns an error if the store is closed or ctx is done.
-func (s *Store) myCheck(ctx context.Context) error {
+// checkUsable returns an error if the store is closed or ctx is done.
+func (s *Store) checkUsable(ctx context.Context) error {
 	if s.closed.Load() {
 		return fmt.Errorf("whycache: mysqlstore: %w", logstore.ErrClosed)
 	}
@@ -213,11 +213,11 @@ func (s *Store) Close() error {
 	waiting := s.queue
 	s.queue = nil
 	for _, r := range waiting {
-		r.state = myReqDropped
+		r.state = reqDropped
 	}
 	s.mu.Unlock()
 	for _, r := range waiting {
-		r.done <- myCommitResult{err: fmt.Errorf("whycache: mysqlstore: commit: %w", logstore.ErrClosed)}
+		r.done <- commitResult{err: fmt.Errorf("whycache: mysqlstore: commit: %w", logstore.ErrClosed)}
 	}
 	s.wg.Wait()
 	s.stmtMu.Lock()
@@ -235,11 +235,11 @@ func (s *Store) Close() error {
 	return nil
 }
 
-// myStmt returns the store's prepared statement for query, preparing it
+// prepared returns the store's prepared statement for query, preparing it
 // (on one connection; database/sql prepares it again on each connection
 // that runs it) on first use. A failed prepare is not remembered. After
 // Close it fails with ErrClosed.
-func (s *Store) myStmt(ctx context.Context, query string) (*sql.Stmt, error) {
+func (s *Store) prepared(ctx context.Context, query string) (*sql.Stmt, error) {
 	s.stmtMu.Lock()
 	defer s.stmtMu.Unlock()
 	if s.closed.Load() {

@@ -36,22 +36,22 @@ func commitLast(ctx context.Context, s logstore.Store, recs []logstore.Record) (
 	return res.Last, err
 }
 
-// mysqlTestStore returns a store with opts on a fresh, created table, its
+// testStore returns a store with opts on a fresh, created table, its
 // pool and table name; closed and dropped at cleanup.
-func mysqlTestStore(tb testing.TB, opts Options) (*Store, *sql.DB) {
+func testStore(tb testing.TB, opts Options) (*Store, *sql.DB) {
 	tb.Helper()
 	db := mysqltest.DB(tb)
 	table := mysqltest.Table(tb, db)
-	s := mysqlTestStoreOn(tb, db, table, opts)
+	s := testStoreOn(tb, db, table, opts)
 	if err := s.CreateTable(context.Background()); err != nil {
 		tb.Fatal(err)
 	}
 	return s, db
 }
 
-// mysqlTestStoreOn returns a store on an existing pool and table, closed
+// testStoreOn returns a store on an existing pool and table, closed
 // at cleanup.
-func mysqlTestStoreOn(tb testing.TB, db *sql.DB, table string, opts Options) *Store {
+func testStoreOn(tb testing.TB, db *sql.DB, table string, opts Options) *Store {
 	tb.Helper()
 	s, err := New(db, table, testSchema, opts)
 	if err != nil {
@@ -65,9 +65,9 @@ func mysqlTestStoreOn(tb testing.TB, db *sql.DB, table string, opts Options) *St
 	return s
 }
 
-// mysqlRead returns every record in [low, high] as id -> contents, and
+// readAll returns every record in [low, high] as id -> contents, and
 // fails the test if they come out of order.
-func mysqlRead(t testing.TB, s logstore.Store, low, high uint64) ([]uint64, [][]byte) {
+func readAll(t testing.TB, s logstore.Store, low, high uint64) ([]uint64, [][]byte) {
 	t.Helper()
 	var ids []uint64
 	var contents [][]byte
@@ -85,14 +85,14 @@ func mysqlRead(t testing.TB, s logstore.Store, low, high uint64) ([]uint64, [][]
 	return ids, contents
 }
 
-func TestMySQLStoreConformance(t *testing.T) {
+func TestConformance(t *testing.T) {
 	mysqltest.DSN(t) // skip once, not in every subtest
 	storetest.Run(t, storetest.Harness{
 		New: func(t *testing.T) (logstore.Store, func(t *testing.T) logstore.Store) {
-			s, _ := mysqlTestStore(t, Options{})
+			s, _ := testStore(t, Options{})
 			open := func(t *testing.T) logstore.Store {
 				// Another pool, as another process would have.
-				return mysqlTestStoreOn(t, mysqltest.DB(t), s.Table(), Options{})
+				return testStoreOn(t, mysqltest.DB(t), s.Table(), Options{})
 			}
 			return s, open
 		},
@@ -104,8 +104,8 @@ func TestMySQLStoreConformance(t *testing.T) {
 	})
 }
 
-func TestMySQLCreateTableIdempotent(t *testing.T) {
-	s, db := mysqlTestStore(t, Options{})
+func TestCreateTableIdempotent(t *testing.T) {
+	s, db := testStore(t, Options{})
 	ctx := context.Background()
 	if _, err := commitLast(ctx, s, []logstore.Record{{Contents: []byte("one")}}); err != nil {
 		t.Fatal(err)
@@ -113,11 +113,11 @@ func TestMySQLCreateTableIdempotent(t *testing.T) {
 	if err := s.CreateTable(ctx); err != nil {
 		t.Fatalf("second CreateTable: %v", err)
 	}
-	other := mysqlTestStoreOn(t, db, s.Table(), Options{})
+	other := testStoreOn(t, db, s.Table(), Options{})
 	if err := other.CreateTable(ctx); err != nil {
 		t.Fatalf("CreateTable from another store: %v", err)
 	}
-	if ids, _ := mysqlRead(t, other, 1, 100); len(ids) != 1 {
+	if ids, _ := readAll(t, other, 1, 100); len(ids) != 1 {
 		t.Errorf("after CreateTable again: records %v, want the one committed", ids)
 	}
 	problems, err := s.CheckServer(ctx)
@@ -129,8 +129,8 @@ func TestMySQLCreateTableIdempotent(t *testing.T) {
 	}
 }
 
-func TestMySQLCommitAndRead(t *testing.T) {
-	s, _ := mysqlTestStore(t, Options{MaxStatementRows: 2, PageRows: 3})
+func TestCommitAndRead(t *testing.T) {
+	s, _ := testStore(t, Options{MaxStatementRows: 2, PageRows: 3})
 	ctx := context.Background()
 	if id, err := s.LatestUpdateID(ctx); err != nil || id != 0 {
 		t.Fatalf("LatestUpdateID on a new table = %d, %v; want 0", id, err)
@@ -153,7 +153,7 @@ func TestMySQLCommitAndRead(t *testing.T) {
 	if id, err := s.LatestUpdateID(ctx); err != nil || id != uint64(len(want)) {
 		t.Fatalf("LatestUpdateID = %d, %v; want %d", id, err, len(want))
 	}
-	ids, got := mysqlRead(t, s, 0, ^uint64(0))
+	ids, got := readAll(t, s, 0, ^uint64(0))
 	if len(ids) != len(want) {
 		t.Fatalf("read %d records, want %d", len(ids), len(want))
 	}
@@ -164,7 +164,7 @@ func TestMySQLCommitAndRead(t *testing.T) {
 	}
 	// Sub-ranges, empty ranges.
 	for _, tc := range []struct{ low, high, n uint64 }{{3, 5, 3}, {10, 10, 1}, {11, 20, 0}, {5, 4, 0}, {0, 0, 0}} {
-		if ids, _ := mysqlRead(t, s, tc.low, tc.high); uint64(len(ids)) != tc.n {
+		if ids, _ := readAll(t, s, tc.low, tc.high); uint64(len(ids)) != tc.n {
 			t.Errorf("ReadUpdates(%d, %d) gave %v, want %d records", tc.low, tc.high, ids, tc.n)
 		}
 	}
@@ -175,9 +175,9 @@ func TestMySQLCommitAndRead(t *testing.T) {
 	}
 }
 
-func TestMySQLReadUpdatesPageBytes(t *testing.T) {
+func TestReadUpdatesPageBytes(t *testing.T) {
 	// Pages stop at PageBytes and shrink; every record still comes once.
-	s, _ := mysqlTestStore(t, Options{PageRows: 50, PageBytes: 3000})
+	s, _ := testStore(t, Options{PageRows: 50, PageBytes: 3000})
 	ctx := context.Background()
 	var recs []logstore.Record
 	for i := range 40 {
@@ -190,7 +190,7 @@ func TestMySQLReadUpdatesPageBytes(t *testing.T) {
 	if _, err := commitLast(ctx, s, recs); err != nil {
 		t.Fatal(err)
 	}
-	ids, got := mysqlRead(t, s, 1, 40)
+	ids, got := readAll(t, s, 1, 40)
 	if len(ids) != 40 {
 		t.Fatalf("read %d records, want 40", len(ids))
 	}
@@ -201,8 +201,8 @@ func TestMySQLReadUpdatesPageBytes(t *testing.T) {
 	}
 }
 
-func TestMySQLSingleKeyReplace(t *testing.T) {
-	s, db := mysqlTestStore(t, Options{})
+func TestSingleKeyReplace(t *testing.T) {
+	s, db := testStore(t, Options{})
 	ctx := context.Background()
 	long := bytes.Repeat([]byte("k"), 1025)
 	commit := func(recs ...logstore.Record) uint64 {
@@ -222,7 +222,7 @@ func TestMySQLSingleKeyReplace(t *testing.T) {
 		logstore.Record{Contents: []byte("a3"), SingleKey: []byte("a")}, // 7, replaced by 8 in the same statement
 		logstore.Record{Contents: []byte("a4"), SingleKey: []byte("a")}, // 8
 		logstore.Record{Contents: []byte("e"), SingleKey: []byte{}})     // 9, empty key: none
-	ids, got := mysqlRead(t, s, 1, 100)
+	ids, got := readAll(t, s, 1, 100)
 	want := map[uint64]string{2: "b1", 4: "L1", 5: "L2", 6: "n1", 8: "a4", 9: "e"}
 	if len(ids) != len(want) {
 		t.Errorf("records %v, want ids of %v", ids, want)
@@ -244,15 +244,15 @@ func TestMySQLSingleKeyReplace(t *testing.T) {
 	}
 }
 
-func TestMySQLRecordSizeLimit(t *testing.T) {
-	s, _ := mysqlTestStore(t, Options{})
+func TestRecordSizeLimit(t *testing.T) {
+	s, _ := testStore(t, Options{})
 	ctx := context.Background()
 	lim := s.Limits()
 	var packet int
 	if err := s.db.QueryRowContext(ctx, "SELECT @@max_allowed_packet").Scan(&packet); err != nil {
 		t.Fatal(err)
 	}
-	if want := myLimitsFor(packet); lim != want {
+	if want := limitsFor(packet); lim != want {
 		t.Fatalf("Limits() = %+v, want %+v for max_allowed_packet %d", lim, want, packet)
 	}
 	if testing.Short() {
@@ -266,7 +266,7 @@ func TestMySQLRecordSizeLimit(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Commit of MaxRecordSize (%d) bytes: %v", len(big), err)
 	}
-	_, got := mysqlRead(t, s, id, id)
+	_, got := readAll(t, s, id, id)
 	if len(got) != 1 || !bytes.Equal(got[0], big) {
 		t.Fatalf("largest record did not read back intact")
 	}
@@ -279,8 +279,8 @@ func TestMySQLRecordSizeLimit(t *testing.T) {
 	}
 }
 
-func TestMySQLInfoResetCompact(t *testing.T) {
-	s, db := mysqlTestStore(t, Options{PageRows: 4, MaxStatementRows: 3})
+func TestInfoResetCompact(t *testing.T) {
+	s, db := testStore(t, Options{PageRows: 4, MaxStatementRows: 3})
 	ctx := context.Background()
 	in, err := s.Info(ctx)
 	if err != nil {
@@ -289,7 +289,7 @@ func TestMySQLInfoResetCompact(t *testing.T) {
 	if in.ID == (logstore.LogID{}) || in.Horizon != 0 {
 		t.Fatalf("Info on a new log = %+v", in)
 	}
-	other := mysqlTestStoreOn(t, db, s.Table(), Options{})
+	other := testStoreOn(t, db, s.Table(), Options{})
 	if in2, err := other.Info(ctx); err != nil || in2 != in {
 		t.Fatalf("Info from another store = %+v, %v; want %+v", in2, err, in)
 	}
@@ -324,7 +324,7 @@ func TestMySQLInfoResetCompact(t *testing.T) {
 	if stats != want {
 		t.Errorf("stats %+v, want %+v", stats, want)
 	}
-	ids, got := mysqlRead(t, s, 1, 100)
+	ids, got := readAll(t, s, 1, 100)
 	if fmt.Sprint(ids) != "[2 4 6 8 10]" || fmt.Sprintf("%s", got) != "[r2 s r6 s r10]" {
 		t.Errorf("after Compact: %v %s", ids, got)
 	}
@@ -349,7 +349,7 @@ func TestMySQLInfoResetCompact(t *testing.T) {
 	if in3.ID == in.ID || in3.Horizon != 0 {
 		t.Errorf("Info after Reset = %+v, want a new id (old %x) and horizon 0", in3, in.ID)
 	}
-	if ids, _ := mysqlRead(t, s, 0, ^uint64(0)); len(ids) != 0 {
+	if ids, _ := readAll(t, s, 0, ^uint64(0)); len(ids) != 0 {
 		t.Errorf("records after Reset: %v", ids)
 	}
 	if last, _ := s.LatestUpdateID(ctx); last != 10 {
@@ -360,13 +360,13 @@ func TestMySQLInfoResetCompact(t *testing.T) {
 	}
 }
 
-func TestMySQLCompactSkipsRewrittenRows(t *testing.T) {
+func TestCompactSkipsRewrittenRows(t *testing.T) {
 	// A record replaced by a newer single-key record, or rewritten by
 	// another compaction, while the CompactFunc looks at it stays as the
 	// other writer left it.
-	s, db := mysqlTestStore(t, Options{})
+	s, db := testStore(t, Options{})
 	ctx := context.Background()
-	other := mysqlTestStoreOn(t, db, s.Table(), Options{})
+	other := testStoreOn(t, db, s.Table(), Options{})
 	if _, err := commitLast(ctx, s, []logstore.Record{
 		{Contents: []byte("a1"), SingleKey: []byte("a")},
 		{Contents: []byte("b1")},
@@ -397,14 +397,14 @@ func TestMySQLCompactSkipsRewrittenRows(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ids, got := mysqlRead(t, s, 1, 100)
+	ids, got := readAll(t, s, 1, 100)
 	if fmt.Sprint(ids) != "[2 3 4]" || fmt.Sprintf("%s", got) != "[b1 other c1' a2]" {
 		t.Errorf("after Compact: %v %q", ids, got)
 	}
 }
 
-func TestMySQLClosedAndCancelled(t *testing.T) {
-	s, _ := mysqlTestStore(t, Options{})
+func TestClosedAndCancelled(t *testing.T) {
+	s, _ := testStore(t, Options{})
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	if _, err := commitLast(ctx, s, []logstore.Record{{Contents: []byte("x")}}); !errors.Is(err, context.Canceled) {
@@ -435,16 +435,16 @@ func TestMySQLClosedAndCancelled(t *testing.T) {
 			t.Errorf("%s after Close: %v, want ErrClosed", name, err)
 		}
 	}
-	if last, err := mysqlTestStoreOn(t, s.db, s.Table(), Options{}).LatestUpdateID(bg); err != nil || last != 0 {
+	if last, err := testStoreOn(t, s.db, s.Table(), Options{}).LatestUpdateID(bg); err != nil || last != 0 {
 		t.Errorf("LatestUpdateID = %d, %v; want 0 (nothing committed)", last, err)
 	}
 }
 
-func TestMySQLCheckServer(t *testing.T) {
+func TestCheckServer(t *testing.T) {
 	ctx := context.Background()
 	db := mysqltest.DB(t)
 	table := mysqltest.Table(t, db)
-	s := mysqlTestStoreOn(t, db, table, Options{})
+	s := testStoreOn(t, db, table, Options{})
 	has := func(problems []string, sub string) bool {
 		for _, p := range problems {
 			if bytes.Contains([]byte(p), []byte(sub)) {
@@ -474,7 +474,7 @@ func TestMySQLCheckServer(t *testing.T) {
 		t.Errorf("with a MyISAM log table: %q, want it reported", problems)
 	}
 	// A pool with autocommit off.
-	off := mysqlTestStoreOn(t, mysqltest.DB(t, "autocommit", "0"), table, Options{})
+	off := testStoreOn(t, mysqltest.DB(t, "autocommit", "0"), table, Options{})
 	problems, err = off.CheckServer(ctx)
 	if err != nil {
 		t.Fatal(err)

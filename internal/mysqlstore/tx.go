@@ -14,50 +14,50 @@ import (
 
 // Server error numbers the store retries.
 const (
-	myErLockWaitTimeout = 1205
-	myErLockDeadlock    = 1213
+	erLockWaitTimeout = 1205
+	erLockDeadlock    = 1213
 )
 
-// myMismatchError is returned by myCommitTx when the log's identity is
+// mismatchError is returned by commitTx when the log's identity is
 // not the one the batch expects.
-type myMismatchError struct {
+type mismatchError struct {
 	have, want logstore.LogID
 }
 
-func (e *myMismatchError) Error() string {
+func (e *mismatchError) Error() string {
 	return fmt.Sprintf("log %x, expected %x", e.have, e.want)
 }
 
-// myUnknownError is the error of a transaction whose COMMIT failed in a
+// unknownError is the error of a transaction whose COMMIT failed in a
 // way that leaves its outcome unknown; first is the id its first record
 // has and nonce the nonce its records and mark carry if it did commit.
-type myUnknownError struct {
+type unknownError struct {
 	first, nonce uint64
 	cause        error
 }
 
-func (e *myUnknownError) Error() string { return "commit outcome unknown: " + e.cause.Error() }
-func (e *myUnknownError) Unwrap() error { return e.cause }
+func (e *unknownError) Error() string { return "commit outcome unknown: " + e.cause.Error() }
+func (e *unknownError) Unwrap() error { return e.cause }
 
-// myRetryable reports whether err is a deadlock or lock wait timeout: the
+// retryable reports whether err is a deadlock or lock wait timeout: the
 // server rolled the statement or transaction back and a new attempt may
 // succeed.
-func myRetryable(err error) bool {
+func retryable(err error) bool {
 	var me *mysql.MySQLError
 	if !errors.As(err, &me) {
 		return false
 	}
-	return me.Number == myErLockDeadlock || me.Number == myErLockWaitTimeout
+	return me.Number == erLockDeadlock || me.Number == erLockWaitTimeout
 }
 
-// myRetry runs fn until it succeeds, fails with an error that is not
+// retry runs fn until it succeeds, fails with an error that is not
 // retryable, or MaxAttempts is reached, sleeping a jittered exponential
 // backoff between attempts. fn must leave nothing behind when it fails
 // (a transaction it began is rolled back).
-func (s *Store) myRetry(ctx context.Context, fn func(context.Context) error) error {
+func (s *Store) retry(ctx context.Context, fn func(context.Context) error) error {
 	for attempt := 1; ; attempt++ {
 		err := fn(ctx)
-		if err == nil || !myRetryable(err) || attempt >= s.opts.MaxAttempts {
+		if err == nil || !retryable(err) || attempt >= s.opts.MaxAttempts {
 			return err
 		}
 		if h := s.hookRetry; h != nil {
@@ -76,12 +76,12 @@ func (s *Store) myRetry(ctx context.Context, fn func(context.Context) error) err
 	}
 }
 
-// myInTx runs fn in a transaction and commits it, trying the whole
-// transaction again (as myRetry does) when the server reports a deadlock
+// inTx runs fn in a transaction and commits it, trying the whole
+// transaction again (as retry does) when the server reports a deadlock
 // or lock wait timeout. fn's error rolls the transaction back and is
 // returned.
-func (s *Store) myInTx(ctx context.Context, fn func(context.Context, *sql.Tx) error) error {
-	return s.myRetry(ctx, func(ctx context.Context) error {
+func (s *Store) inTx(ctx context.Context, fn func(context.Context, *sql.Tx) error) error {
+	return s.retry(ctx, func(ctx context.Context) error {
 		tx, err := s.db.BeginTx(ctx, nil)
 		if err != nil {
 			return err
@@ -94,48 +94,48 @@ func (s *Store) myInTx(ctx context.Context, fn func(context.Context, *sql.Tx) er
 	})
 }
 
-// myRunBatch commits the requests of batch in one transaction (retried on
+// runBatch commits the requests of batch in one transaction (retried on
 // deadlocks and lock wait timeouts) and sends every request its result.
-// The requests expect at most one log identity (myTakeLocked): if the log
+// The requests expect at most one log identity (takeLocked): if the log
 // has another, those requests fail with ErrLogMismatch and the others are
 // committed without them. If the server refuses the shared transaction,
 // each request is tried alone, so one bad request does not fail the
 // others.
-func (s *Store) myRunBatch(ctx context.Context, batch []*myCommitReq) {
-	expect := myBatchExpect(batch)
+func (s *Store) runBatch(ctx context.Context, batch []*commitReq) {
+	expect := batchExpect(batch)
 	var first, nonce uint64
-	err := s.myRetry(ctx, func(ctx context.Context) error {
+	err := s.retry(ctx, func(ctx context.Context) error {
 		var err error
-		first, nonce, err = s.myCommitTx(ctx, batch, expect)
+		first, nonce, err = s.commitTx(ctx, batch, expect)
 		return err
 	})
-	var mismatch *myMismatchError
+	var mismatch *mismatchError
 	if errors.As(err, &mismatch) {
-		var rest []*myCommitReq
+		var rest []*commitReq
 		for _, r := range batch {
 			if r.expect == (logstore.LogID{}) {
 				rest = append(rest, r)
 				continue
 			}
-			r.done <- myCommitResult{err: fmt.Errorf("whycache: mysqlstore: commit (nothing committed): %w: %w", mismatch, logstore.ErrLogMismatch)}
+			r.done <- commitResult{err: fmt.Errorf("whycache: mysqlstore: commit (nothing committed): %w: %w", mismatch, logstore.ErrLogMismatch)}
 		}
 		if len(rest) > 0 {
-			s.myRunBatch(ctx, rest)
+			s.runBatch(ctx, rest)
 		}
 		return
 	}
 	var me *mysql.MySQLError
-	var unknown *myUnknownError
-	if err != nil && len(batch) > 1 && errors.As(err, &me) && !errors.As(err, &unknown) && !myRetryable(err) {
+	var unknown *unknownError
+	if err != nil && len(batch) > 1 && errors.As(err, &me) && !errors.As(err, &unknown) && !retryable(err) {
 		for _, r := range batch {
-			s.myRunBatch(ctx, []*myCommitReq{r})
+			s.runBatch(ctx, []*commitReq{r})
 		}
 		return
 	}
 	off := uint64(0) // ids taken by the requests before r
 	for _, r := range batch {
 		n := uint64(len(r.records))
-		var res myCommitResult
+		var res commitResult
 		switch {
 		case err == nil:
 			res.c = logstore.Committed{First: first + off, Last: first + off + n - 1, Nonce: nonce}
@@ -152,9 +152,9 @@ func (s *Store) myRunBatch(ctx context.Context, batch []*myCommitReq) {
 	}
 }
 
-// myBatchExpect returns the log identity the requests of batch expect, or
+// batchExpect returns the log identity the requests of batch expect, or
 // the zero LogID if none expects one.
-func myBatchExpect(batch []*myCommitReq) logstore.LogID {
+func batchExpect(batch []*commitReq) logstore.LogID {
 	for _, r := range batch {
 		if r.expect != (logstore.LogID{}) {
 			return r.expect
@@ -163,7 +163,7 @@ func myBatchExpect(batch []*myCommitReq) logstore.LogID {
 	return logstore.LogID{}
 }
 
-// myCommitTx runs one commit transaction for batch under a new nonce and
+// commitTx runs one commit transaction for batch under a new nonce and
 // returns the id of its first record and the nonce. Its statements:
 //
 //   - one UPDATE of the counter row (prepared once per connection):
@@ -173,7 +173,7 @@ func myBatchExpect(batch []*myCommitReq) logstore.LogID {
 //     writer waits there, so ids are committed in order and a rollback
 //     leaves no gap. No row changed means a missing meta row or another
 //     identity; only then a second query finds out which (ErrNoLog, or
-//     *myMismatchError).
+//     *mismatchError).
 //   - multi-row REPLACE statements of the records with their nonce, within
 //     the statement caps;
 //   - one INSERT ... SELECT of the mark, copied from the meta row;
@@ -181,13 +181,13 @@ func myBatchExpect(batch []*myCommitReq) logstore.LogID {
 //
 // Errors before COMMIT leave nothing committed (the transaction is rolled
 // back). A COMMIT that fails on a broken connection returns
-// *myUnknownError. Missing tables or columns are ErrNoLog.
-func (s *Store) myCommitTx(ctx context.Context, batch []*myCommitReq, expect logstore.LogID) (first, nonce uint64, err error) {
+// *unknownError. Missing tables or columns are ErrNoLog.
+func (s *Store) commitTx(ctx context.Context, batch []*commitReq, expect logstore.LogID) (first, nonce uint64, err error) {
 	total := 0
 	for _, r := range batch {
 		total += len(r.records)
 	}
-	packet, err := s.myPacket(ctx)
+	packet, err := s.serverPacket(ctx)
 	if err != nil {
 		return 0, 0, err
 	}
@@ -199,9 +199,9 @@ func (s *Store) myCommitTx(ctx context.Context, batch []*myCommitReq, expect log
 	if expect != (logstore.LogID{}) {
 		query, args = s.q.bumpCounterExpect, append(args, expect[:])
 	}
-	bump, err := s.myStmt(ctx, query)
+	bump, err := s.prepared(ctx, query)
 	if err != nil {
-		return 0, 0, s.myTxError(ctx, err)
+		return 0, 0, s.txError(ctx, err)
 	}
 	if h := s.hookBatch; h != nil {
 		h(len(batch), total)
@@ -218,12 +218,12 @@ func (s *Store) myCommitTx(ctx context.Context, batch []*myCommitReq, expect log
 	}()
 	res, err := tx.StmtContext(ctx, bump).ExecContext(ctx, args...)
 	if err != nil {
-		return 0, 0, s.myTxError(ctx, err)
+		return 0, 0, s.txError(ctx, err)
 	}
 	if n, err := res.RowsAffected(); err != nil {
 		return 0, 0, err
 	} else if n == 0 {
-		return 0, 0, s.myNoCounter(ctx, tx, expect)
+		return 0, 0, s.noCounter(ctx, tx, expect)
 	}
 	next, err := res.LastInsertId()
 	if err != nil {
@@ -233,11 +233,11 @@ func (s *Store) myCommitTx(ctx context.Context, batch []*myCommitReq, expect log
 		return 0, 0, fmt.Errorf("whycache: mysqlstore: id counter of %s at %d after taking %d ids: %w", s.table, next, total, logstore.ErrCorrupt)
 	}
 	first = uint64(next) - uint64(total)
-	if err := s.myInsertRows(ctx, tx, batch, first, nonce, total, packet); err != nil {
-		return 0, 0, s.myTxError(ctx, err)
+	if err := s.insertRows(ctx, tx, batch, first, nonce, total, packet); err != nil {
+		return 0, 0, s.txError(ctx, err)
 	}
 	if _, err := tx.ExecContext(ctx, s.q.insertMark); err != nil {
-		return 0, 0, s.myTxError(ctx, err)
+		return 0, 0, s.txError(ctx, err)
 	}
 	if h := s.hookBeforeCommit; h != nil {
 		if err := h(ctx, first, first+uint64(total)-1, batch); err != nil {
@@ -251,38 +251,38 @@ func (s *Store) myCommitTx(ctx context.Context, batch []*myCommitReq, expect log
 		// rolls back a deadlock victim. Anything else may have happened
 		// after the server committed.
 		if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) ||
-			errors.Is(err, sql.ErrTxDone) || myRetryable(err) {
+			errors.Is(err, sql.ErrTxDone) || retryable(err) {
 			return 0, 0, err
 		}
-		return 0, 0, &myUnknownError{first: first, nonce: nonce, cause: err}
+		return 0, 0, &unknownError{first: first, nonce: nonce, cause: err}
 	}
 	return first, nonce, nil
 }
 
-// myTxError returns err, or the ErrNoLog error when err says a table or
+// txError returns err, or the ErrNoLog error when err says a table or
 // column is missing.
-func (s *Store) myTxError(ctx context.Context, err error) error {
-	if myMissing(err) {
-		return s.myNoLog(ctx, "commit", err)
+func (s *Store) txError(ctx context.Context, err error) error {
+	if isMissing(err) {
+		return s.noLog(ctx, "commit", err)
 	}
 	return err
 }
 
-// myNoCounter finds out, in tx, why the counter UPDATE changed no row: the
+// noCounter finds out, in tx, why the counter UPDATE changed no row: the
 // meta row is missing (ErrNoLog) or has another identity
-// (*myMismatchError).
-func (s *Store) myNoCounter(ctx context.Context, tx *sql.Tx, expect logstore.LogID) error {
+// (*mismatchError).
+func (s *Store) noCounter(ctx context.Context, tx *sql.Tx, expect logstore.LogID) error {
 	var have []byte
 	err := tx.QueryRowContext(ctx, s.q.identity+" FOR UPDATE").Scan(&have, new(uint64))
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
-		return s.myNoLog(ctx, "commit", err)
+		return s.noLog(ctx, "commit", err)
 	case err != nil:
 		return err
 	case len(have) != len(logstore.LogID{}):
 		return fmt.Errorf("whycache: mysqlstore: log id of %d bytes in %s_meta: %w", len(have), s.table, logstore.ErrCorrupt)
 	}
-	m := &myMismatchError{want: expect}
+	m := &mismatchError{want: expect}
 	copy(m.have[:], have)
 	if m.have == expect {
 		return fmt.Errorf("whycache: mysqlstore: counter row of %s_meta changed no row though it exists with the expected identity", s.table)
@@ -290,23 +290,23 @@ func (s *Store) myNoCounter(ctx context.Context, tx *sql.Tx, expect logstore.Log
 	return m
 }
 
-// myInsertRows REPLACEs the records of batch with ids from first on and
+// insertRows REPLACEs the records of batch with ids from first on and
 // the commit's nonce, split into statements of at most MaxStatementRows
 // rows and the statement byte budget.
-func (s *Store) myInsertRows(ctx context.Context, tx *sql.Tx, batch []*myCommitReq, first, nonce uint64, total, packet int) error {
+func (s *Store) insertRows(ctx context.Context, tx *sql.Tx, batch []*commitReq, first, nonce uint64, total, packet int) error {
 	recs := make([]logstore.Record, 0, total)
 	costs := make([]int, 0, total)
 	for _, r := range batch {
 		for _, rec := range r.records {
-			if len(rec.SingleKey) > myMaxSingleKey {
+			if len(rec.SingleKey) > maxSingleKey {
 				rec.SingleKey = nil
 			}
 			recs = append(recs, rec)
-			costs = append(costs, myRowCost(rec.SingleKey, rec.Contents))
+			costs = append(costs, rowCost(rec.SingleKey, rec.Contents))
 		}
 	}
 	var args []any
-	for _, ch := range mySplit(costs, s.opts.MaxStatementRows, s.myStatementBudget(packet)) {
+	for _, ch := range splitByCost(costs, s.opts.MaxStatementRows, s.statementBudget(packet)) {
 		args = args[:0]
 		bytes := 0
 		for i := ch[0]; i < ch[1]; i++ {
@@ -324,7 +324,7 @@ func (s *Store) myInsertRows(ctx context.Context, tx *sql.Tx, batch []*myCommitR
 		if h := s.hookStatement; h != nil {
 			h(ch[1]-ch[0], bytes)
 		}
-		if _, err := tx.ExecContext(ctx, s.q.myReplaceSQL(ch[1]-ch[0]), args...); err != nil {
+		if _, err := tx.ExecContext(ctx, s.q.replaceSQL(ch[1]-ch[0]), args...); err != nil {
 			return err
 		}
 	}

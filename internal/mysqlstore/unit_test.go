@@ -8,7 +8,7 @@ import (
 
 // These tests need no server.
 
-func TestMySQLTableNames(t *testing.T) {
+func TestTableNames(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		ok   bool
@@ -37,8 +37,8 @@ func TestMySQLTableNames(t *testing.T) {
 		if err == nil {
 			t.Fatalf("New(nil, %q) succeeded with a nil *sql.DB", tc.name)
 		}
-		if got := myValidTable(tc.name) == nil; got != tc.ok {
-			t.Errorf("myValidTable(%q) accepted=%v, want %v", tc.name, got, tc.ok)
+		if got := validTable(tc.name) == nil; got != tc.ok {
+			t.Errorf("validTable(%q) accepted=%v, want %v", tc.name, got, tc.ok)
 		}
 		if _, err := testSchema.For(tc.name); (err == nil) != tc.ok {
 			t.Errorf("For(%q) error %v, want accepted=%v", tc.name, err, tc.ok)
@@ -46,7 +46,7 @@ func TestMySQLTableNames(t *testing.T) {
 	}
 }
 
-func TestMySQLSchemaStatements(t *testing.T) {
+func TestSchemaStatements(t *testing.T) {
 	if def, err := testSchema.For("whycache"); err != nil || def != string(testSchema) {
 		t.Errorf("For(\"whycache\") differs from schema.sql (err %v)", err)
 	}
@@ -54,7 +54,7 @@ func TestMySQLSchemaStatements(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	stmts := mySchemaStatements(schema)
+	stmts := schemaStatements(schema)
 	if len(stmts) != 3 {
 		t.Fatalf("got %d statements, want 3: %q", len(stmts), stmts)
 	}
@@ -71,12 +71,12 @@ func TestMySQLSchemaStatements(t *testing.T) {
 	}
 }
 
-func TestMySQLSchemaTables(t *testing.T) {
+func TestSchemaTables(t *testing.T) {
 	schema, err := testSchema.For("t")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defs, err := mySchemaTables(schema)
+	defs, err := schemaTables(schema)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -103,13 +103,13 @@ func TestMySQLSchemaTables(t *testing.T) {
 		t.Errorf("schema columns %v, want %v", got, want)
 	}
 	for _, bad := range []string{"DROP TABLE x;", "CREATE TABLE IF NOT EXISTS `x` (\n  PRIMARY KEY (id)\n);"} {
-		if _, err := mySchemaTables(bad); err == nil {
-			t.Errorf("mySchemaTables(%q) accepted it", bad)
+		if _, err := schemaTables(bad); err == nil {
+			t.Errorf("schemaTables(%q) accepted it", bad)
 		}
 	}
 }
 
-func TestMySQLSplit(t *testing.T) {
+func TestSplit(t *testing.T) {
 	for _, tc := range []struct {
 		name              string
 		costs             []int
@@ -126,9 +126,9 @@ func TestMySQLSplit(t *testing.T) {
 		{"one row per statement", []int{1, 2, 3}, 1, 100, [][2]int{{0, 1}, {1, 2}, {2, 3}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got := mySplit(tc.costs, tc.maxRows, tc.maxBytes)
+			got := splitByCost(tc.costs, tc.maxRows, tc.maxBytes)
 			if !reflect.DeepEqual(got, tc.want) {
-				t.Errorf("mySplit(%v, %d, %d) = %v, want %v", tc.costs, tc.maxRows, tc.maxBytes, got, tc.want)
+				t.Errorf("splitByCost(%v, %d, %d) = %v, want %v", tc.costs, tc.maxRows, tc.maxBytes, got, tc.want)
 			}
 			// Whatever the case: consecutive, covering, within the caps
 			// unless a single row.
@@ -150,7 +150,7 @@ func TestMySQLSplit(t *testing.T) {
 	}
 }
 
-func TestMySQLEscapedLen(t *testing.T) {
+func TestEscapedLen(t *testing.T) {
 	for _, tc := range []struct {
 		in   string
 		want int
@@ -161,30 +161,30 @@ func TestMySQLEscapedLen(t *testing.T) {
 		{"\x00\n\r\\'\"\x1a", 14},
 		{"\xff\x01", 2},
 	} {
-		if got := myEscapedLen([]byte(tc.in)); got != tc.want {
-			t.Errorf("myEscapedLen(%q) = %d, want %d", tc.in, got, tc.want)
+		if got := escapedLen([]byte(tc.in)); got != tc.want {
+			t.Errorf("escapedLen(%q) = %d, want %d", tc.in, got, tc.want)
 		}
 	}
 }
 
-func TestMySQLLimitsFor(t *testing.T) {
+func TestLimitsFor(t *testing.T) {
 	for _, tc := range []struct {
 		packet, want int
 	}{
-		{16 << 20, 16<<20 - myStmtOverhead - myMaxSingleKey - myRowOverhead},
+		{16 << 20, 16<<20 - stmtOverhead - maxSingleKey - rowOverhead},
 		{64 << 20, 1<<24 - 1},
-		{4 << 20, 4<<20 - myStmtOverhead - myMaxSingleKey - myRowOverhead},
+		{4 << 20, 4<<20 - stmtOverhead - maxSingleKey - rowOverhead},
 		{1024, 0},
 	} {
-		got := myLimitsFor(tc.packet)
+		got := limitsFor(tc.packet)
 		if got.MaxRecordSize != tc.want || got.MaxSingleKeySize != 1024 {
-			t.Errorf("myLimitsFor(%d) = %+v, want MaxRecordSize %d, MaxSingleKeySize 1024", tc.packet, got, tc.want)
+			t.Errorf("limitsFor(%d) = %+v, want MaxRecordSize %d, MaxSingleKeySize 1024", tc.packet, got, tc.want)
 		}
 	}
 }
 
-func TestMySQLQueriesNameOnlyTheTable(t *testing.T) {
-	q := myNewQueries("tbl")
+func TestQueriesNameOnlyTheTable(t *testing.T) {
+	q := newQueries("tbl")
 	v := reflect.ValueOf(q)
 	for i := range v.NumField() {
 		text := v.Field(i).String()
@@ -193,15 +193,15 @@ func TestMySQLQueriesNameOnlyTheTable(t *testing.T) {
 			t.Errorf("query %s names something besides the tables: %q", v.Type().Field(i).Name, text)
 		}
 	}
-	if got, want := q.myReplaceSQL(2), "REPLACE INTO `tbl` (id, single_key, contents, nonce) VALUES (?,?,?,?),(?,?,?,?)"; got != want {
-		t.Errorf("myReplaceSQL(2) = %q, want %q", got, want)
+	if got, want := q.replaceSQL(2), "REPLACE INTO `tbl` (id, single_key, contents, nonce) VALUES (?,?,?,?),(?,?,?,?)"; got != want {
+		t.Errorf("replaceSQL(2) = %q, want %q", got, want)
 	}
-	if got, want := q.myDeleteSQL(2), "DELETE FROM `tbl` WHERE id IN (?,?) AND (id, LENGTH(contents), CRC32(contents)) IN ((?,?,?),(?,?,?))"; got != want {
-		t.Errorf("myDeleteSQL(2) = %q, want %q", got, want)
+	if got, want := q.deleteSQL(2), "DELETE FROM `tbl` WHERE id IN (?,?) AND (id, LENGTH(contents), CRC32(contents)) IN ((?,?,?),(?,?,?))"; got != want {
+		t.Errorf("deleteSQL(2) = %q, want %q", got, want)
 	}
 }
 
-func TestMySQLCheckVars(t *testing.T) {
+func TestCheckVars(t *testing.T) {
 	good := map[string]string{
 		"read_only": "0", "innodb_read_only": "0", "autocommit": "1",
 		"tx_isolation": "REPEATABLE-READ", "innodb_flush_log_at_trx_commit": "1",
@@ -240,7 +240,7 @@ func TestMySQLCheckVars(t *testing.T) {
 		{"MariaDB (no preserve variable)", with("slave_preserve_commit_order", ""), ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got := myCheckVars(tc.vars)
+			got := checkVars(tc.vars)
 			switch {
 			case tc.want == "" && len(got) != 0:
 				t.Errorf("problems %q, want none", got)
@@ -251,11 +251,11 @@ func TestMySQLCheckVars(t *testing.T) {
 	}
 }
 
-func TestMySQLCheckEngines(t *testing.T) {
+func TestCheckEngines(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
 		table   string
-		engines map[string]string // as myEngines returns them: lower-case names
+		engines map[string]string // as engines returns them: lower-case names
 		want    []string          // substrings, one per problem
 	}{
 		{"good", "t", map[string]string{"t": "InnoDB", "t_meta": "InnoDB", "t_marks": "InnoDB"}, nil},
@@ -266,7 +266,7 @@ func TestMySQLCheckEngines(t *testing.T) {
 		{"memory meta", "t", map[string]string{"t": "InnoDB", "t_meta": "MEMORY", "t_marks": "InnoDB"}, []string{"t_meta uses engine MEMORY"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got := myCheckEngines(tc.table, tc.engines)
+			got := checkEngines(tc.table, tc.engines)
 			if len(got) != len(tc.want) {
 				t.Fatalf("problems %q, want %d", got, len(tc.want))
 			}

@@ -13,28 +13,28 @@ import (
 
 var _ logstore.Checker = (*Store)(nil)
 
-// myCheckedRow is what Check keeps of a log row while it looks up the
+// checkedRow is what Check keeps of a log row while it looks up the
 // row's commit mark.
-type myCheckedRow struct {
+type checkedRow struct {
 	id, nonce uint64
 }
 
-// myMarkCursor walks the marks table in ascending order, a page at a time,
+// markCursor walks the marks table in ascending order, a page at a time,
 // within Check's transaction, checking every mark it loads.
-type myMarkCursor struct {
+type markCursor struct {
 	s      *Store
 	tx     *sql.Tx
 	latest uint64
-	page   []myCheckedRow // marks loaded and not passed yet (id = last_id)
-	from   uint64         // the next page starts here
-	done   bool           // no marks after page
+	page   []checkedRow // marks loaded and not passed yet (id = last_id)
+	from   uint64       // the next page starts here
+	done   bool         // no marks after page
 	count  int
-	last   myCheckedRow // the highest mark loaded so far
+	last   checkedRow // the highest mark loaded so far
 }
 
 // at returns the lowest mark with last_id >= id, and false when there is
 // none.
-func (c *myMarkCursor) at(ctx context.Context, id uint64) (myCheckedRow, bool, error) {
+func (c *markCursor) at(ctx context.Context, id uint64) (checkedRow, bool, error) {
 	for {
 		for len(c.page) > 0 && c.page[0].id < id {
 			c.page = c.page[1:]
@@ -43,16 +43,16 @@ func (c *myMarkCursor) at(ctx context.Context, id uint64) (myCheckedRow, bool, e
 			return c.page[0], true, nil
 		}
 		if c.done {
-			return myCheckedRow{}, false, nil
+			return checkedRow{}, false, nil
 		}
 		if err := c.load(ctx); err != nil {
-			return myCheckedRow{}, false, err
+			return checkedRow{}, false, err
 		}
 	}
 }
 
 // load reads and checks the next page of marks.
-func (c *myMarkCursor) load(ctx context.Context) error {
+func (c *markCursor) load(ctx context.Context) error {
 	rows, err := c.tx.QueryContext(ctx, c.s.q.marksPage, c.from, c.s.opts.PageRows)
 	if err != nil {
 		return err
@@ -60,7 +60,7 @@ func (c *myMarkCursor) load(ctx context.Context) error {
 	defer rows.Close()
 	n := 0
 	for rows.Next() {
-		var m myCheckedRow
+		var m checkedRow
 		var us uint64
 		if err := rows.Scan(&m.id, &m.nonce, &us); err != nil {
 			return err
@@ -69,11 +69,11 @@ func (c *myMarkCursor) load(ctx context.Context) error {
 		c.count++
 		switch {
 		case m.id == 0 || m.id > c.latest:
-			return c.s.myCorrupt("mark %d is above the latest id %d", m.id, c.latest)
+			return c.s.corruptf("mark %d is above the latest id %d", m.id, c.latest)
 		case m.nonce == 0:
-			return c.s.myCorrupt("mark %d has nonce 0", m.id)
+			return c.s.corruptf("mark %d has nonce 0", m.id)
 		case c.count > 1 && m.id <= c.last.id:
-			return c.s.myCorrupt("mark %d follows mark %d", m.id, c.last.id)
+			return c.s.corruptf("mark %d follows mark %d", m.id, c.last.id)
 		}
 		c.page = append(c.page, m)
 		c.last = m
@@ -101,7 +101,7 @@ func (c *myMarkCursor) load(ctx context.Context) error {
 // logstore.ErrCorrupt that names the row or mark; ErrNoLog when the log
 // does not exist; otherwise the server's errors.
 func (s *Store) Check(ctx context.Context) error {
-	if err := s.myCheck(ctx); err != nil {
+	if err := s.checkUsable(ctx); err != nil {
 		return err
 	}
 	tx, err := s.db.BeginTx(ctx, &sql.TxOptions{Isolation: sql.LevelRepeatableRead, ReadOnly: true})
@@ -109,46 +109,46 @@ func (s *Store) Check(ctx context.Context) error {
 		return fmt.Errorf("whycache: mysqlstore: check: %w", err)
 	}
 	defer tx.Rollback() // read only: nothing to keep
-	if err := s.myCheckTx(ctx, tx); err != nil {
+	if err := s.checkTx(ctx, tx); err != nil {
 		if errors.Is(err, logstore.ErrCorrupt) || errors.Is(err, logstore.ErrNoLog) {
 			return err
 		}
-		if myMissing(err) {
-			return s.myNoLog(ctx, "check", err)
+		if isMissing(err) {
+			return s.noLog(ctx, "check", err)
 		}
 		return fmt.Errorf("whycache: mysqlstore: check: %w", err)
 	}
 	return nil
 }
 
-// myCorrupt returns an error of Check wrapping ErrCorrupt.
-func (s *Store) myCorrupt(format string, args ...any) error {
+// corruptf returns an error of Check wrapping ErrCorrupt.
+func (s *Store) corruptf(format string, args ...any) error {
 	return fmt.Errorf("whycache: mysqlstore: check %s: %s: %w", s.table, fmt.Sprintf(format, args...), logstore.ErrCorrupt)
 }
 
-// myCheckTx is Check in its transaction.
-func (s *Store) myCheckTx(ctx context.Context, tx *sql.Tx) error {
+// checkTx is Check in its transaction.
+func (s *Store) checkTx(ctx context.Context, tx *sql.Tx) error {
 	var id []byte
 	var next, horizon, latestNonce, latestUS uint64
 	err := tx.QueryRowContext(ctx, s.q.meta).Scan(&id, &next, &horizon, &latestNonce, &latestUS)
 	if errors.Is(err, sql.ErrNoRows) {
-		return s.myNoLog(ctx, "check", err)
+		return s.noLog(ctx, "check", err)
 	}
 	if err != nil {
 		return err
 	}
-	if _, err := s.myLogID(id); err != nil {
+	if _, err := s.decodeLogID(id); err != nil {
 		return fmt.Errorf("whycache: mysqlstore: check: %w", err)
 	}
 	if next == 0 || next-1 > math.MaxInt64 {
-		return s.myCorrupt("meta row has next_id %d", next)
+		return s.corruptf("meta row has next_id %d", next)
 	}
 	latest := next - 1
-	marks := &myMarkCursor{s: s, tx: tx, latest: latest, from: 1}
-	var page []myCheckedRow
+	marks := &markCursor{s: s, tx: tx, latest: latest, from: 1}
+	var page []checkedRow
 	for from := uint64(1); ; {
 		page = page[:0]
-		if err := s.myCheckRows(ctx, tx, from, latest, &page); err != nil {
+		if err := s.checkRows(ctx, tx, from, latest, &page); err != nil {
 			return err
 		}
 		for _, r := range page {
@@ -160,9 +160,9 @@ func (s *Store) myCheckTx(ctx context.Context, tx *sql.Tx) error {
 			case err != nil:
 				return err
 			case !ok:
-				return s.myCorrupt("row %d has nonce %016x but no commit mark at or above it", r.id, r.nonce)
+				return s.corruptf("row %d has nonce %016x but no commit mark at or above it", r.id, r.nonce)
 			case m.nonce != r.nonce:
-				return s.myCorrupt("row %d has nonce %016x, its commit's mark %d has %016x", r.id, r.nonce, m.id, m.nonce)
+				return s.corruptf("row %d has nonce %016x, its commit's mark %d has %016x", r.id, r.nonce, m.id, m.nonce)
 			}
 		}
 		if len(page) < s.opts.PageRows {
@@ -181,28 +181,28 @@ func (s *Store) myCheckTx(ctx context.Context, tx *sql.Tx) error {
 	// of an earlier version committed them and left the meta row's latest
 	// nonce as it was.
 	if latestNonce != 0 && (marks.count == 0 || marks.last.nonce != latestNonce) {
-		return s.myCorrupt("meta row names latest nonce %016x, but the highest mark is %d with nonce %016x",
+		return s.corruptf("meta row names latest nonce %016x, but the highest mark is %d with nonce %016x",
 			latestNonce, marks.last.id, marks.last.nonce)
 	}
 	return nil
 }
 
-// myCheckRows checks up to PageRows rows with id >= from and appends the
+// checkRows checks up to PageRows rows with id >= from and appends the
 // id and nonce of each to page.
-func (s *Store) myCheckRows(ctx context.Context, tx *sql.Tx, from, latest uint64, page *[]myCheckedRow) error {
+func (s *Store) checkRows(ctx context.Context, tx *sql.Tx, from, latest uint64, page *[]checkedRow) error {
 	rows, err := tx.QueryContext(ctx, s.q.checkPage, from, s.opts.PageRows)
 	if err != nil {
 		return err
 	}
 	defer rows.Close()
 	for rows.Next() {
-		var r myCheckedRow
+		var r checkedRow
 		var key, contents sql.RawBytes
 		if err := rows.Scan(&r.id, &key, &r.nonce, &contents); err != nil {
 			return err
 		}
 		if r.id == 0 || r.id > latest {
-			return s.myCorrupt("row %d is above the latest id %d", r.id, latest)
+			return s.corruptf("row %d is above the latest id %d", r.id, latest)
 		}
 		items := 0
 		var first []byte
@@ -217,7 +217,7 @@ func (s *Store) myCheckRows(ctx context.Context, tx *sql.Tx, from, latest uint64
 			return fmt.Errorf("whycache: mysqlstore: check %s: row %d: %w", s.table, r.id, err)
 		}
 		if key != nil && (items != 1 || !bytes.Equal(first, key)) {
-			return s.myCorrupt("row %d is indexed by single key %q but holds %d items, the first with key %q", r.id, key, items, first)
+			return s.corruptf("row %d is indexed by single key %q but holds %d items, the first with key %q", r.id, key, items, first)
 		}
 		*page = append(*page, r)
 	}
