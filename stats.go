@@ -2,7 +2,6 @@ package whycache
 
 import (
 	"context"
-	"fmt"
 	"time"
 
 	"github.com/whycache/whycache/prefixtree"
@@ -73,7 +72,7 @@ func (c *Instance) Stats(ctx context.Context) (Stats, error) {
 	}
 	latest, err := c.store.LatestUpdateID(ctx)
 	if err != nil {
-		return st, fmt.Errorf("whycache: stats: %w", err)
+		return st, withContext("stats", err)
 	}
 	st.LatestID = latest
 	if latest > st.UpdateID {

@@ -54,7 +54,7 @@ func (s *Store) checkSegment(ctx context.Context, sc *scanner, f *os.File, m *ma
 	for n := 0; ; n++ {
 		if n%256 == 255 {
 			if err := ctx.Err(); err != nil {
-				return fmt.Errorf("whycache: filestore: check: %w", err)
+				return fmt.Errorf("filestore: check: %w", err)
 			}
 		}
 		_, ok, err := sc.nextBatch()

@@ -48,13 +48,13 @@ func (s *Store) Commit(ctx context.Context, expect logstore.LogID, records []log
 	}
 	for i, r := range records {
 		if len(r.Contents) > s.opts.MaxRecordSize {
-			return logstore.Committed{}, fmt.Errorf("whycache: filestore: commit: record %d has %d bytes, limit %d: %w",
+			return logstore.Committed{}, fmt.Errorf("filestore: commit: record %d has %d bytes, limit %d: %w",
 				i, len(r.Contents), s.opts.MaxRecordSize, logstore.ErrTooLarge)
 		}
 	}
 	nonce, err := logstore.NewNonce()
 	if err != nil {
-		return logstore.Committed{}, fmt.Errorf("whycache: filestore: commit: %w", err)
+		return logstore.Committed{}, fmt.Errorf("filestore: commit: %w", err)
 	}
 	req := &commitReq{records: records, expect: expect, nonce: nonce, done: make(chan struct{})}
 	s.qmu.Lock()
@@ -77,7 +77,7 @@ func (s *Store) Commit(ctx context.Context, expect logstore.LogID, records []log
 		}
 		s.handOffLocked()
 		s.qmu.Unlock()
-		return logstore.Committed{}, fmt.Errorf("whycache: filestore: commit: %w", err)
+		return logstore.Committed{}, fmt.Errorf("filestore: commit: %w", err)
 	}
 	s.qmu.Lock()
 	group := s.queue
@@ -119,7 +119,7 @@ func (s *Store) commitNothing(expect logstore.LogID) (logstore.Committed, error)
 
 // mismatchErr is the error for a commit that expected another identity.
 func mismatchErr(m *manifest, expect logstore.LogID) error {
-	return fmt.Errorf("whycache: filestore: commit: log %x, expected %x: %w", m.id, expect, logstore.ErrLogMismatch)
+	return fmt.Errorf("filestore: commit: log %x, expected %x: %w", m.id, expect, logstore.ErrLogMismatch)
 }
 
 // handOffLocked ends a leader's turn: the first queued request, if any,
@@ -147,7 +147,7 @@ func (s *Store) awaitTurn(ctx context.Context, req *commitReq) bool {
 		if i := slices.Index(s.queue, req); i >= 0 {
 			s.queue = slices.Delete(s.queue, i, i+1)
 			s.qmu.Unlock()
-			req.err = fmt.Errorf("whycache: filestore: commit: %w", ctx.Err())
+			req.err = fmt.Errorf("filestore: commit: %w", ctx.Err())
 			return false
 		}
 	}
@@ -185,7 +185,7 @@ func (s *Store) appendLocked(group []*commitReq) error {
 		}
 	}
 	if next > math.MaxUint64-uint64(n) {
-		return fmt.Errorf("whycache: filestore: commit: ids exhausted")
+		return fmt.Errorf("filestore: commit: ids exhausted")
 	}
 	buf := s.w.buf[:0]
 	id := next
@@ -257,17 +257,17 @@ func (w *tailWriter) closeTail() error {
 // it).
 func (w *tailWriter) append(data []byte, lastID, nonce uint64, sync bool) error {
 	if err := reserve(w.f, w.end, int64(len(data))); err != nil {
-		return fmt.Errorf("whycache: filestore: commit: %w", err)
+		return fmt.Errorf("filestore: commit: %w", err)
 	}
 	if _, err := w.f.WriteAt(data, w.end); err != nil {
 		if terr := w.f.Truncate(w.end); terr != nil {
-			return fmt.Errorf("whycache: filestore: commit: write failed (%w) and removing it failed (%w): outcome unknown", err, terr)
+			return fmt.Errorf("filestore: commit: write failed (%w) and removing it failed (%w): outcome unknown", err, terr)
 		}
-		return fmt.Errorf("whycache: filestore: commit: %w", err)
+		return fmt.Errorf("filestore: commit: %w", err)
 	}
 	if sync {
 		if err := dataSync(w.f); err != nil {
-			return fmt.Errorf("whycache: filestore: commit: outcome unknown: %w", err)
+			return fmt.Errorf("filestore: commit: outcome unknown: %w", err)
 		}
 	}
 	w.end += int64(len(data))
@@ -304,13 +304,13 @@ func (s *Store) syncWriterLocked(m *manifest) error {
 		w.closeTail()
 		f, err := os.OpenFile(s.path(tail.Name), os.O_RDWR, 0)
 		if err != nil {
-			return fmt.Errorf("whycache: filestore: open tail segment: %w", err)
+			return fmt.Errorf("filestore: open tail segment: %w", err)
 		}
 		w.f, w.name, w.epoch = f, tail.Name, m.epoch
 	}
 	fi, err := w.f.Stat()
 	if err != nil {
-		return fmt.Errorf("whycache: filestore: %w", err)
+		return fmt.Errorf("filestore: %w", err)
 	}
 	w.generation = m.Generation
 	check := m.segCheck(len(m.Segments)-1, wm.forSegment(m, tail.Name), nil)
@@ -333,7 +333,7 @@ func (s *Store) syncWriterLocked(m *manifest) error {
 		err = w.f.Truncate(w.end)
 	}
 	if err != nil {
-		return fmt.Errorf("whycache: filestore: remove torn tail: %w", err)
+		return fmt.Errorf("filestore: remove torn tail: %w", err)
 	}
 	return nil
 }
@@ -355,7 +355,7 @@ func (s *Store) rollLocked(m *manifest, next uint64) error {
 	}
 	f, err := os.OpenFile(s.path(name), os.O_RDWR, 0) // named as listed, for errors
 	if err != nil {
-		return fmt.Errorf("whycache: filestore: %w", err)
+		return fmt.Errorf("filestore: %w", err)
 	}
 	nm := m.next()
 	if n := len(nm.Segments); n > 0 {
@@ -377,5 +377,8 @@ func (s *Store) rollLocked(m *manifest, next uint64) error {
 }
 
 // errSegmentGone reports a segment file named by a MANIFEST that was
-// removed since: the caller re-reads the MANIFEST and retries.
-var errSegmentGone = errors.New("whycache: filestore: segment file gone")
+// removed since: the caller re-reads the MANIFEST and retries. It never
+// reaches a caller of the store on its own (withSegments, Poll and
+// Compact retry, or name it in an error of their own), so it carries no
+// package prefix.
+var errSegmentGone = errors.New("segment file gone")

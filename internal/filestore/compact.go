@@ -54,14 +54,14 @@ func (s *Store) Compact(ctx context.Context, limit, horizon uint64, fn logstore.
 	next := uint64(1) // the lowest id not compacted yet
 	for {
 		if err := ctx.Err(); err != nil {
-			return total, fmt.Errorf("whycache: filestore: compact: %w", err)
+			return total, fmt.Errorf("filestore: compact: %w", err)
 		}
 		m, err := s.manifest()
 		if err != nil {
 			return total, err
 		}
 		if m.id != logID {
-			return total, fmt.Errorf("whycache: filestore: compact: the log was reset meanwhile")
+			return total, fmt.Errorf("filestore: compact: the log was reset meanwhile")
 		}
 		i, j, err := s.compactionGroup(m, next, limit)
 		if errors.Is(err, errSegmentGone) {
@@ -118,7 +118,7 @@ func (s *Store) compactionGroup(m *manifest, next, limit uint64) (i, j int, err 
 			return 0, 0, fmt.Errorf("%w: %s", errSegmentGone, m.Segments[j].Name)
 		}
 		if err != nil {
-			return 0, 0, fmt.Errorf("whycache: filestore: %w", err)
+			return 0, 0, fmt.Errorf("filestore: %w", err)
 		}
 		if j > i && size+fi.Size() > s.opts.SegmentSize {
 			break
@@ -162,11 +162,11 @@ func (g *compactGroup) discard() {
 func (s *Store) rewriteGroup(ctx context.Context, g *compactGroup, m *manifest, i int, limit uint64, fn logstore.CompactFunc) error {
 	out, err := os.CreateTemp(s.dir, "compact-*.tmp")
 	if err != nil {
-		return fmt.Errorf("whycache: filestore: compact: %w", err)
+		return fmt.Errorf("filestore: compact: %w", err)
 	}
 	g.out = out
 	if err := out.Chmod(s.opts.FileMode); err != nil {
-		return fmt.Errorf("whycache: filestore: compact: %w", err)
+		return fmt.Errorf("filestore: compact: %w", err)
 	}
 	if _, err := tryLockFile(out); err != nil {
 		return err
@@ -190,7 +190,7 @@ func (s *Store) rewriteGroup(ctx context.Context, g *compactGroup, m *manifest, 
 		}
 	}
 	if err := g.cw.w.Flush(); err != nil {
-		return fmt.Errorf("whycache: filestore: compact: %w", err)
+		return fmt.Errorf("filestore: compact: %w", err)
 	}
 	return nil
 }
@@ -229,7 +229,7 @@ func (s *Store) rewriteSegment(ctx context.Context, sc *scanner, f *os.File, g *
 			return nil
 		}
 		if len(nc) > s.opts.MaxRecordSize {
-			return fmt.Errorf("whycache: filestore: compact: replacement of record %d has %d bytes, limit %d: %w",
+			return fmt.Errorf("filestore: compact: replacement of record %d has %d bytes, limit %d: %w",
 				fr.id, len(nc), s.opts.MaxRecordSize, logstore.ErrTooLarge)
 		}
 		g.changed = g.changed || !bytes.Equal(nc, fr.contents)
@@ -241,7 +241,7 @@ func (s *Store) rewriteSegment(ctx context.Context, sc *scanner, f *os.File, g *
 	for n := 0; ; n++ {
 		if n%256 == 255 {
 			if err := ctx.Err(); err != nil {
-				return fmt.Errorf("whycache: filestore: compact: %w", err)
+				return fmt.Errorf("filestore: compact: %w", err)
 			}
 		}
 		b, ok, err := sc.nextBatch()
@@ -282,7 +282,7 @@ type compactWriter struct {
 // start writes the segment magic.
 func (cw *compactWriter) start() error {
 	if _, err := cw.w.WriteString(segMagic2); err != nil {
-		return fmt.Errorf("whycache: filestore: compact: %w", err)
+		return fmt.Errorf("filestore: compact: %w", err)
 	}
 	cw.end = ackedEnd{end: magicLen}
 	return nil
@@ -327,7 +327,7 @@ func (cw *compactWriter) write(frame []byte, id, nonce uint64, last bool) error 
 	cw.frame = frame
 	cw.frames++
 	if _, err := cw.w.Write(frame); err != nil {
-		return fmt.Errorf("whycache: filestore: compact: %w", err)
+		return fmt.Errorf("filestore: compact: %w", err)
 	}
 	pos := cw.end.end + int64(len(frame))
 	if last {
@@ -348,7 +348,7 @@ func (s *Store) installGroupLocked(g *compactGroup) error {
 		return err
 	}
 	if m.id != g.logID {
-		return fmt.Errorf("whycache: filestore: compact: the log was reset meanwhile")
+		return fmt.Errorf("filestore: compact: the log was reset meanwhile")
 	}
 	at := -1
 	for i, sg := range m.Segments {
@@ -373,7 +373,7 @@ func (s *Store) installGroupLocked(g *compactGroup) error {
 		name := segmentName(g.segs[0].First, nm.Generation)
 		if !s.opts.NoSync {
 			if err := g.out.Sync(); err != nil {
-				return fmt.Errorf("whycache: filestore: compact: %w", err)
+				return fmt.Errorf("filestore: compact: %w", err)
 			}
 		}
 		if err := renameSync(g.out.Name(), s.path(name), !s.opts.NoSync); err != nil {
@@ -442,13 +442,13 @@ func (s *Store) copyAppendedLocked(g *compactGroup, m *manifest, i int) error {
 			return err
 		}
 		if err := g.cw.w.Flush(); err != nil {
-			return fmt.Errorf("whycache: filestore: compact: %w", err)
+			return fmt.Errorf("filestore: compact: %w", err)
 		}
 		if _, err := g.out.Seek(0, io.SeekEnd); err != nil {
-			return fmt.Errorf("whycache: filestore: compact: %w", err)
+			return fmt.Errorf("filestore: compact: %w", err)
 		}
 		if _, err := io.Copy(g.out, io.NewSectionReader(f, g.last.off, sc.end-g.last.off)); err != nil {
-			return fmt.Errorf("whycache: filestore: compact: %w", err)
+			return fmt.Errorf("filestore: compact: %w", err)
 		}
 		g.cw.frames++ // at least one
 		g.cw.end = ackedEnd{end: g.cw.end.end + sc.end - g.last.off, lastID: sc.lastID, nonce: sc.nonce}
@@ -475,7 +475,7 @@ func (s *Store) copyAppendedLocked(g *compactGroup, m *manifest, i int) error {
 			return nil
 		}
 		if err := g.cw.w.Flush(); err != nil {
-			return fmt.Errorf("whycache: filestore: compact: %w", err)
+			return fmt.Errorf("filestore: compact: %w", err)
 		}
 	}
 	g.changed = true
@@ -528,7 +528,7 @@ func (s *Store) idBoundLocked(m *manifest) (uint64, error) {
 		} else {
 			fi, err := os.Stat(s.path(m.Segments[n-1].Name))
 			if err != nil {
-				return 0, fmt.Errorf("whycache: filestore: reset: %w", err)
+				return 0, fmt.Errorf("filestore: reset: %w", err)
 			}
 			bound = max(bound, m.IDFloor+uint64(fi.Size())/uint64(format1.minFrame()))
 		}
@@ -583,7 +583,7 @@ func (s *Store) removeOrphansLocked(all bool) error {
 	}
 	entries, err := os.ReadDir(s.dir)
 	if err != nil {
-		return fmt.Errorf("whycache: filestore: %w", err)
+		return fmt.Errorf("filestore: %w", err)
 	}
 	for _, e := range entries {
 		if strings.HasSuffix(e.Name(), ".tmp") {

@@ -115,9 +115,25 @@ func wantCorrupt(t *testing.T, what string, err error, words ...string) {
 	if !errors.Is(err, logstore.ErrCorrupt) {
 		t.Fatalf("%s: %v, want ErrCorrupt", what, err)
 	}
+	wantPrefixOnce(t, what, err)
 	for _, w := range words {
 		if !strings.Contains(err.Error(), w) {
 			t.Errorf("%s: error %q does not name %q", what, err, w)
+		}
+	}
+}
+
+// wantPrefixOnce fails the test unless err's message starts with this
+// package's prefix and names no package twice.
+func wantPrefixOnce(t *testing.T, what string, err error) {
+	t.Helper()
+	msg := err.Error()
+	if !strings.HasPrefix(msg, "filestore: ") {
+		t.Errorf("%s: error %q does not start with \"filestore: \"", what, msg)
+	}
+	for _, p := range []string{"whycache:", "filestore:", "logstore:"} {
+		if strings.Count(msg, p) > 1 {
+			t.Errorf("%s: error %q repeats %q", what, msg, p)
 		}
 	}
 }

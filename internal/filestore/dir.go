@@ -32,7 +32,7 @@ func listDir(dir string) (dirListing, error) {
 		return dirListing{}, nil
 	}
 	if err != nil {
-		return dirListing{}, fmt.Errorf("whycache: filestore: %w", err)
+		return dirListing{}, fmt.Errorf("filestore: %w", err)
 	}
 	l := dirListing{exists: true}
 	for _, e := range entries {
@@ -57,7 +57,7 @@ func listDir(dir string) (dirListing, error) {
 func (l dirListing) refuse(dir string) error {
 	if len(l.python) > 0 {
 		sort.Strings(l.python)
-		return fmt.Errorf("whycache: filestore: %s holds files of Python whycache's file store (%s), which this store does not read; nothing was changed: %w",
+		return fmt.Errorf("filestore: %s holds files of Python whycache's file store (%s), which this store does not read; nothing was changed: %w",
 			dir, someNames(l.python), logstore.ErrCorrupt)
 	}
 	if !l.manifest && len(l.segments) > 0 {
@@ -84,7 +84,7 @@ func missingManifest(dir string) error {
 	}
 	if len(l.segments) > 0 {
 		sort.Strings(l.segments)
-		return fmt.Errorf("whycache: filestore: %s holds segment files (%s) but no MANIFEST: the log's metadata is lost; restore the MANIFEST from a backup, or move the directory away to start a new log (the files were left as they are): %w",
+		return fmt.Errorf("filestore: %s holds segment files (%s) but no MANIFEST: the log's metadata is lost; restore the MANIFEST from a backup, or move the directory away to start a new log (the files were left as they are): %w",
 			dir, someNames(l.segments), logstore.ErrCorrupt)
 	}
 	return noLog(dir)
@@ -92,7 +92,7 @@ func missingManifest(dir string) error {
 
 // noLog is the error for a directory that holds no log.
 func noLog(dir string) error {
-	return fmt.Errorf("whycache: filestore: %s holds no log (no MANIFEST); create one with \"whycache init-schema --store file:%s\": %w",
+	return fmt.Errorf("filestore: %s holds no log (no MANIFEST); create one with \"whycache init-schema --store file:%s\": %w",
 		dir, dir, logstore.ErrNoLog)
 }
 
@@ -164,7 +164,7 @@ func classify(dir string, m *manifest, names []string) (orphans, beyond []string
 			continue
 		}
 		if err != nil {
-			return nil, nil, fmt.Errorf("whycache: filestore: %w", err)
+			return nil, nil, fmt.Errorf("filestore: %w", err)
 		}
 		if fi.Size() <= magicLen {
 			orphans = append(orphans, name)

@@ -75,37 +75,37 @@ type manifest struct {
 }
 
 // decodeManifest parses and validates a MANIFEST of version 1 or 2. Any
-// defect is an error wrapping logstore.ErrCorrupt.
+// defect is an error wrapping logstore.ErrCorrupt (see badManifest).
 func decodeManifest(data []byte) (*manifest, error) {
 	var m manifest
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&m); err != nil {
-		return nil, corruptf("MANIFEST: %v", err)
+		return nil, badManifest("%v", err)
 	}
 	if dec.More() {
-		return nil, corruptf("MANIFEST: data after the JSON object")
+		return nil, badManifest("data after the JSON object")
 	}
 	if m.Version != manifestVersion && m.Version != manifestVersion1 {
-		return nil, corruptf("MANIFEST: format version %d, want %d or %d", m.Version, manifestVersion1, manifestVersion)
+		return nil, badManifest("format version %d, want %d or %d", m.Version, manifestVersion1, manifestVersion)
 	}
 	if len(m.LogID) != 2*len(m.id) {
-		return nil, corruptf("MANIFEST: log id %q is not %d hex digits", m.LogID, 2*len(m.id))
+		return nil, badManifest("log id %q is not %d hex digits", m.LogID, 2*len(m.id))
 	}
 	if _, err := hex.Decode(m.id[:], []byte(m.LogID)); err != nil || m.id == (logstore.LogID{}) {
-		return nil, corruptf("MANIFEST: bad log id %q", m.LogID)
+		return nil, badManifest("bad log id %q", m.LogID)
 	}
 	if m.IDFloor == 0 {
-		return nil, corruptf("MANIFEST: id floor is 0")
+		return nil, badManifest("id floor is 0")
 	}
 	seen := make(map[string]bool, len(m.Segments))
 	for i, sg := range m.Segments {
 		if _, _, ok := parseSegmentName(sg.Name); !ok || seen[sg.Name] {
-			return nil, corruptf("MANIFEST: bad or repeated segment name %q", sg.Name)
+			return nil, badManifest("bad or repeated segment name %q", sg.Name)
 		}
 		seen[sg.Name] = true
 		if sg.First == 0 || (i > 0 && sg.First <= m.Segments[i-1].First) {
-			return nil, corruptf("MANIFEST: segment %q: first id %d out of order", sg.Name, sg.First)
+			return nil, badManifest("segment %q: first id %d out of order", sg.Name, sg.First)
 		}
 		if err := m.validateEnd(i); err != nil {
 			return nil, err
@@ -114,21 +114,28 @@ func decodeManifest(data []byte) (*manifest, error) {
 	return &m, nil
 }
 
+// badManifest returns the error of a MANIFEST that fails validation,
+// wrapping logstore.ErrCorrupt. It carries no package prefix: the reader
+// adds it with the file's path.
+func badManifest(format string, args ...any) error {
+	return fmt.Errorf(format+": %w", append(args, logstore.ErrCorrupt)...)
+}
+
 // validateEnd checks the recorded size and last position of segment i.
 func (m *manifest) validateEnd(i int) error {
 	sg := m.Segments[i]
 	if m.Version == manifestVersion1 && (sg.Size != 0 || sg.LastID != 0 || sg.LastNonce != 0) {
-		return corruptf("MANIFEST: segment %q: version 1 records no size", sg.Name)
+		return badManifest("segment %q: version 1 records no size", sg.Name)
 	}
 	switch {
 	case sg.Size == 0 && (sg.LastID != 0 || sg.LastNonce != 0):
-		return corruptf("MANIFEST: segment %q: last id without a size", sg.Name)
+		return badManifest("segment %q: last id without a size", sg.Name)
 	case sg.Size != 0 && sg.Size < magicLen:
-		return corruptf("MANIFEST: segment %q: size %d", sg.Name, sg.Size)
+		return badManifest("segment %q: size %d", sg.Name, sg.Size)
 	case sg.LastID == 0 && sg.LastNonce != 0:
-		return corruptf("MANIFEST: segment %q: nonce without a last id", sg.Name)
+		return badManifest("segment %q: nonce without a last id", sg.Name)
 	case sg.LastID != 0 && (sg.LastID < sg.First || (i+1 < len(m.Segments) && sg.LastID >= m.Segments[i+1].First)):
-		return corruptf("MANIFEST: segment %q: last id %d outside its range", sg.Name, sg.LastID)
+		return badManifest("segment %q: last id %d outside its range", sg.Name, sg.LastID)
 	}
 	return nil
 }
@@ -176,7 +183,7 @@ func newManifest(floor, generation uint64) (*manifest, error) {
 	m := &manifest{Version: manifestVersion, IDFloor: max(floor, 1), Generation: generation}
 	for m.id == (logstore.LogID{}) {
 		if _, err := rand.Read(m.id[:]); err != nil {
-			return nil, fmt.Errorf("whycache: filestore: new log id: %w", err)
+			return nil, fmt.Errorf("filestore: new log id: %w", err)
 		}
 	}
 	m.LogID = hex.EncodeToString(m.id[:])
@@ -280,7 +287,7 @@ func (c *manifestCache) loadOnce(mayRetry bool) (m *manifest, retry bool, err er
 		return nil, false, missingManifest(filepath.Dir(c.path))
 	}
 	if err != nil {
-		return nil, false, fmt.Errorf("whycache: filestore: %w", err)
+		return nil, false, fmt.Errorf("filestore: %w", err)
 	}
 	if key := keyOf(fi); c.m != nil && key == c.key && key.ino != 0 {
 		return c.m, false, nil
@@ -290,11 +297,11 @@ func (c *manifestCache) loadOnce(mayRetry bool) (m *manifest, retry bool, err er
 		return nil, false, missingManifest(filepath.Dir(c.path))
 	}
 	if err != nil {
-		return nil, false, fmt.Errorf("whycache: filestore: %w", err)
+		return nil, false, fmt.Errorf("filestore: %w", err)
 	}
 	data, err := io.ReadAll(io.LimitReader(f, maxManifestSize+1))
 	if err == nil && len(data) > maxManifestSize {
-		err = corruptf("MANIFEST larger than %d bytes", maxManifestSize)
+		err = badManifest("larger than %d bytes", maxManifestSize)
 	}
 	if err == nil {
 		m, err = decodeManifest(data)
@@ -304,7 +311,7 @@ func (c *manifestCache) loadOnce(mayRetry bool) (m *manifest, retry bool, err er
 	}
 	if err != nil {
 		f.Close()
-		return nil, false, fmt.Errorf("whycache: filestore: read %s: %w", c.path, err)
+		return nil, false, fmt.Errorf("filestore: read %s: %w", c.path, err)
 	}
 	if c.m != nil && m.Generation <= c.m.Generation {
 		if err := checkDir(filepath.Dir(c.path), m); err != nil {
@@ -344,7 +351,7 @@ func (c *manifestCache) close() error {
 func (c *manifestCache) publish(m *manifest, mode os.FileMode, sync bool) error {
 	data, err := json.MarshalIndent(m, "", "\t")
 	if err != nil {
-		return fmt.Errorf("whycache: filestore: encode MANIFEST: %w", err)
+		return fmt.Errorf("filestore: encode MANIFEST: %w", err)
 	}
 	data = append(data, '\n')
 	dir := filepath.Dir(c.path)
@@ -359,7 +366,7 @@ func (c *manifestCache) publish(m *manifest, mode os.FileMode, sync bool) error 
 	fi, err := f.Stat()
 	if err != nil {
 		f.Close()
-		return fmt.Errorf("whycache: filestore: %w", err)
+		return fmt.Errorf("filestore: %w", err)
 	}
 	m.epoch = c.epoch
 	c.set(m, f, fi)
@@ -371,7 +378,7 @@ func (c *manifestCache) publish(m *manifest, mode os.FileMode, sync bool) error 
 func writeTemp(dir, name string, mode os.FileMode, data []byte, sync bool) (*os.File, error) {
 	f, err := os.OpenFile(filepath.Join(dir, name), os.O_RDWR|os.O_CREATE|os.O_TRUNC, mode)
 	if err != nil {
-		return nil, fmt.Errorf("whycache: filestore: %w", err)
+		return nil, fmt.Errorf("filestore: %w", err)
 	}
 	if _, err = f.Write(data); err == nil && sync {
 		err = f.Sync()
@@ -379,7 +386,7 @@ func writeTemp(dir, name string, mode os.FileMode, data []byte, sync bool) (*os.
 	if err != nil {
 		f.Close()
 		os.Remove(f.Name())
-		return nil, fmt.Errorf("whycache: filestore: write %s: %w", f.Name(), err)
+		return nil, fmt.Errorf("filestore: write %s: %w", f.Name(), err)
 	}
 	return f, nil
 }
@@ -388,7 +395,7 @@ func writeTemp(dir, name string, mode os.FileMode, data []byte, sync bool) (*os.
 // directory so the rename survives a crash.
 func renameSync(from, to string, sync bool) error {
 	if err := os.Rename(from, to); err != nil {
-		return fmt.Errorf("whycache: filestore: %w", err)
+		return fmt.Errorf("filestore: %w", err)
 	}
 	if !sync {
 		return nil
@@ -400,14 +407,14 @@ func renameSync(from, to string, sync bool) error {
 func syncDir(dir string) error {
 	d, err := os.Open(dir)
 	if err != nil {
-		return fmt.Errorf("whycache: filestore: %w", err)
+		return fmt.Errorf("filestore: %w", err)
 	}
 	err = d.Sync()
 	if cerr := d.Close(); err == nil {
 		err = cerr
 	}
 	if err != nil && !errors.Is(err, os.ErrInvalid) {
-		return fmt.Errorf("whycache: filestore: sync %s: %w", dir, err)
+		return fmt.Errorf("filestore: sync %s: %w", dir, err)
 	}
 	return nil
 }

@@ -13,7 +13,7 @@ import (
 const pollPage = 1000
 
 // errPollFull stops a delivery loop when Poll found a record beyond Max.
-var errPollFull = errors.New("whycache: filestore: poll page full")
+var errPollFull = errors.New("filestore: poll page full")
 
 // Poll reads, in one snapshot of the log (one MANIFEST and the segments it
 // names, up to the last complete batch of the tail segment when the call
@@ -183,7 +183,7 @@ func (p *poll) checkContext(n int) error {
 		return nil
 	}
 	if err := p.ctx.Err(); err != nil {
-		return fmt.Errorf("whycache: filestore: poll: %w", err)
+		return fmt.Errorf("filestore: poll: %w", err)
 	}
 	return nil
 }

@@ -166,7 +166,7 @@ func (s *Store) openSegment(name string) (*os.File, error) {
 		return nil, fmt.Errorf("%w: %s", errSegmentGone, name)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("whycache: filestore: %w", err)
+		return nil, fmt.Errorf("filestore: %w", err)
 	}
 	return f, nil
 }
@@ -255,7 +255,7 @@ func (s *Store) readSegment(ctx context.Context, sc *scanner, f *os.File, m *man
 	for n := 0; ; n++ {
 		if n%256 == 255 {
 			if err := ctx.Err(); err != nil {
-				return false, fmt.Errorf("whycache: filestore: read: %w", err)
+				return false, fmt.Errorf("filestore: read: %w", err)
 			}
 		}
 		b, ok, err := sc.nextBatch()

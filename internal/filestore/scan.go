@@ -121,7 +121,7 @@ func (s *scanner) pos() segPos {
 
 // corruptf returns an error wrapping logstore.ErrCorrupt.
 func corruptf(format string, args ...any) error {
-	return fmt.Errorf("whycache: filestore: "+format+": %w", append(args, logstore.ErrCorrupt)...)
+	return fmt.Errorf("filestore: "+format+": %w", append(args, logstore.ErrCorrupt)...)
 }
 
 // nextBatch validates the next complete batch and moves past it. ok is
@@ -330,7 +330,7 @@ const resyncChunk = 1 << 20
 func findFrameAfter(file *os.File, f segFormat, from int64, minID uint64) (bool, error) {
 	fi, err := file.Stat()
 	if err != nil {
-		return false, fmt.Errorf("whycache: filestore: %w", err)
+		return false, fmt.Errorf("filestore: %w", err)
 	}
 	size := fi.Size()
 	hl := f.headerLen()
@@ -339,7 +339,7 @@ func findFrameAfter(file *os.File, f segFormat, from int64, minID uint64) (bool,
 	for base := from; base+f.minFrame() <= size; base += resyncChunk {
 		n, err := file.ReadAt(chunk, base)
 		if err != nil && !errors.Is(err, io.EOF) {
-			return false, fmt.Errorf("whycache: filestore: read %s: %w", file.Name(), err)
+			return false, fmt.Errorf("filestore: read %s: %w", file.Name(), err)
 		}
 		for i := 0; i+hl <= n && i < resyncChunk; i++ {
 			h, ok := parseHeader(chunk[i:], f)
@@ -351,7 +351,7 @@ func findFrameAfter(file *os.File, f segFormat, from int64, minID uint64) (bool,
 			}
 			frame = frame[:h.size]
 			if _, err := file.ReadAt(frame, base+int64(i)); err != nil {
-				return false, fmt.Errorf("whycache: filestore: read %s: %w", file.Name(), err)
+				return false, fmt.Errorf("filestore: read %s: %w", file.Name(), err)
 			}
 			if frameSumOK(frame) {
 				return true, nil

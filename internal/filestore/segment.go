@@ -235,7 +235,7 @@ func (r *segReader) reload(off int64) {
 func (r *segReader) statSize() error {
 	fi, err := r.f.Stat()
 	if err != nil {
-		return fmt.Errorf("whycache: filestore: %w", err)
+		return fmt.Errorf("filestore: %w", err)
 	}
 	r.size = fi.Size()
 	return nil
@@ -265,7 +265,7 @@ func (r *segReader) fill(need int) error {
 			return nil
 		}
 		if err != nil {
-			return fmt.Errorf("whycache: filestore: read %s: %w", r.f.Name(), err)
+			return fmt.Errorf("filestore: read %s: %w", r.f.Name(), err)
 		}
 	}
 	return nil
@@ -281,7 +281,7 @@ func (r *segReader) readMagic() error {
 		return err
 	}
 	if r.w-r.r < magicLen {
-		return fmt.Errorf("whycache: filestore: %s: not a segment file (%d bytes): %w", r.f.Name(), r.w-r.r, logstore.ErrCorrupt)
+		return fmt.Errorf("filestore: %s: not a segment file (%d bytes): %w", r.f.Name(), r.w-r.r, logstore.ErrCorrupt)
 	}
 	switch string(r.buf[r.r : r.r+magicLen]) {
 	case segMagic1:
@@ -289,7 +289,7 @@ func (r *segReader) readMagic() error {
 	case segMagic2:
 		r.format = format2
 	default:
-		return fmt.Errorf("whycache: filestore: %s: not a segment file (magic %q): %w", r.f.Name(), r.buf[r.r:r.r+magicLen], logstore.ErrCorrupt)
+		return fmt.Errorf("filestore: %s: not a segment file (magic %q): %w", r.f.Name(), r.buf[r.r:r.r+magicLen], logstore.ErrCorrupt)
 	}
 	r.r += magicLen
 	return nil

@@ -108,7 +108,7 @@ func Open(dir string, opts Options) (*Store, error) {
 		opts.MaxRecordSize = DefaultMaxRecordSize
 	}
 	if opts.MaxRecordSize > maxFrameContents {
-		return nil, fmt.Errorf("whycache: filestore: MaxRecordSize %d above %d", opts.MaxRecordSize, maxFrameContents)
+		return nil, fmt.Errorf("filestore: MaxRecordSize %d above %d", opts.MaxRecordSize, maxFrameContents)
 	}
 	if opts.FileMode == 0 {
 		opts.FileMode = 0o600
@@ -127,12 +127,12 @@ func Open(dir string, opts Options) (*Store, error) {
 		}
 		dirMode := opts.FileMode | (opts.FileMode&0o444)>>2
 		if err := os.MkdirAll(dir, dirMode); err != nil {
-			return nil, fmt.Errorf("whycache: filestore: %w", err)
+			return nil, fmt.Errorf("filestore: %w", err)
 		}
 	}
 	lock, err := os.OpenFile(filepath.Join(dir, lockName), os.O_RDWR|os.O_CREATE, opts.FileMode)
 	if err != nil {
-		return nil, fmt.Errorf("whycache: filestore: %w", err)
+		return nil, fmt.Errorf("filestore: %w", err)
 	}
 	s := &Store{dir: dir, opts: opts, lock: lock, wsem: make(chan struct{}, 1)}
 	s.man.path = filepath.Join(dir, manifestName)
@@ -189,7 +189,7 @@ func (s *Store) initManifest() error {
 		// A watermark left without a log would name the new log's first
 		// segment.
 		if err := os.Remove(s.path(watermarkName)); err != nil && !errors.Is(err, os.ErrNotExist) {
-			return fmt.Errorf("whycache: filestore: %w", err)
+			return fmt.Errorf("filestore: %w", err)
 		}
 		m, err := newManifest(1, 1)
 		if err != nil {
@@ -235,7 +235,7 @@ func (s *Store) Info(ctx context.Context) (logstore.Info, error) {
 func (s *Store) Close() error {
 	first, idle := s.life.close()
 	if !first {
-		return fmt.Errorf("whycache: filestore: close: %w", logstore.ErrClosed)
+		return fmt.Errorf("filestore: close: %w", logstore.ErrClosed)
 	}
 	if idle {
 		return s.releaseFiles()
@@ -254,7 +254,7 @@ func (s *Store) releaseFiles() error {
 	errs = append(errs, s.wmr.close())
 	s.rmu.Unlock()
 	if err := errors.Join(errs...); err != nil {
-		return fmt.Errorf("whycache: filestore: close: %w", err)
+		return fmt.Errorf("filestore: close: %w", err)
 	}
 	return nil
 }
@@ -263,10 +263,10 @@ func (s *Store) releaseFiles() error {
 // Every successful enter is paired with leave.
 func (s *Store) enter(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("whycache: filestore: %w", err)
+		return fmt.Errorf("filestore: %w", err)
 	}
 	if !s.life.acquire() {
-		return fmt.Errorf("whycache: filestore: %w", logstore.ErrClosed)
+		return fmt.Errorf("filestore: %w", logstore.ErrClosed)
 	}
 	return nil
 }
@@ -337,7 +337,7 @@ func (s *Store) publishLocked(m *manifest) error {
 // withWriterLock runs fn holding the writer lock (see lockWriter).
 func (s *Store) withWriterLock(ctx context.Context, fn func() error) error {
 	if err := s.lockWriter(ctx); err != nil {
-		return fmt.Errorf("whycache: filestore: %w", err)
+		return fmt.Errorf("filestore: %w", err)
 	}
 	err := fn()
 	if uerr := s.unlockWriter(); err == nil {
@@ -435,7 +435,7 @@ func lockFile(ctx context.Context, f *os.File) error {
 func tryLockFile(f *os.File) (bool, error) {
 	ok, err := flock.TryLock(int(f.Fd()))
 	if err != nil {
-		return false, fmt.Errorf("whycache: filestore: lock %s: %w", f.Name(), err)
+		return false, fmt.Errorf("filestore: lock %s: %w", f.Name(), err)
 	}
 	return ok, nil
 }
@@ -443,7 +443,7 @@ func tryLockFile(f *os.File) (bool, error) {
 // unlockFile releases the flock taken by lockFile.
 func unlockFile(f *os.File) error {
 	if err := flock.Unlock(int(f.Fd())); err != nil {
-		return fmt.Errorf("whycache: filestore: unlock %s: %w", f.Name(), err)
+		return fmt.Errorf("filestore: unlock %s: %w", f.Name(), err)
 	}
 	return nil
 }

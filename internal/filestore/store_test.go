@@ -254,9 +254,11 @@ func TestClosedAndCancelled(t *testing.T) {
 		"Check":          func(ctx context.Context) error { return s.Check(ctx) },
 	}
 	for name, call := range calls {
-		if err := call(cancelled); !errors.Is(err, context.Canceled) {
+		err := call(cancelled)
+		if !errors.Is(err, context.Canceled) {
 			t.Errorf("%s with cancelled context: %v, want context.Canceled", name, err)
 		}
+		wantPrefixOnce(t, name+" with cancelled context", err)
 	}
 	if ids, _ := readAll(t, s, 1, 10); len(ids) != 1 {
 		t.Fatalf("cancelled calls changed the log: ids %v", ids)
@@ -268,9 +270,11 @@ func TestClosedAndCancelled(t *testing.T) {
 		t.Fatal(err)
 	}
 	for name, call := range calls {
-		if err := call(context.Background()); !errors.Is(err, logstore.ErrClosed) {
+		err := call(context.Background())
+		if !errors.Is(err, logstore.ErrClosed) {
 			t.Errorf("%s after Close: %v, want ErrClosed", name, err)
 		}
+		wantPrefixOnce(t, name+" after Close", err)
 	}
 	if err := s.Close(); !errors.Is(err, logstore.ErrClosed) {
 		t.Errorf("second Close: %v, want ErrClosed", err)

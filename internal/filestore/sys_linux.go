@@ -8,6 +8,10 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// The system calls of the file store that only Linux has (and the
+// retries of EINTR they need). Their errors carry no package prefix: the
+// caller's message says which operation failed.
+
 // dataSync flushes f's data and the metadata needed to read it back
 // (its size) to stable storage.
 func dataSync(f *os.File) error {
@@ -17,7 +21,7 @@ func dataSync(f *os.File) error {
 			return nil
 		}
 		if !errors.Is(err, unix.EINTR) {
-			return fmt.Errorf("whycache: filestore: fdatasync %s: %w", f.Name(), err)
+			return fmt.Errorf("fdatasync %s: %w", f.Name(), err)
 		}
 	}
 }
@@ -35,7 +39,7 @@ func reserve(f *os.File, off, n int64) error {
 		case errors.Is(err, unix.EINTR):
 			continue
 		default:
-			return fmt.Errorf("whycache: filestore: reserve %d bytes in %s: %w", n, f.Name(), err)
+			return fmt.Errorf("reserve %d bytes in %s: %w", n, f.Name(), err)
 		}
 	}
 }

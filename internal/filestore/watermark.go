@@ -109,7 +109,7 @@ func readWatermarkIn(dir string) (watermark, error) {
 		return watermark{}, nil
 	}
 	if err != nil {
-		return watermark{}, fmt.Errorf("whycache: filestore: %w", err)
+		return watermark{}, fmt.Errorf("filestore: %w", err)
 	}
 	defer f.Close()
 	return readWatermarkFile(f)
@@ -120,7 +120,7 @@ func readWatermarkFile(f *os.File) (watermark, error) {
 	var buf [watermarkSize]byte
 	n, err := f.ReadAt(buf[:], 0)
 	if err != nil && !errors.Is(err, io.EOF) {
-		return watermark{}, fmt.Errorf("whycache: filestore: read %s: %w", f.Name(), err)
+		return watermark{}, fmt.Errorf("filestore: read %s: %w", f.Name(), err)
 	}
 	w, _ := decodeWatermark(buf[:n])
 	return w, nil
@@ -139,7 +139,7 @@ func (ww *watermarkWriter) open(dir string, mode os.FileMode) (watermark, error)
 	ww.close()
 	f, err := os.OpenFile(filepath.Join(dir, watermarkName), os.O_RDWR|os.O_CREATE, mode)
 	if err != nil {
-		return watermark{}, fmt.Errorf("whycache: filestore: %w", err)
+		return watermark{}, fmt.Errorf("filestore: %w", err)
 	}
 	w, err := readWatermarkFile(f)
 	if err != nil {
@@ -158,7 +158,7 @@ func (ww *watermarkWriter) write(generation uint64, name string, ack ackedEnd, n
 	ww.seq++
 	w := watermark{seq: ww.seq, generation: generation, segFirst: first, segGen: gen, ack: ack, time: now.UnixNano()}
 	if _, err := ww.f.WriteAt(w.encode(), int64(ww.seq%2)*watermarkStride); err != nil {
-		return fmt.Errorf("whycache: filestore: write %s: %w", ww.f.Name(), err)
+		return fmt.Errorf("filestore: write %s: %w", ww.f.Name(), err)
 	}
 	return nil
 }
@@ -194,7 +194,7 @@ func (r *watermarkReader) read(dir string, epoch uint64) (watermark, error) {
 			return watermark{}, nil
 		}
 		if err != nil {
-			return watermark{}, fmt.Errorf("whycache: filestore: %w", err)
+			return watermark{}, fmt.Errorf("filestore: %w", err)
 		}
 		r.f, r.epoch = f, epoch
 	}

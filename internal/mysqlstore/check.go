@@ -48,7 +48,7 @@ func (s *Store) CheckServer(ctx context.Context) ([]string, error) {
 	}
 	conn, err := s.db.Conn(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("whycache: mysqlstore: check server: %w", err)
+		return nil, fmt.Errorf("mysqlstore: check server: %w", err)
 	}
 	defer conn.Close()
 	vars := make(map[string]string, len(serverVars))
@@ -60,7 +60,7 @@ func (s *Store) CheckServer(ctx context.Context) ([]string, error) {
 		case errors.As(err, &me) && me.Number == erUnknownSystemVariable:
 			continue
 		case err != nil:
-			return nil, fmt.Errorf("whycache: mysqlstore: check server: %s: %w", v.name, err)
+			return nil, fmt.Errorf("mysqlstore: check server: %s: %w", v.name, err)
 		}
 		vars[v.name] = val.String
 	}
@@ -79,19 +79,19 @@ func (s *Store) engines(ctx context.Context, conn *sql.Conn) (map[string]string,
 		"SELECT TABLE_NAME, COALESCE(ENGINE, '') FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME IN (?, ?, ?)",
 		s.table, s.table+"_meta", s.table+"_marks")
 	if err != nil {
-		return nil, fmt.Errorf("whycache: mysqlstore: check server: tables: %w", err)
+		return nil, fmt.Errorf("mysqlstore: check server: tables: %w", err)
 	}
 	defer rows.Close()
 	out := make(map[string]string)
 	for rows.Next() {
 		var name, engine string
 		if err := rows.Scan(&name, &engine); err != nil {
-			return nil, fmt.Errorf("whycache: mysqlstore: check server: tables: %w", err)
+			return nil, fmt.Errorf("mysqlstore: check server: tables: %w", err)
 		}
 		out[strings.ToLower(name)] = engine
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("whycache: mysqlstore: check server: tables: %w", err)
+		return nil, fmt.Errorf("mysqlstore: check server: tables: %w", err)
 	}
 	return out, nil
 }

@@ -69,13 +69,13 @@ func (s *Store) Commit(ctx context.Context, expect logstore.LogID, records []log
 	}
 	packet, err := s.serverPacket(ctx)
 	if err != nil {
-		return logstore.Committed{}, err
+		return logstore.Committed{}, fmt.Errorf("mysqlstore: commit: %w", err)
 	}
 	limit := limitsFor(packet).MaxRecordSize
 	req := &commitReq{ctx: ctx, expect: expect, records: records, done: make(chan commitResult, 1)}
 	for i, r := range records {
 		if len(r.Contents) > limit {
-			return logstore.Committed{}, fmt.Errorf("whycache: mysqlstore: record %d of %d bytes is above %d: %w", i, len(r.Contents), limit, logstore.ErrTooLarge)
+			return logstore.Committed{}, fmt.Errorf("mysqlstore: record %d of %d bytes is above %d: %w", i, len(r.Contents), limit, logstore.ErrTooLarge)
 		}
 		req.bytes += len(r.Contents)
 	}
@@ -83,7 +83,7 @@ func (s *Store) Commit(ctx context.Context, expect logstore.LogID, records []log
 		s.mu.Lock()
 		if s.closed.Load() {
 			s.mu.Unlock()
-			return logstore.Committed{}, fmt.Errorf("whycache: mysqlstore: commit: %w", logstore.ErrClosed)
+			return logstore.Committed{}, fmt.Errorf("mysqlstore: commit: %w", logstore.ErrClosed)
 		}
 		s.wg.Add(1) // Close waits for this transaction
 		s.mu.Unlock()
@@ -105,12 +105,12 @@ func (s *Store) commitNothing(ctx context.Context, expect logstore.LogID) (logst
 	case isMissing(err):
 		return logstore.Committed{}, s.noLog(ctx, "commit", err)
 	case err != nil:
-		return logstore.Committed{}, fmt.Errorf("whycache: mysqlstore: commit: %w", err)
+		return logstore.Committed{}, fmt.Errorf("mysqlstore: commit: %w", err)
 	case next == 0 || len(id) != len(expect):
-		return logstore.Committed{}, fmt.Errorf("whycache: mysqlstore: commit: meta row of %s damaged (next_id %d, log id of %d bytes): %w", s.table, next, len(id), logstore.ErrCorrupt)
+		return logstore.Committed{}, fmt.Errorf("mysqlstore: commit: meta row of %s damaged (next_id %d, log id of %d bytes): %w", s.table, next, len(id), logstore.ErrCorrupt)
 	}
 	if expect != (logstore.LogID{}) && string(id) != string(expect[:]) {
-		return logstore.Committed{}, fmt.Errorf("whycache: mysqlstore: commit: log %x, expected %x: %w", id, expect, logstore.ErrLogMismatch)
+		return logstore.Committed{}, fmt.Errorf("mysqlstore: commit: log %x, expected %x: %w", id, expect, logstore.ErrLogMismatch)
 	}
 	return logstore.Committed{First: next - 1, Last: next - 1}, nil
 }
@@ -121,7 +121,7 @@ func (s *Store) enqueue(req *commitReq) (logstore.Committed, error) {
 	s.mu.Lock()
 	if s.closed.Load() {
 		s.mu.Unlock()
-		return logstore.Committed{}, fmt.Errorf("whycache: mysqlstore: commit: %w", logstore.ErrClosed)
+		return logstore.Committed{}, fmt.Errorf("mysqlstore: commit: %w", logstore.ErrClosed)
 	}
 	s.queue = append(s.queue, req)
 	if !s.running {
@@ -148,7 +148,7 @@ func (s *Store) enqueue(req *commitReq) (logstore.Committed, error) {
 			}
 		}
 		s.mu.Unlock()
-		return logstore.Committed{}, fmt.Errorf("whycache: mysqlstore: commit: %w", req.ctx.Err())
+		return logstore.Committed{}, fmt.Errorf("mysqlstore: commit: %w", req.ctx.Err())
 	}
 	s.mu.Unlock()
 	res := <-req.done

@@ -53,7 +53,7 @@ func (s *Store) Compact(ctx context.Context, limit, horizon uint64, fn logstore.
 	}
 	packet, err := s.serverPacket(ctx)
 	if err != nil {
-		return stats, err
+		return stats, fmt.Errorf("mysqlstore: compact: %w", err)
 	}
 	maxRecord := limitsFor(packet).MaxRecordSize
 	if _, err := s.Info(ctx); err != nil {
@@ -82,7 +82,7 @@ func (s *Store) Compact(ctx context.Context, limit, horizon uint64, fn logstore.
 		}
 		for i := range n {
 			if err := ctx.Err(); err != nil {
-				return stop(fmt.Errorf("whycache: mysqlstore: compact: %w", err))
+				return stop(fmt.Errorf("mysqlstore: compact: %w", err))
 			}
 			id, c := pager.ids[i], pager.contents(i)
 			row := compactRow{id: id, oldLen: len(c), oldCRC: crc32.ChecksumIEEE(c)}
@@ -91,7 +91,7 @@ func (s *Store) Compact(ctx context.Context, limit, horizon uint64, fn logstore.
 				return stop(err)
 			}
 			if keep && len(newContents) > maxRecord {
-				return stop(fmt.Errorf("whycache: mysqlstore: compacted record %d of %d bytes is above %d: %w",
+				return stop(fmt.Errorf("mysqlstore: compacted record %d of %d bytes is above %d: %w",
 					id, len(newContents), maxRecord, logstore.ErrTooLarge))
 			}
 			stats.RecordsBefore++
@@ -130,14 +130,14 @@ func (s *Store) Compact(ctx context.Context, limit, horizon uint64, fn logstore.
 // statement, so commits, which insert marks far above, are not held up).
 func (s *Store) raiseHorizon(ctx context.Context, horizon uint64) error {
 	if err := s.exec(ctx, s.q.raiseHorizon, horizon); err != nil {
-		return fmt.Errorf("whycache: mysqlstore: raise horizon: %w", s.txError(ctx, err))
+		return fmt.Errorf("mysqlstore: raise horizon: %w", s.txError(ctx, err))
 	}
 	var maxMark uint64
 	if err := s.db.QueryRowContext(ctx, s.q.maxMark).Scan(&maxMark); err != nil {
-		return fmt.Errorf("whycache: mysqlstore: raise horizon: %w", s.txError(ctx, err))
+		return fmt.Errorf("mysqlstore: raise horizon: %w", s.txError(ctx, err))
 	}
 	if err := s.deleteChunks(ctx, s.q.pruneMarks, min(horizon, maxMark)); err != nil {
-		return fmt.Errorf("whycache: mysqlstore: raise horizon: prune marks: %w", err)
+		return fmt.Errorf("mysqlstore: raise horizon: prune marks: %w", err)
 	}
 	return nil
 }
@@ -175,7 +175,7 @@ func (s *Store) compactFlush(ctx context.Context, pend *compactPending) error {
 	if err := s.inTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		return s.compactWrite(ctx, tx, pend)
 	}); err != nil {
-		return fmt.Errorf("whycache: mysqlstore: compact: %w", err)
+		return fmt.Errorf("mysqlstore: compact: %w", err)
 	}
 	*pend = compactPending{drops: pend.drops[:0], updates: pend.updates[:0]}
 	return nil
@@ -231,13 +231,13 @@ func (s *Store) Reset(ctx context.Context) error {
 	}
 	id, err := newLogID()
 	if err != nil {
-		return err
+		return fmt.Errorf("mysqlstore: reset: %w", err)
 	}
 	if err := s.deleteChunks(ctx, s.q.resetChunk); err != nil {
-		return fmt.Errorf("whycache: mysqlstore: reset: delete records: %w", err)
+		return fmt.Errorf("mysqlstore: reset: delete records: %w", err)
 	}
 	if err := s.deleteChunks(ctx, s.q.resetMarksChunk); err != nil {
-		return fmt.Errorf("whycache: mysqlstore: reset: delete marks: %w", err)
+		return fmt.Errorf("mysqlstore: reset: delete marks: %w", err)
 	}
 	if err := s.inTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		return s.resetTx(ctx, tx, id)
@@ -245,7 +245,7 @@ func (s *Store) Reset(ctx context.Context) error {
 		if errors.Is(err, logstore.ErrNoLog) {
 			return err
 		}
-		return fmt.Errorf("whycache: mysqlstore: reset: %w", err)
+		return fmt.Errorf("mysqlstore: reset: %w", err)
 	}
 	return nil
 }

@@ -1,16 +1,17 @@
 // Package mysqlstore is the MySQL store: a logstore.Store that keeps the
-// log in a MySQL or MariaDB table (whycache.MySQLStore is this package's
-// Store) and two tables next to it (see schema.sql at the module root, which
-// the whycache package embeds and gives to New as a Schema): table_meta, one row
-// with the log identity, the id counter, the compaction horizon and the
-// nonce and time of the latest commit; and table_marks, one row per commit
-// transaction (its last id, nonce and time), so that a commit stays
-// verifiable after its rows were replaced or compacted away. Only
-// CreateTable ("whycache init-schema", on the primary) creates or upgrades
-// the tables and the meta row; every other method fails with an error
-// wrapping logstore.ErrNoLog when they are missing, and the read methods
-// (Info, LatestUpdateID, ReadUpdates, Poll, Check) never write, so they
-// work on a read-only replica.
+// log in a MySQL or MariaDB table and two tables next to it
+// (whycache.MySQLStore is this package's Store). Their definitions are
+// schema.sql at the module root, which the whycache package embeds and
+// gives to New as a Schema: the log table, one row per record (id, nonce,
+// single key, contents); table_meta, one row with the log identity, the
+// id counter, the compaction horizon and the nonce and time of the latest
+// commit; and table_marks, one row per commit transaction (its last id,
+// nonce and time), so that a commit stays verifiable after its rows were
+// replaced or compacted away. Only CreateTable ("whycache init-schema", on
+// the primary) creates or upgrades the tables and the meta row; every
+// other method fails with an error wrapping logstore.ErrNoLog when they
+// are missing, and the read methods (Info, LatestUpdateID, ReadUpdates,
+// Poll, Check) never write, so they work on a read-only replica.
 //
 // Commit order equals id order: a writing transaction first runs one
 // UPDATE of the counter row that takes its ids, checks the expected log

@@ -120,7 +120,7 @@ func isMissing(err error) bool {
 // logstore.ErrNoLog.
 func (s *Store) noLog(ctx context.Context, op string, cause error) error {
 	why := s.noLogReason(ctx, cause)
-	return fmt.Errorf("whycache: mysqlstore: %s: %s: %w", op, why, logstore.ErrNoLog)
+	return fmt.Errorf("mysqlstore: %s: %s: %w", op, why, logstore.ErrNoLog)
 }
 
 // noLogReason is the reason part of noLog's message.

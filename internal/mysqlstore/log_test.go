@@ -114,6 +114,22 @@ func expectNoLog(t *testing.T, errs map[string]error, want string) {
 		if !errors.Is(err, logstore.ErrNoLog) || !strings.Contains(err.Error(), want) {
 			t.Errorf("%s: %v; want ErrNoLog saying %q", name, err, want)
 		}
+		wantPrefixOnce(t, name, err)
+	}
+}
+
+// wantPrefixOnce fails the test unless err's message starts with this
+// package's prefix and names no package twice.
+func wantPrefixOnce(t *testing.T, what string, err error) {
+	t.Helper()
+	msg := err.Error()
+	if !strings.HasPrefix(msg, "mysqlstore: ") {
+		t.Errorf("%s: error %q does not start with \"mysqlstore: \"", what, msg)
+	}
+	for _, p := range []string{"whycache:", "mysqlstore:", "logstore:"} {
+		if strings.Count(msg, p) > 1 {
+			t.Errorf("%s: error %q repeats %q", what, msg, p)
+		}
 	}
 }
 

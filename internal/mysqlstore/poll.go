@@ -77,7 +77,7 @@ func (s *Store) Poll(ctx context.Context, req logstore.PollRequest, fn func(logs
 	}
 	res.Info.Horizon = p.horizon
 	if res.Info.ID, err = s.decodeLogID(p.logID); err != nil {
-		return logstore.PollResult{}, fmt.Errorf("whycache: mysqlstore: poll: %w", err)
+		return logstore.PollResult{}, fmt.Errorf("mysqlstore: poll: %w", err)
 	}
 	if p.latestUS > 0 && p.latestUS <= math.MaxInt64 {
 		res.LatestTime = time.UnixMicro(int64(p.latestUS))
@@ -163,7 +163,7 @@ func (s *Store) pollQuery(ctx context.Context, after logstore.Position, limit in
 		return nil, s.noLog(ctx, "poll", sql.ErrNoRows)
 	}
 	if p.next == 0 {
-		return nil, fmt.Errorf("whycache: mysqlstore: poll: meta row of %s has next_id 0: %w", s.table, logstore.ErrCorrupt)
+		return nil, fmt.Errorf("mysqlstore: poll: meta row of %s has next_id 0: %w", s.table, logstore.ErrCorrupt)
 	}
 	return p, nil
 }
@@ -175,7 +175,7 @@ func (s *Store) pollRead(rows *sql.Rows, p *pollPage, after uint64) error {
 		var id, nonce, horizon, us uint64
 		var blob sql.RawBytes
 		if err := rows.Scan(&kind, &id, &nonce, &horizon, &us, &blob); err != nil {
-			return fmt.Errorf("whycache: mysqlstore: poll: %w", err)
+			return fmt.Errorf("mysqlstore: poll: %w", err)
 		}
 		switch kind {
 		case pollKindMeta:
@@ -191,7 +191,7 @@ func (s *Store) pollRead(rows *sql.Rows, p *pollPage, after uint64) error {
 		case pollKindRecord:
 			p.got++
 			if n := len(p.ids); id <= after || (n > 0 && id <= p.ids[n-1]) {
-				return fmt.Errorf("whycache: mysqlstore: poll: server returned record %d out of order: %w", id, logstore.ErrCorrupt)
+				return fmt.Errorf("mysqlstore: poll: server returned record %d out of order: %w", id, logstore.ErrCorrupt)
 			}
 			if p.cut || (len(p.ids) > 0 && len(p.data) >= s.opts.PageBytes) {
 				p.cut = true
@@ -202,7 +202,7 @@ func (s *Store) pollRead(rows *sql.Rows, p *pollPage, after uint64) error {
 			p.data = append(p.data, blob...)
 			p.ends = append(p.ends, len(p.data))
 		default:
-			return fmt.Errorf("whycache: mysqlstore: poll: row of unknown kind %d", kind)
+			return fmt.Errorf("mysqlstore: poll: row of unknown kind %d", kind)
 		}
 	}
 	return nil
@@ -217,7 +217,7 @@ func (s *Store) pollError(ctx context.Context, err error) error {
 	case errors.Is(err, logstore.ErrClosed):
 		return err
 	case s.closed.Load():
-		return fmt.Errorf("whycache: mysqlstore: poll: %w (%v)", logstore.ErrClosed, err)
+		return fmt.Errorf("mysqlstore: poll: %w (%v)", logstore.ErrClosed, err)
 	}
-	return fmt.Errorf("whycache: mysqlstore: poll: %w", err)
+	return fmt.Errorf("mysqlstore: poll: %w", err)
 }

@@ -42,9 +42,9 @@ func (s *Store) LatestUpdateID(ctx context.Context) (uint64, error) {
 	case isMissing(err):
 		return 0, s.noLog(ctx, "latest update id", err)
 	case err != nil:
-		return 0, fmt.Errorf("whycache: mysqlstore: latest update id: %w", err)
+		return 0, fmt.Errorf("mysqlstore: latest update id: %w", err)
 	case next == 0:
-		return 0, fmt.Errorf("whycache: mysqlstore: meta row of %s has next_id 0: %w", s.table, logstore.ErrCorrupt)
+		return 0, fmt.Errorf("mysqlstore: meta row of %s has next_id 0: %w", s.table, logstore.ErrCorrupt)
 	}
 	return next - 1, nil
 }
@@ -64,10 +64,10 @@ func (s *Store) Info(ctx context.Context) (logstore.Info, error) {
 	case isMissing(err):
 		return in, s.noLog(ctx, "info", err)
 	case err != nil:
-		return in, fmt.Errorf("whycache: mysqlstore: info: %w", err)
+		return in, fmt.Errorf("mysqlstore: info: %w", err)
 	}
 	if in.ID, err = s.decodeLogID(id); err != nil {
-		return logstore.Info{}, fmt.Errorf("whycache: mysqlstore: info: %w", err)
+		return logstore.Info{}, fmt.Errorf("mysqlstore: info: %w", err)
 	}
 	return in, nil
 }
@@ -107,7 +107,7 @@ func (s *Store) ReadUpdates(ctx context.Context, low, high uint64, fn func(id ui
 		}
 		for i := range n {
 			if err := ctx.Err(); err != nil {
-				return fmt.Errorf("whycache: mysqlstore: read updates: %w", err)
+				return fmt.Errorf("mysqlstore: read updates: %w", err)
 			}
 			if err := fn(r.ids[i], r.contents(i)); err != nil {
 				return err
@@ -161,7 +161,7 @@ func (r *pager) next(ctx context.Context, s *Store, q querier) (int, error) {
 		return 0, s.noLog(ctx, "read updates", err)
 	}
 	if err != nil {
-		return 0, fmt.Errorf("whycache: mysqlstore: read records %d..%d: %w", r.low, r.high, err)
+		return 0, fmt.Errorf("mysqlstore: read records %d..%d: %w", r.low, r.high, err)
 	}
 	full := false
 	for rows.Next() {
@@ -169,11 +169,11 @@ func (r *pager) next(ctx context.Context, s *Store, q querier) (int, error) {
 		var c sql.RawBytes
 		if err := rows.Scan(&id, &c); err != nil {
 			rows.Close()
-			return 0, fmt.Errorf("whycache: mysqlstore: read records: %w", err)
+			return 0, fmt.Errorf("mysqlstore: read records: %w", err)
 		}
 		if len(r.ids) > 0 && id <= r.ids[len(r.ids)-1] || id < r.low || id > r.high {
 			rows.Close()
-			return 0, fmt.Errorf("whycache: mysqlstore: server returned record %d out of order: %w", id, logstore.ErrCorrupt)
+			return 0, fmt.Errorf("mysqlstore: server returned record %d out of order: %w", id, logstore.ErrCorrupt)
 		}
 		r.ids = append(r.ids, id)
 		r.data = append(r.data, c...)
@@ -184,10 +184,10 @@ func (r *pager) next(ctx context.Context, s *Store, q querier) (int, error) {
 		}
 	}
 	if err := rows.Close(); err != nil {
-		return 0, fmt.Errorf("whycache: mysqlstore: read records: %w", err)
+		return 0, fmt.Errorf("mysqlstore: read records: %w", err)
 	}
 	if err := rows.Err(); err != nil {
-		return 0, fmt.Errorf("whycache: mysqlstore: read records: %w", err)
+		return 0, fmt.Errorf("mysqlstore: read records: %w", err)
 	}
 	n := len(r.ids)
 	switch {

@@ -33,7 +33,7 @@ const (
 // validTable returns an error unless table is an acceptable table name.
 func validTable(table string) error {
 	if !tableRE.MatchString(table) {
-		return fmt.Errorf("whycache: mysqlstore: invalid table name %q (want ^[A-Za-z_][A-Za-z0-9_]{0,56}$)", table)
+		return fmt.Errorf("mysqlstore: invalid table name %q (want ^[A-Za-z_][A-Za-z0-9_]{0,56}$)", table)
 	}
 	return nil
 }
@@ -97,11 +97,11 @@ func schemaTables(schema string) ([]tableDef, error) {
 	for _, stmt := range schemaStatements(schema) {
 		rest, ok := strings.CutPrefix(stmt, prefix)
 		if !ok {
-			return nil, fmt.Errorf("whycache: mysqlstore: schema statement is not a CREATE TABLE IF NOT EXISTS: %.60q", stmt)
+			return nil, fmt.Errorf("mysqlstore: schema statement is not a CREATE TABLE IF NOT EXISTS: %.60q", stmt)
 		}
 		name, _, ok := strings.Cut(rest, "`")
 		if !ok {
-			return nil, fmt.Errorf("whycache: mysqlstore: schema statement without a table name: %.60q", stmt)
+			return nil, fmt.Errorf("mysqlstore: schema statement without a table name: %.60q", stmt)
 		}
 		def := tableDef{name: name, create: stmt}
 		for _, line := range strings.Split(stmt, "\n")[1:] {
@@ -117,7 +117,7 @@ func schemaTables(schema string) ([]tableDef, error) {
 			def.columns = append(def.columns, columnDef{name: word, def: line})
 		}
 		if len(def.columns) == 0 {
-			return nil, fmt.Errorf("whycache: mysqlstore: schema table %s has no columns", name)
+			return nil, fmt.Errorf("mysqlstore: schema table %s has no columns", name)
 		}
 		out = append(out, def)
 	}
@@ -151,23 +151,23 @@ func (s *Store) CreateTable(ctx context.Context) error {
 	}
 	layout, err := s.inspect(ctx)
 	if err != nil {
-		return fmt.Errorf("whycache: mysqlstore: create table %s: %w", s.table, err)
+		return fmt.Errorf("mysqlstore: create table %s: %w", s.table, err)
 	}
 	if why, err := s.foreign(ctx, layout); err != nil {
-		return fmt.Errorf("whycache: mysqlstore: create table %s: %w", s.table, err)
+		return fmt.Errorf("mysqlstore: create table %s: %w", s.table, err)
 	} else if why != "" {
-		return fmt.Errorf("whycache: mysqlstore: create table: %s: %w", why, logstore.ErrNoLog)
+		return fmt.Errorf("mysqlstore: create table: %s: %w", why, logstore.ErrNoLog)
 	}
 	for _, def := range defs {
 		if err := s.exec(ctx, def.create); err != nil {
-			return fmt.Errorf("whycache: mysqlstore: create table %s: %w", def.name, err)
+			return fmt.Errorf("mysqlstore: create table %s: %w", def.name, err)
 		}
 	}
 	if err := s.upgrade(ctx, defs); err != nil {
 		return err
 	}
 	if err := s.createMeta(ctx); err != nil {
-		return fmt.Errorf("whycache: mysqlstore: create meta row of %s: %w", s.table, err)
+		return fmt.Errorf("mysqlstore: create meta row of %s: %w", s.table, err)
 	}
 	return nil
 }
@@ -188,13 +188,13 @@ func (s *Store) upgrade(ctx context.Context, defs []tableDef) error {
 	for attempt := 0; ; attempt++ {
 		layout, err := s.inspect(ctx)
 		if err != nil {
-			return fmt.Errorf("whycache: mysqlstore: upgrade %s: %w", s.table, err)
+			return fmt.Errorf("mysqlstore: upgrade %s: %w", s.table, err)
 		}
 		dup := false
 		for _, def := range defs {
 			have, ok := layout.columns(def.name)
 			if !ok {
-				return fmt.Errorf("whycache: mysqlstore: upgrade: table %s missing after CREATE TABLE", def.name)
+				return fmt.Errorf("mysqlstore: upgrade: table %s missing after CREATE TABLE", def.name)
 			}
 			var adds []string
 			for _, c := range def.columns {
@@ -211,7 +211,7 @@ func (s *Store) upgrade(ctx context.Context, defs []tableDef) error {
 			case errors.As(err, &me) && me.Number == erDupFieldName && attempt < 3:
 				dup = true
 			case err != nil:
-				return fmt.Errorf("whycache: mysqlstore: upgrade table %s: %w", def.name, err)
+				return fmt.Errorf("mysqlstore: upgrade table %s: %w", def.name, err)
 			}
 		}
 		if !dup {
@@ -258,14 +258,14 @@ func newLogID() (logstore.LogID, error) {
 	var id logstore.LogID
 	for id == (logstore.LogID{}) {
 		if _, err := rand.Read(id[:]); err != nil {
-			return id, fmt.Errorf("whycache: mysqlstore: new log id: %w", err)
+			return id, fmt.Errorf("new log id: %w", err)
 		}
 	}
 	return id, nil
 }
 
-// serverPacket returns the server's max_allowed_packet, asking the server the
-// first time.
+// serverPacket returns the server's max_allowed_packet, asking the server
+// the first time. Its errors carry no package prefix: callers add theirs.
 func (s *Store) serverPacket(ctx context.Context) (int, error) {
 	s.packetMu.Lock()
 	defer s.packetMu.Unlock()
@@ -274,10 +274,10 @@ func (s *Store) serverPacket(ctx context.Context) (int, error) {
 	}
 	var n int64
 	if err := s.db.QueryRowContext(ctx, "SELECT @@max_allowed_packet").Scan(&n); err != nil {
-		return 0, fmt.Errorf("whycache: mysqlstore: query max_allowed_packet: %w", err)
+		return 0, fmt.Errorf("query max_allowed_packet: %w", err)
 	}
 	if n < 1024 {
-		return 0, fmt.Errorf("whycache: mysqlstore: max_allowed_packet %d is too small", n)
+		return 0, fmt.Errorf("max_allowed_packet %d is too small", n)
 	}
 	s.maxPacket = int(min(n, 1<<30))
 	return s.maxPacket, nil

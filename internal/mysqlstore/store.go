@@ -19,7 +19,7 @@ import (
 // the last of those ids and that nonce shows the truth (VerdictMatch if it
 // did, even after newer single-key records replaced them: the commit's
 // mark stays).
-var ErrCommitUnknown = errors.New("whycache: mysqlstore: commit outcome unknown")
+var ErrCommitUnknown = errors.New("mysqlstore: commit outcome unknown")
 
 // Default tunables of Options (used where a field is zero).
 const (
@@ -166,7 +166,7 @@ var _ logstore.Store = (*Store)(nil)
 // autocommit (the default; see CheckServer).
 func New(db *sql.DB, table string, schema Schema, opts Options) (*Store, error) {
 	if db == nil {
-		return nil, errors.New("whycache: mysqlstore: nil *sql.DB")
+		return nil, errors.New("mysqlstore: nil *sql.DB")
 	}
 	if err := validTable(table); err != nil {
 		return nil, err
@@ -189,10 +189,10 @@ func (s *Store) Table() string { return s.table }
 // checkUsable returns an error if the store is closed or ctx is done.
 func (s *Store) checkUsable(ctx context.Context) error {
 	if s.closed.Load() {
-		return fmt.Errorf("whycache: mysqlstore: %w", logstore.ErrClosed)
+		return fmt.Errorf("mysqlstore: %w", logstore.ErrClosed)
 	}
 	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("whycache: mysqlstore: %w", err)
+		return fmt.Errorf("mysqlstore: %w", err)
 	}
 	return nil
 }
@@ -207,7 +207,7 @@ func (s *Store) Close() error {
 	s.mu.Lock()
 	if s.closed.Load() {
 		s.mu.Unlock()
-		return fmt.Errorf("whycache: mysqlstore: %w", logstore.ErrClosed)
+		return fmt.Errorf("mysqlstore: %w", logstore.ErrClosed)
 	}
 	s.closed.Store(true)
 	waiting := s.queue
@@ -217,7 +217,7 @@ func (s *Store) Close() error {
 	}
 	s.mu.Unlock()
 	for _, r := range waiting {
-		r.done <- commitResult{err: fmt.Errorf("whycache: mysqlstore: commit: %w", logstore.ErrClosed)}
+		r.done <- commitResult{err: fmt.Errorf("mysqlstore: commit: %w", logstore.ErrClosed)}
 	}
 	s.wg.Wait()
 	s.stmtMu.Lock()
@@ -230,7 +230,7 @@ func (s *Store) Close() error {
 		delete(s.stmts, q)
 	}
 	if err := errors.Join(errs...); err != nil {
-		return fmt.Errorf("whycache: mysqlstore: close prepared statements: %w", err)
+		return fmt.Errorf("mysqlstore: close prepared statements: %w", err)
 	}
 	return nil
 }
@@ -243,7 +243,7 @@ func (s *Store) prepared(ctx context.Context, query string) (*sql.Stmt, error) {
 	s.stmtMu.Lock()
 	defer s.stmtMu.Unlock()
 	if s.closed.Load() {
-		return nil, fmt.Errorf("whycache: mysqlstore: %w", logstore.ErrClosed)
+		return nil, fmt.Errorf("mysqlstore: %w", logstore.ErrClosed)
 	}
 	if st := s.stmts[query]; st != nil {
 		return st, nil

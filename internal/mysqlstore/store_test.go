@@ -434,6 +434,7 @@ func TestClosedAndCancelled(t *testing.T) {
 		if !errors.Is(err, logstore.ErrClosed) {
 			t.Errorf("%s after Close: %v, want ErrClosed", name, err)
 		}
+		wantPrefixOnce(t, name+" after Close", err)
 	}
 	if last, err := testStoreOn(t, s.db, s.Table(), Options{}).LatestUpdateID(bg); err != nil || last != 0 {
 		t.Errorf("LatestUpdateID = %d, %v; want 0 (nothing committed)", last, err)

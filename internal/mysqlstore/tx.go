@@ -117,7 +117,7 @@ func (s *Store) runBatch(ctx context.Context, batch []*commitReq) {
 				rest = append(rest, r)
 				continue
 			}
-			r.done <- commitResult{err: fmt.Errorf("whycache: mysqlstore: commit (nothing committed): %w: %w", mismatch, logstore.ErrLogMismatch)}
+			r.done <- commitResult{err: fmt.Errorf("mysqlstore: commit (nothing committed): %w: %w", mismatch, logstore.ErrLogMismatch)}
 		}
 		if len(rest) > 0 {
 			s.runBatch(ctx, rest)
@@ -145,7 +145,7 @@ func (s *Store) runBatch(ctx context.Context, batch []*commitReq) {
 		case errors.Is(err, logstore.ErrNoLog):
 			res.err = err
 		default:
-			res.err = fmt.Errorf("whycache: mysqlstore: commit (nothing committed): %w", err)
+			res.err = fmt.Errorf("mysqlstore: commit (nothing committed): %w", err)
 		}
 		off += n
 		r.done <- res
@@ -181,7 +181,8 @@ func batchExpect(batch []*commitReq) logstore.LogID {
 //
 // Errors before COMMIT leave nothing committed (the transaction is rolled
 // back). A COMMIT that fails on a broken connection returns
-// *unknownError. Missing tables or columns are ErrNoLog.
+// *unknownError. Missing tables or columns are ErrNoLog (prefixed, from
+// noLog); other errors carry no package prefix: runBatch adds it.
 func (s *Store) commitTx(ctx context.Context, batch []*commitReq, expect logstore.LogID) (first, nonce uint64, err error) {
 	total := 0
 	for _, r := range batch {
@@ -230,7 +231,7 @@ func (s *Store) commitTx(ctx context.Context, batch []*commitReq, expect logstor
 		return 0, 0, err
 	}
 	if next <= int64(total) {
-		return 0, 0, fmt.Errorf("whycache: mysqlstore: id counter of %s at %d after taking %d ids: %w", s.table, next, total, logstore.ErrCorrupt)
+		return 0, 0, fmt.Errorf("id counter of %s at %d after taking %d ids: %w", s.table, next, total, logstore.ErrCorrupt)
 	}
 	first = uint64(next) - uint64(total)
 	if err := s.insertRows(ctx, tx, batch, first, nonce, total, packet); err != nil {
@@ -270,7 +271,8 @@ func (s *Store) txError(ctx context.Context, err error) error {
 
 // noCounter finds out, in tx, why the counter UPDATE changed no row: the
 // meta row is missing (ErrNoLog) or has another identity
-// (*mismatchError).
+// (*mismatchError). Like commitTx's, its other errors carry no package
+// prefix.
 func (s *Store) noCounter(ctx context.Context, tx *sql.Tx, expect logstore.LogID) error {
 	var have []byte
 	err := tx.QueryRowContext(ctx, s.q.identity+" FOR UPDATE").Scan(&have, new(uint64))
@@ -280,12 +282,12 @@ func (s *Store) noCounter(ctx context.Context, tx *sql.Tx, expect logstore.LogID
 	case err != nil:
 		return err
 	case len(have) != len(logstore.LogID{}):
-		return fmt.Errorf("whycache: mysqlstore: log id of %d bytes in %s_meta: %w", len(have), s.table, logstore.ErrCorrupt)
+		return fmt.Errorf("log id of %d bytes in %s_meta: %w", len(have), s.table, logstore.ErrCorrupt)
 	}
 	m := &mismatchError{want: expect}
 	copy(m.have[:], have)
 	if m.have == expect {
-		return fmt.Errorf("whycache: mysqlstore: counter row of %s_meta changed no row though it exists with the expected identity", s.table)
+		return fmt.Errorf("counter row of %s_meta changed no row though it exists with the expected identity", s.table)
 	}
 	return m
 }

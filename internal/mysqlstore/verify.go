@@ -106,7 +106,7 @@ func (s *Store) Check(ctx context.Context) error {
 	}
 	tx, err := s.db.BeginTx(ctx, &sql.TxOptions{Isolation: sql.LevelRepeatableRead, ReadOnly: true})
 	if err != nil {
-		return fmt.Errorf("whycache: mysqlstore: check: %w", err)
+		return fmt.Errorf("mysqlstore: check: %w", err)
 	}
 	defer tx.Rollback() // read only: nothing to keep
 	if err := s.checkTx(ctx, tx); err != nil {
@@ -116,14 +116,14 @@ func (s *Store) Check(ctx context.Context) error {
 		if isMissing(err) {
 			return s.noLog(ctx, "check", err)
 		}
-		return fmt.Errorf("whycache: mysqlstore: check: %w", err)
+		return fmt.Errorf("mysqlstore: check: %w", err)
 	}
 	return nil
 }
 
 // corruptf returns an error of Check wrapping ErrCorrupt.
 func (s *Store) corruptf(format string, args ...any) error {
-	return fmt.Errorf("whycache: mysqlstore: check %s: %s: %w", s.table, fmt.Sprintf(format, args...), logstore.ErrCorrupt)
+	return fmt.Errorf("mysqlstore: check %s: %s: %w", s.table, fmt.Sprintf(format, args...), logstore.ErrCorrupt)
 }
 
 // checkTx is Check in its transaction.
@@ -138,7 +138,7 @@ func (s *Store) checkTx(ctx context.Context, tx *sql.Tx) error {
 		return err
 	}
 	if _, err := s.decodeLogID(id); err != nil {
-		return fmt.Errorf("whycache: mysqlstore: check: %w", err)
+		return fmt.Errorf("mysqlstore: check: %w", err)
 	}
 	if next == 0 || next-1 > math.MaxInt64 {
 		return s.corruptf("meta row has next_id %d", next)
@@ -214,7 +214,7 @@ func (s *Store) checkRows(ctx context.Context, tx *sql.Tx, from, latest uint64, 
 			return nil
 		})
 		if err != nil {
-			return fmt.Errorf("whycache: mysqlstore: check %s: row %d: %w", s.table, r.id, err)
+			return fmt.Errorf("mysqlstore: check %s: row %d: %w", s.table, r.id, err)
 		}
 		if key != nil && (items != 1 || !bytes.Equal(first, key)) {
 			return s.corruptf("row %d is indexed by single key %q but holds %d items, the first with key %q", r.id, key, items, first)

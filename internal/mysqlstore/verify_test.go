@@ -85,6 +85,7 @@ func TestCheck(t *testing.T) {
 			if !errors.Is(err, logstore.ErrCorrupt) || !strings.Contains(err.Error(), want) {
 				t.Fatalf("Check: %v; want ErrCorrupt saying %q", err, want)
 			}
+			wantPrefixOnce(t, "Check", err)
 			if strings.Count(err.Error(), "corrupt data") != 1 {
 				t.Errorf("Check: %v; want the sentinel's text once", err)
 			}
