@@ -109,7 +109,7 @@ func (c *Instance) catchUpCopy(ctx context.Context, cp *prefixtree.Tree) error {
 	if errors.As(err, &rb) {
 		return fmt.Errorf("whycache: snapshot: the state cannot follow the log (%w): run Update first", bare(rb.cause))
 	}
-	return err
+	return withContext("snapshot: catch up with the log", err)
 }
 
 func writeSnapshotOf(t *prefixtree.Tree, w io.Writer, progress func(uint64)) (uint64, error) {

@@ -135,3 +135,5 @@
 // suite requires a positive one; keys of any length are accepted and
 // ignored.
 package filestore
+
+import _ "github.com/whycache/whycache/internal/linux" // Linux only: a build for another system stops there
