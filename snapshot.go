@@ -113,9 +113,12 @@ func (c *Instance) catchUpCopy(ctx context.Context, cp *prefixtree.Tree) error {
 }
 
 func writeSnapshotOf(t *prefixtree.Tree, w io.Writer, progress func(uint64)) (uint64, error) {
+	m, err := readState(t)
+	if err != nil {
+		return 0, wrapStateErr(err)
+	}
 	h := xxhash.New()
 	bw := bufio.NewWriterSize(io.MultiWriter(w, h), 1<<20)
-	m := stateMetaLocked(t)
 	id := m.updateID
 	nonce := uint64(0)
 	if m.pos.ID == id {
@@ -214,7 +217,10 @@ func (c *Instance) LoadSnapshotOptions(ctx context.Context, r io.Reader, opts Sn
 	if err := loadSnapshotInto(ctx, t, r, info.ID); err != nil {
 		return fail(err)
 	}
-	loaded := stateMetaLocked(t)
+	loaded, err := readState(t)
+	if err != nil {
+		return fail(wrapStateErr(err))
+	}
 	// Catch up before taking any lock when the live state is ahead, so
 	// that the part under the live state's writer lock is short.
 	if live, err := c.liveState(); err == nil && live.filled && live.logID == loaded.logID && live.pos.ID > loaded.pos.ID {
@@ -227,14 +233,17 @@ func (c *Instance) LoadSnapshotOptions(ctx context.Context, r io.Reader, opts Sn
 		if live == nil || !live.filled || live.logID != loaded.logID {
 			return nil
 		}
-		cur := stateMetaLocked(t)
-		if cur.pos.ID >= live.pos.ID || opts.Force {
-			return nil
+		cur, err := readState(t)
+		if err != nil || cur.pos.ID >= live.pos.ID || opts.Force {
+			return wrapStateErr(err)
 		}
 		if _, err := c.tail(ctx, t, false); err != nil {
 			return fmt.Errorf("%w: catching it up to the live state's id %d failed: %w", ErrSnapshotBehind, live.pos.ID, bare(err))
 		}
-		if cur = stateMetaLocked(t); cur.pos.ID < live.pos.ID {
+		if cur, err = readState(t); err != nil {
+			return wrapStateErr(err)
+		}
+		if cur.pos.ID < live.pos.ID {
 			return fmt.Errorf("%w: caught up to id %d, the live state holds %d", ErrSnapshotBehind, cur.pos.ID, live.pos.ID)
 		}
 		return nil
