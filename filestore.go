@@ -25,9 +25,14 @@ import "github.com/whycache/whycache/internal/filestore"
 // documentation of package internal/filestore.
 type FileStore = filestore.Store
 
-// FileStoreOptions configures NewFileStoreOptions. The zero value gives
-// the defaults NewFileStore uses. Fields: SegmentSize, MaxRecordSize,
-// FileMode, NoSync (for tests and benchmarks) and NoCreate.
+// FileStoreOptions configures NewFileStoreOptions; the zero value gives
+// the defaults NewFileStore uses. Fields (each documented in
+// internal/filestore): SegmentSize, above which the segment appended to is
+// sealed (DefaultFileStoreSegmentSize); MaxRecordSize
+// (DefaultFileStoreMaxRecordSize, at most 4 GiB - 1); FileMode of created
+// files (0600); NoSync, no fsync at all (for tests and benchmarks); and
+// NoCreate, which makes a directory without a log an error wrapping
+// logstore.ErrNoLog instead of creating one.
 type FileStoreOptions = filestore.Options
 
 // Defaults of FileStoreOptions.

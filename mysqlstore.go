@@ -40,8 +40,14 @@ var mysqlSchema mysqlstore.Schema
 // protocol in detail is the documentation of package internal/mysqlstore.
 type MySQLStore = mysqlstore.Store
 
-// MySQLStoreOptions are the tunables of a MySQLStore (batch, statement and
-// page sizes, group commit, retries). The zero value gives the defaults.
+// MySQLStoreOptions are the tunables of a MySQLStore; the zero value gives
+// the defaults. Fields (each documented in internal/mysqlstore): the group
+// commit's MaxBatchRows (10,000) and MaxBatchBytes (8 MiB), and
+// NoGroupCommit; the statements' MaxStatementRows (1,000) and
+// MaxStatementBytes, below the server's MaxAllowedPacket (asked when 0);
+// the reads' PageRows (1,000) and PageBytes (8 MiB); the retries of
+// deadlocks and lock wait timeouts, MaxAttempts (10), RetryBaseDelay
+// (5 ms) and RetryMaxDelay (500 ms).
 type MySQLStoreOptions = mysqlstore.Options
 
 // NewMySQLStore returns a store on table (and table_meta, table_marks) in
