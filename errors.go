@@ -99,8 +99,9 @@ var (
 	// the log. The message names the ids they hold and the nonce they
 	// carry if the commit took effect; a later Poll with After at the last
 	// of those ids and that nonce shows the truth (VerdictMatch if it did,
-	// even after newer single-key records replaced them). It is the MySQL
-	// store's own sentinel, so errors.Is matches either name.
+	// even after newer single-key records replaced them). It is the very
+	// value the MySQL store wraps (its message starts "mysqlstore: "), not
+	// a copy, so errors.Is matches the store's errors.
 	ErrCommitUnknown = mysqlstore.ErrCommitUnknown
 )
 
