@@ -20,12 +20,12 @@
 //   - <first id, 20 digits>.seg (and <first id>.<generation>.seg for a
 //     rewritten one): segment files of checksummed frames, one per record,
 //     each carrying its Commit's nonce, the last frame of each Commit
-//     flagged (see filestore_segment.go). Only the last segment listed (the
+//     flagged (see segment.go). Only the last segment listed (the
 //     tail) is appended to; the others are sealed: they never change again
 //     and the MANIFEST records their exact size and last position.
 //   - WATERMARK: where the tail was acknowledged to end after the last
 //     Commit: offset, last id and nonce of the last batch whose fdatasync
-//     completed, and the commit's time (see filestore_watermark.go).
+//     completed, and the commit's time (see watermark.go).
 //
 // Format 1 segments and version 1 MANIFESTs (written before nonces) stay
 // readable: their frames have nonce 0, so positions in them are checked by

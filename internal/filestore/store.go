@@ -35,7 +35,7 @@ type Store struct {
 
 	cmu sync.Mutex // guards cursors
 	// cursors are recent batch-end positions in segments; see
-	// filestore_read.go.
+	// read.go.
 	cursors cursorRing
 
 	rmu sync.Mutex // guards wmr
