@@ -2,9 +2,13 @@ package whycache
 
 import (
 	"errors"
+	"fmt"
+	"strings"
 
+	"github.com/whycache/whycache/internal/mysqlstore"
 	"github.com/whycache/whycache/internal/statedir"
 	"github.com/whycache/whycache/logstore"
+	"github.com/whycache/whycache/prefixtree"
 	"github.com/whycache/whycache/shm"
 )
 
@@ -88,15 +92,110 @@ var (
 	// compacted past the snapshot): loading it would move keys back.
 	// SnapshotLoadOptions.Force loads it anyway.
 	ErrSnapshotBehind = errors.New("whycache: the snapshot is older than the live state")
+
+	// ErrCommitUnknown is returned (wrapped) by MySQLStore.Commit, and so
+	// by Set and its siblings on a MySQLStore, when the connection failed
+	// while the server was committing: the records may or may not be in
+	// the log. The message names the ids they hold and the nonce they
+	// carry if the commit took effect; a later Poll with After at the last
+	// of those ids and that nonce shows the truth (VerdictMatch if it did,
+	// even after newer single-key records replaced them). It is the very
+	// value the MySQL store wraps (its message starts "mysqlstore: "), not
+	// a copy, so errors.Is matches the store's errors.
+	ErrCommitUnknown = mysqlstore.ErrCommitUnknown
 )
 
-// logstoreSentinels maps the log layer's sentinels to this package's, so
-// that callers need only this package's (wrapErr).
-var logstoreSentinels = []struct{ from, to error }{
+// lowerSentinels maps the sentinels of the layers below (the log, the
+// state file, the state directory) to this package's, so that callers
+// need only this package's (wrapStateErr).
+var lowerSentinels = []struct{ from, to error }{
 	{logstore.ErrCorrupt, ErrCorrupt},
 	{logstore.ErrLogMismatch, ErrLogMismatch},
 	{logstore.ErrTooLarge, ErrTooLarge},
 	{shm.ErrWriterStuck, ErrWriterStuck},
 	{shm.ErrReadOnly, ErrReadOnly},
 	{statedir.ErrUnsafe, ErrUnsafe},
+	{prefixtree.ErrCorrupt, ErrCorrupt},
+	{prefixtree.ErrTooLarge, ErrTooLarge},
+	{prefixtree.ErrEmptyKey, ErrEmptyKey},
 }
+
+// wrapStateErr makes an error of the layers below match this package's
+// sentinel for its condition too: "whycache: corrupt data: <the error>".
+// Other errors are returned as they are.
+func wrapStateErr(err error) error {
+	if err == nil {
+		return nil
+	}
+	for _, s := range lowerSentinels {
+		if errors.Is(err, s.from) && !errors.Is(err, s.to) {
+			return fmt.Errorf("%w: %w", s.to, bare(err))
+		}
+	}
+	return err
+}
+
+// Error messages. Each package prefixes the messages it makes with its
+// name, once: this package's start with "whycache: " (its sentinels do),
+// the stores' with "filestore: " or "mysqlstore: ", the state's with
+// "shm: " or "prefixtree: ". An error passing through this package gets
+// context (what was being done), never a second prefix:
+//
+//   - a cause that says where it comes from keeps its prefix: "commit:
+//     filestore: ...: logstore: store closed";
+//   - a cause of this package's keeps its prefix first and the context
+//     follows it: "whycache: read log: corrupt data: filestore: ...";
+//   - a cause that says nothing of where it comes from (an errno, a
+//     context's error) gets this package's prefix with the context:
+//     fmt.Errorf("whycache: take swap lock %s: %w", ...).
+//
+// withContext and bare keep the first two rules; the command-line tool
+// prints "whycache: " before a message that lacks it.
+
+// errPrefix starts the messages of this package's errors.
+const errPrefix = "whycache: "
+
+// withContext returns err with what in front of its message ("what:
+// cause", or "whycache: what: rest" for a cause of this package's, so
+// that the prefix stays first and single). errors.Is and errors.As see
+// the cause. nil stays nil.
+func withContext(what string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return &contextError{what: what, err: err}
+}
+
+// contextError is an error with context; see withContext.
+type contextError struct {
+	what string
+	err  error
+}
+
+func (e *contextError) Error() string {
+	msg := e.err.Error()
+	if rest, ok := strings.CutPrefix(msg, errPrefix); ok {
+		return errPrefix + e.what + ": " + rest
+	}
+	return e.what + ": " + msg
+}
+
+func (e *contextError) Unwrap() error { return e.err }
+
+// bare returns err without this package's prefix in its message, for a
+// cause placed inside a message that starts with it (after a sentinel:
+// fmt.Errorf("%w: ...: %w", ErrSnapshotBehind, bare(err))). errors.Is and
+// errors.As see err.
+func bare(err error) error {
+	if !strings.HasPrefix(err.Error(), errPrefix) {
+		return err
+	}
+	return bareError{err}
+}
+
+// bareError is an error whose message drops this package's prefix; see
+// bare.
+type bareError struct{ err error }
+
+func (e bareError) Error() string { return strings.TrimPrefix(e.err.Error(), errPrefix) }
+func (e bareError) Unwrap() error { return e.err }

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 
 	"github.com/whycache/whycache"
+	"github.com/whycache/whycache/logstore"
 )
 
 // A cache on the file store: commit a write, read it back, iterate.
@@ -116,4 +117,40 @@ func ExampleNewMap() {
 	u, err := users.Get([]byte("u1"))
 	fmt.Println(u.Name, u.Age, err)
 	// Output: Ada 36 <nil>
+}
+
+// ExampleNewFileStore commits a batch to a file store and reads it back.
+func ExampleNewFileStore() {
+	dir, err := os.MkdirTemp("", "whycache-example")
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer os.RemoveAll(dir)
+	store, err := whycache.NewFileStore(filepath.Join(dir, "log"))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer store.Close()
+
+	ctx := context.Background()
+	res, err := store.Commit(ctx, logstore.LogID{}, []logstore.Record{{Contents: []byte("first")}, {Contents: []byte("second")}})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	last := res.Last
+	fmt.Println("committed up to id", last)
+	err = store.ReadUpdates(ctx, 1, last, func(id uint64, contents []byte) error {
+		fmt.Printf("%d: %s\n", id, contents)
+		return nil
+	})
+	if err != nil {
+		fmt.Println(err)
+	}
+	// Output:
+	// committed up to id 2
+	// 1: first
+	// 2: second
 }

@@ -3,7 +3,6 @@ package whycache
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"math"
 	"math/rand/v2"
@@ -170,7 +169,7 @@ func (c *Instance) lead(ctx context.Context, opts FollowOptions, log *slog.Logge
 func (c *Instance) followPoll(ctx context.Context) (UpdateStats, error) {
 	st, err := c.UpdateStats(ctx)
 	if err != nil && !errors.Is(err, ctx.Err()) {
-		err = fmt.Errorf("follow: update: %w", err)
+		err = withContext("follow: update", err)
 	}
 	return st, err
 }

@@ -24,7 +24,7 @@ func (c *Instance) openFollowLock() (*followLock, error) {
 	name := c.name + ".follow"
 	f, err := c.dir.OpenLock(name, c.opts.FileMode)
 	if err != nil {
-		return nil, fmt.Errorf("follow: open lock: %w", wrapStateErr(err))
+		return nil, withContext("follow: open lock", wrapStateErr(err))
 	}
 	return &followLock{path: c.dir.Join(name), f: f}, nil
 }
@@ -34,7 +34,7 @@ func (c *Instance) openFollowLock() (*followLock, error) {
 func (l *followLock) tryLock() (bool, error) {
 	ok, err := flock.TryLock(int(l.f.Fd()))
 	if err != nil {
-		return false, fmt.Errorf("follow: lock %s: %w", l.path, err)
+		return false, fmt.Errorf("whycache: follow: lock %s: %w", l.path, err)
 	}
 	return ok, nil
 }

@@ -62,7 +62,7 @@ func (c *Instance) RewriteHistoryStats(ctx context.Context, limit uint64, opts R
 	var st RewriteStats
 	latest, err := c.store.LatestUpdateID(ctx)
 	if err != nil {
-		return st, fmt.Errorf("whycache: rewrite: %w", err)
+		return st, withContext("rewrite", err)
 	}
 	if limit == 0 || limit > latest {
 		limit = latest
@@ -73,7 +73,7 @@ func (c *Instance) RewriteHistoryStats(ctx context.Context, limit uint64, opts R
 	}
 	info, err := c.store.Info(ctx)
 	if err != nil {
-		return st, fmt.Errorf("rewrite: %w", err)
+		return st, withContext("rewrite", err)
 	}
 	// The final state at limit, in a temporary state file.
 	final, tmp, err := c.newTempState("rewrite")
@@ -87,10 +87,10 @@ func (c *Instance) RewriteHistoryStats(ctx context.Context, limit uint64, opts R
 		ap.onBatch = func(pos logstore.Position) { opts.Progress("scan", pos.ID, limit) }
 	}
 	if err := ap.read(ctx, c.store, 1, limit); err != nil {
-		return st, fmt.Errorf("rewrite: read log: %w", err)
+		return st, withContext("rewrite: read log", err)
 	}
 	if err := ap.flush(&logstore.Position{ID: limit}, true); err != nil {
-		return st, fmt.Errorf("rewrite: %w", wrapStateErr(err))
+		return st, withContext("rewrite", wrapStateErr(err))
 	}
 	st.LiveKeys = final.Len()
 
@@ -101,7 +101,7 @@ func (c *Instance) RewriteHistoryStats(ctx context.Context, limit uint64, opts R
 		return err
 	})
 	if err != nil {
-		return st, fmt.Errorf("whycache: rewrite: %w", err)
+		return st, withContext("rewrite", err)
 	}
 	st.FilteredKeys = uint64(len(d.filtered))
 	d.filtered = nil
@@ -120,7 +120,7 @@ func (c *Instance) RewriteHistoryStats(ctx context.Context, limit uint64, opts R
 		return out, keep, err
 	})
 	if err != nil {
-		return st, fmt.Errorf("whycache: rewrite: %w", err)
+		return st, withContext("rewrite", err)
 	}
 	st.Horizon = horizon
 	st.RecordsBefore, st.RecordsAfter = cs.RecordsBefore, cs.RecordsAfter
@@ -212,7 +212,7 @@ func (d *rewriteDecider) decide(id uint64, contents []byte, st *RewriteStats) ([
 // --rebuild") or their state is deleted. Meant for tests.
 func (c *Instance) DeleteAllHistory(ctx context.Context) error {
 	if err := c.store.Reset(ctx); err != nil {
-		return fmt.Errorf("reset log: %w", err)
+		return withContext("reset log", err)
 	}
 	return c.DeleteSharedState()
 }

@@ -169,7 +169,7 @@ func Open(store logstore.Store, opts Options) (*Instance, error) {
 		DirMode: dirModeFor(opts.FileMode),
 	})
 	if err != nil {
-		return nil, fmt.Errorf("whycache: state directory: %w", wrapStateErr(err))
+		return nil, withContext("state directory", wrapStateErr(err))
 	}
 	return &Instance{store: store, opts: opts, path: path, dir: dir, name: filepath.Base(path), maxRecord: opts.MaxUpdateSize}, nil
 }
@@ -260,28 +260,6 @@ func (c *Instance) withTree(fn func(t *prefixtree.Tree) error) error {
 		}
 		t, err = c.openTree(t)
 	}
-}
-
-// wrapStateErr makes errors from the state and log layers match this
-// package's sentinels.
-func wrapStateErr(err error) error {
-	if err == nil {
-		return nil
-	}
-	for _, s := range logstoreSentinels {
-		if errors.Is(err, s.from) && !errors.Is(err, s.to) {
-			return fmt.Errorf("%w: %w", s.to, err)
-		}
-	}
-	switch {
-	case errors.Is(err, prefixtree.ErrCorrupt) && !errors.Is(err, ErrCorrupt):
-		return fmt.Errorf("%w: %w", ErrCorrupt, err)
-	case errors.Is(err, prefixtree.ErrTooLarge) && !errors.Is(err, ErrTooLarge):
-		return fmt.Errorf("%w: %w", ErrTooLarge, err)
-	case errors.Is(err, prefixtree.ErrEmptyKey) && !errors.Is(err, ErrEmptyKey):
-		return fmt.Errorf("%w: %w", ErrEmptyKey, err)
-	}
-	return err
 }
 
 // Valid reports whether the state holds a complete copy of the log as of

@@ -292,9 +292,9 @@ func TestInstanceConvergeProcesses(t *testing.T) {
 		ids := instValueIDs(l, acks)
 		for m, p := range readers {
 			lines := p.protocol()
-			obs, unordered := checkMonotonic(t, p.name, lines, ids)
+			obs, unordered := checkMonotonic(t, p.Name, lines, ids)
 			if unordered != 0 {
-				t.Fatalf("%s: %d observations could not be ordered", p.name, unordered)
+				t.Fatalf("%s: %d observations could not be ordered", p.Name, unordered)
 			}
 			t.Logf("machine %d: reader %s, %d changes of value checked", m, lines[len(lines)-1], obs)
 		}
@@ -528,11 +528,11 @@ func TestInstanceConcurrentUpdate(t *testing.T) {
 				// Records 1..n are operations 1..n: the state read
 				// after UpdateID u holds every operation up to u.
 				if n := sort.Search(len(l.ids), func(i int) bool { return l.ids[i] > u }); j < n {
-					t.Fatalf("%s: state at operation %d after UpdateID %d, which is operation %d", p.name, j, u, n)
+					t.Fatalf("%s: state at operation %d after UpdateID %d, which is operation %d", p.Name, j, u, n)
 				}
 			}
 			lines := p.protocol()
-			t.Logf("%s: %s, %d distinct states checked", p.name, lines[len(lines)-1], reads)
+			t.Logf("%s: %s, %d distinct states checked", p.Name, lines[len(lines)-1], reads)
 		}
 	})
 }

@@ -160,7 +160,7 @@ func TestInstanceCrash(t *testing.T) {
 			t.Fatalf("crasher %d ended before it was killed: %s", k, p.output())
 		}
 		time.Sleep(time.Duration(rng.IntN(2000)) * time.Microsecond)
-		p.kill(t)
+		p.Kill(t)
 		run := parseInstAcks(t, p.protocol())
 		acks = append(acks, run...)
 		totalAcks += len(run)

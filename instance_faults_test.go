@@ -12,6 +12,7 @@ import (
 	"runtime"
 	"testing"
 
+	"github.com/whycache/whycache/internal/mysqltest"
 	"github.com/whycache/whycache/logstore"
 	"github.com/whycache/whycache/logstore/memstore"
 )
@@ -46,7 +47,8 @@ func backupLog(t *testing.T, s logstore.Store) (restore func(t *testing.T)) {
 			}
 		}
 	case *MySQLStore:
-		return mysqlBackupTables(t, s)
+		// Another pool on the same database, as an operator's dump uses.
+		return mysqltest.CopyAside(t, mysqltest.DB(t), s.Table())
 	}
 	t.Fatalf("no backup for %T", s)
 	return nil
@@ -292,49 +294,5 @@ func TestInstanceHostileSnapshotHeader(t *testing.T) {
 	}
 	if peak > 16<<20 {
 		t.Fatalf("loading a 60-byte snapshot made a %d MB state file", peak>>20)
-	}
-}
-
-// mysqlBackupTables copies the store's tables aside (as a dump would) and
-// returns the function that restores them over the live tables.
-func mysqlBackupTables(t *testing.T, s *MySQLStore) func(t *testing.T) {
-	t.Helper()
-	ctx := context.Background()
-	db := s.db
-	var tables []string
-	for _, suffix := range []string{"", "_meta", "_marks"} {
-		name := s.Table() + suffix
-		var n int
-		if err := db.QueryRowContext(ctx, "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ?", name).Scan(&n); err != nil {
-			t.Fatal(err)
-		}
-		if n == 0 {
-			continue
-		}
-		bak := "bak_" + name
-		for _, q := range []string{
-			"DROP TABLE IF EXISTS `" + bak + "`",
-			"CREATE TABLE `" + bak + "` LIKE `" + name + "`",
-			"INSERT INTO `" + bak + "` SELECT * FROM `" + name + "`",
-		} {
-			if _, err := db.ExecContext(ctx, q); err != nil {
-				t.Fatalf("%s: %v", q, err)
-			}
-		}
-		t.Cleanup(func() { db.ExecContext(context.Background(), "DROP TABLE IF EXISTS `"+bak+"`") })
-		tables = append(tables, name)
-	}
-	return func(t *testing.T) {
-		t.Helper()
-		for _, name := range tables {
-			for _, q := range []string{
-				"DELETE FROM `" + name + "`",
-				"INSERT INTO `" + name + "` SELECT * FROM `bak_" + name + "`",
-			} {
-				if _, err := db.ExecContext(ctx, q); err != nil {
-					t.Fatalf("%s: %v", q, err)
-				}
-			}
-		}
 	}
 }

@@ -6,10 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log"
 	"math/rand/v2"
 	"net"
-	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -17,6 +15,7 @@ import (
 	"time"
 
 	"github.com/go-sql-driver/mysql"
+	"github.com/whycache/whycache/internal/mysqltest"
 )
 
 // instProxy forwards TCP connections from a loopback port to the MySQL
@@ -278,13 +277,6 @@ func updateBoth(t *testing.T, when string, w, u *Instance) {
 	}
 }
 
-// quietMySQLDriver silences the driver's log of broken connections, which
-// this test breaks on purpose, until the test ends.
-func quietMySQLDriver(t *testing.T) {
-	mysql.SetLogger(log.New(io.Discard, "", 0))
-	t.Cleanup(func() { mysql.SetLogger(log.New(os.Stderr, "[mysql] ", log.Ldate|log.Ltime|log.Lshortfile)) })
-}
-
 // TestInstanceMySQLOutage writes from this process and reads in a loop
 // from a helper process on the same state, both through a TCP proxy to
 // MySQL. While the proxy is down, reads keep returning the old values,
@@ -295,13 +287,13 @@ func quietMySQLDriver(t *testing.T) {
 // log, and the reader never saw a key go back.
 func TestInstanceMySQLOutage(t *testing.T) {
 	ctx := context.Background()
-	dsn := mysqlTestDSN(t)
+	dsn := mysqltest.DSN(t)
 	cfg, err := mysql.ParseDSN(dsn)
 	if err != nil {
 		t.Fatal(err)
 	}
 	admin, adminDB := mysqlTestStore(t, MySQLStoreOptions{})
-	quietMySQLDriver(t)
+	mysqltest.QuietDriver(t)
 	proxy := startInstProxy(t, cfg.Addr)
 	pcfg := cfg.Clone()
 	pcfg.Addr, pcfg.Timeout, pcfg.ReadTimeout, pcfg.WriteTimeout = proxy.addr, 2*time.Second, 10*time.Second, 10*time.Second
@@ -331,8 +323,8 @@ func TestInstanceMySQLOutage(t *testing.T) {
 		State: w.StatePath(), Keys: keys, UpdateEvery: 50})
 	probe := func() (reads, updates, failed int) {
 		t.Helper()
-		from := reader.count()
-		if err := reader.send("probe"); err != nil {
+		from := reader.Len()
+		if err := reader.Send("probe"); err != nil {
 			t.Fatal(err)
 		}
 		_, line, ok := reader.await(from, "reads ")

@@ -8,25 +8,23 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 
+	"github.com/whycache/whycache/internal/mysqltest"
+	"github.com/whycache/whycache/internal/testproc"
 	"github.com/whycache/whycache/logstore"
 )
 
 // The multi-process Instance tests run the test binary again as helper
-// processes. A helper gets its role and parameters as JSON in one
-// environment variable, talks to its parent with lines on stdout that
-// start with "@" (other lines are the testing package's own output), and
-// reads commands from stdin: a role that loops stops at EOF.
-const instHelperEnv = "WHYCACHE_INST_HELPER"
+// processes (testproc). A helper gets its role and parameters as JSON in
+// its argument, talks to its parent with lines on stdout that start with
+// "@" (other lines are the testing package's own output), and reads
+// commands from stdin: a role that loops stops at EOF.
 
 // instHelperArgs configure one helper process.
 type instHelperArgs struct {
@@ -119,10 +117,7 @@ func (s *instOwnedDBStore) Close() error {
 // TestInstanceHelperProcess is the body of the helper processes; it does
 // nothing in a normal run.
 func TestInstanceHelperProcess(t *testing.T) {
-	raw := os.Getenv(instHelperEnv)
-	if raw == "" {
-		t.Skip("runs only as a helper process")
-	}
+	raw := testproc.Arg(t)
 	var a instHelperArgs
 	if err := json.Unmarshal([]byte(raw), &a); err != nil {
 		t.Fatal(err)
@@ -132,7 +127,7 @@ func TestInstanceHelperProcess(t *testing.T) {
 		t.Fatalf("unknown helper role %q", a.Role)
 	}
 	if a.Dir == "" {
-		quietMySQLDriver(t)
+		mysqltest.QuietDriver(t)
 	}
 	store, err := a.openStore()
 	if err != nil {
@@ -160,16 +155,7 @@ func TestInstanceHelperProcess(t *testing.T) {
 
 // instProc is a helper process seen from the parent.
 type instProc struct {
-	name   string
-	cmd    *exec.Cmd
-	stdin  io.WriteCloser
-	notify chan struct{} // gets a token when a protocol line arrives
-	exited chan struct{} // closed once the process was waited for
-	err    error         // the process's exit error; set before exited closes
-
-	mu    sync.Mutex // guards the following
-	lines []string   // protocol lines, without the "@"
-	other []string   // other output lines (the last ones), for failure messages
+	*testproc.Proc
 }
 
 // startInstProc starts a helper process; it is killed at cleanup if it
@@ -180,131 +166,51 @@ func startInstProc(t *testing.T, name string, a instHelperArgs) *instProc {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(os.Args[0], "-test.run=^TestInstanceHelperProcess$", "-test.count=1")
-	cmd.Env = append(os.Environ(), instHelperEnv+"="+string(raw))
-	cmd.Stderr = os.Stderr
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	p := &instProc{name: name, cmd: cmd, stdin: stdin, notify: make(chan struct{}, 1), exited: make(chan struct{})}
-	go p.readOutput(stdout)
-	t.Cleanup(func() {
-		select {
-		case <-p.exited:
-		default:
-			p.cmd.Process.Kill()
-			<-p.exited
-		}
-	})
-	return p
-}
-
-// readOutput collects the helper's stdout until EOF, then waits for it.
-func (p *instProc) readOutput(stdout io.Reader) {
-	sc := bufio.NewScanner(stdout)
-	sc.Buffer(nil, 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		p.mu.Lock()
-		if rest, ok := strings.CutPrefix(line, "@"); ok {
-			p.lines = append(p.lines, rest)
-		} else if p.other = append(p.other, line); len(p.other) > 40 {
-			p.other = p.other[1:]
-		}
-		p.mu.Unlock()
-		select {
-		case p.notify <- struct{}{}:
-		default:
-		}
-	}
-	p.err = p.cmd.Wait()
-	close(p.exited)
+	return &instProc{testproc.Start(t, name, "TestInstanceHelperProcess", string(raw))}
 }
 
 // count returns the number of protocol lines received so far.
-func (p *instProc) count() int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return len(p.lines)
-}
+func (p *instProc) count() int { return len(p.protocol()) }
 
-// protocol returns a copy of the protocol lines received so far.
+// protocol returns the protocol lines received so far, without the "@".
 func (p *instProc) protocol() []string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return append([]string(nil), p.lines...)
-}
-
-// await waits for a protocol line at index from or later with the given
-// prefix and returns its index and text; ok is false if the process ended
-// without printing one.
-func (p *instProc) await(from int, prefix string) (int, string, bool) {
-	for {
-		p.mu.Lock()
-		for i := from; i < len(p.lines); i++ {
-			if strings.HasPrefix(p.lines[i], prefix) {
-				line := p.lines[i]
-				p.mu.Unlock()
-				return i, line, true
-			}
-		}
-		from = max(from, len(p.lines))
-		p.mu.Unlock()
-		select {
-		case <-p.notify:
-		case <-p.exited:
-			p.mu.Lock()
-			n := len(p.lines)
-			p.mu.Unlock()
-			if n == from {
-				return 0, "", false
-			}
+	var lines []string
+	for _, line := range p.Output() {
+		if rest, ok := strings.CutPrefix(line, "@"); ok {
+			lines = append(lines, rest)
 		}
 	}
+	return lines
 }
 
-// send writes a command line to the helper's stdin.
-func (p *instProc) send(cmd string) error {
-	_, err := io.WriteString(p.stdin, cmd+"\n")
-	return err
+// await waits for a protocol line at output index from or later with the
+// given prefix and returns its index (among every output line: pass it,
+// plus one, or Len, as the next from) and text without the "@"; ok is
+// false if the process ended without printing one.
+func (p *instProc) await(from int, prefix string) (int, string, bool) {
+	i, line, ok := p.Await(from, testproc.HasPrefix("@"+prefix))
+	return i, strings.TrimPrefix(line, "@"), ok
 }
 
 // wait closes the helper's stdin (asking a looping role to stop), waits
 // for it to exit and fails the test if it did not exit cleanly.
 func (p *instProc) wait(t *testing.T) {
 	t.Helper()
-	p.stdin.Close()
-	<-p.exited
-	if p.err != nil {
-		t.Fatalf("helper %s: %v; output:\n%s", p.name, p.err, p.output())
-	}
-}
-
-// kill sends SIGKILL and waits; it fails the test unless the signal is
-// what ended the process.
-func (p *instProc) kill(t *testing.T) {
-	t.Helper()
-	p.cmd.Process.Kill()
-	<-p.exited
-	ws, ok := p.cmd.ProcessState.Sys().(syscall.WaitStatus)
-	if !ok || !ws.Signaled() {
-		t.Fatalf("helper %s was not killed: %v; output:\n%s", p.name, p.err, p.output())
+	p.CloseStdin()
+	if err := p.Wait(); err != nil {
+		t.Fatalf("helper %s: %v; output:\n%s", p.Name, err, p.output())
 	}
 }
 
 // output returns the helper's last non-protocol output lines.
 func (p *instProc) output() string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return strings.Join(p.other, "\n")
+	var other []string
+	for _, line := range p.Output() {
+		if !strings.HasPrefix(line, "@") {
+			other = append(other, line)
+		}
+	}
+	return strings.Join(other[max(0, len(other)-40):], "\n")
 }
 
 // instProcStore is a log store that helper processes can open too.
@@ -333,7 +239,7 @@ func instProcStores() []instProcStore {
 			return s, instHelperArgs{Dir: dir}
 		}},
 		{name: "mysql", replaces: true, open: func(t *testing.T) (logstore.Store, instHelperArgs) {
-			dsn := mysqlTestDSN(t)
+			dsn := mysqltest.DSN(t)
 			s, _ := mysqlTestStore(t, MySQLStoreOptions{})
 			return s, instHelperArgs{DSN: dsn, Table: s.Table()}
 		}},

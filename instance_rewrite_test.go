@@ -22,7 +22,7 @@ func awaitAcks(procs []*instProc, n int) {
 		for _, p := range procs {
 			total += p.count()
 			select {
-			case <-p.exited:
+			case <-p.Exited():
 			default:
 				running = true
 			}

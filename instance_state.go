@@ -24,15 +24,15 @@ import (
 // for it under ctx.
 func (c *Instance) withSwapLock(ctx context.Context, fn func() error) error {
 	if c.opts.ReadOnly {
-		return fmt.Errorf("swap the state file: %w", ErrReadOnly)
+		return withContext("swap the state file", ErrReadOnly)
 	}
 	f, err := c.dir.OpenLock(c.name+".lock", c.opts.FileMode)
 	if err != nil {
-		return fmt.Errorf("open swap lock: %w", wrapStateErr(err))
+		return withContext("open swap lock", wrapStateErr(err))
 	}
 	defer f.Close()
 	if err := flock.Lock(ctx, int(f.Fd())); err != nil {
-		return fmt.Errorf("take swap lock %s: %w", f.Name(), err)
+		return fmt.Errorf("whycache: take swap lock %s: %w", f.Name(), err)
 	}
 	return fn()
 }
@@ -53,7 +53,7 @@ func (c *Instance) retirePath(ctx context.Context, replace func(live *stateMeta)
 	tx, err := old.File().BeginContext(ctx)
 	if err != nil {
 		if !prefixtree.IsRetired(err) {
-			return fmt.Errorf("retire old state: %w", err)
+			return withContext("retire old state", err)
 		}
 		return replace(nil) // retired already: nothing to lock or retire
 	}
@@ -79,7 +79,7 @@ func (c *Instance) tempStateName(what string) string {
 // those that dead processes left (sweepTemps). It returns the file's name.
 func (c *Instance) newTempState(what string) (*prefixtree.Tree, string, error) {
 	if c.opts.ReadOnly {
-		return nil, "", fmt.Errorf("build a new state: %w", ErrReadOnly)
+		return nil, "", withContext("build a new state", ErrReadOnly)
 	}
 	c.sweepTemps()
 	tmp := c.tempStateName(what)
@@ -106,7 +106,7 @@ func (c *Instance) swapIn(ctx context.Context, t *prefixtree.Tree, tmp string, c
 				}
 			}
 			if err := c.dir.Rename(tmp, c.name); err != nil {
-				return fmt.Errorf("install new state: %w", err)
+				return withContext("install new state", err)
 			}
 			return nil
 		})
@@ -167,7 +167,7 @@ func (c *Instance) DeleteSharedState() error {
 	err := c.withSwapLock(context.Background(), func() error {
 		return c.retirePath(context.Background(), func(*stateMeta) error {
 			if err := c.dir.Remove(c.name); err != nil && !errors.Is(err, fs.ErrNotExist) {
-				return fmt.Errorf("delete state: %w", err)
+				return withContext("delete state", err)
 			}
 			return nil
 		})
@@ -223,7 +223,7 @@ func (c *Instance) restoreRemovedState(ctx context.Context) error {
 				return err
 			}
 		}
-		return fmt.Errorf("state file %s was removed and could not be put back: it keeps changing", c.path)
+		return fmt.Errorf("whycache: state file %s was removed and could not be put back: it keeps changing", c.path)
 	})
 }
 
@@ -258,7 +258,7 @@ func (c *Instance) reinstall(ctx context.Context, t *prefixtree.Tree) (done bool
 		tx.Rollback()
 		nt.Close()
 		c.removeTemp(tmp)
-		return false, fmt.Errorf("put the state file back: %w", err)
+		return false, withContext("put the state file back", err)
 	}
 	c.unlockTemp(tmp)
 	tx.Retire()

@@ -3,6 +3,7 @@ package whycache
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -10,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/whycache/whycache/internal/mysqltest"
 	"github.com/whycache/whycache/logstore"
 	"github.com/whycache/whycache/logstore/memstore"
 	"github.com/whycache/whycache/prefixtree"
@@ -610,4 +612,33 @@ func TestInstanceSnapshotGzipAndExactID(t *testing.T) {
 func commitLast(ctx context.Context, s logstore.Store, recs []logstore.Record) (uint64, error) {
 	res, err := s.Commit(ctx, logstore.LogID{}, recs)
 	return res.Last, err
+}
+
+// mysqlTestStore returns a MySQL store with opts on a fresh, created
+// table, and its pool; closed and dropped at cleanup. It skips the test
+// without WHYCACHE_TEST_DSN.
+func mysqlTestStore(tb testing.TB, opts MySQLStoreOptions) (*MySQLStore, *sql.DB) {
+	tb.Helper()
+	db := mysqltest.DB(tb)
+	s := mysqlTestStoreOn(tb, db, mysqltest.Table(tb, db), opts)
+	if err := s.CreateTable(context.Background()); err != nil {
+		tb.Fatal(err)
+	}
+	return s, db
+}
+
+// mysqlTestStoreOn returns a MySQL store on an existing pool and table,
+// closed at cleanup.
+func mysqlTestStoreOn(tb testing.TB, db *sql.DB, table string, opts MySQLStoreOptions) *MySQLStore {
+	tb.Helper()
+	s, err := NewMySQLStoreOptions(db, table, opts)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() {
+		if err := s.Close(); err != nil && !errors.Is(err, logstore.ErrClosed) {
+			tb.Errorf("Close: %v", err)
+		}
+	})
+	return s
 }

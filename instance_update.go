@@ -91,7 +91,7 @@ func (c *Instance) updateLocked(ctx context.Context, primary bool) (UpdateStats,
 		switch {
 		case errors.As(err, &rb):
 			if !c.opts.Rebuild.allows(rb.cause) {
-				return st, fmt.Errorf("%w: %w", ErrRebuildNeeded, rb.cause)
+				return st, fmt.Errorf("%w: %w", ErrRebuildNeeded, bare(rb.cause))
 			}
 			n, err := c.rebuildLocked(ctx)
 			st.Applied += n
@@ -185,7 +185,7 @@ func (c *Instance) poll(ctx context.Context, pos logstore.Position, primary bool
 	})
 	if err != nil && (stopped == nil || !errors.Is(err, stopped)) {
 		ap.pending, ap.items, ap.bytes = ap.pending[:0], 0, 0
-		return pollResult{}, fmt.Errorf("whycache: read log: %w", wrapStateErr(err))
+		return pollResult{}, withContext("read log", wrapStateErr(err))
 	}
 	return pollResult{PollResult: res, stopped: stopped}, nil
 }

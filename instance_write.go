@@ -91,7 +91,7 @@ func (c *Instance) packRecords(items []logstore.Item) ([]logstore.Record, [][]lo
 		group := items[start:end]
 		contents, err := logstore.AppendRecord(make([]byte, 0, size), group)
 		if err != nil {
-			return nil, nil, fmt.Errorf("whycache: encode record: %w", err)
+			return nil, nil, withContext("encode record", err)
 		}
 		rec := logstore.Record{Contents: contents}
 		if len(group) == 1 {
@@ -122,13 +122,13 @@ func (c *Instance) commitItems(ctx context.Context, items []logstore.Item) (uint
 			return 0, fmt.Errorf("%w: nothing was committed: the state %s was built from log %x, the store holds another log (check the store's address; 'whycache update --rebuild' adopts the new log)",
 				ErrLogMismatch, c.path, expect[:])
 		}
-		return 0, fmt.Errorf("commit: %w", wrapStateErr(err))
+		return 0, withContext("commit", wrapStateErr(err))
 	}
 	if len(recs) == 0 {
 		return res.Last, nil
 	}
 	if err := c.applyCommitted(ctx, res, groups); err != nil {
-		return res.Last, fmt.Errorf("committed as record %d but not applied locally (the next Update will): %w", res.Last, err)
+		return res.Last, withContext(fmt.Sprintf("committed as record %d but not applied locally (the next Update will)", res.Last), err)
 	}
 	return res.Last, nil
 }

@@ -9,9 +9,10 @@ import (
 )
 
 // The state's meta words (prefixtree.Tree.Meta) say what the state holds of
-// which log. They are read and written only here: readState reads them
-// through the seqlock, stateMetaLocked inside a batch, and
-// stateMeta.writeTo writes the ones that changed in a batch.
+// which log. They are read and written only here: outside a batch always
+// through the seqlock (readState, readStateWith), inside a batch directly
+// (stateMetaLocked), and stateMeta.writeTo writes the ones that changed in
+// a batch; filled is the one unchecked read, a hint for Get's fast path.
 const (
 	metaUpdateID  = 0 // the id the state claims (see stateMeta.updateID)
 	metaFilled    = 1 // 1 once an Update or LoadSnapshot filled the state
@@ -47,8 +48,8 @@ type stateMeta struct {
 	appliedAt uint64
 }
 
-// stateMetaLocked reads the meta words directly: inside a batch of t, or
-// for a state no other process can change (a private temporary file).
+// stateMetaLocked reads the meta words directly. The caller holds the
+// state's writer lock: inside a batch of t, or a transaction of its file.
 func stateMetaLocked(t *prefixtree.Tree) stateMeta {
 	m := stateMeta{
 		updateID:  t.Meta(metaUpdateID),
@@ -67,7 +68,14 @@ func stateMetaLocked(t *prefixtree.Tree) stateMeta {
 // readState reads the meta words as of the last committed batch (a batch
 // writes them in place before it commits and may still roll back, so this
 // waits for a batch in progress as Get does).
-func readState(t *prefixtree.Tree) (stateMeta, error) {
+func readState(t *prefixtree.Tree) (stateMeta, error) { return readStateWith(t, nil) }
+
+// readStateWith is readState that also calls also, when not nil, with the
+// meta words inside the same seqlock read, so that what also reads of the
+// state (its counters) belongs to the same committed batch. also may run
+// more than once (a batch raced the read); only its last run counts, and
+// it must only read.
+func readStateWith(t *prefixtree.Tree, also func(m stateMeta)) (stateMeta, error) {
 	f := t.File()
 	for {
 		seq, err := f.ReadBegin()
@@ -75,6 +83,9 @@ func readState(t *prefixtree.Tree) (stateMeta, error) {
 			return stateMeta{}, err
 		}
 		m := stateMetaLocked(t)
+		if also != nil {
+			also(m)
+		}
 		if f.ReadValid(seq) {
 			return m, nil
 		}

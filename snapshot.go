@@ -107,15 +107,18 @@ func (c *Instance) catchUpCopy(ctx context.Context, cp *prefixtree.Tree) error {
 	_, err := c.tail(ctx, cp, false)
 	var rb *rebuildError
 	if errors.As(err, &rb) {
-		return fmt.Errorf("snapshot: the state cannot follow the log (%w): run Update first", rb.cause)
+		return fmt.Errorf("whycache: snapshot: the state cannot follow the log (%w): run Update first", bare(rb.cause))
 	}
-	return err
+	return withContext("snapshot: catch up with the log", err)
 }
 
 func writeSnapshotOf(t *prefixtree.Tree, w io.Writer, progress func(uint64)) (uint64, error) {
+	m, err := readState(t)
+	if err != nil {
+		return 0, wrapStateErr(err)
+	}
 	h := xxhash.New()
 	bw := bufio.NewWriterSize(io.MultiWriter(w, h), 1<<20)
-	m := stateMetaLocked(t)
 	id := m.updateID
 	nonce := uint64(0)
 	if m.pos.ID == id {
@@ -196,7 +199,7 @@ func (c *Instance) LoadSnapshot(ctx context.Context, r io.Reader) error {
 func (c *Instance) LoadSnapshotOptions(ctx context.Context, r io.Reader, opts SnapshotLoadOptions) error {
 	info, err := c.store.Info(ctx)
 	if err != nil {
-		return fmt.Errorf("snapshot: read log info: %w", wrapStateErr(err))
+		return withContext("snapshot: read log info", wrapStateErr(err))
 	}
 	if err := c.lockUpdate(ctx); err != nil {
 		return err
@@ -214,27 +217,33 @@ func (c *Instance) LoadSnapshotOptions(ctx context.Context, r io.Reader, opts Sn
 	if err := loadSnapshotInto(ctx, t, r, info.ID); err != nil {
 		return fail(err)
 	}
-	loaded := stateMetaLocked(t)
+	loaded, err := readState(t)
+	if err != nil {
+		return fail(wrapStateErr(err))
+	}
 	// Catch up before taking any lock when the live state is ahead, so
 	// that the part under the live state's writer lock is short.
 	if live, err := c.liveState(); err == nil && live.filled && live.logID == loaded.logID && live.pos.ID > loaded.pos.ID {
 		if _, err := c.tail(ctx, t, false); err != nil && !opts.Force {
 			return fail(fmt.Errorf("%w: it is at id %d, the live state at %d, and catching it up failed: %w (load it anyway with Force, \"snapshot import --force\")",
-				ErrSnapshotBehind, loaded.updateID, live.pos.ID, err))
+				ErrSnapshotBehind, loaded.updateID, live.pos.ID, bare(err)))
 		}
 	}
 	err = c.swapIn(ctx, t, tmp, func(live *stateMeta) error {
 		if live == nil || !live.filled || live.logID != loaded.logID {
 			return nil
 		}
-		cur := stateMetaLocked(t)
-		if cur.pos.ID >= live.pos.ID || opts.Force {
-			return nil
+		cur, err := readState(t)
+		if err != nil || cur.pos.ID >= live.pos.ID || opts.Force {
+			return wrapStateErr(err)
 		}
 		if _, err := c.tail(ctx, t, false); err != nil {
-			return fmt.Errorf("%w: catching it up to the live state's id %d failed: %w", ErrSnapshotBehind, live.pos.ID, err)
+			return fmt.Errorf("%w: catching it up to the live state's id %d failed: %w", ErrSnapshotBehind, live.pos.ID, bare(err))
 		}
-		if cur = stateMetaLocked(t); cur.pos.ID < live.pos.ID {
+		if cur, err = readState(t); err != nil {
+			return wrapStateErr(err)
+		}
+		if cur.pos.ID < live.pos.ID {
 			return fmt.Errorf("%w: caught up to id %d, the live state holds %d", ErrSnapshotBehind, cur.pos.ID, live.pos.ID)
 		}
 		return nil

@@ -2,7 +2,6 @@ package whycache
 
 import (
 	"context"
-	"fmt"
 	"time"
 
 	"github.com/whycache/whycache/prefixtree"
@@ -39,15 +38,9 @@ func (c *Instance) Stats(ctx context.Context) (Stats, error) {
 		if err != nil {
 			return err
 		}
-		// Read the words of one committed batch, waiting for a batch in
-		// progress as Get does.
-		for {
-			seq, err := f.ReadBegin()
-			if err != nil {
-				return err
-			}
+		// The counters and meta words of one committed batch.
+		_, err = readStateWith(t, func(m stateMeta) {
 			fs := f.Stats()
-			m := stateMetaLocked(t)
 			st = Stats{
 				StatePath:  c.path,
 				Valid:      m.filled,
@@ -63,17 +56,15 @@ func (c *Instance) Stats(ctx context.Context) (Stats, error) {
 			if m.appliedAt != 0 {
 				st.LastApplied = time.Unix(0, int64(m.appliedAt))
 			}
-			if f.ReadValid(seq) {
-				return nil
-			}
-		}
+		})
+		return err
 	})
 	if err != nil || ctx == nil {
 		return st, err
 	}
 	latest, err := c.store.LatestUpdateID(ctx)
 	if err != nil {
-		return st, fmt.Errorf("whycache: stats: %w", err)
+		return st, withContext("stats", err)
 	}
 	st.LatestID = latest
 	if latest > st.UpdateID {

@@ -58,3 +58,5 @@
 // waits with bounded sleeps, and a dead writer's transaction is left for a
 // writable process to repair (or reported after ReadTimeout).
 package shm
+
+import _ "github.com/whycache/whycache/internal/linux" // Linux only: a build for another system stops there

@@ -59,33 +59,33 @@ func (e *env) demo(keep bool, readers int) (err error) {
 	start := time.Now()
 	dir, err := os.MkdirTemp("", "whycache-demo-")
 	if err != nil {
-		return fmt.Errorf("demo: %w", err)
+		return wrap(err, "demo")
 	}
 	d := &demo{e: e, dir: dir, logDir: filepath.Join(dir, "log"), readers: readers, inst: map[string]*whycache.Instance{}}
 	defer func() {
 		if cerr := d.close(); err == nil && cerr != nil {
-			err = fmt.Errorf("demo: %w", cerr)
+			err = wrap(cerr, "demo")
 		}
 		if keep {
 			e.printf("\nKept %s (log in log/, one state file per machine).\n", dir)
 		} else if rerr := os.RemoveAll(dir); err == nil && rerr != nil {
-			err = fmt.Errorf("demo: clean up: %w", rerr)
+			err = wrap(rerr, "demo: clean up")
 		}
 	}()
 	e.printf("whycache demo: a tour on a file store in %s\n", dir)
 	if d.store, err = whycache.NewFileStore(d.logDir); err != nil {
-		return fmt.Errorf("demo: %w", err)
+		return wrap(err, "demo")
 	}
 	if d.a, err = d.machine("a"); err != nil {
-		return fmt.Errorf("demo: %w", err)
+		return wrap(err, "demo")
 	}
 	steps := []func() error{d.shareState, d.groupCommit, d.catchUp, d.snapshot, d.rewrite}
 	for _, step := range steps {
 		if err := step(); err != nil {
-			return fmt.Errorf("demo: %w", err)
+			return wrap(err, "demo")
 		}
 		if err := e.ctx.Err(); err != nil {
-			return fmt.Errorf("demo: %w", err)
+			return wrap(err, "demo")
 		}
 	}
 	e.printf("\nDone in %s. Next: 'whycache --help', and the README's \"Command-line tool\" section.\n", fmtDur(time.Since(start)))

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"flag"
-	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -122,7 +121,7 @@ func (e *env) follow(o followFlags) error {
 		logger.Info("whycache: follow: stopping on signal")
 		return nil
 	}
-	return fmt.Errorf("follow: %w", err)
+	return wrap(err, "follow")
 }
 
 // serveMetrics starts the metrics endpoint and returns a function that
@@ -130,7 +129,7 @@ func (e *env) follow(o followFlags) error {
 func serveMetrics(addr string, m *metrics, logger *slog.Logger) (func(), error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return nil, fmt.Errorf("follow: --metrics-addr %s: %w", addr, err)
+		return nil, wrap(err, "follow: --metrics-addr %s", addr)
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", m.handler())

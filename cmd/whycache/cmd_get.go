@@ -47,7 +47,7 @@ func (e *env) get(key string, update bool) error {
 	case errors.Is(err, whycache.ErrEmptyKey):
 		return withCode(exitUsage, fmt.Errorf("get: the key is empty"))
 	case err != nil:
-		return fmt.Errorf("%s: %w", what, err)
+		return wrap(err, "%s", what)
 	}
 	if e.g.json {
 		return writeJSON(e.stdout, newJSONItem([]byte(key), v, true))
@@ -63,7 +63,7 @@ func (e *env) maybeUpdate(s *session, update bool, what string) error {
 	}
 	up, err := e.catchUp(s)
 	if err != nil {
-		return fmt.Errorf("%s: update: %w", what, err)
+		return wrap(err, "%s: update", what)
 	}
 	if up.Rebuilt != nil {
 		e.warnf("%s: rebuilt the state %s from the whole log: %s", what, s.inst.StatePath(), oneLine(up.Rebuilt))

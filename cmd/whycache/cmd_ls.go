@@ -82,7 +82,7 @@ func (e *env) ls(prefix string, values bool, limit int, update bool) error {
 		werr = ferr
 	}
 	if err != nil {
-		return fmt.Errorf("ls: %w", err)
+		return wrap(err, "ls")
 	}
 	return werr
 }

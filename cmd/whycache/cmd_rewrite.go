@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"flag"
-	"fmt"
 	"time"
 
 	"github.com/whycache/whycache"
@@ -88,7 +87,7 @@ func (e *env) rewrite(limit uint64, drop []string, dry bool, keepDeletesAbove ui
 	st, err := s.inst.RewriteHistoryStats(e.ctx, limit, opts)
 	p.finish()
 	if err != nil {
-		return fmt.Errorf("rewrite-history of %s: %w", s.describe(), err)
+		return wrap(err, "rewrite-history of %s", s.describe())
 	}
 	took := time.Since(start)
 	if drop == nil {

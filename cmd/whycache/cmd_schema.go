@@ -37,10 +37,10 @@ func (e *env) initSchema() error {
 	var warnings []string
 	if s.mysql != nil {
 		if err := s.mysql.CreateTable(e.ctx); err != nil {
-			return fmt.Errorf("init-schema %s: %w", s.describe(), err)
+			return wrap(err, "init-schema %s", s.describe())
 		}
 		if warnings, err = s.mysql.CheckServer(e.ctx); err != nil {
-			return fmt.Errorf("init-schema %s: check server: %w", s.describe(), err)
+			return wrap(err, "init-schema %s: check server", s.describe())
 		}
 		for _, w := range warnings {
 			e.warnf("%s", w)
@@ -48,11 +48,11 @@ func (e *env) initSchema() error {
 	}
 	info, err := s.store.Info(e.ctx)
 	if err != nil {
-		return fmt.Errorf("init-schema %s: %w", s.describe(), err)
+		return wrap(err, "init-schema %s", s.describe())
 	}
 	latest, err := s.store.LatestUpdateID(e.ctx)
 	if err != nil {
-		return fmt.Errorf("init-schema %s: %w", s.describe(), err)
+		return wrap(err, "init-schema %s", s.describe())
 	}
 	if e.g.json {
 		if warnings == nil {

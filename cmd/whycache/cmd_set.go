@@ -35,7 +35,7 @@ starts with "-".`,
 				if *stdin {
 					v, err := io.ReadAll(e.stdin)
 					if err != nil {
-						return fmt.Errorf("set: read standard input: %w", err)
+						return wrap(err, "set: read standard input")
 					}
 					value = v
 				} else {
@@ -122,9 +122,9 @@ func (e *env) reportWrite(s *session, what string, id uint64) error {
 // key is a usage error.
 func writeError(what string, err error) error {
 	if errors.Is(err, context.Canceled) {
-		err = fmt.Errorf("interrupted before the commit, nothing was committed: %w", err)
+		err = wrap(err, "interrupted before the commit, nothing was committed")
 	}
-	err = fmt.Errorf("%s: %w", what, err)
+	err = wrap(err, "%s", what)
 	if errors.Is(err, whycache.ErrEmptyKey) {
 		return withCode(exitUsage, err)
 	}

@@ -72,7 +72,7 @@ func (e *env) snapshotExport(out string, update, gz bool) error {
 	}
 	st, err := s.inst.Stats(nil)
 	if err != nil {
-		return fmt.Errorf("%s: %w", what, err)
+		return wrap(err, "%s", what)
 	}
 	// Snapshot size: 32-byte header, 16 bytes per item plus its key and
 	// value, 20-byte trailer. Writes meanwhile make it an estimate.
@@ -92,11 +92,11 @@ func (e *env) snapshotExport(out string, update, gz bool) error {
 	}
 	p.finish()
 	if err != nil {
-		return fmt.Errorf("%s: %w", what, err)
+		return wrap(err, "%s", what)
 	}
 	after, err := s.inst.Stats(nil)
 	if err != nil {
-		return fmt.Errorf("%s: %w", what, err)
+		return wrap(err, "%s", what)
 	}
 	sum := snapshotSummary{File: out, UpdateID: id, Keys: after.Keys, Bytes: n, Seconds: time.Since(start).Seconds()}
 	w := e.stdout
@@ -178,7 +178,7 @@ func (e *env) snapshotImport(in string, update, force bool) error {
 	if in != "-" {
 		f, err := os.Open(in)
 		if err != nil {
-			return fmt.Errorf("snapshot import: %w", err)
+			return wrap(err, "snapshot import")
 		}
 		defer f.Close()
 		if fi, err := f.Stat(); err == nil && fi.Mode().IsRegular() {
@@ -193,9 +193,9 @@ func (e *env) snapshotImport(in string, update, force bool) error {
 	p.finish()
 	switch {
 	case errors.Is(err, whycache.ErrLogMismatch):
-		return fmt.Errorf("%s: the snapshot was written from another log than %s: %w", what, s.describe(), err)
+		return wrap(err, "%s: the snapshot was written from another log than %s", what, s.describe())
 	case err != nil:
-		return fmt.Errorf("%s: %w", what, err)
+		return wrap(err, "%s", what)
 	}
 	loadedID := s.inst.UpdateID()
 	if err := e.maybeUpdate(s, update, what); err != nil {
@@ -203,7 +203,7 @@ func (e *env) snapshotImport(in string, update, force bool) error {
 	}
 	st, err := s.inst.Stats(nil)
 	if err != nil {
-		return fmt.Errorf("%s: %w", what, err)
+		return wrap(err, "%s", what)
 	}
 	sum := snapshotSummary{File: in, UpdateID: st.UpdateID, Keys: st.Keys, Bytes: cr.n, Seconds: time.Since(start).Seconds()}
 	if e.g.json {

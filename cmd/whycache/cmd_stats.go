@@ -60,7 +60,7 @@ func (e *env) stats(local bool) error {
 	}
 	st, err := s.inst.Stats(ctx)
 	if err != nil {
-		return fmt.Errorf("stats: %w", err)
+		return wrap(err, "stats")
 	}
 	j := statsJSON{
 		Store: s.describe(), StatePath: st.StatePath, Valid: st.Valid,
@@ -178,19 +178,19 @@ func (e *env) verify() error {
 	var errs []error
 	code := exitFailure
 	if stateErr != nil {
-		errs = append(errs, fmt.Errorf("state %s: %w", s.inst.StatePath(), stateErr))
+		errs = append(errs, wrap(stateErr, "state %s", s.inst.StatePath()))
 		if errors.Is(stateErr, whycache.ErrCorrupt) {
 			code = exitVerify
 		}
 	}
 	if logErr != nil {
-		errs = append(errs, fmt.Errorf("log %s: %w", s.describe(), logErr))
+		errs = append(errs, wrap(logErr, "log %s", s.describe()))
 		if errors.Is(logErr, logstore.ErrCorrupt) {
 			code = exitVerify
 		}
 	}
 	if len(errs) > 0 {
-		return withCode(code, fmt.Errorf("verify: %w", errors.Join(errs...)))
+		return withCode(code, wrap(errors.Join(errs...), "verify"))
 	}
 	if !e.g.json {
 		e.printf("verified in %s\n", fmtDur(time.Since(start)))

@@ -2,7 +2,6 @@ package main
 
 import (
 	"flag"
-	"fmt"
 	"time"
 
 	"github.com/whycache/whycache"
@@ -47,7 +46,7 @@ func (e *env) update() error {
 	start := time.Now()
 	up, err := e.catchUp(s)
 	if err != nil {
-		return fmt.Errorf("update from %s: %w", s.describe(), err)
+		return wrap(err, "update from %s", s.describe())
 	}
 	if up.Rebuilt != nil {
 		e.warnf("update: rebuilt the state %s from the whole log: %s", s.inst.StatePath(), oneLine(up.Rebuilt))
@@ -55,7 +54,7 @@ func (e *env) update() error {
 	took := time.Since(start)
 	st, err := s.inst.Stats(e.ctx)
 	if err != nil {
-		return fmt.Errorf("update: %w", err)
+		return wrap(err, "update")
 	}
 	if e.g.json {
 		rebuilt := ""

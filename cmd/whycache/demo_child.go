@@ -46,7 +46,7 @@ func (e *env) demoChild(role, key, value string) error {
 		id, err := s.inst.Set(e.ctx, []byte(key), []byte(value))
 		end := time.Now()
 		if err != nil {
-			return fmt.Errorf("demo-child: %w", err)
+			return wrap(err, "demo-child")
 		}
 		e.printf("set %d %d %d\n", id, start.UnixNano(), end.UnixNano())
 		return nil
@@ -83,7 +83,7 @@ type demoChild struct {
 func (d *demo) spawn(machine, role, key, value string) (*demoChild, error) {
 	exe, err := os.Executable()
 	if err != nil {
-		return nil, fmt.Errorf("find own executable: %w", err)
+		return nil, wrap(err, "find own executable")
 	}
 	cmd := exec.CommandContext(d.e.ctx, exe, "demo-child", "--store", "file:"+d.logDir,
 		"--state", d.statePath(machine), "--", role, key, value)
@@ -95,7 +95,7 @@ func (d *demo) spawn(machine, role, key, value string) (*demoChild, error) {
 		return nil, err
 	}
 	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start a child process: %w", err)
+		return nil, wrap(err, "start a child process")
 	}
 	return &demoChild{cmd: cmd, out: bufio.NewScanner(out)}, nil
 }
@@ -119,7 +119,7 @@ func (c *demoChild) expect(word string) ([]string, error) {
 // wait waits for the child to exit.
 func (c *demoChild) wait() error {
 	if err := c.cmd.Wait(); err != nil {
-		return fmt.Errorf("child process %d: %w", c.pid(), err)
+		return wrap(err, "child process %d", c.pid())
 	}
 	return nil
 }

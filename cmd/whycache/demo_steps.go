@@ -71,7 +71,7 @@ func (d *demo) shareState() error {
 	var id uint64
 	var setStart, setEnd int64
 	if _, err := fmt.Sscan(strings.Join(f, " "), &id, &setStart, &setEnd); err != nil {
-		return fmt.Errorf("writer process said %q: %w", f, err)
+		return wrap(err, "writer process said %q", f)
 	}
 	d.e.printf("   writer process (pid %d): Set(%q, %q) committed as log record %d and applied to the shared state in %s\n",
 		w.pid(), key, value, id, fmtDur(time.Duration(setEnd-setStart)))
@@ -82,7 +82,7 @@ func (d *demo) shareState() error {
 		}
 		var seen, gets int64
 		if _, err := fmt.Sscan(strings.Join(f, " "), &seen, &gets); err != nil {
-			return fmt.Errorf("reader process said %q: %w", f, err)
+			return wrap(err, "reader process said %q", f)
 		}
 		if err := c.wait(); err != nil {
 			return err

@@ -181,12 +181,32 @@ func usageErrorf(format string, args ...any) error {
 // withCode gives err the exit code.
 func withCode(code int, err error) error { return &exitError{code: code, err: err} }
 
-// oneLine renders err as one line without the repeated "whycache: "
-// prefixes of wrapped library errors.
+// oneLine renders err as one line (joined errors separated by "; ")
+// without the leading "whycache: " of a library error: main prints its
+// own. Errors carry that prefix once and first (the library's rule, and
+// wrap's), so nothing else needs removing.
 func oneLine(err error) string {
-	msg := err.Error()
-	msg = strings.TrimPrefix(msg, "whycache: ")
-	msg = strings.ReplaceAll(msg, ": whycache: ", ": ")
-	msg = strings.ReplaceAll(msg, "\n", "; ")
-	return msg
+	msg := strings.TrimPrefix(err.Error(), "whycache: ")
+	return strings.ReplaceAll(msg, "\n", "; ")
 }
+
+// wrap returns err with the command's context in front: "context:
+// cause", the context formatted from format and args. A library error's
+// leading "whycache: " is dropped from the cause (main prints one before
+// every message), so no message says it twice. errors.Is and errors.As
+// see the cause.
+func wrap(err error, format string, args ...any) error {
+	return &contextError{context: fmt.Sprintf(format, args...), err: err}
+}
+
+// contextError is an error with the command's context; see wrap.
+type contextError struct {
+	context string
+	err     error
+}
+
+func (e *contextError) Error() string {
+	return e.context + ": " + strings.TrimPrefix(e.err.Error(), "whycache: ")
+}
+
+func (e *contextError) Unwrap() error { return e.err }

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"fmt"
 	"os"
 	"strings"
 
@@ -25,12 +24,12 @@ func (e *env) applyPassword(cfg *mysql.Config) error {
 	if e.g.passwordFile != "" {
 		f, err := os.Open(e.g.passwordFile)
 		if err != nil {
-			return fmt.Errorf("--password-file: %w", err)
+			return wrap(err, "--password-file")
 		}
 		defer f.Close()
 		fi, err := f.Stat()
 		if err != nil {
-			return fmt.Errorf("--password-file: %w", err)
+			return wrap(err, "--password-file")
 		}
 		if fi.Mode().Perm()&0o004 != 0 {
 			return usageErrorf("--password-file %s is readable by every user (mode %#o): chmod o-r %s", e.g.passwordFile, fi.Mode().Perm(), e.g.passwordFile)

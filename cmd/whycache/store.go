@@ -80,7 +80,7 @@ func (e *env) openStore() (*session, error) {
 	case storeFile:
 		fs, err := whycache.NewFileStoreOptions(spec.arg, whycache.FileStoreOptions{NoCreate: !e.createLog})
 		if err != nil {
-			return nil, fmt.Errorf("open %s: %w", spec, err)
+			return nil, wrap(err, "open %s", spec)
 		}
 		s.file, s.store = fs, fs
 		s.closers = append(s.closers, fs.Close)
@@ -102,7 +102,7 @@ func (e *env) openStore() (*session, error) {
 		ms, err := whycache.NewMySQLStore(db, e.g.table)
 		if err != nil {
 			s.close()
-			return nil, withCode(exitUsage, fmt.Errorf("--table %q: %w", e.g.table, err))
+			return nil, withCode(exitUsage, wrap(err, "--table %q", e.g.table))
 		}
 		s.mysql, s.store = ms, ms
 		s.closers = append(s.closers, ms.Close)
@@ -188,7 +188,7 @@ func (s *session) requireValid(what string) error {
 		return missingState(what, s.inst.StatePath())
 	}
 	if err != nil {
-		return fmt.Errorf("%s: %w", what, err)
+		return wrap(err, "%s", what)
 	}
 	if st.Valid {
 		return nil

@@ -2,7 +2,6 @@ package main
 
 import (
 	"errors"
-	"fmt"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -142,7 +141,7 @@ func TestJSONItem(t *testing.T) {
 }
 
 func TestOneLine(t *testing.T) {
-	err := fmt.Errorf("update: %w", errors.Join(errors.New("whycache: read log: a"), errors.New("b")))
+	err := wrap(errors.Join(errors.New("whycache: read log: a"), errors.New("b")), "update")
 	if got, want := oneLine(err), "update: read log: a; b"; got != want {
 		t.Errorf("oneLine = %q, want %q", got, want)
 	}

@@ -7,11 +7,11 @@ import (
 	"context"
 	"errors"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sync"
 	"testing"
 
+	"github.com/whycache/whycache/internal/testproc"
 	"golang.org/x/sys/unix"
 )
 
@@ -125,18 +125,12 @@ func TestLockBadDescriptor(t *testing.T) {
 	}
 }
 
-// Environment of the helper process that holds a lock.
-const helperPathEnv = "FLOCK_TEST_HOLD"
-
-// TestHelperHoldLock is the body of the helper process: it takes the lock
-// on the file $FLOCK_TEST_HOLD, prints "locked" and holds it until its
-// standard input closes. It does nothing in a normal run.
+// TestHelperHoldLock is the body of the helper process (testproc): it
+// takes the lock on the file its argument names, prints "locked" and
+// holds it until its standard input closes. It does nothing in a normal
+// run.
 func TestHelperHoldLock(t *testing.T) {
-	path := os.Getenv(helperPathEnv)
-	if path == "" {
-		t.Skip("runs only as a helper process")
-	}
-	fd := openLock(t, path)
+	fd := openLock(t, testproc.Arg(t))
 	if err := Lock(context.Background(), fd); err != nil {
 		t.Fatal(err)
 	}
@@ -146,25 +140,9 @@ func TestHelperHoldLock(t *testing.T) {
 
 func TestLockHeldByAnotherProcess(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "lock")
-	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperHoldLock$", "-test.count=1")
-	cmd.Env = append(os.Environ(), helperPathEnv+"="+path)
-	cmd.Stderr = os.Stderr
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	lines := bufio.NewScanner(stdout)
-	if !lines.Scan() || lines.Text() != "locked" {
-		cmd.Process.Kill()
-		cmd.Wait()
-		t.Fatalf("helper did not take the lock: %q %v", lines.Text(), lines.Err())
+	p := testproc.Start(t, "holder", "TestHelperHoldLock", path)
+	if _, line, ok := p.Await(0, nil); !ok || line != "locked" {
+		t.Fatalf("helper did not take the lock: %q", p.Tail(10))
 	}
 	fd := openLock(t, path)
 	waiting := onWait(t)
@@ -178,8 +156,8 @@ func TestLockHeldByAnotherProcess(t *testing.T) {
 	}
 	// Once the helper exits, its lock is released and Lock takes it.
 	waitHook = nil
-	stdin.Close()
-	if err := cmd.Wait(); err != nil {
+	p.CloseStdin()
+	if err := p.Wait(); err != nil {
 		t.Fatalf("helper: %v", err)
 	}
 	if err := Lock(context.Background(), fd); err != nil {

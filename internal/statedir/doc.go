@@ -56,3 +56,5 @@
 // The package relies on openat(2), linkat(2), renameat(2) and O_NOFOLLOW
 // and is built for Linux, like the state files it serves.
 package statedir
+
+import _ "github.com/whycache/whycache/internal/linux" // Linux only: a build for another system stops there

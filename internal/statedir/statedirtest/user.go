@@ -15,6 +15,8 @@ import (
 	"strconv"
 	"syscall"
 	"testing"
+
+	_ "github.com/whycache/whycache/internal/linux" // Linux only: a build for another system stops there
 )
 
 // UserName is the throwaway system user the tests run processes as.

@@ -1,0 +1,223 @@
+package mysqlstore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/whycache/whycache/logstore"
+)
+
+// pollPage is what one Poll statement returned.
+type pollPage struct {
+	metaFound         bool
+	next, latestNonce uint64
+	horizon, latestUS uint64
+	logID             []byte
+
+	rowFound, markFound bool // the lowest row / mark at or above the position
+	rowID, rowNonce     uint64
+	markID, markNonce   uint64
+
+	latestFound               bool // the highest mark
+	latestMarkID, latestMarkN uint64
+
+	ids, nonces []uint64
+	ends        []int // ends[i] is the end of record i in data
+	data        []byte
+	got         int  // records the statement returned, buffered or not
+	cut         bool // records were left out to stay within PageBytes
+}
+
+// Poll reads, with one SELECT statement (one InnoDB read view, one round
+// trip; prepared once per connection), the meta row, the highest mark,
+// the trace the verdict on req.After needs (the lowest row and mark at or
+// above req.After.ID, looked up only when logstore.NeedsLookup says so;
+// a trace without a nonce checks the position by id only) and up to req.Max
+// records (PageRows when 0 or larger) with req.After.ID < id <= the latest
+// id of the same view; see logstore.Store. A page stops early once it
+// buffers PageBytes of contents (at least one record is delivered); More
+// is then set and the next calls ask for fewer rows. fn is called after
+// the statement's rows are read and the whole result (Info, Latest,
+// LatestTime, Verdict, More) is settled, with no connection held;
+// contents are valid only during the call. An error from fn stops the
+// delivery and is returned as is, with that result and Next = the
+// position of the last entry fn accepted. Poll never writes; req.Primary
+// is ignored (the store has one pool).
+//
+// Errors: ErrNoLog when the tables or the meta row are missing (the
+// message says why, and names a table in Python whycache's layout),
+// ErrCorrupt for a damaged meta row, ErrClosed, the context's, the
+// server's, or fn's as is.
+func (s *Store) Poll(ctx context.Context, req logstore.PollRequest, fn func(logstore.Entry) error) (logstore.PollResult, error) {
+	if err := s.checkUsable(ctx); err != nil {
+		return logstore.PollResult{}, err
+	}
+	limit := s.pollLimit()
+	if req.Max > 0 && req.Max < limit {
+		limit = req.Max
+	}
+	p, err := s.pollQuery(ctx, req.After, limit)
+	if err != nil {
+		return logstore.PollResult{}, err
+	}
+	res := logstore.PollResult{
+		Latest: logstore.Position{ID: p.next - 1},
+		Next:   req.After,
+		More:   p.cut || p.got > limit,
+	}
+	// The meta row's latest nonce is the latest commit's only if that
+	// commit left the highest mark: a writer of an earlier version (during
+	// a rolling upgrade) advances the counter without a nonce or a mark.
+	if p.latestFound && p.latestMarkID == res.Latest.ID && p.latestMarkN == p.latestNonce {
+		res.Latest.Nonce = p.latestNonce
+	}
+	res.Info.Horizon = p.horizon
+	if res.Info.ID, err = s.decodeLogID(p.logID); err != nil {
+		return logstore.PollResult{}, fmt.Errorf("mysqlstore: poll: %w", err)
+	}
+	if p.latestUS > 0 && p.latestUS <= math.MaxInt64 {
+		res.LatestTime = time.UnixMicro(int64(p.latestUS))
+	}
+	found, nonce := p.rowFound, p.rowNonce
+	if p.markFound && (!found || p.markID < p.rowID) {
+		found, nonce = true, p.markNonce
+	}
+	after := req.After
+	if found && nonce == 0 {
+		// The trace was written without a nonce (before the upgrade that
+		// added them, or by a writer of an earlier version): the position
+		// is checked by id only (see logstore's package documentation).
+		after.Nonce = 0
+	}
+	res.Verdict = logstore.Judge(after, res.Latest, res.Info.Horizon, found, nonce)
+	s.pollAdapt(p, limit)
+	n := min(len(p.ids), limit)
+	for i := range n {
+		start := 0
+		if i > 0 {
+			start = p.ends[i-1]
+		}
+		e := logstore.Entry{ID: p.ids[i], Nonce: p.nonces[i], Contents: p.data[start:p.ends[i]:p.ends[i]]}
+		if err := fn(e); err != nil {
+			return res, err
+		}
+		res.Next = e.Position()
+	}
+	return res, nil
+}
+
+// pollLimit returns the rows the next Poll asks for.
+func (s *Store) pollLimit() int {
+	if n := s.pollN.Load(); n > 0 {
+		return int(n)
+	}
+	return s.opts.PageRows
+}
+
+// pollAdapt sets the rows later polls ask for: as many as fitted in
+// PageBytes after a page was cut, and twice as many (up to PageRows) after
+// a full page of less than half PageBytes.
+func (s *Store) pollAdapt(p *pollPage, limit int) {
+	switch {
+	case p.cut:
+		s.pollN.Store(int64(max(len(p.ids), 1)))
+	case p.got > limit && len(p.data) < s.opts.PageBytes/2 && limit < s.opts.PageRows:
+		s.pollN.Store(int64(min(2*limit, s.opts.PageRows)))
+	}
+}
+
+// pollQuery runs the Poll statement for the records after after, at most
+// limit+1 of them (the extra one tells that there are more).
+func (s *Store) pollQuery(ctx context.Context, after logstore.Position, limit int) (*pollPage, error) {
+	st, err := s.prepared(ctx, s.q.poll)
+	if err != nil {
+		return nil, s.pollError(ctx, err)
+	}
+	// Judge needs the lookup only below the latest id, which the statement
+	// compares itself; ids never exceed MaxInt64 (the counter goes through
+	// LAST_INSERT_ID), so a position above cannot need it.
+	lookup, at := 0, uint64(0)
+	if after.ID != 0 && after.Nonce != 0 && after.ID < math.MaxInt64 {
+		lookup, at = 1, after.ID
+	}
+	rows, err := st.QueryContext(ctx, lookup, at, at, lookup, at, at, after.ID, limit+1)
+	if err != nil {
+		return nil, s.pollError(ctx, err)
+	}
+	p := &pollPage{}
+	if err := s.pollRead(rows, p, after.ID); err != nil {
+		rows.Close()
+		return nil, err
+	}
+	if err := rows.Close(); err != nil {
+		return nil, s.pollError(ctx, err)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, s.pollError(ctx, err)
+	}
+	if !p.metaFound {
+		return nil, s.noLog(ctx, "poll", sql.ErrNoRows)
+	}
+	if p.next == 0 {
+		return nil, fmt.Errorf("mysqlstore: poll: meta row of %s has next_id 0: %w", s.table, logstore.ErrCorrupt)
+	}
+	return p, nil
+}
+
+// pollRead reads the rows of the Poll statement into p.
+func (s *Store) pollRead(rows *sql.Rows, p *pollPage, after uint64) error {
+	for rows.Next() {
+		var kind int
+		var id, nonce, horizon, us uint64
+		var blob sql.RawBytes
+		if err := rows.Scan(&kind, &id, &nonce, &horizon, &us, &blob); err != nil {
+			return fmt.Errorf("mysqlstore: poll: %w", err)
+		}
+		switch kind {
+		case pollKindMeta:
+			p.metaFound = true
+			p.next, p.latestNonce, p.horizon, p.latestUS = id, nonce, horizon, us
+			p.logID = append(p.logID[:0], blob...)
+		case pollKindRow:
+			p.rowFound, p.rowID, p.rowNonce = true, id, nonce
+		case pollKindMark:
+			p.markFound, p.markID, p.markNonce = true, id, nonce
+		case pollKindLatest:
+			p.latestFound, p.latestMarkID, p.latestMarkN = true, id, nonce
+		case pollKindRecord:
+			p.got++
+			if n := len(p.ids); id <= after || (n > 0 && id <= p.ids[n-1]) {
+				return fmt.Errorf("mysqlstore: poll: server returned record %d out of order: %w", id, logstore.ErrCorrupt)
+			}
+			if p.cut || (len(p.ids) > 0 && len(p.data) >= s.opts.PageBytes) {
+				p.cut = true
+				continue
+			}
+			p.ids = append(p.ids, id)
+			p.nonces = append(p.nonces, nonce)
+			p.data = append(p.data, blob...)
+			p.ends = append(p.ends, len(p.data))
+		default:
+			return fmt.Errorf("mysqlstore: poll: row of unknown kind %d", kind)
+		}
+	}
+	return nil
+}
+
+// pollError maps an error of the Poll statement: missing tables or
+// columns are ErrNoLog, a statement closed by Close is ErrClosed.
+func (s *Store) pollError(ctx context.Context, err error) error {
+	switch {
+	case isMissing(err):
+		return s.noLog(ctx, "poll", err)
+	case errors.Is(err, logstore.ErrClosed):
+		return err
+	case s.closed.Load():
+		return fmt.Errorf("mysqlstore: poll: %w (%v)", logstore.ErrClosed, err)
+	}
+	return fmt.Errorf("mysqlstore: poll: %w", err)
+}

@@ -1,0 +1,268 @@
+package mysqlstore
+
+import (
+	"context"
+	"database/sql"
+	"encoding/hex"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/go-sql-driver/mysql"
+	"github.com/whycache/whycache/internal/mysqltest"
+	"github.com/whycache/whycache/logstore"
+)
+
+// TestPollSnapshotAtRate is the poll race as an operator meets it:
+// writers in other pools set a few hot keys at about 1,000 sets/s, each
+// set REPLACEing the older row of its key, while a poller tails the log
+// with Poll. After every complete poll its copy must hold, for every key,
+// the value of the newest record at or below the poll's Latest.ID. A
+// poll that reads the latest id and the rows in two statements fails
+// this: a replacement between the two removes a row the poller still
+// needed and puts its successor above the latest id it read.
+func TestPollSnapshotAtRate(t *testing.T) {
+	const writers, keys, rate = 4, 8, 1000 // sets/s in all
+	run := 5 * time.Second
+	if testing.Short() {
+		run = 2 * time.Second
+	}
+	s, _ := testStore(t, Options{})
+	ctx := context.Background()
+
+	type write struct {
+		id       uint64
+		key, val string
+	}
+	var mu sync.Mutex // guards writes
+	var writes []write
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	errs := make(chan error, writers+1)
+	for w := range writers {
+		ws := testStoreOn(t, mysqltest.DB(t), s.Table(), Options{})
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rng := rand.New(rand.NewPCG(uint64(w), 7))
+			tick := time.NewTicker(time.Second * writers / rate)
+			defer tick.Stop()
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				case <-tick.C:
+				}
+				key := fmt.Sprintf("hot%d", rng.IntN(keys))
+				val := fmt.Sprintf("w%d-%d", w, i)
+				c, err := ws.Commit(ctx, logstore.LogID{}, []logstore.Record{{Contents: recordOf(t, key, val), SingleKey: []byte(key)}})
+				if err != nil {
+					errs <- fmt.Errorf("writer %d: %w", w, err)
+					return
+				}
+				mu.Lock()
+				writes = append(writes, write{c.Last, key, val})
+				mu.Unlock()
+			}
+		}()
+	}
+
+	type seen struct {
+		latest uint64
+		state  map[string]string
+	}
+	var polls []seen
+	reader := testStoreOn(t, mysqltest.DB(t), s.Table(), Options{})
+	state := map[string]string{}
+	var pos logstore.Position
+	// Run for the planned time, and on a loaded machine (the race detector,
+	// other tests) longer, until enough sets raced the polls.
+	const minSets = 1000
+	start := time.Now()
+	enough := func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(writes) >= minSets || time.Since(start) > 6*run
+	}
+	for time.Since(start) < run || !enough() {
+		var res logstore.PollResult
+		for {
+			var err error
+			res, err = reader.Poll(ctx, logstore.PollRequest{After: pos, Max: 4}, func(e logstore.Entry) error {
+				return logstore.DecodeRecord(e.Contents, func(it logstore.Item) error {
+					state[string(it.Key)] = string(it.Value)
+					return nil
+				})
+			})
+			if err != nil {
+				t.Fatalf("Poll after %+v: %v", pos, err)
+			}
+			if res.Verdict == logstore.VerdictMismatch || res.Verdict == logstore.VerdictAhead {
+				t.Fatalf("Poll after %+v: verdict %v on a log that only grows", pos, res.Verdict)
+			}
+			pos = res.Next
+			if !res.More {
+				break
+			}
+		}
+		pos = res.Latest
+		cp := make(map[string]string, len(state))
+		for k, v := range state {
+			cp[k] = v
+		}
+		polls = append(polls, seen{pos.ID, cp})
+	}
+	close(stop)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+
+	sort.Slice(writes, func(i, j int) bool { return writes[i].id < writes[j].id })
+	bad, w := 0, 0
+	newest := map[string]string{}
+	for _, p := range polls { // polls ascend by latest id
+		for ; w < len(writes) && writes[w].id <= p.latest; w++ {
+			newest[writes[w].key] = writes[w].val
+		}
+		for k, v := range newest {
+			if p.state[k] != v {
+				if bad++; bad <= 5 {
+					t.Errorf("poll at latest %d holds %s=%q, but the newest record <= %d wrote %q", p.latest, k, p.state[k], p.latest, v)
+				}
+			}
+		}
+	}
+	t.Logf("%d sets in %v by %d writers, %d polls", len(writes), time.Since(start).Round(time.Millisecond), writers, len(polls))
+	if len(writes) < minSets/2 || len(polls) < 100 {
+		t.Errorf("only %d sets and %d polls: the test did not run at its rate", len(writes), len(polls))
+	}
+	if bad > 0 {
+		t.Errorf("%d stale keys in %d polls", bad, len(polls))
+	}
+	if err := s.Check(ctx); err != nil {
+		t.Errorf("Check: %v", err)
+	}
+}
+
+// countingConn counts the requests a client sends and the round trips
+// they take: a round trip starts with the first write after a read.
+type countingConn struct {
+	net.Conn
+	writes, trips *atomic.Int64
+	read          bool // the last operation was a read
+}
+
+func (c *countingConn) Write(b []byte) (int, error) {
+	c.writes.Add(1)
+	if c.read {
+		c.trips.Add(1)
+		c.read = false
+	}
+	return c.Conn.Write(b)
+}
+
+func (c *countingConn) Read(b []byte) (int, error) {
+	c.read = true
+	return c.Conn.Read(b)
+}
+
+// countingDB returns a one-connection pool on the test server whose
+// requests and round trips are counted.
+func countingDB(t *testing.T) (db *sql.DB, writes, trips *atomic.Int64) {
+	t.Helper()
+	cfg, err := mysql.ParseDSN(mysqltest.DSN(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var name [8]byte
+	for i := range name {
+		name[i] = byte(rand.Uint32())
+	}
+	netName := "whycachecount" + hex.EncodeToString(name[:])
+	writes, trips = new(atomic.Int64), new(atomic.Int64)
+	network := cfg.Net
+	mysql.RegisterDialContext(netName, func(ctx context.Context, addr string) (net.Conn, error) {
+		c, err := (&net.Dialer{}).DialContext(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		return &countingConn{Conn: c, writes: writes, trips: trips, read: true}, nil
+	})
+	t.Cleanup(func() { mysql.DeregisterDialContext(netName) })
+	cfg.Net = netName
+	c, err := mysql.NewConnector(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db = mysqltest.Open(t, c)
+	db.SetMaxOpenConns(1)
+	db.SetMaxIdleConns(1)
+	return db, writes, trips
+}
+
+func TestPollOneStatement(t *testing.T) {
+	// One Poll is one request and one round trip, whatever it delivers and
+	// whether it looks up a trace, once its statement is prepared on the
+	// connection.
+	s, _ := testStore(t, Options{})
+	ctx := context.Background()
+	var commits []logstore.Committed
+	for i := range 5 {
+		c, err := s.Commit(ctx, logstore.LogID{}, []logstore.Record{{Contents: recordOf(t, fmt.Sprint("k", i), "v")}, {Contents: recordOf(t, "x", "y")}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		commits = append(commits, c)
+	}
+	db, writes, trips := countingDB(t)
+	p := testStoreOn(t, db, s.Table(), Options{})
+	poll := func(after logstore.Position, max int) logstore.PollResult {
+		t.Helper()
+		res, err := p.Poll(ctx, logstore.PollRequest{After: after, Max: max}, func(logstore.Entry) error { return nil })
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res
+	}
+	poll(logstore.Position{}, 0) // prepares the statement on the connection
+	for _, tc := range []struct {
+		name  string
+		after logstore.Position
+		max   int
+		want  logstore.Verdict
+	}{
+		{"everything", logstore.Position{}, 0, logstore.VerdictNone},
+		{"a page", logstore.Position{}, 3, logstore.VerdictNone},
+		{"with a lookup", commits[1].Position(), 0, logstore.VerdictMatch},
+		{"with a lookup that mismatches", logstore.Position{ID: commits[1].Last, Nonce: 1}, 0, logstore.VerdictMismatch},
+		{"at the latest", commits[4].Position(), 0, logstore.VerdictMatch},
+		{"ahead", logstore.Position{ID: 1000, Nonce: 1}, 0, logstore.VerdictAhead},
+	} {
+		w0, t0 := writes.Load(), trips.Load()
+		res := poll(tc.after, tc.max)
+		w, r := writes.Load()-w0, trips.Load()-t0
+		if res.Verdict != tc.want {
+			t.Errorf("Poll %s: verdict %v, want %v", tc.name, res.Verdict, tc.want)
+		}
+		if w != 1 || r != 1 {
+			t.Errorf("Poll %s: %d requests in %d round trips, want 1 in 1", tc.name, w, r)
+		}
+	}
+	// For the record: what a commit costs on this pool.
+	w0, t0 := writes.Load(), trips.Load()
+	if _, err := p.Commit(ctx, logstore.LogID{}, []logstore.Record{{Contents: recordOf(t, "k", "v")}}); err != nil {
+		t.Fatal(err)
+	}
+	w0, t0 = writes.Load(), trips.Load()
+	if _, err := p.Commit(ctx, logstore.LogID{}, []logstore.Record{{Contents: recordOf(t, "k", "v")}}); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("one Commit: %d requests in %d round trips", writes.Load()-w0, trips.Load()-t0)
+}

@@ -1,0 +1,213 @@
+package mysqlstore
+
+import (
+	"strconv"
+	"strings"
+
+	"github.com/whycache/whycache/logstore"
+)
+
+// Sizes that bound what one statement may carry.
+const (
+	mediumBlobMax  = 1<<24 - 1 // largest MEDIUMBLOB
+	maxSingleKey   = 1024      // VARBINARY(1024)
+	stmtOverhead   = 4096      // SQL text, packet and parameter headers of one statement
+	rowOverhead    = 96        // per-row parameter headers, id, nonce, quotes and commas
+	limitsDeadline = 5         // seconds Limits waits for the server
+)
+
+// queries holds the SQL texts of one store. The table name, validated
+// by validTable, is the only thing ever formatted into them; every value
+// is a placeholder argument.
+type queries struct {
+	bumpCounter       string // UPDATE meta: take ids, set the latest nonce and time, lock the counter row
+	bumpCounterExpect string // bumpCounter only if log_id is the expected identity
+	insertMark        string // INSERT the commit's mark, copied from the meta row it just set
+	lockCounter       string // SELECT ... FOR UPDATE on the counter row
+	replaceHead       string // REPLACE INTO log ... VALUES (rows follow)
+	latest            string // next_id
+	info              string // log_id, horizon
+	identity          string // log_id, next_id
+	poll              string // one Poll: meta row, verification lookup and records in one statement
+	createMeta        string // INSERT the meta row
+	maxID             string // highest id in the log table
+	maxMark           string // highest id in the marks table
+	firstContents     string // contents of the lowest row
+	page              string // one page of records by id range
+	checkPage         string // one page of rows with every column, for Check
+	marksPage         string // one page of marks, for Check
+	meta              string // the whole meta row, for Check
+	raiseHorizon      string
+	pruneMarks        string // delete the lowest marks below a bound
+	compactUpdate     string // replace one record's contents if unchanged since read
+	deleteHead        string // DELETE FROM log WHERE id IN (...)
+	resetChunk        string // delete the lowest rows
+	resetMarksChunk   string // delete the lowest marks
+	deleteAll         string
+	deleteAllMarks    string
+	newIdentity       string
+}
+
+// commitTimeSQL is the server's clock in microseconds since 1970 UTC
+// (UTC_TIMESTAMP is the statement's start time, which statement-based
+// replication carries to replicas).
+const commitTimeSQL = "TIMESTAMPDIFF(MICROSECOND, '1970-01-01 00:00:00', UTC_TIMESTAMP(6))"
+
+// Row kinds of the Poll statement (its first column).
+const (
+	pollKindMeta   = 0 // the meta row: next_id, latest_nonce, horizon, latest_us, log_id
+	pollKindRow    = 1 // the lowest log row at or above the position: id, nonce
+	pollKindMark   = 2 // the lowest mark at or above the position: last_id, nonce
+	pollKindRecord = 3 // a record to deliver: id, nonce, contents
+	pollKindLatest = 4 // the highest mark: last_id, nonce
+)
+
+// newQueries returns the SQL texts for table, which must be valid.
+func newQueries(table string) queries {
+	t := "`" + table + "`"
+	m := "`" + table + "_meta`"
+	k := "`" + table + "_marks`"
+	bump := "UPDATE " + m + " SET next_id = LAST_INSERT_ID(next_id + ?), latest_nonce = ?, latest_us = " + commitTimeSQL + " WHERE one = 1"
+	return queries{
+		bumpCounter:       bump,
+		bumpCounterExpect: bump + " AND log_id = ?",
+		insertMark:        "INSERT INTO " + k + " (last_id, nonce, commit_us) SELECT next_id - 1, latest_nonce, latest_us FROM " + m + " WHERE one = 1",
+		lockCounter:       "SELECT next_id FROM " + m + " WHERE one = 1 FOR UPDATE",
+		replaceHead:       "REPLACE INTO " + t + " (id, single_key, contents, nonce) VALUES ",
+		latest:            "SELECT next_id FROM " + m + " WHERE one = 1",
+		info:              "SELECT log_id, horizon FROM " + m + " WHERE one = 1",
+		identity:          "SELECT log_id, next_id FROM " + m + " WHERE one = 1",
+		// One statement, so one InnoDB read view: the meta row (identity,
+		// horizon, latest position and time), the highest mark (the
+		// latest nonce holds only if it is the latest id's), the trace
+		// the verdict needs (the lowest row and the lowest mark at or
+		// above the position, only when the lookup argument is 1 and the
+		// position is below the latest id of that view), and the records
+		// after the position up to that latest id. Arguments: lookup,
+		// position, position, lookup, position, position, position, limit.
+		poll: "SELECT " + itoa(pollKindMeta) + ", next_id, latest_nonce, horizon, latest_us, log_id FROM " + m + " WHERE one = 1" +
+			" UNION ALL (SELECT " + itoa(pollKindLatest) + ", last_id, nonce, " + sqlZero + ", " + sqlZero + ", NULL FROM " + k + " ORDER BY last_id DESC LIMIT 1)" +
+			" UNION ALL (SELECT " + itoa(pollKindRow) + ", id, nonce, " + sqlZero + ", " + sqlZero + ", NULL FROM " + t +
+			" WHERE ? = 1 AND id >= ? AND ? + 1 < (SELECT next_id FROM " + m + " WHERE one = 1) ORDER BY id LIMIT 1)" +
+			" UNION ALL (SELECT " + itoa(pollKindMark) + ", last_id, nonce, " + sqlZero + ", " + sqlZero + ", NULL FROM " + k +
+			" WHERE ? = 1 AND last_id >= ? AND ? + 1 < (SELECT next_id FROM " + m + " WHERE one = 1) ORDER BY last_id LIMIT 1)" +
+			" UNION ALL (SELECT " + itoa(pollKindRecord) + ", id, nonce, " + sqlZero + ", " + sqlZero + ", contents FROM " + t +
+			" WHERE id > ? AND id < (SELECT next_id FROM " + m + " WHERE one = 1) ORDER BY id LIMIT ?)",
+		createMeta:      "INSERT INTO " + m + " (one, log_id, next_id, horizon) VALUES (1, ?, ?, 0)",
+		maxID:           "SELECT COALESCE(MAX(id), 0) FROM " + t,
+		maxMark:         "SELECT COALESCE(MAX(last_id), 0) FROM " + k,
+		firstContents:   "SELECT contents FROM " + t + " ORDER BY id LIMIT 1",
+		page:            "SELECT id, contents FROM " + t + " WHERE id BETWEEN ? AND ? ORDER BY id LIMIT ?",
+		checkPage:       "SELECT id, single_key, nonce, contents FROM " + t + " WHERE id >= ? ORDER BY id LIMIT ?",
+		marksPage:       "SELECT last_id, nonce, commit_us FROM " + k + " WHERE last_id >= ? ORDER BY last_id LIMIT ?",
+		meta:            "SELECT log_id, next_id, horizon, latest_nonce, latest_us FROM " + m + " WHERE one = 1",
+		raiseHorizon:    "UPDATE " + m + " SET horizon = GREATEST(horizon, ?) WHERE one = 1",
+		pruneMarks:      "DELETE FROM " + k + " WHERE last_id < ? ORDER BY last_id LIMIT ?",
+		compactUpdate:   "UPDATE " + t + " SET contents = ? WHERE id = ? AND LENGTH(contents) = ? AND CRC32(contents) = ?",
+		deleteHead:      "DELETE FROM " + t + " WHERE id IN (",
+		resetChunk:      "DELETE FROM " + t + " ORDER BY id LIMIT ?",
+		resetMarksChunk: "DELETE FROM " + k + " ORDER BY last_id LIMIT ?",
+		deleteAll:       "DELETE FROM " + t,
+		deleteAllMarks:  "DELETE FROM " + k,
+		newIdentity:     "UPDATE " + m + " SET log_id = ?, horizon = 0, latest_nonce = 0 WHERE one = 1",
+	}
+}
+
+// sqlZero is an unsigned 0 for the unused columns of the Poll statement's
+// parts, so the union's columns stay BIGINT UNSIGNED.
+const sqlZero = "CAST(0 AS UNSIGNED)"
+
+// itoa formats a small constant for SQL text.
+func itoa(n int) string { return strconv.Itoa(n) }
+
+// replaceSQL returns the REPLACE statement for n rows.
+func (q *queries) replaceSQL(n int) string {
+	var b strings.Builder
+	b.Grow(len(q.replaceHead) + 8*n)
+	b.WriteString(q.replaceHead)
+	for i := range n {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString("(?,?,?,?)")
+	}
+	return b.String()
+}
+
+// deleteSQL returns a DELETE for n rows, each named by id and deleted
+// only if its contents still have the length and CRC-32 read earlier (a
+// row another compaction rewrote meanwhile stays).
+func (q *queries) deleteSQL(n int) string {
+	var b strings.Builder
+	b.WriteString(q.deleteHead)
+	for i := range n {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteByte('?')
+	}
+	b.WriteString(") AND (id, LENGTH(contents), CRC32(contents)) IN (")
+	for i := range n {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString("(?,?,?)")
+	}
+	b.WriteByte(')')
+	return b.String()
+}
+
+// escapedLen is the length of b as an escaped string literal, the form
+// the driver sends with interpolateParams=true (binary parameters are
+// never longer).
+func escapedLen(b []byte) int {
+	n := len(b)
+	for _, c := range b {
+		switch c {
+		case 0, '\n', '\r', '\\', '\'', '"', 0x1a:
+			n++
+		}
+	}
+	return n
+}
+
+// rowCost estimates the bytes one record adds to a REPLACE statement.
+func rowCost(key, contents []byte) int {
+	return rowOverhead + escapedLen(key) + escapedLen(contents)
+}
+
+// splitByCost cuts rows with the given costs into consecutive chunks
+// [start, end) of at most maxRows rows and maxBytes summed cost. A row
+// whose cost alone exceeds maxBytes gets a chunk of its own.
+func splitByCost(costs []int, maxRows, maxBytes int) [][2]int {
+	var out [][2]int
+	start, sum := 0, 0
+	for i, c := range costs {
+		if i > start && (i-start >= maxRows || sum+c > maxBytes) {
+			out = append(out, [2]int{start, i})
+			start, sum = i, 0
+		}
+		sum += c
+	}
+	if start < len(costs) {
+		out = append(out, [2]int{start, len(costs)})
+	}
+	return out
+}
+
+// limitsFor returns the limits for a server with the given
+// max_allowed_packet: one record with the longest indexed key must fit in
+// one statement, and in a MEDIUMBLOB.
+func limitsFor(packet int) logstore.Limits {
+	rec := min(packet-stmtOverhead-maxSingleKey-rowOverhead, mediumBlobMax)
+	return logstore.Limits{MaxRecordSize: max(rec, 0), MaxSingleKeySize: maxSingleKey}
+}
+
+// statementBudget is the summed row cost one statement may carry.
+func (s *Store) statementBudget(packet int) int {
+	b := packet - stmtOverhead
+	if s.opts.MaxStatementBytes > 0 {
+		b = min(b, s.opts.MaxStatementBytes)
+	}
+	return max(b, 1)
+}
