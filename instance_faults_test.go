@@ -296,3 +296,30 @@ func TestInstanceHostileSnapshotHeader(t *testing.T) {
 		t.Fatalf("loading a 60-byte snapshot made a %d MB state file", peak>>20)
 	}
 }
+
+// TestInstanceReadOnly opens a filled state read-only: reads work, and
+// every write fails with ErrReadOnly before anything reaches the log.
+func TestInstanceReadOnly(t *testing.T) {
+	ctx := context.Background()
+	store, _ := memstore.New(memstore.Options{})
+	w := newInstance(t, store, Options{})
+	mustUpdate(t, w)
+	mustSet(t, w, "k", "v")
+	r := newInstance(t, store, Options{StatePath: w.StatePath(), ReadOnly: true})
+	wantValue(t, r, "k", []byte("v"))
+	before, _ := store.LatestUpdateID(ctx)
+	if _, err := r.Set(ctx, []byte("k"), []byte("other")); !errors.Is(err, ErrReadOnly) {
+		t.Fatalf("Set on a read-only state: %v, want ErrReadOnly", err)
+	}
+	if after, _ := store.LatestUpdateID(ctx); after != before {
+		t.Fatalf("the refused Set committed: latest %d, was %d", after, before)
+	}
+	mustSet(t, w, "k2", "v2")
+	if err := r.Update(ctx); !errors.Is(err, ErrReadOnly) {
+		t.Fatalf("Update on a read-only state: %v, want ErrReadOnly", err)
+	}
+	wantValue(t, r, "k2", []byte("v2")) // the writer's change shows at once
+	if err := r.LoadSnapshot(ctx, bytes.NewReader(nil)); !errors.Is(err, ErrReadOnly) {
+		t.Fatalf("LoadSnapshot on a read-only state: %v, want ErrReadOnly", err)
+	}
+}

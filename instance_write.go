@@ -109,6 +109,13 @@ func (c *Instance) commitItems(ctx context.Context, items []logstore.Item) (uint
 	if err != nil {
 		return 0, err
 	}
+	// A write must show on this machine at once: a state this process may
+	// only read cannot take it, so nothing is committed.
+	if t, err := c.tree(); err != nil {
+		return 0, err
+	} else if t.File().ReadOnly() {
+		return 0, fmt.Errorf("%w: nothing was committed: %s is open read-only", ErrReadOnly, c.path)
+	}
 	if err := c.restoreRemovedState(ctx); err != nil {
 		return 0, err
 	}
