@@ -68,9 +68,15 @@ type config struct {
 	role        string
 	state       string
 	log         string // file store directory
+	segment     int64  // file store segment size
 	table       string // MySQL table
 	keys        int
 	updateEvery int
+}
+
+// childLog is the log a child process was told to use.
+func (cfg config) childLog() logRef {
+	return logRef{dir: cfg.log, segment: cfg.segment, dsn: cfg.dsn, table: cfg.table}
 }
 
 // errUsage marks a bad command line (exit status 2).
@@ -87,8 +93,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if err != nil {
 		return cli.UsageError(stderr, err)
 	}
-	if cfg.role == roleWriter {
-		if err := runWriter(cfg, stdin, stdout); err != nil {
+	if cfg.role != "" {
+		if err := runChild(cfg, stdin, stdout); err != nil {
 			fmt.Fprintln(stderr, err)
 			return 1
 		}
@@ -107,6 +113,17 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	return 0
 }
 
+// runChild runs the child process role cfg.role.
+func runChild(cfg config, stdin io.Reader, stdout io.Writer) error {
+	switch cfg.role {
+	case roleFaultWriter:
+		return runFaultWriter(cfg, stdin, stdout)
+	case roleHolder:
+		return runHolder(cfg, stdin, stdout)
+	}
+	return runWriter(cfg, stdin, stdout)
+}
+
 // parseFlags parses and checks the command line.
 func parseFlags(args []string, stderr io.Writer) (config, error) {
 	var cfg config
@@ -118,20 +135,22 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&cfg.dsn, "dsn", os.Getenv("WHYCACHE_TEST_DSN"), "MySQL DSN for --store mysql (default $WHYCACHE_TEST_DSN)")
 	fs.StringVar(&cfg.dir, "dir", os.TempDir(), "`directory` for the file store logs")
 	fs.Uint64Var(&cfg.seed, "seed", uint64(time.Now().UnixNano()), "random seed (printed, for the record)")
-	fs.StringVar(&cfg.role, "role", "", "internal: writer")
+	fs.StringVar(&cfg.role, "role", "", "internal: writer, fault-writer or holder")
 	fs.StringVar(&cfg.state, "state", "", "internal: the writer's state file")
 	fs.StringVar(&cfg.log, "log", "", "internal: the writer's file store directory")
+	fs.Int64Var(&cfg.segment, "segment-size", 0, "internal: the writer's file store segment size (0: the default)")
 	fs.StringVar(&cfg.table, "table", "", "internal: the writer's MySQL table")
 	fs.IntVar(&cfg.keys, "keys", 1000, "internal: size of the writers' key space")
 	fs.IntVar(&cfg.updateEvery, "update-every", 10, "internal: a writer calls Update once per this many operations")
 	if err := cli.Parse(fs, args, errUsage); err != nil {
 		return cfg, err
 	}
-	if cfg.role == roleWriter {
+	writes := cfg.role == roleWriter || cfg.role == roleFaultWriter
+	if writes {
 		cfg.dsn = os.Getenv(dsnEnv)
 	}
 	switch {
-	case cfg.role != "" && cfg.role != roleWriter:
+	case cfg.role != "" && !writes && cfg.role != roleHolder:
 		return cfg, fmt.Errorf("%w: unknown --role %q", errUsage, cfg.role)
 	case cfg.store != storeFile && cfg.store != storeMySQL:
 		return cfg, fmt.Errorf("%w: --store must be file or mysql, not %q", errUsage, cfg.store)
@@ -143,8 +162,12 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 		return cfg, fmt.Errorf("%w: --slice must not be negative", errUsage)
 	case cfg.keys < 1 || cfg.updateEvery < 1:
 		return cfg, fmt.Errorf("%w: --keys and --update-every must be positive", errUsage)
-	case cfg.role == roleWriter && (cfg.state == "" || (cfg.log == "") == (cfg.table == "")):
+	case writes && (cfg.state == "" || (cfg.log == "") == (cfg.table == "")):
 		return cfg, fmt.Errorf("%w: a writer needs --state and one of --log or --table", errUsage)
+	case cfg.role == roleHolder && cfg.state == "":
+		return cfg, fmt.Errorf("%w: a holder needs --state", errUsage)
+	case cfg.segment < 0:
+		return cfg, fmt.Errorf("%w: --segment-size must not be negative", errUsage)
 	}
 	if cfg.slice == 0 {
 		cfg.slice = min(max(cfg.total/4, 2*time.Second), 30*time.Second)

@@ -47,6 +47,7 @@ func runParent(ctx context.Context, cfg config, stdout io.Writer) (failed int, e
 	if cfg.store == storeMySQL {
 		scenarios = append(scenarios, scenario{"outage", outageScenario})
 	}
+	scenarios = append(scenarios, scenario{"faults", faultsScenario})
 	fmt.Fprintf(stdout, "whycache-torture: %s store, for %v, runs of %v, seed %d\n", cfg.store, cfg.total, cfg.slice, cfg.seed)
 	start := time.Now()
 	deadline := start.Add(cfg.total)
