@@ -99,14 +99,16 @@ type faultRun struct {
 	vanished map[string]uint64
 
 	// Counts for the summary.
-	faults                    map[string]int
-	restores                  []string
-	rebuilds, writerRebuilds  int
-	errs                      map[string]int
-	ops                       uint64
-	checks, keys, acked       int
-	stops, stopsInBatch       int
-	movedChecks               int
+	faults                   map[string]int
+	restores                 []string
+	flips                    map[string]int // by where the byte was
+	rebuilds, writerRebuilds int
+	errs                     map[string]int
+	ops                      uint64
+	refused                  uint64 // operations of writers on another log, all refused
+	checks, keys, acked      int
+	stops, stopsInBatch      int
+	movedChecks              int
 }
 
 // faultsScenario runs faultWritersPerMachine fault writers on each of
@@ -120,7 +122,7 @@ func faultsScenario(ctx context.Context, t *torture, n int, d time.Duration) (st
 		return "", err
 	}
 	defer cleanup()
-	r := &faultRun{t: t, ctx: ctx, log: log, faults: map[string]int{}, errs: map[string]int{}, vanished: map[string]uint64{}}
+	r := &faultRun{t: t, ctx: ctx, log: log, faults: map[string]int{}, flips: map[string]int{}, errs: map[string]int{}, vanished: map[string]uint64{}}
 	if log.dir != "" {
 		r.log.segment = faultSegmentSize
 		r.work = filepath.Dir(log.dir)
@@ -169,9 +171,13 @@ func faultsScenario(ctx context.Context, t *torture, n int, d time.Duration) (st
 	deadline := time.Now().Add(d)
 	prev := faultKind{}
 	for i := 0; i < len(kinds) || time.Now().Before(deadline); i++ {
+		// Every kind once, then random kinds, a third of them restores
+		// (the fault with the most variants).
 		k := kinds[t.rng.IntN(len(kinds))]
 		if i < len(kinds) {
 			k = kinds[order[i]]
+		} else if t.rng.IntN(3) == 0 {
+			k = faultKinds[0]
 		}
 		r.begin(prev, k)
 		prev = k
@@ -383,17 +389,24 @@ func (r *faultRun) summary() string {
 			total += n
 		}
 	}
-	errs := "none"
-	if len(r.errs) > 0 {
+	counts := func(m map[string]int) string {
 		var parts []string
-		for kind, n := range r.errs {
+		for kind, n := range m {
 			parts = append(parts, fmt.Sprintf("%s %d", kind, n))
 		}
 		sort.Strings(parts)
-		errs = strings.Join(parts, ", ")
+		return listOrNone(parts)
 	}
-	return fmt.Sprintf("%d faults (%s); restores: %s; %d rebuilds (%d by writers); stopped writers found in a batch %d of %d, and a held batch each time; "+
-		"%d operations; errors seen: %s; %d keys checked against a snapshot's load or a removed state; %d checks: %d keys compared, %d acknowledged writes found in the log",
-		total, strings.Join(faults, ", "), strings.Join(r.restores, " "), r.rebuilds, r.writerRebuilds, r.stopsInBatch, r.stops,
-		r.ops, errs, r.movedChecks, r.checks, r.keys, r.acked)
+	return fmt.Sprintf("%d faults (%s); restores: %s; flipped bytes: %s; %d rebuilds (%d by writers); running writers stopped in a batch %d of %d times, a holder stopped in its batch each time; "+
+		"%d operations, %d more through another log all refused; errors seen: %s; %d keys checked not to move back; %d checks: %d keys compared, %d acknowledged writes found in the log",
+		total, strings.Join(faults, ", "), listOrNone(r.restores), counts(r.flips), r.rebuilds, r.writerRebuilds, r.stopsInBatch, r.stops,
+		r.ops, r.refused, counts(r.errs), r.movedChecks, r.checks, r.keys, r.acked)
+}
+
+// listOrNone returns the items of list separated by commas, or "none".
+func listOrNone(list []string) string {
+	if len(list) == 0 {
+		return "none"
+	}
+	return strings.Join(list, ", ")
 }

@@ -209,9 +209,8 @@ func faultOtherLog(r *faultRun) (string, error) {
 	if err := w.c.Finish(); err != nil {
 		return m.name, err
 	}
-	r.ops += rep.Ops
+	r.refused += rep.Ops
 	for kind, n := range rep.Errors {
-		r.errs[kind] += n
 		if kind != "log-mismatch" {
 			return m.name, fmt.Errorf("whycache-torture: a writer on %s through another log: %d %s errors (first: %s), want only ErrLogMismatch", m.name, n, kind, rep.Samples[kind])
 		}
@@ -295,6 +294,7 @@ func faultFlippedByte(r *faultRun) (string, error) {
 	if err := r.checkNamesDamage(d); err != nil {
 		return where, err
 	}
+	r.flips[where]++
 
 	if err := r.resumeAll(); err != nil {
 		return where, err

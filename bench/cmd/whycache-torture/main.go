@@ -12,6 +12,14 @@
 //     is cut and restored at random while writers, local readers and
 //     Update loops run on two states; every acknowledged write must be in
 //     the log and in both states, and no local read may fail meanwhile.
+//   - faults: four writer processes on two states while the operator's
+//     faults are injected one at a time (a restore of the log from a
+//     backup, a machine pointed at another log, a flipped byte in the log,
+//     a lost MANIFEST, a stopped writer, a removed state file, an older
+//     snapshot loaded); after each, what it must cause is checked (an
+//     error wrapping the right sentinel, or a rebuild), and then that both
+//     states, new readers and every writer agree with a fresh replay of the
+//     log and that the log holds every acknowledged write. See faults.go.
 //
 // Every scenario run prints what it tried (kills, records, keys compared);
 // the last line is "N passed, M failed", and the exit status is 1 if any
