@@ -100,14 +100,15 @@ type faultRun struct {
 
 	// Counts for the summary.
 	faults                   map[string]int
-	restores                 []string
+	restores                 map[string]int // by method/commits after
 	flips                    map[string]int // by where the byte was
 	rebuilds, writerRebuilds int
-	errs                     map[string]int
+	errs                     map[string]map[string]int // by fault, then what failed and how (see seen)
 	ops                      uint64
 	refused                  uint64 // operations of writers on another log, all refused
 	checks, keys, acked      int
 	stops, stopsInBatch      int
+	ackedPastDamage          int // writes acknowledged while the file store's tail was damaged
 	movedChecks              int
 }
 
@@ -122,7 +123,7 @@ func faultsScenario(ctx context.Context, t *torture, n int, d time.Duration) (st
 		return "", err
 	}
 	defer cleanup()
-	r := &faultRun{t: t, ctx: ctx, log: log, faults: map[string]int{}, flips: map[string]int{}, errs: map[string]int{}, vanished: map[string]uint64{}}
+	r := &faultRun{t: t, ctx: ctx, log: log, faults: map[string]int{}, restores: map[string]int{}, flips: map[string]int{}, errs: map[string]map[string]int{}, vanished: map[string]uint64{}}
 	if log.dir != "" {
 		r.log.segment = faultSegmentSize
 		r.work = filepath.Dir(log.dir)
@@ -214,12 +215,16 @@ func (r *faultRun) begin(prev, k faultKind) {
 	r.rebuildOK = prev.rebuilds || k.rebuilds
 }
 
+// seen counts n errors described by what during the current fault.
+func (r *faultRun) seen(what string, n int) {
+	if r.errs[r.current] == nil {
+		r.errs[r.current] = map[string]int{}
+	}
+	r.errs[r.current][what] += n
+}
+
 // seq returns a new number for names.
 func (r *faultRun) seq() int { r.n++; return r.n }
-
-// logParent is the directory for the run's backups, dumps, probe states
-// and other logs.
-func (r *faultRun) logParent() string { return r.work }
 
 // startWriter starts a fault writer on machine m's state and log, and
 // waits until it is ready.
@@ -272,7 +277,7 @@ func (r *faultRun) absorb(w *faultWriter, rep faultReport, keep bool) error {
 	sort.Strings(kinds)
 	for _, kind := range kinds {
 		count := rep.Errors[kind]
-		r.errs[kind] += count
+		r.seen("writers "+kind, count)
 		if !r.allowed[kind] {
 			bad = append(bad, fmt.Sprintf("%d %s errors (first: %s)", count, kind, rep.Samples[kind]))
 		}
@@ -365,8 +370,9 @@ func (r *faultRun) stopWriters() error {
 	return nil
 }
 
-// close kills what is left of the run's processes and closes its
-// instances and stores.
+// close kills what is left of the run's processes, closes its instances
+// and stores, and drops the copies of MySQL tables a failed restore may
+// have left.
 func (r *faultRun) close() {
 	for _, w := range r.writers {
 		w.c.Kill()
@@ -376,6 +382,13 @@ func (r *faultRun) close() {
 			m.inst.Close()
 		}
 		m.closeStore()
+	}
+	if r.db != nil {
+		for _, t := range mysqlTables(r.log.table) {
+			for _, prefix := range []string{"bak_", "rst_", "old_"} {
+				r.db.ExecContext(context.Background(), "DROP TABLE IF EXISTS `"+prefix+t+"`")
+			}
+		}
 	}
 }
 
@@ -397,10 +410,16 @@ func (r *faultRun) summary() string {
 		sort.Strings(parts)
 		return listOrNone(parts)
 	}
-	return fmt.Sprintf("%d faults (%s); restores: %s; flipped bytes: %s; %d rebuilds (%d by writers); running writers stopped in a batch %d of %d times, a holder stopped in its batch each time; "+
+	var errs []string
+	for _, k := range append(faultKinds, faultKind{name: "end of the run"}) {
+		if m := r.errs[k.name]; len(m) > 0 {
+			errs = append(errs, k.name+" ("+counts(m)+")")
+		}
+	}
+	return fmt.Sprintf("%d faults (%s); restores: %s; flipped bytes: %s (%d writes acknowledged while the tail was damaged); %d rebuilds (%d by writers); running writers stopped in a batch %d of %d times, a holder stopped in its batch each time; "+
 		"%d operations, %d more through another log all refused; errors seen: %s; %d keys checked not to move back; %d checks: %d keys compared, %d acknowledged writes found in the log",
-		total, strings.Join(faults, ", "), listOrNone(r.restores), counts(r.flips), r.rebuilds, r.writerRebuilds, r.stopsInBatch, r.stops,
-		r.ops, r.refused, counts(r.errs), r.movedChecks, r.checks, r.keys, r.acked)
+		total, strings.Join(faults, ", "), counts(r.restores), counts(r.flips), r.ackedPastDamage, r.rebuilds, r.writerRebuilds, r.stopsInBatch, r.stops,
+		r.ops, r.refused, listOrNone(errs), r.movedChecks, r.checks, r.keys, r.acked)
 }
 
 // listOrNone returns the items of list separated by commas, or "none".

@@ -143,7 +143,7 @@ func (r *faultRun) backupLog(method string) (*logBackup, error) {
 			return nil, err
 		}
 		defer unlock()
-		b.dir = filepath.Join(r.logParent(), fmt.Sprintf("backup%d", r.seq()))
+		b.dir = filepath.Join(r.work, fmt.Sprintf("backup%d", r.seq()))
 		if err := copyDir(r.log.dir, b.dir); err != nil {
 			return nil, err
 		}
@@ -172,7 +172,7 @@ func (r *faultRun) backupLog(method string) (*logBackup, error) {
 	}
 	b.latest = next - 1
 	if method == restoreDump {
-		b.dump = filepath.Join(r.logParent(), fmt.Sprintf("backup%d.sql", r.seq()))
+		b.dump = filepath.Join(r.work, fmt.Sprintf("backup%d.sql", r.seq()))
 		out, err := os.OpenFile(b.dump, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 		if err != nil {
 			return nil, fmt.Errorf("whycache-torture: backup: %w", err)
@@ -382,7 +382,8 @@ func (d *logDamage) String() string {
 }
 
 // flipByte flips one byte, chosen at random, of a record already
-// acknowledged: in a random segment file, or in a random row's contents.
+// acknowledged: in a segment file (the tail or a sealed one), or in a
+// random row's contents.
 // Writers must be paused (every byte of the file store is then
 // acknowledged).
 func (r *faultRun) flipByte() (*logDamage, error) {
@@ -393,8 +394,12 @@ func (r *faultRun) flipByte() (*logDamage, error) {
 		if err != nil || len(segs) == 0 {
 			return nil, fmt.Errorf("whycache-torture: no segment file in %s (%v)", r.log.dir, err)
 		}
+		// The tail (the last) half of the time, else a sealed segment.
 		sort.Strings(segs)
-		path := segs[rng.IntN(len(segs))]
+		path := segs[len(segs)-1]
+		if len(segs) > 1 && rng.IntN(2) == 0 {
+			path = segs[rng.IntN(len(segs)-1)]
+		}
 		data, err := os.ReadFile(path)
 		if err != nil {
 			return nil, fmt.Errorf("whycache-torture: %w", err)
@@ -535,7 +540,7 @@ func sameFiles(before, after map[string][32]byte) string {
 func (r *faultRun) newOtherLog() (logRef, func(), error) {
 	n := r.seq()
 	if r.log.dir != "" {
-		ref := logRef{dir: filepath.Join(r.logParent(), fmt.Sprintf("other%d", n)), segment: r.log.segment}
+		ref := logRef{dir: filepath.Join(r.work, fmt.Sprintf("other%d", n)), segment: r.log.segment}
 		_, closeStore, err := ref.open()
 		if err != nil {
 			return ref, nil, err

@@ -237,7 +237,7 @@ func newTestFaultRun(t *testing.T) (*faultRun, *faultMachine) {
 	r := &faultRun{
 		t:   &torture{cfg: config{keys: 1000}, rng: newRand(1)},
 		ctx: ctx, log: logRef{dir: filepath.Join(dir, "log"), segment: faultSegmentSize}, work: dir,
-		faults: map[string]int{}, flips: map[string]int{}, errs: map[string]int{}, vanished: map[string]uint64{},
+		faults: map[string]int{}, restores: map[string]int{}, flips: map[string]int{}, errs: map[string]map[string]int{}, vanished: map[string]uint64{},
 	}
 	t.Cleanup(r.close)
 	states, err := newStates(ctx, dir, r.log, 1)
