@@ -59,6 +59,7 @@ type faultMachine struct {
 	store      logstore.Store
 	closeStore func()
 	inst       *whycache.Instance
+	rebuilds   int // by any process on the machine, as far as reported
 }
 
 // faultWriter is a fault writer child process on a machine.
@@ -285,8 +286,12 @@ func (r *faultRun) absorb(w *faultWriter, rep faultReport, keep bool) error {
 	for cause, count := range rep.Rebuilds {
 		r.rebuilds += count
 		r.writerRebuilds += count
-		if !r.rebuildOK {
+		w.m.rebuilds += count
+		switch {
+		case !r.rebuildOK:
 			bad = append(bad, fmt.Sprintf("%d rebuilds of its state (cause: %s) though the log did not go backwards", count, cause))
+		case cause != "log-diverged":
+			bad = append(bad, fmt.Sprintf("%d rebuilds of its state because of %s, want log-diverged (nothing compacts the log)", count, cause))
 		}
 	}
 	if keep {
@@ -410,15 +415,19 @@ func (r *faultRun) summary() string {
 		sort.Strings(parts)
 		return listOrNone(parts)
 	}
+	flips := counts(r.flips)
+	if r.flips["tail"] > 0 {
+		flips += fmt.Sprintf(" (%d writes acknowledged while the tail was damaged)", r.ackedPastDamage)
+	}
 	var errs []string
 	for _, k := range append(faultKinds, faultKind{name: "end of the run"}) {
 		if m := r.errs[k.name]; len(m) > 0 {
 			errs = append(errs, k.name+" ("+counts(m)+")")
 		}
 	}
-	return fmt.Sprintf("%d faults (%s); restores: %s; flipped bytes: %s (%d writes acknowledged while the tail was damaged); %d rebuilds (%d by writers); running writers stopped in a batch %d of %d times, a holder stopped in its batch each time; "+
+	return fmt.Sprintf("%d faults (%s); restores: %s; flipped bytes: %s; %d rebuilds (%d by writers); running writers stopped in a batch %d of %d times, a holder stopped in its batch each time; "+
 		"%d operations, %d more through another log all refused; errors seen: %s; %d keys checked not to move back; %d checks: %d keys compared, %d acknowledged writes found in the log",
-		total, strings.Join(faults, ", "), counts(r.restores), counts(r.flips), r.ackedPastDamage, r.rebuilds, r.writerRebuilds, r.stopsInBatch, r.stops,
+		total, strings.Join(faults, ", "), counts(r.restores), flips, r.rebuilds, r.writerRebuilds, r.stopsInBatch, r.stops,
 		r.ops, r.refused, listOrNone(errs), r.movedChecks, r.checks, r.keys, r.acked)
 }
 

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 
@@ -133,7 +134,11 @@ func (r *faultRun) converge() error {
 			if !r.rebuildOK {
 				return fmt.Errorf("whycache-torture: %s: Update rebuilt the state (%v) though the log did not go backwards", m.name, st.Rebuilt)
 			}
+			if !errors.Is(st.Rebuilt, whycache.ErrLogDiverged) {
+				return fmt.Errorf("whycache-torture: %s: Update rebuilt the state because %v, want ErrLogDiverged", m.name, st.Rebuilt)
+			}
 			r.rebuilds++
+			m.rebuilds++
 		}
 	}
 	h, err := readHistory(ctx, fresh)

@@ -64,6 +64,12 @@ func faultRestore(r *faultRun) (string, error) {
 	}
 	r.restores[variant]++
 	if after == "many" {
+		// A machine past the backup (UpdateID only grows until the
+		// restore) must be rebuilt by one of its processes.
+		applied, rebuilt := map[*faultMachine]uint64{}, map[*faultMachine]int{}
+		for _, m := range r.machines {
+			applied[m], rebuilt[m] = m.inst.UpdateID(), m.rebuilds
+		}
 		if err := r.restoreLog(b); err != nil {
 			return variant, err
 		}
@@ -74,7 +80,16 @@ func faultRestore(r *faultRun) (string, error) {
 		if !sleep(r.ctx, r.t.randomDuration(100*time.Millisecond, 400*time.Millisecond)) {
 			return variant, r.ctx.Err()
 		}
-		return variant, r.converge()
+		if err := r.converge(); err != nil {
+			return variant, err
+		}
+		for _, m := range r.machines {
+			if applied[m] > b.latest && m.rebuilds == rebuilt[m] {
+				return variant, fmt.Errorf("%w: %s had applied record %d, past the backup's last record %d, and converged to the restored log without a rebuild",
+					errLost, m.name, applied[m], b.latest)
+			}
+		}
+		return variant, nil
 	}
 
 	if _, err := r.pauseAll(false); err != nil {
@@ -105,6 +120,7 @@ func faultRestore(r *faultRun) (string, error) {
 				return variant, fmt.Errorf("whycache-torture: %s: Update after the restore rebuilt the state because %v, want ErrLogDiverged", m.name, st.Rebuilt)
 			}
 			r.rebuilds++
+			m.rebuilds++
 		case applied[m] > b.latest:
 			return variant, fmt.Errorf("%w: %s had applied record %d, past the backup's last record %d, and its Update after the restore neither rebuilt nor failed (applied %d records)",
 				errLost, m.name, applied[m], b.latest, st.Applied)
