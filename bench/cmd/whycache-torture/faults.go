@@ -99,6 +99,10 @@ type faultRun struct {
 	// later record of each (a delete).
 	vanished map[string]uint64
 
+	// history lists the faults injected so far, with their variants, for
+	// the message of a failure.
+	history []string
+
 	// Counts for the summary.
 	faults                   map[string]int
 	restores                 map[string]int // by method/commits after
@@ -191,9 +195,10 @@ func faultsScenario(ctx context.Context, t *torture, n int, d time.Duration) (st
 			if ctx.Err() != nil {
 				return "", ctx.Err()
 			}
-			return "", fmt.Errorf("fault %d, %s %s: %w", i+1, k.name, variant, err)
+			return "", fmt.Errorf("fault %d, %s %s (after %s): %w", i+1, k.name, variant, listOrNone(r.history), err)
 		}
 		r.faults[k.name]++
+		r.history = append(r.history, strings.TrimSpace(k.name+" "+variant))
 	}
 	r.current = "end of the run"
 	if err := r.converge(); err != nil {

@@ -249,13 +249,23 @@ func faultOtherLog(r *faultRun) (string, error) {
 
 // faultFlippedByte flips a byte of an acknowledged record with the
 // writers paused. A new machine's Update must fail with ErrCorrupt without
-// applying the damaged record or anything after it, the machines' Updates
-// fail with ErrCorrupt or apply nothing past it, and the log's Check must
-// name where it is. The writers then run against the damage for a while;
+// applying the damaged record or anything after it; the machines' Updates
+// fail with ErrCorrupt without applying anything past it, or succeed at
+// the log's latest record (the damage is behind them); and the log's Check
+// must name where it is. The writers then run against the damage for a while;
 // the byte is put back and everything converges.
 func faultFlippedByte(r *faultRun) (string, error) {
 	ctx := r.ctx
 	if _, err := r.pauseAll(true); err != nil {
+		return "", err
+	}
+	fresh, closeFresh, err := r.log.openExisting()
+	if err != nil {
+		return "", err
+	}
+	latest, err := fresh.LatestUpdateID(ctx) // every record up to it is acknowledged
+	closeFresh()
+	if err != nil {
 		return "", err
 	}
 	d, err := r.flipByte()
@@ -303,8 +313,15 @@ func faultFlippedByte(r *faultRun) (string, error) {
 		if err != nil {
 			r.seen("Update corrupt", 1)
 		}
-		if now := m.inst.UpdateID(); d.id != 0 && was < d.id && now >= d.id {
+		now := m.inst.UpdateID()
+		if d.id != 0 && was < d.id && now >= d.id {
 			return where, fmt.Errorf("%w: %s applied records %d to %d past %v", errLost, m.name, was+1, now, d)
+		}
+		if err == nil && now != latest {
+			// Success says the state holds the log up to its latest
+			// record; stopping short of it must be an error.
+			return where, fmt.Errorf("%w: %s's Update facing %v succeeded at record %d, but the log's records up to %d were acknowledged",
+				errLost, m.name, d, now, latest)
 		}
 	}
 	if err := r.checkNamesDamage(d); err != nil {
@@ -387,7 +404,17 @@ func (r *faultRun) checkNamesDamage(d *logDamage) error {
 		name = fmt.Sprintf("row %d", d.id)
 	}
 	if !errors.Is(err, logstore.ErrCorrupt) || !strings.Contains(err.Error(), name) {
-		return fmt.Errorf("whycache-torture: log Check with %v: %v, want ErrCorrupt naming %s", d, err, name)
+		fresh := "cannot open"
+		if store, closeStore, ferr := r.log.openExisting(); ferr == nil {
+			fresh = fmt.Sprint(store.(logstore.Checker).Check(r.ctx))
+			closeStore()
+		} else {
+			fresh = ferr.Error()
+		}
+		if keep := os.Getenv("DEV_KEEP"); keep != "" && r.log.dir != "" {
+			copyDir(r.log.dir, keep)
+		}
+		return fmt.Errorf("whycache-torture: log Check with %v: %v, want ErrCorrupt naming %s (Check on a new handle: %s)", d, err, name, fresh)
 	}
 	r.seen("Check corrupt", 1)
 	return nil
