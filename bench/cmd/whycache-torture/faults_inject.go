@@ -411,9 +411,6 @@ func (r *faultRun) checkNamesDamage(d *logDamage) error {
 		} else {
 			fresh = ferr.Error()
 		}
-		if keep := os.Getenv("DEV_KEEP"); keep != "" && r.log.dir != "" {
-			copyDir(r.log.dir, keep)
-		}
 		return fmt.Errorf("whycache-torture: log Check with %v: %v, want ErrCorrupt naming %s (Check on a new handle: %s)", d, err, name, fresh)
 	}
 	r.seen("Check corrupt", 1)
