@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -169,10 +170,11 @@ func faultsScenario(ctx context.Context, t *torture, n int, d time.Duration) (st
 
 	var kinds []faultKind
 	for _, k := range faultKinds {
-		if !k.fileOnly || log.dir != "" {
+		if (!k.fileOnly || log.dir != "") && (len(t.cfg.faults) == 0 || slices.Contains(t.cfg.faults, k.name)) {
 			kinds = append(kinds, k)
 		}
 	}
+
 	order := t.rng.Perm(len(kinds))
 	deadline := time.Now().Add(d)
 	prev := faultKind{}
@@ -182,8 +184,8 @@ func faultsScenario(ctx context.Context, t *torture, n int, d time.Duration) (st
 		k := kinds[t.rng.IntN(len(kinds))]
 		if i < len(kinds) {
 			k = kinds[order[i]]
-		} else if t.rng.IntN(3) == 0 {
-			k = faultKinds[0]
+		} else if t.rng.IntN(3) == 0 && kinds[0].name == "restore" {
+			k = kinds[0]
 		}
 		r.begin(prev, k)
 		prev = k
@@ -195,7 +197,8 @@ func faultsScenario(ctx context.Context, t *torture, n int, d time.Duration) (st
 			if ctx.Err() != nil {
 				return "", ctx.Err()
 			}
-			return "", fmt.Errorf("fault %d, %s %s (after %s): %w", i+1, k.name, variant, listOrNone(r.history), err)
+			return "", fmt.Errorf("fault %d, %s %s (after %s; errors seen during it: %s): %w",
+				i+1, k.name, variant, listOrNone(r.history), listOrNone(r.seenDuring(k.name)), err)
 		}
 		r.faults[k.name]++
 		r.history = append(r.history, strings.TrimSpace(k.name+" "+variant))
@@ -227,6 +230,16 @@ func (r *faultRun) seen(what string, n int) {
 		r.errs[r.current] = map[string]int{}
 	}
 	r.errs[r.current][what] += n
+}
+
+// seenDuring lists the errors counted during fault kind.
+func (r *faultRun) seenDuring(kind string) []string {
+	var parts []string
+	for what, n := range r.errs[kind] {
+		parts = append(parts, fmt.Sprintf("%s %d", what, n))
+	}
+	sort.Strings(parts)
+	return parts
 }
 
 // seq returns a new number for names.
@@ -426,8 +439,8 @@ func (r *faultRun) summary() string {
 	}
 	var errs []string
 	for _, k := range append(faultKinds, faultKind{name: "end of the run"}) {
-		if m := r.errs[k.name]; len(m) > 0 {
-			errs = append(errs, k.name+" ("+counts(m)+")")
+		if seen := r.seenDuring(k.name); len(seen) > 0 {
+			errs = append(errs, k.name+" ("+strings.Join(seen, ", ")+")")
 		}
 	}
 	return fmt.Sprintf("%d faults (%s); restores: %s; flipped bytes: %s; %d rebuilds (%d by writers); running writers stopped in a batch %d of %d times, a holder stopped in its batch each time; "+

@@ -147,9 +147,28 @@ func (r *faultRun) backupLog(method string) (*logBackup, error) {
 		if err := copyDir(r.log.dir, b.dir); err != nil {
 			return nil, err
 		}
-		// No commit is in progress while the lock is held.
-		b.latest, err = r.machines[0].store.LatestUpdateID(ctx)
-		return b, err
+		// No commit is in progress while the lock is held. A new handle
+		// reads the log afresh; the machines' handles must agree with it.
+		fresh, closeFresh, err := r.log.openExisting()
+		if err != nil {
+			return nil, err
+		}
+		b.latest, err = fresh.LatestUpdateID(ctx)
+		closeFresh()
+		if err != nil {
+			return nil, err
+		}
+		for _, m := range r.machines {
+			latest, err := m.store.LatestUpdateID(ctx)
+			if err != nil {
+				return nil, fmt.Errorf("whycache-torture: %s's store: %w", m.name, err)
+			}
+			if latest != b.latest {
+				return nil, fmt.Errorf("%w: with no commit in progress, %s's store handle says the latest record is %d, a new handle %d",
+					errLost, m.name, latest, b.latest)
+			}
+		}
+		return b, nil
 	}
 	if method != restoreDump {
 		for _, t := range mysqlTables(r.log.table) {

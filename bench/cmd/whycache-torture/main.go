@@ -29,6 +29,10 @@
 //
 //	go run ./cmd/whycache-torture --for 10m [--store file|mysql] [--dsn DSN]
 //
+// --scenarios and --faults narrow a run to some scenarios and fault kinds,
+// to reproduce a failure; --seed is printed for the record, but process
+// timing makes runs differ anyway.
+//
 // The MySQL DSN defaults to $WHYCACHE_TEST_DSN (for example
 // root@tcp(127.0.0.1:3306)/test); each run creates its own tables and
 // drops them afterwards. Files go under --dir and /dev/shm and are removed
@@ -43,6 +47,8 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"slices"
+	"strings"
 	"syscall"
 	"time"
 
@@ -71,6 +77,9 @@ type config struct {
 	dsn   string
 	dir   string
 	seed  uint64
+	// scenarios and faults, when not empty, name the scenarios to run and
+	// the fault kinds the faults scenario injects.
+	scenarios, faults []string
 
 	// Child settings.
 	role        string
@@ -143,6 +152,8 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&cfg.dsn, "dsn", os.Getenv("WHYCACHE_TEST_DSN"), "MySQL DSN for --store mysql (default $WHYCACHE_TEST_DSN)")
 	fs.StringVar(&cfg.dir, "dir", os.TempDir(), "`directory` for the file store logs")
 	fs.Uint64Var(&cfg.seed, "seed", uint64(time.Now().UnixNano()), "random seed (printed, for the record)")
+	scenarios := fs.String("scenarios", "", "comma-separated `names` of the scenarios to run (default: all the store has)")
+	faults := fs.String("faults", "", "comma-separated `kinds` of fault the faults scenario injects (default: all the store has)")
 	fs.StringVar(&cfg.role, "role", "", "internal: writer, fault-writer or holder")
 	fs.StringVar(&cfg.state, "state", "", "internal: the writer's state file")
 	fs.StringVar(&cfg.log, "log", "", "internal: the writer's file store directory")
@@ -176,6 +187,28 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 		return cfg, fmt.Errorf("%w: a holder needs --state", errUsage)
 	case cfg.segment < 0:
 		return cfg, fmt.Errorf("%w: --segment-size must not be negative", errUsage)
+	}
+	if *scenarios != "" {
+		cfg.scenarios = strings.Split(*scenarios, ",")
+	}
+	if *faults != "" {
+		cfg.faults = strings.Split(*faults, ",")
+	}
+	for _, name := range cfg.scenarios {
+		if !slices.Contains(scenarioNames, name) {
+			return cfg, fmt.Errorf("%w: unknown scenario %q in --scenarios (known: %s)", errUsage, name, strings.Join(scenarioNames, ", "))
+		}
+	}
+	for _, kind := range cfg.faults {
+		if !slices.ContainsFunc(faultKinds, func(k faultKind) bool { return k.name == kind }) {
+			return cfg, fmt.Errorf("%w: unknown fault %q in --faults", errUsage, kind)
+		}
+	}
+	if len(cfg.scenarios) > 0 && cfg.store != storeMySQL && !slices.ContainsFunc(cfg.scenarios, func(name string) bool { return name != "outage" }) {
+		return cfg, fmt.Errorf("%w: the outage scenario needs --store mysql", errUsage)
+	}
+	if len(cfg.faults) > 0 && cfg.store != storeFile && !slices.ContainsFunc(cfg.faults, func(kind string) bool { return kind != "lost-manifest" }) {
+		return cfg, fmt.Errorf("%w: the lost-manifest fault needs --store file", errUsage)
 	}
 	if cfg.slice == 0 {
 		cfg.slice = min(max(cfg.total/4, 2*time.Second), 30*time.Second)

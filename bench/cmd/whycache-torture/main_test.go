@@ -120,6 +120,11 @@ func TestParseFlags(t *testing.T) {
 		{"fault writer needs one log", []string{"--role", "fault-writer", "--state", "s", "--log", "x", "--table", "t"}, "one of --log or --table", 0},
 		{"holder needs a state", []string{"--role", "holder"}, "a holder needs --state", 0},
 		{"negative segment size", []string{"--segment-size", "-1"}, "--segment-size must not be negative", 0},
+		{"some scenarios and faults", []string{"--for", "1m", "--scenarios", "faults,crash", "--faults", "restore,flipped-byte"}, "", 15 * time.Second},
+		{"unknown scenario", []string{"--scenarios", "faults,chaos"}, `unknown scenario "chaos"`, 0},
+		{"unknown fault", []string{"--faults", "restore,meteor"}, `unknown fault "meteor"`, 0},
+		{"outage alone on files", []string{"--scenarios", "outage"}, "the outage scenario needs --store mysql", 0},
+		{"lost manifest alone on MySQL", []string{"--store", "mysql", "--dsn", "x", "--faults", "lost-manifest"}, "the lost-manifest fault needs --store file", 0},
 		{"unknown role", []string{"--role", "boss"}, `unknown --role "boss"`, 0},
 		{"extra argument", []string{"now"}, `unexpected argument "now"`, 0},
 	}
