@@ -60,7 +60,6 @@ type faultMachine struct {
 	store      logstore.Store
 	closeStore func()
 	inst       *whycache.Instance
-	rebuilds   int // by any process on the machine, as far as reported
 }
 
 // faultWriter is a fault writer child process on a machine.
@@ -304,7 +303,6 @@ func (r *faultRun) absorb(w *faultWriter, rep faultReport, keep bool) error {
 	for cause, count := range rep.Rebuilds {
 		r.rebuilds += count
 		r.writerRebuilds += count
-		w.m.rebuilds += count
 		switch {
 		case !r.rebuildOK:
 			bad = append(bad, fmt.Sprintf("%d rebuilds of its state (cause: %s) though the log did not go backwards", count, cause))

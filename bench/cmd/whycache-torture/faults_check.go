@@ -138,7 +138,6 @@ func (r *faultRun) converge() error {
 				return fmt.Errorf("whycache-torture: %s: Update rebuilt the state because %v, want ErrLogDiverged", m.name, st.Rebuilt)
 			}
 			r.rebuilds++
-			m.rebuilds++
 		}
 	}
 	h, err := readHistory(ctx, fresh)

@@ -65,10 +65,17 @@ func faultRestore(r *faultRun) (string, error) {
 	r.restores[variant]++
 	if after == "many" {
 		// A machine past the backup (UpdateID only grows until the
-		// restore) must be rebuilt by one of its processes.
-		applied, rebuilt := map[*faultMachine]uint64{}, map[*faultMachine]int{}
+		// restore) must be rebuilt by one of its processes: by an Update,
+		// or by a Set that catches up (which reports no rebuild). A
+		// rebuild swaps a new state file in.
+		applied, file := map[*faultMachine]uint64{}, map[*faultMachine]uint64{}
 		for _, m := range r.machines {
-			applied[m], rebuilt[m] = m.inst.UpdateID(), m.rebuilds
+			applied[m] = m.inst.UpdateID()
+			ino, err := inode(m.state)
+			if err != nil {
+				return variant, err
+			}
+			file[m] = ino
 		}
 		if err := r.restoreLog(b); err != nil {
 			return variant, err
@@ -84,8 +91,12 @@ func faultRestore(r *faultRun) (string, error) {
 			return variant, err
 		}
 		for _, m := range r.machines {
-			if applied[m] > b.latest && m.rebuilds == rebuilt[m] {
-				return variant, fmt.Errorf("%w: %s had applied record %d, past the backup's last record %d, and converged to the restored log without a rebuild",
+			ino, err := inode(m.state)
+			if err != nil {
+				return variant, err
+			}
+			if applied[m] > b.latest && ino == file[m] {
+				return variant, fmt.Errorf("%w: %s had applied record %d, past the backup's last record %d, and its processes went on with the restored log without rebuilding its state (the state file is the same)",
 					errLost, m.name, applied[m], b.latest)
 			}
 		}
@@ -120,13 +131,25 @@ func faultRestore(r *faultRun) (string, error) {
 				return variant, fmt.Errorf("whycache-torture: %s: Update after the restore rebuilt the state because %v, want ErrLogDiverged", m.name, st.Rebuilt)
 			}
 			r.rebuilds++
-			m.rebuilds++
 		case applied[m] > b.latest:
 			return variant, fmt.Errorf("%w: %s had applied record %d, past the backup's last record %d, and its Update after the restore neither rebuilt nor failed (applied %d records)",
 				errLost, m.name, applied[m], b.latest, st.Applied)
 		}
 	}
 	return variant, r.converge()
+}
+
+// inode returns the inode number of the file at path.
+func inode(path string) (uint64, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return 0, fmt.Errorf("whycache-torture: %w", err)
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return 0, fmt.Errorf("whycache-torture: no inode number for %s", path)
+	}
+	return st.Ino, nil
 }
 
 // outsiderWrites commits n Sets through a new machine (its own state file
