@@ -62,25 +62,43 @@ func checkRun(t *testing.T, stdout, stderr string, code int, want ...string) {
 	}
 }
 
-// TestShortRunFileStore runs the file store scenarios for a few seconds:
-// writers are killed and restarted, states converge, nothing is lost.
-func TestShortRunFileStore(t *testing.T) {
-	stdout, stderr, code := runCommand(t, "--for", "5s", "--slice", "2s", "--store", "file", "--dir", t.TempDir())
-	checkRun(t, stdout, stderr, code, "crash", "convergence")
-	if m := regexp.MustCompile(`crash +#1 .* (\d+) kills`).FindStringSubmatch(stdout); m == nil || m[1] == "0" {
-		t.Errorf("the crash run killed nothing")
+// checkFaults checks that the faults run injected every kind of fault the
+// store has.
+func checkFaults(t *testing.T, stdout, store string) {
+	t.Helper()
+	line := regexp.MustCompile(`(?m)^faults +#1 .*$`).FindString(stdout)
+	for _, k := range faultKinds {
+		if k.fileOnly && store != storeFile {
+			continue
+		}
+		if !regexp.MustCompile(`(\(|, )` + k.name + ` [1-9]`).MatchString(line) {
+			t.Errorf("the faults run injected no %s fault", k.name)
+		}
 	}
 }
 
-// TestShortRunMySQL runs the MySQL scenarios, the outage included, when
-// WHYCACHE_TEST_DSN names a server.
+// TestShortRunFileStore runs the file store scenarios for a few seconds:
+// writers are killed and restarted, states converge, every operator fault
+// is injected once, nothing is lost.
+func TestShortRunFileStore(t *testing.T) {
+	stdout, stderr, code := runCommand(t, "--for", "5s", "--slice", "2s", "--store", "file", "--dir", t.TempDir())
+	checkRun(t, stdout, stderr, code, "crash", "convergence", "faults")
+	if m := regexp.MustCompile(`crash +#1 .* (\d+) kills`).FindStringSubmatch(stdout); m == nil || m[1] == "0" {
+		t.Errorf("the crash run killed nothing")
+	}
+	checkFaults(t, stdout, storeFile)
+}
+
+// TestShortRunMySQL runs the MySQL scenarios, the outage and the faults
+// included, when WHYCACHE_TEST_DSN names a server.
 func TestShortRunMySQL(t *testing.T) {
 	dsn := os.Getenv("WHYCACHE_TEST_DSN")
 	if dsn == "" {
 		t.Skip("WHYCACHE_TEST_DSN is not set (e.g. 'root@tcp(127.0.0.1:3306)/test'); the MySQL scenarios are not run")
 	}
 	stdout, stderr, code := runCommand(t, "--for", "7s", "--slice", "2s", "--store", "mysql", "--dsn", dsn)
-	checkRun(t, stdout, stderr, code, "crash", "convergence", "outage")
+	checkRun(t, stdout, stderr, code, "crash", "convergence", "outage", "faults")
+	checkFaults(t, stdout, storeMySQL)
 }
 
 func TestParseFlags(t *testing.T) {
@@ -99,6 +117,14 @@ func TestParseFlags(t *testing.T) {
 		{"too short", []string{"--for", "10ms"}, "--for must be at least 1s", 0},
 		{"writer needs a state", []string{"--role", "writer", "--log", "x"}, "needs --state", 0},
 		{"writer needs one log", []string{"--role", "writer", "--state", "s"}, "one of --log or --table", 0},
+		{"fault writer needs one log", []string{"--role", "fault-writer", "--state", "s", "--log", "x", "--table", "t"}, "one of --log or --table", 0},
+		{"holder needs a state", []string{"--role", "holder"}, "a holder needs --state", 0},
+		{"negative segment size", []string{"--segment-size", "-1"}, "--segment-size must not be negative", 0},
+		{"some scenarios and faults", []string{"--for", "1m", "--scenarios", "faults,crash", "--faults", "restore,flipped-byte"}, "", 15 * time.Second},
+		{"unknown scenario", []string{"--scenarios", "faults,chaos"}, `unknown scenario "chaos"`, 0},
+		{"unknown fault", []string{"--faults", "restore,meteor"}, `unknown fault "meteor"`, 0},
+		{"outage alone on files", []string{"--scenarios", "outage"}, "the outage scenario needs --store mysql", 0},
+		{"lost manifest alone on MySQL", []string{"--store", "mysql", "--dsn", "x", "--faults", "lost-manifest"}, "the lost-manifest fault needs --store file", 0},
 		{"unknown role", []string{"--role", "boss"}, `unknown --role "boss"`, 0},
 		{"extra argument", []string{"now"}, `unexpected argument "now"`, 0},
 	}

@@ -7,12 +7,16 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"time"
 
 	"github.com/whycache/whycache"
 	"github.com/whycache/whycache/bench/internal/proc"
 )
+
+// scenarioNames are the names --scenarios accepts.
+var scenarioNames = []string{"crash", "convergence", "outage", "faults"}
 
 // minSlice is the shortest scenario run; once every scenario has run, a
 // shorter remainder of --for ends the loop.
@@ -43,10 +47,13 @@ func runParent(ctx context.Context, cfg config, stdout io.Writer) (failed int, e
 		return 0, fmt.Errorf("whycache-torture: cannot re-execute myself: %w", err)
 	}
 	t := &torture{cfg: cfg, exe: exe, rng: newRand(cfg.seed)}
-	scenarios := []scenario{{"crash", crashScenario}, {"convergence", convergenceScenario}}
-	if cfg.store == storeMySQL {
-		scenarios = append(scenarios, scenario{"outage", outageScenario})
+	var scenarios []scenario
+	for _, sc := range []scenario{{"crash", crashScenario}, {"convergence", convergenceScenario}, {"outage", outageScenario}, {"faults", faultsScenario}} {
+		if (sc.name != "outage" || cfg.store == storeMySQL) && (len(cfg.scenarios) == 0 || slices.Contains(cfg.scenarios, sc.name)) {
+			scenarios = append(scenarios, sc)
+		}
 	}
+
 	fmt.Fprintf(stdout, "whycache-torture: %s store, for %v, runs of %v, seed %d\n", cfg.store, cfg.total, cfg.slice, cfg.seed)
 	start := time.Now()
 	deadline := start.Add(cfg.total)

@@ -8,6 +8,7 @@ import (
 	"log"
 	"os"
 	"path/filepath"
+	"strconv"
 
 	"github.com/go-sql-driver/mysql"
 	"github.com/whycache/whycache"
@@ -17,15 +18,19 @@ import (
 // logRef says where a scenario run's log is: a file store directory or a
 // MySQL table.
 type logRef struct {
-	dir   string // file store
-	dsn   string // MySQL
-	table string
+	dir     string // file store
+	segment int64  // file store segment size (0: the default)
+	dsn     string // MySQL
+	table   string
 }
 
 // flags returns the writer flags naming the log (the DSN travels in the
 // environment).
 func (l logRef) flags() []string {
 	if l.dir != "" {
+		if l.segment != 0 {
+			return []string{"--log", l.dir, "--segment-size", strconv.FormatInt(l.segment, 10)}
+		}
 		return []string{"--log", l.dir}
 	}
 	return []string{"--table", l.table}
@@ -40,9 +45,21 @@ func (l logRef) env() []string {
 }
 
 // open opens the log; close releases the store and its database handle.
+// A file store directory without a log gets a new, empty one.
 func (l logRef) open() (store logstore.Store, close func(), err error) {
+	return l.openOptions(false)
+}
+
+// openExisting opens the log like open, but a file store directory
+// without a log is an error wrapping logstore.ErrNoLog instead of getting
+// a new one (a MySQL log is never created by opening it).
+func (l logRef) openExisting() (store logstore.Store, close func(), err error) {
+	return l.openOptions(true)
+}
+
+func (l logRef) openOptions(noCreate bool) (store logstore.Store, close func(), err error) {
 	if l.dir != "" {
-		fs, err := whycache.NewFileStore(l.dir)
+		fs, err := whycache.NewFileStoreOptions(l.dir, whycache.FileStoreOptions{SegmentSize: l.segment, NoCreate: noCreate})
 		if err != nil {
 			return nil, nil, err
 		}

@@ -27,8 +27,7 @@ type writerReport struct {
 // DeleteMultis and Updates on cfg.keys keys until its stdin closes. Any
 // error ends it with a non-zero status and the error on stderr.
 func runWriter(cfg config, stdin io.Reader, stdout io.Writer) error {
-	ref := logRef{dir: cfg.log, dsn: cfg.dsn, table: cfg.table}
-	store, closeStore, err := ref.open()
+	store, closeStore, err := cfg.childLog().open()
 	if err != nil {
 		return err
 	}
