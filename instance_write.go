@@ -161,12 +161,15 @@ func (c *Instance) expectedLog() (logstore.LogID, error) {
 var errNotNext = errors.New("whycache: commit does not follow the state's position")
 
 // applyCommitted makes this machine's state hold a commit it just made.
-// When the commit directly follows the state's position (no other commit
-// lies between, and no catch-up is under way), its records are applied
-// from memory and the state claims the commit's last id: nothing between
-// can be missing. Otherwise the state catches up from the log (reading the
-// primary of a replicated store), which brings the commit along. A state
-// never filled is left alone.
+// When the commit directly follows the state's position — the store found
+// the log's last record to be exactly the state's position, same id and
+// same nonce (Committed.Prev), and no catch-up is under way — its records
+// are applied from memory and the state claims the commit's last id:
+// nothing between can be missing, and the log still holds the history the
+// state applied. Otherwise the state catches up from the log (reading the
+// primary of a replicated store), which checks the state's position first
+// (rebuilding when the log went backwards) and brings the commit along. A
+// state never filled is left alone.
 func (c *Instance) applyCommitted(ctx context.Context, res logstore.Committed, groups [][]logstore.Item) error {
 	pending := make([]pendingRecord, len(groups))
 	for i, g := range groups {
@@ -176,10 +179,10 @@ func (c *Instance) applyCommitted(ctx context.Context, res logstore.Committed, g
 	err := c.withTree(func(t *prefixtree.Tree) error {
 		ap := applier{ctx: ctx, t: t, pending: pending, check: func(m stateMeta) error {
 			switch {
-			case !m.filled || res.Last <= m.pos.ID:
+			case !m.filled:
 				skip = true
-				return errNotNext // nothing to do: an Update applied it already, or the state is not filled
-			case m.updateID != m.pos.ID || res.First != m.pos.ID+1:
+				return errNotNext // the state is not filled: the first Update brings the commit
+			case m.updateID != m.pos.ID || res.First != m.pos.ID+1 || res.Prev != m.pos:
 				return errNotNext
 			}
 			return nil
@@ -204,6 +207,11 @@ func (c *Instance) applyCommitted(ctx context.Context, res logstore.Committed, g
 	defer c.updateMu.Unlock()
 	if _, err := c.updateLocked(ctx, true); err != nil {
 		return err
+	}
+	if m, err := c.liveState(); err != nil {
+		return err
+	} else if m.filled && m.pos.ID < res.Last {
+		return fmt.Errorf("the log read after the commit ends at id %d, before the commit's %d", m.pos.ID, res.Last)
 	}
 	return nil
 }

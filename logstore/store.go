@@ -116,6 +116,13 @@ type Committed struct {
 	First, Last uint64
 	// Nonce is the commit's nonce, non-zero for stores that keep nonces.
 	Nonce uint64
+	// Prev is the position of the log's last record before First as the
+	// commit found it (the zero Position for an empty log): the log holds
+	// its history up to Prev.ID, then these records. A writer whose state
+	// is at exactly Prev (same id, same nonce) may apply the records
+	// without reading the log; any other writer must read it. Its Nonce is
+	// 0 when the store does not know it.
+	Prev Position
 }
 
 // Position returns the position of the commit's last record.
@@ -276,7 +283,7 @@ type Store interface {
 	// Commit appends records to the log, atomically and in order, with a
 	// new random nonce, and returns their ids and the nonce; the records
 	// get consecutive ids. Ids are assigned so that commit order equals id
-	// order. If expect is not the zero LogID and the log has another
+	// order; Committed.Prev says what the commit directly follows. If expect is not the zero LogID and the log has another
 	// identity, Commit fails with ErrLogMismatch and commits nothing. On
 	// error nothing was committed (or, if the outcome is unknown, the error
 	// says so and a later ReadUpdates shows the truth). Concurrent calls

@@ -179,6 +179,7 @@ func (s *Store) appendLocked(group []*commitReq) error {
 		return nil
 	}
 	next := max(m.IDFloor, s.w.lastID+1)
+	prev := s.lastPositionLocked(m)
 	if len(m.Segments) == 0 || s.w.format != format2 || (s.w.end >= s.opts.SegmentSize && s.w.lastID != 0) {
 		if err := s.rollLocked(m, next); err != nil {
 			return err
@@ -194,12 +195,13 @@ func (s *Store) appendLocked(group []*commitReq) error {
 		if r.err != nil {
 			continue
 		}
-		r.res = logstore.Committed{First: id, Nonce: r.nonce}
+		r.res = logstore.Committed{First: id, Nonce: r.nonce, Prev: prev}
 		for i, rec := range r.records {
 			buf = appendFrame(buf, id, r.nonce, i == len(r.records)-1, false, rec.Contents)
 			id++
 		}
 		r.res.Last, lastNonce = id-1, r.nonce
+		prev = r.res.Position()
 	}
 	s.w.buf = buf
 	if cap(buf) > 4<<20 { // do not keep a huge buffer after a huge batch
@@ -382,3 +384,24 @@ func (s *Store) rollLocked(m *manifest, next uint64) error {
 // Compact retry, or name it in an error of their own), so it carries no
 // package prefix.
 var errSegmentGone = errors.New("segment file gone")
+
+// lastPositionLocked returns the position of the log's last record (or
+// mark): the tail segment's last batch, else the last position the
+// MANIFEST records for a sealed segment, else the zero Position (an empty
+// log, or segments of a format that records none: the caller then cannot
+// vouch for what a commit follows). The caller holds the writer lock and
+// synced the writer.
+func (s *Store) lastPositionLocked(m *manifest) logstore.Position {
+	if s.w.lastID != 0 {
+		return logstore.Position{ID: s.w.lastID, Nonce: s.w.lastNonce}
+	}
+	for i := len(m.Segments) - 1; i >= 0; i-- {
+		if sg := m.Segments[i]; sg.LastID != 0 {
+			return logstore.Position{ID: sg.LastID, Nonce: sg.LastNonce}
+		}
+		if i < len(m.Segments)-1 {
+			break // a sealed segment that records no position
+		}
+	}
+	return logstore.Position{}
+}

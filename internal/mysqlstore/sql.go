@@ -24,6 +24,7 @@ type queries struct {
 	bumpCounterExpect string // bumpCounter only if log_id is the expected identity
 	insertMark        string // INSERT the commit's mark, copied from the meta row it just set
 	lockCounter       string // SELECT ... FOR UPDATE on the counter row
+	lockLatest        string // the counter row's latest position, locking the row
 	replaceHead       string // REPLACE INTO log ... VALUES (rows follow)
 	latest            string // next_id
 	info              string // log_id, horizon
@@ -73,6 +74,7 @@ func newQueries(table string) queries {
 		bumpCounterExpect: bump + " AND log_id = ?",
 		insertMark:        "INSERT INTO " + k + " (last_id, nonce, commit_us) SELECT next_id - 1, latest_nonce, latest_us FROM " + m + " WHERE one = 1",
 		lockCounter:       "SELECT next_id FROM " + m + " WHERE one = 1 FOR UPDATE",
+		lockLatest:        "SELECT next_id, latest_nonce FROM " + m + " WHERE one = 1 FOR UPDATE",
 		replaceHead:       "REPLACE INTO " + t + " (id, single_key, contents, nonce) VALUES ",
 		latest:            "SELECT next_id FROM " + m + " WHERE one = 1",
 		info:              "SELECT log_id, horizon FROM " + m + " WHERE one = 1",

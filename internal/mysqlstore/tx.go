@@ -104,9 +104,10 @@ func (s *Store) inTx(ctx context.Context, fn func(context.Context, *sql.Tx) erro
 func (s *Store) runBatch(ctx context.Context, batch []*commitReq) {
 	expect := batchExpect(batch)
 	var first, nonce uint64
+	var prev logstore.Position
 	err := s.retry(ctx, func(ctx context.Context) error {
 		var err error
-		first, nonce, err = s.commitTx(ctx, batch, expect)
+		first, nonce, prev, err = s.commitTx(ctx, batch, expect)
 		return err
 	})
 	var mismatch *mismatchError
@@ -138,7 +139,8 @@ func (s *Store) runBatch(ctx context.Context, batch []*commitReq) {
 		var res commitResult
 		switch {
 		case err == nil:
-			res.c = logstore.Committed{First: first + off, Last: first + off + n - 1, Nonce: nonce}
+			res.c = logstore.Committed{First: first + off, Last: first + off + n - 1, Nonce: nonce, Prev: prev}
+			prev = res.c.Position()
 		case errors.As(err, &unknown):
 			res.err = fmt.Errorf("%w: the records would have ids %d..%d and nonce %016x: %w",
 				ErrCommitUnknown, unknown.first+off, unknown.first+off+n-1, unknown.nonce, unknown.cause)
@@ -183,18 +185,18 @@ func batchExpect(batch []*commitReq) logstore.LogID {
 // back). A COMMIT that fails on a broken connection returns
 // *unknownError. Missing tables or columns are ErrNoLog (prefixed, from
 // noLog); other errors carry no package prefix: runBatch adds it.
-func (s *Store) commitTx(ctx context.Context, batch []*commitReq, expect logstore.LogID) (first, nonce uint64, err error) {
+func (s *Store) commitTx(ctx context.Context, batch []*commitReq, expect logstore.LogID) (first, nonce uint64, prev logstore.Position, err error) {
 	total := 0
 	for _, r := range batch {
 		total += len(r.records)
 	}
 	packet, err := s.serverPacket(ctx)
 	if err != nil {
-		return 0, 0, err
+		return 0, 0, prev, err
 	}
 	nonce, err = logstore.NewNonce()
 	if err != nil {
-		return 0, 0, err
+		return 0, 0, prev, err
 	}
 	query, args := s.q.bumpCounter, []any{uint64(total), nonce}
 	if expect != (logstore.LogID{}) {
@@ -202,14 +204,14 @@ func (s *Store) commitTx(ctx context.Context, batch []*commitReq, expect logstor
 	}
 	bump, err := s.prepared(ctx, query)
 	if err != nil {
-		return 0, 0, s.txError(ctx, err)
+		return 0, 0, prev, s.txError(ctx, err)
 	}
 	if h := s.hookBatch; h != nil {
 		h(len(batch), total)
 	}
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
-		return 0, 0, err
+		return 0, 0, prev, err
 	}
 	done := false
 	defer func() {
@@ -217,32 +219,43 @@ func (s *Store) commitTx(ctx context.Context, batch []*commitReq, expect logstor
 			_ = tx.Rollback() // the error is the one already being returned
 		}
 	}()
+	// The log's latest position before this commit, read with the lock
+	// the counter update takes anyway (Committed.Prev).
+	var prevNext, prevNonce uint64
+	switch err := tx.QueryRowContext(ctx, s.q.lockLatest).Scan(&prevNext, &prevNonce); {
+	case errors.Is(err, sql.ErrNoRows):
+		return 0, 0, prev, s.noCounter(ctx, tx, expect)
+	case err != nil:
+		return 0, 0, prev, s.txError(ctx, err)
+	case prevNext > 1:
+		prev = logstore.Position{ID: prevNext - 1, Nonce: prevNonce}
+	}
 	res, err := tx.StmtContext(ctx, bump).ExecContext(ctx, args...)
 	if err != nil {
-		return 0, 0, s.txError(ctx, err)
+		return 0, 0, prev, s.txError(ctx, err)
 	}
 	if n, err := res.RowsAffected(); err != nil {
-		return 0, 0, err
+		return 0, 0, prev, err
 	} else if n == 0 {
-		return 0, 0, s.noCounter(ctx, tx, expect)
+		return 0, 0, prev, s.noCounter(ctx, tx, expect)
 	}
 	next, err := res.LastInsertId()
 	if err != nil {
-		return 0, 0, err
+		return 0, 0, prev, err
 	}
 	if next <= int64(total) {
-		return 0, 0, fmt.Errorf("id counter of %s at %d after taking %d ids: %w", s.table, next, total, logstore.ErrCorrupt)
+		return 0, 0, prev, fmt.Errorf("id counter of %s at %d after taking %d ids: %w", s.table, next, total, logstore.ErrCorrupt)
 	}
 	first = uint64(next) - uint64(total)
 	if err := s.insertRows(ctx, tx, batch, first, nonce, total, packet); err != nil {
-		return 0, 0, s.txError(ctx, err)
+		return 0, 0, prev, s.txError(ctx, err)
 	}
 	if _, err := tx.ExecContext(ctx, s.q.insertMark); err != nil {
-		return 0, 0, s.txError(ctx, err)
+		return 0, 0, prev, s.txError(ctx, err)
 	}
 	if h := s.hookBeforeCommit; h != nil {
 		if err := h(ctx, first, first+uint64(total)-1, batch); err != nil {
-			return 0, 0, err
+			return 0, 0, prev, err
 		}
 	}
 	done = true // Commit ends the transaction whatever it returns
@@ -253,11 +266,11 @@ func (s *Store) commitTx(ctx context.Context, batch []*commitReq, expect logstor
 		// after the server committed.
 		if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) ||
 			errors.Is(err, sql.ErrTxDone) || retryable(err) {
-			return 0, 0, err
+			return 0, 0, prev, err
 		}
-		return 0, 0, &unknownError{first: first, nonce: nonce, cause: err}
+		return 0, 0, prev, &unknownError{first: first, nonce: nonce, cause: err}
 	}
-	return first, nonce, nil
+	return first, nonce, prev, nil
 }
 
 // txError returns err, or the ErrNoLog error when err says a table or

@@ -257,6 +257,7 @@ func (s *Store) Commit(ctx context.Context, expect logstore.LogID, records []log
 		return logstore.Committed{}, err
 	}
 	first := l.latest + 1
+	prev := logstore.Position{ID: l.latest, Nonce: l.latestNonce}
 	for _, r := range recs {
 		l.latest++
 		r.id = l.latest
@@ -274,7 +275,7 @@ func (s *Store) Commit(ctx context.Context, expect logstore.LogID, records []log
 	l.latestNonce, l.latestTime = nonce, time.Now()
 	l.marks = append(l.marks, logstore.Position{ID: l.latest, Nonce: nonce})
 	l.purgeLocked()
-	return logstore.Committed{First: first, Last: l.latest, Nonce: nonce}, nil
+	return logstore.Committed{First: first, Last: l.latest, Nonce: nonce, Prev: prev}, nil
 }
 
 // expectLocked returns ErrLogMismatch when expect is set and is not the

@@ -97,12 +97,17 @@ func testCommitIdentity(t *testing.T, h Harness) {
 	in := info(t, f.s)
 	nonces := map[uint64]bool{}
 	var want []stored
+	var prev logstore.Position
 	for i, n := range []int{1, 3, 2} {
 		recs := records(t, fmt.Sprintf("n%d", i), n)
 		res, err := f.s.Commit(f.ctx, in.ID, recs)
 		if err != nil {
 			t.Fatalf("Commit expecting the log's own identity: %v", err)
 		}
+		if res.Prev != prev && (!h.NoNonces || res.Prev.ID != prev.ID) {
+			t.Errorf("Commit %d: Prev = %+v, want the previous commit's last position %+v", i, res.Prev, prev)
+		}
+		prev = res.Position()
 		if res.Last-res.First+1 != uint64(n) {
 			t.Fatalf("Commit of %d records returned ids %d..%d", n, res.First, res.Last)
 		}
