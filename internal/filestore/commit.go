@@ -34,8 +34,12 @@ type commitReq struct {
 // larger than Limits().MaxRecordSize fails the call with an error wrapping
 // logstore.ErrTooLarge before anything is written. A failed write is
 // truncated away; a failed fdatasync leaves the outcome unknown and says
-// so. Damage to acknowledged bytes of the tail segment fails every Commit
-// with an error wrapping logstore.ErrCorrupt, truncating nothing. Waits
+// so. Damage to acknowledged bytes of the tail segment fails the Commit of
+// every handle that reads them (a handle reads the tail from where it last
+// wrote or read it, not again the bytes it wrote itself) with an error
+// wrapping logstore.ErrCorrupt, truncating nothing: no acknowledged record
+// is dropped and no id is given out twice; readers stop before the damage
+// until it is repaired. Waits
 // (for another call's write, for the writer lock another process holds)
 // end with ctx's error as soon as ctx is done, with nothing written.
 func (s *Store) Commit(ctx context.Context, expect logstore.LogID, records []logstore.Record) (logstore.Committed, error) {

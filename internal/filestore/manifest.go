@@ -65,8 +65,15 @@ type manifest struct {
 	// Generation grows with every publication, across Resets; it makes the
 	// names of rewritten segment files unique and tells a MANIFEST that
 	// follows another from one restored from a backup.
-	Generation uint64    `json:"generation"`
-	Segments   []segment `json:"segments"`
+	Generation uint64 `json:"generation"`
+	// Publication is a random number drawn for every publication, and
+	// Previous the Publication of the MANIFEST this one replaced: a handle
+	// that cached the predecessor knows the new one follows it, and treats
+	// anything else (a restored MANIFEST, whatever its generation, or one
+	// it skipped publications to reach) as a new epoch.
+	Publication uint64    `json:"publication,omitempty"`
+	Previous    uint64    `json:"previous,omitempty"`
+	Segments    []segment `json:"segments"`
 
 	id logstore.LogID // decoded LogID
 	// epoch is the manifestCache epoch the manifest was read or
@@ -196,6 +203,7 @@ func (m *manifest) next() *manifest {
 	n := *m
 	n.Version = manifestVersion
 	n.Generation++
+	n.Previous, n.Publication = m.Publication, 0 // drawn by publish
 	n.Segments = append([]segment(nil), m.Segments...)
 	return &n
 }
@@ -264,9 +272,11 @@ func keyOf(fi os.FileInfo) fileKey {
 }
 
 // load returns the current MANIFEST, reading it only when the file changed.
-// A MANIFEST that does not follow the cached one (a lower or equal
-// generation: restored from a backup or copied in by hand) starts a new
-// epoch and has the directory checked against it (checkDir). A missing
+// A MANIFEST that is not the direct successor of the cached one (restored
+// from a backup or copied in by hand, whatever its generation, or reached
+// by skipping publications) starts a new epoch, which voids every position
+// the handle remembers and reopens its files, and has the directory
+// checked against it (checkDir). A missing
 // MANIFEST is logstore.ErrCorrupt when segment files remain, else
 // logstore.ErrNoLog. The caller serializes calls.
 func (c *manifestCache) load() (*manifest, error) {
@@ -313,7 +323,7 @@ func (c *manifestCache) loadOnce(mayRetry bool) (m *manifest, retry bool, err er
 		f.Close()
 		return nil, false, fmt.Errorf("filestore: read %s: %w", c.path, err)
 	}
-	if c.m != nil && m.Generation <= c.m.Generation {
+	if c.m != nil && !m.follows(c.m) {
 		if err := checkDir(filepath.Dir(c.path), m); err != nil {
 			f.Close()
 			now, serr := os.Stat(c.path)
@@ -324,6 +334,11 @@ func (c *manifestCache) loadOnce(mayRetry bool) (m *manifest, retry bool, err er
 	m.epoch = c.epoch
 	c.set(m, f, fi)
 	return m, false, nil
+}
+
+// follows reports whether m was published directly over prev.
+func (m *manifest) follows(prev *manifest) bool {
+	return prev.Publication != 0 && m.Generation == prev.Generation+1 && m.Previous == prev.Publication
 }
 
 // set replaces the cached manifest with m, read from (or written to) f.
@@ -349,6 +364,13 @@ func (c *manifestCache) close() error {
 // writer lock, which every publication takes, so temporary MANIFEST files
 // never race.
 func (c *manifestCache) publish(m *manifest, mode os.FileMode, sync bool) error {
+	for m.Publication == 0 {
+		pub, err := logstore.NewNonce()
+		if err != nil {
+			return err
+		}
+		m.Publication = pub
+	}
 	data, err := json.MarshalIndent(m, "", "\t")
 	if err != nil {
 		return fmt.Errorf("filestore: encode MANIFEST: %w", err)

@@ -2,6 +2,7 @@ package filestore
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -145,5 +146,89 @@ func TestRestoredCopyBesideNewerSegments(t *testing.T) {
 			wantCorrupt(t, "Poll on a store open across the restore", err, "beyond the MANIFEST")
 			sameFiles(t, dir, before)
 		})
+	}
+}
+
+// TestRestoreUnderIdleHandles: handles that last read the MANIFEST before
+// the backup was taken, while segments rolled between (so the restored
+// MANIFEST has a higher generation than the one they cached), must notice
+// the restore all the same: a reader must not judge the restored tail by
+// the replaced WATERMARK, and a writer must write its acknowledged end
+// into the restored directory's WATERMARK, so that a byte flipped in its
+// acknowledged records is damage to every handle and never a torn tail
+// for the next writer to truncate.
+func TestRestoreUnderIdleHandles(t *testing.T) {
+	ctx := context.Background()
+	dir := filepath.Join(t.TempDir(), "log")
+	opts := Options{SegmentSize: 1024, NoSync: true}
+	a := openRaw(t, dir, opts)    // a writer running throughout
+	idle := openRaw(t, dir, opts) // a reader and writer idle since the start
+	commit := func(s *Store, tag string) logstore.Committed {
+		t.Helper()
+		c, err := s.Commit(ctx, logstore.LogID{}, makeRecs(tag+"-"+string(make([]byte, 40))))
+		if err != nil {
+			t.Fatalf("commit %s: %v", tag, err)
+		}
+		return c
+	}
+	commit(idle, "idle-first") // idle reads the MANIFEST and the WATERMARK now
+	if _, err := idle.LatestUpdateID(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 40; i++ {
+		commit(a, fmt.Sprint("a", i)) // segments roll: the generation grows
+	}
+	backup := filepath.Join(t.TempDir(), "backup")
+	copyDir(t, dir, backup)
+	for i := 0; i < 5; i++ {
+		commit(a, fmt.Sprint("lost", i))
+	}
+	restoreCopy(t, "replace", backup, dir)
+	var acked logstore.Committed
+	for i := 0; i < 5; i++ {
+		acked = commit(idle, fmt.Sprint("after", i)) // acknowledged by the idle handle
+	}
+	wm, err := os.ReadFile(filepath.Join(dir, watermarkName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	bak, _ := os.ReadFile(filepath.Join(backup, watermarkName))
+	if string(wm) == string(bak) {
+		t.Fatal("the idle writer's acknowledgements did not reach the restored WATERMARK")
+	}
+	// Damage a byte of the last acknowledged record.
+	segs, _ := filepath.Glob(filepath.Join(dir, "*.seg"))
+	tail := segs[len(segs)-1]
+	fi, err := os.Stat(tail)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.OpenFile(tail, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := make([]byte, 1)
+	f.ReadAt(b, fi.Size()-30)
+	b[0] ^= 0x5a
+	f.WriteAt(b, fi.Size()-30)
+	f.Close()
+	fresh := openRaw(t, dir, opts)
+	if c, err := fresh.Commit(ctx, logstore.LogID{}, makeRecs("x")); !errors.Is(err, logstore.ErrCorrupt) {
+		t.Errorf("a new handle committed (%+v, %v) over damaged acknowledged bytes, want ErrCorrupt", c, err)
+	}
+	// The handles that wrote past the damage may go on appending, but
+	// never over the acknowledged records.
+	for name, s := range map[string]*Store{"the running writer": a, "the idle handle": idle} {
+		if c, err := s.Commit(ctx, logstore.LogID{}, makeRecs("y")); err == nil && c.First <= acked.Last {
+			t.Errorf("%s: committed record %d, an id already acknowledged (up to %d)", name, c.First, acked.Last)
+		}
+	}
+	for name, s := range map[string]*Store{"the running writer": a, "the idle handle": idle, "a new handle": fresh} {
+		if err := s.Check(ctx); !errors.Is(err, logstore.ErrCorrupt) {
+			t.Errorf("%s: Check after the damage: %v, want ErrCorrupt", name, err)
+		}
+		if _, err := s.Poll(ctx, logstore.PollRequest{}, func(logstore.Entry) error { return nil }); !errors.Is(err, logstore.ErrCorrupt) {
+			t.Errorf("%s: Poll after the damage: %v, want ErrCorrupt", name, err)
+		}
 	}
 }
