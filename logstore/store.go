@@ -229,6 +229,15 @@ type PollResult struct {
 	// store that made it (the primary's, for a replicated log); zero when
 	// the store does not know.
 	LatestTime time.Time
+	// Heartbeat is the time of the last heartbeat written to the log's
+	// primary (Heartbeater), as the snapshot holds it; zero when nobody
+	// writes heartbeats. On a replica, ReadTime - Heartbeat is how far it
+	// lags (plus up to one heartbeat period), whether or not anything was
+	// committed meanwhile.
+	Heartbeat time.Time
+	// ReadTime is the clock of the server the snapshot was read from, at
+	// the read; zero when the store does not know.
+	ReadTime time.Time
 	// Verdict is the check of PollRequest.After.
 	Verdict Verdict
 	// More is set when the call stopped after Max records, before Latest:
@@ -316,6 +325,15 @@ type Store interface {
 	// Close releases the store's resources. It does not close resources the
 	// caller passed in (such as a *sql.DB).
 	Close() error
+}
+
+// Heartbeater is implemented by stores that keep the time of the last
+// heartbeat in the log, so that readers of a replica can tell how far it
+// lags even when nothing is committed (PollResult.Heartbeat). One process
+// (a follow daemon's leader on one machine) calls Heartbeat periodically;
+// it writes to the primary.
+type Heartbeater interface {
+	Heartbeat(ctx context.Context) error
 }
 
 // Checker is implemented by stores that can verify their whole log (every
