@@ -3,16 +3,19 @@ package whycache
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"math"
 	"math/rand/v2"
 	"time"
+
+	"github.com/whycache/whycache/logstore"
 )
 
 // Defaults of FollowOptions (used where a field is zero).
 const (
 	DefaultFollowInterval   = time.Second
-	DefaultFollowMaxBackoff = 30 * time.Second
+	DefaultFollowMaxBackoff = 5 * time.Second
 )
 
 // FollowOptions configure Follow. They are read once, when Follow starts.
@@ -34,6 +37,13 @@ type FollowOptions struct {
 	// failed lock attempt of a standby, from the goroutine running Follow.
 	// err is the poll's error (nil for a standby). It must not call Follow.
 	OnPoll func(st FollowStats, err error)
+
+	// Heartbeat makes the leader write a heartbeat to the log's primary
+	// before every poll (the store must implement logstore.Heartbeater),
+	// so that every machine reading a replica can tell how far it lags
+	// (Stats.ReadLagSeconds). One follower of the fleet is enough; each
+	// heartbeat is one small write.
+	Heartbeat bool
 }
 
 // FollowStats describes one poll of Follow, as passed to OnPoll.
@@ -77,9 +87,15 @@ func (o FollowOptions) withDefaults() FollowOptions {
 // main loop. Only one follower per state file polls the log, however many
 // processes (or goroutines) run Follow on it: they compete for the leader
 // lock, an flock on StatePath()+".follow" that the kernel releases when its
-// holder exits or dies. The leader calls Update every Interval; after a
-// failed Update it waits an exponential backoff with full jitter (a random
-// time up to Interval·2^failures, capped at MaxBackoff) and tries again.
+// holder exits or dies. The leader calls Update every Interval — its first
+// poll at a random point of the first interval and each wait ±10%, so that
+// a fleet restarted together does not poll in lockstep — and at once when
+// the instance's Notifier announces records it lacks; after a failed
+// Update it waits an exponential backoff with full jitter (a random time up
+// to Interval·2^failures, capped at MaxBackoff) and tries again. A poll
+// costs the log one read (logstore.Store.Poll) and, with Heartbeat, one
+// write.
+//
 // The others are standbys: they try to take the lock every Interval, so one
 // of them takes over within one Interval of the leader's exit, and all the
 // while they read the state the leader keeps current.
@@ -90,6 +106,9 @@ func (o FollowOptions) withDefaults() FollowOptions {
 func (c *Instance) Follow(ctx context.Context, opts FollowOptions) error {
 	opts = opts.withDefaults()
 	log := opts.Logger.With("state", c.path)
+	if _, ok := c.store.(logstore.Heartbeater); opts.Heartbeat && !ok {
+		return fmt.Errorf("whycache: follow: the store (%T) keeps no heartbeats", c.store)
+	}
 	lock, err := c.openFollowLock()
 	if err != nil {
 		return err
@@ -127,8 +146,26 @@ func (c *Instance) Follow(ctx context.Context, opts FollowOptions) error {
 
 // lead is the leader's poll loop; it returns when ctx is done.
 func (c *Instance) lead(ctx context.Context, opts FollowOptions, log *slog.Logger) error {
+	var wake <-chan uint64
+	if c.opts.Notifier != nil {
+		ch, err := c.opts.Notifier.Subscribe(ctx)
+		if err != nil {
+			log.Warn("whycache: follow: notifications unavailable: polling every interval only", "err", err)
+		} else {
+			wake = ch
+		}
+	}
+	// The first poll at a random point of the first interval.
+	if !c.waitPoll(ctx, time.Duration(rand.Int64N(int64(opts.Interval))), wake) {
+		return ctx.Err()
+	}
 	failures := 0
 	for {
+		if opts.Heartbeat {
+			if err := c.store.(logstore.Heartbeater).Heartbeat(ctx); err != nil && ctx.Err() == nil {
+				log.Warn("whycache: follow: heartbeat failed", "err", err)
+			}
+		}
 		up, err := c.followPoll(ctx)
 		applied := uint64(up.Applied)
 		if up.Rebuilt != nil {
@@ -137,14 +174,14 @@ func (c *Instance) lead(ctx context.Context, opts FollowOptions, log *slog.Logge
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		var st Stats
+		st, serr := c.Stats(nil)
 		if err == nil {
-			st, err = c.Stats(ctx)
+			err = serr
 		}
-		if err != nil {
-			st, _ = c.Stats(nil)
+		if err == nil {
+			st.applyView(up.Log) // the figures of the poll itself: no second read
 		}
-		wait := opts.Interval
+		wait := jittered(opts.Interval, rand.Int64N)
 		switch {
 		case err != nil:
 			failures++
@@ -159,10 +196,48 @@ func (c *Instance) lead(ctx context.Context, opts FollowOptions, log *slog.Logge
 		if opts.OnPoll != nil {
 			opts.OnPoll(FollowStats{Stats: st, Leader: true, Applied: applied, Failures: failures, Wait: wait}, err)
 		}
-		if !sleepCtx(ctx, wait) {
+		if failures > 0 {
+			if !sleepCtx(ctx, wait) {
+				return ctx.Err()
+			}
+			continue
+		}
+		if !c.waitPoll(ctx, wait, wake) {
 			return ctx.Err()
 		}
 	}
+}
+
+// waitPoll waits d, or less when an announcement on wake names an id the
+// state does not hold yet. It reports false when ctx is done first.
+func (c *Instance) waitPoll(ctx context.Context, d time.Duration, wake <-chan uint64) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+			return true
+		case <-ctx.Done():
+			return false
+		case id, ok := <-wake:
+			if !ok {
+				wake = nil // the subscription ended: poll on the interval only
+				continue
+			}
+			if id > c.UpdateID() {
+				return true
+			}
+		}
+	}
+}
+
+// jittered returns interval ±10%, at random (rnd(n) is in [0, n)).
+func jittered(interval time.Duration, rnd func(n int64) int64) time.Duration {
+	spread := int64(interval / 5)
+	if spread <= 0 {
+		return interval
+	}
+	return interval - interval/10 + time.Duration(rnd(spread+1))
 }
 
 // followPoll runs one Update and returns what it did.

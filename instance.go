@@ -59,6 +59,12 @@ type Options struct {
 	// ErrUnsafe.
 	TrustedUIDs, TrustedGIDs []int
 
+	// Notifier, if set, announces every commit of this instance to the
+	// followers of other machines, and wakes this machine's follower when
+	// others commit (see Notifier). Nil: followers find new records at
+	// their next poll.
+	Notifier Notifier
+
 	// ReadTimeout bounds how long a read (Get, iteration, Valid, UpdateID,
 	// Stats) waits for a writer's batch that does not end (a writer stopped
 	// with SIGSTOP, or hung): it then fails with ErrWriterStuck naming the
@@ -116,17 +122,19 @@ func DefaultStateDir() string { return statedir.DefaultDir() }
 // Close releases the instance; it must not run concurrently with other
 // calls on the same Instance. The store is not closed by Close.
 type Instance struct {
-	store     logstore.Store
-	opts      Options
-	path      string
-	dir       *statedir.Dir // the checked state directory; every state file operation goes through it
-	name      string        // the state file's name in dir
-	maxRecord int
-	cur       atomic.Pointer[prefixtree.Tree] // the state in use, nil until first needed
-	updateMu  ctxsync.Mutex                   // serializes Update and state swaps in this process
-	mu        sync.Mutex                      // guards the following
-	retired   []*prefixtree.Tree              // replaced states, unmapped at Close (readers may still use them)
-	closed    bool
+	store        logstore.Store
+	opts         Options
+	path         string
+	dir          *statedir.Dir // the checked state directory; every state file operation goes through it
+	name         string        // the state file's name in dir
+	maxRecord    int
+	cur          atomic.Pointer[prefixtree.Tree] // the state in use, nil until first needed
+	updateMu     ctxsync.Mutex                   // serializes Update and state swaps in this process
+	mu           sync.Mutex                      // guards the following
+	retired      []*prefixtree.Tree              // replaced states, unmapped at Close (readers may still use them)
+	view         LogView                         // what the last complete poll of the log showed
+	notifyErrors atomic.Uint64                   // announcements the Notifier failed to publish
+	closed       bool
 }
 
 // Open returns an instance on the given log store. It does not contact the

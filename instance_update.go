@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/whycache/whycache/logstore"
 	"github.com/whycache/whycache/prefixtree"
@@ -24,6 +25,24 @@ type UpdateStats struct {
 	// log and swapped in: it wraps ErrLogDiverged, ErrHistoryCompacted or
 	// ErrLogMismatch (the latter only with RebuildAnyLog).
 	Rebuilt error
+	// Log is what the last poll of the log showed (its latest position and
+	// times), for lag figures without asking the log again.
+	Log LogView
+}
+
+// LogView is what one poll of the log showed, in one snapshot.
+type LogView struct {
+	// Latest is the log's latest position.
+	Latest logstore.Position
+	// LatestTime is when the latest commit was made (primary's clock),
+	// Heartbeat when the primary last received a heartbeat, ReadTime the
+	// clock of the server read; each zero when the store does not know.
+	LatestTime, Heartbeat, ReadTime time.Time
+}
+
+// viewOf returns the figures of a poll's result.
+func viewOf(res logstore.PollResult) LogView {
+	return LogView{Latest: res.Latest, LatestTime: res.LatestTime, Heartbeat: res.Heartbeat, ReadTime: res.ReadTime}
 }
 
 // Update applies every log record newer than the state's position, in id
@@ -87,6 +106,7 @@ func (c *Instance) updateLocked(ctx context.Context, primary bool) (UpdateStats,
 		}
 		n, err := c.tail(ctx, t, primary)
 		st.Applied += n
+		st.Log = c.lastView()
 		var rb *rebuildError
 		switch {
 		case errors.As(err, &rb):
@@ -95,6 +115,7 @@ func (c *Instance) updateLocked(ctx context.Context, primary bool) (UpdateStats,
 			}
 			n, err := c.rebuildLocked(ctx)
 			st.Applied += n
+			st.Log = c.lastView()
 			if err == nil {
 				st.Rebuilt = rb.cause
 			}
@@ -156,6 +177,7 @@ func (c *Instance) tail(ctx context.Context, t *prefixtree.Tree, primary bool) (
 			pos, data = res.Next, true
 			continue
 		}
+		c.noteView(viewOf(res.PollResult))
 		latest := res.Latest
 		return ap.applied, ap.flush(&latest, true)
 	}
@@ -212,4 +234,18 @@ func judge(res logstore.PollResult, pos logstore.Position, logID logstore.LogID,
 		return &rebuildError{fmt.Errorf("%w: record %d the state applied (commit %016x) is not the log's record %d", ErrLogDiverged, pos.ID, pos.Nonce, pos.ID)}
 	}
 	return &rebuildError{fmt.Errorf("%w: the log keeps no trace of the commit of record %d the state applied", ErrLogDiverged, pos.ID)}
+}
+
+// noteView remembers what the last complete poll of the log showed.
+func (c *Instance) noteView(v LogView) {
+	c.mu.Lock()
+	c.view = v
+	c.mu.Unlock()
+}
+
+// lastView returns what the last complete poll of the log showed.
+func (c *Instance) lastView() LogView {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.view
 }

@@ -134,6 +134,7 @@ func (c *Instance) commitItems(ctx context.Context, items []logstore.Item) (uint
 	if len(recs) == 0 {
 		return res.Last, nil
 	}
+	c.publish(ctx, res.Last)
 	if err := c.applyCommitted(ctx, res, groups); err != nil {
 		return res.Last, withContext(fmt.Sprintf("committed as record %d but not applied locally (the next Update will)", res.Last), err)
 	}

@@ -2,8 +2,10 @@ package whycache
 
 import (
 	"context"
+	"errors"
 	"time"
 
+	"github.com/whycache/whycache/logstore"
 	"github.com/whycache/whycache/prefixtree"
 )
 
@@ -20,8 +22,13 @@ type Stats struct {
 	LatestID    uint64    // latest id in the log (0 if the store was not asked)
 	LagRecords  uint64    // LatestID - UpdateID, when known
 	LastApplied time.Time // when an Update last applied records (zero if never)
-	// LagSeconds is how long the state has been behind: the time since
-	// LastApplied when LagRecords > 0, else 0.
+	LatestTime  time.Time // when the log's latest commit was made (zero if unknown or not asked)
+	// ReadLagSeconds is how far the log as read (a replica) lags behind its
+	// primary: the read server's clock less the last heartbeat it holds,
+	// when somebody writes heartbeats (FollowOptions.Heartbeat); else 0.
+	ReadLagSeconds float64
+	// LagSeconds is how long the state has been behind: the larger of
+	// ReadLagSeconds and, when LagRecords > 0, the time since LastApplied.
 	LagSeconds float64
 	Commits    uint64 // write transactions on the state file since it was created
 	Recoveries uint64 // dead writers' transactions repaired since it was created
@@ -62,18 +69,36 @@ func (c *Instance) Stats(ctx context.Context) (Stats, error) {
 	if err != nil || ctx == nil {
 		return st, err
 	}
-	latest, err := c.store.LatestUpdateID(ctx)
-	if err != nil {
+	// One poll, stopped before it delivers anything: the log's figures in
+	// one statement.
+	res, err := c.store.Poll(ctx, logstore.PollRequest{After: logstore.Position{ID: st.UpdateID}, Max: 1}, func(logstore.Entry) error {
+		return errStatsOnly
+	})
+	if err != nil && !errors.Is(err, errStatsOnly) {
 		return st, withContext("stats", err)
 	}
-	st.LatestID = latest
-	if latest > st.UpdateID {
-		st.LagRecords = latest - st.UpdateID
+	st.applyView(viewOf(res))
+	return st, nil
+}
+
+// errStatsOnly stops the poll of Stats before it delivers a record.
+var errStatsOnly = errors.New("whycache: stats read only the log's figures")
+
+// applyView fills the figures of st that come from the log, from what a
+// poll showed.
+func (st *Stats) applyView(v LogView) {
+	st.LatestID, st.LatestTime = v.Latest.ID, v.LatestTime
+	st.LagRecords, st.LagSeconds, st.ReadLagSeconds = 0, 0, 0
+	if !v.Heartbeat.IsZero() && !v.ReadTime.IsZero() && v.ReadTime.After(v.Heartbeat) {
+		st.ReadLagSeconds = v.ReadTime.Sub(v.Heartbeat).Seconds()
+	}
+	if st.LatestID > st.UpdateID {
+		st.LagRecords = st.LatestID - st.UpdateID
 		if !st.LastApplied.IsZero() {
 			st.LagSeconds = time.Since(st.LastApplied).Seconds()
 		}
 	}
-	return st, nil
+	st.LagSeconds = max(st.LagSeconds, st.ReadLagSeconds)
 }
 
 // Check verifies the structure of the state file (see prefixtree.Tree.Check)
