@@ -142,8 +142,9 @@ func waitLockWait(t *testing.T, db *sql.DB, table string) {
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		var n int
-		err := db.QueryRow("SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE INFO LIKE ?",
-			"UPDATE `"+table+"_meta` SET next_id%").Scan(&n)
+		// The commit locks the counter row with its first statement.
+		err := db.QueryRow("SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE INFO LIKE ? OR INFO LIKE ?",
+			"UPDATE `"+table+"_meta` SET next_id%", "SELECT next_id, latest_nonce FROM `"+table+"_meta`%FOR UPDATE").Scan(&n)
 		if err != nil {
 			t.Fatal(err)
 		}
