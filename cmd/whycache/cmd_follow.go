@@ -44,6 +44,7 @@ process series. Latest id and lag come from the leader (standbys show 0).`,
 			fs.StringVar(&o.metricsAddr, "metrics-addr", "", "serve Prometheus metrics on `ADDR` (host:port, e.g. 127.0.0.1:9100)")
 			fs.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
 			fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+			fs.BoolVar(&o.heartbeat, "heartbeat", false, "write a heartbeat to the log's primary before every poll, so that machines reading replicas see how far they lag (one follower of the fleet is enough)")
 			rebuild := fs.Bool("rebuild", false, "replace a state built from another log with this log's content")
 			return func(e *env, _ []string) error {
 				e.rebuild = *rebuild
@@ -64,6 +65,7 @@ const (
 type followFlags struct {
 	interval, maxBackoff time.Duration
 	metricsAddr          string
+	heartbeat            bool
 	logFormat, logLevel  string
 }
 
@@ -87,9 +89,10 @@ func (e *env) follow(o followFlags) error {
 	if o.interval < minFollowInterval || o.interval > maxFollowInterval {
 		return usageErrorf("follow: --interval %s: want between %s and %s", o.interval, minFollowInterval, maxFollowInterval)
 	}
-	if o.maxBackoff < o.interval || o.maxBackoff > maxFollowBackoff {
-		return usageErrorf("follow: --max-backoff %s: want between --interval (%s) and %s", o.maxBackoff, o.interval, maxFollowBackoff)
+	if o.maxBackoff <= 0 || o.maxBackoff > maxFollowBackoff {
+		return usageErrorf("follow: --max-backoff %s: want a positive duration up to %s", o.maxBackoff, maxFollowBackoff)
 	}
+	o.maxBackoff = max(o.maxBackoff, o.interval) // as Follow does
 	logger, err := o.newLogger(e.stderr)
 	if err != nil {
 		return err
@@ -116,6 +119,7 @@ func (e *env) follow(o followFlags) error {
 		MaxBackoff: o.maxBackoff,
 		Logger:     logger,
 		OnPoll:     m.observe,
+		Heartbeat:  o.heartbeat,
 	})
 	if errors.Is(err, context.Canceled) && e.ctx.Err() != nil {
 		logger.Info("whycache: follow: stopping on signal")

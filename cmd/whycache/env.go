@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/whycache/whycache"
+	"github.com/whycache/whycache/redisnotify"
 )
 
 // env is what a command runs with: its context (cancelled by SIGINT and
@@ -31,6 +32,8 @@ type env struct {
 	// createLog lets openStore create a log that does not exist
 	// (init-schema).
 	createLog bool
+	// notif is the --notify notifier, once made.
+	notif *redisnotify.Notifier
 }
 
 // globals are the flags every command accepts, before or after its name.
@@ -50,6 +53,8 @@ type globals struct {
 	trustOwners, trustGroups string
 	// fileMode is the mode of created state files, in octal.
 	fileMode string
+	// notify is the Redis server commits are announced on.
+	notify, notifyChannel string
 }
 
 // Progress modes of --progress.
@@ -75,6 +80,8 @@ func (g *globals) register(fs *flag.FlagSet) {
 	fs.StringVar(&g.trustOwners, "trust-owner", g.trustOwners, "also accept a state directory and state file owned by these `users` (names or uids, comma-separated), e.g. the user the follow daemon runs as")
 	fs.StringVar(&g.trustGroups, "trust-group", g.trustGroups, "also accept a state directory and state file owned by, or writable by, these `groups` (names or gids, comma-separated)")
 	fs.StringVar(&g.fileMode, "file-mode", g.fileMode, "permissions of the state files this command creates, in octal: 0600 (the default) or, for readers in the directory's group, 0640")
+	fs.StringVar(&g.notify, "notify", g.notify, "announce commits on, and let follow wake on, Redis pub/sub at `HOST:PORT` (password in $WHYCACHE_REDIS_PASSWORD); the default channel is named after the log")
+	fs.StringVar(&g.notifyChannel, "notify-channel", g.notifyChannel, "the Redis pub/sub `channel` of --notify")
 	fs.StringVar(&g.passwordFile, "password-file", g.passwordFile, "read the MySQL password from `FILE` (not readable by other users) instead of the DSN (or $WHYCACHE_PASSWORD)")
 	fs.DurationVar(&g.readTimeout, "read-timeout", g.readTimeout, "how long a read waits for a writer of the state that makes no progress before it fails naming it (between 10ms and 10m; default 10s)")
 }

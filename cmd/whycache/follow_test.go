@@ -13,6 +13,8 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/whycache/whycache/internal/redistest"
 	"time"
 )
 
@@ -274,4 +276,37 @@ func TestFollowPutsBackRemovedState(t *testing.T) {
 	if err := <-f.done; err != nil {
 		t.Fatalf("follower exit: %v", err)
 	}
+}
+
+// TestFollowWakesOnNotify: with --notify, a set on one machine reaches
+// another machine's follower (polling only every 30 s) within a second.
+func TestFollowWakesOnNotify(t *testing.T) {
+	addr := redistest.Start(t)
+	c := fileCLI(t)
+	dir := t.TempDir()
+	follower := filepath.Join(dir, "follower.state")
+	c.ok("--state", follower, "update")
+	args := c.args([]string{"--notify", addr, "--state", follower, "follow", "--interval", "30s",
+		"--log-format", "json", "--log-level", "debug"})
+	cmd := exec.Command(binPath, args...)
+	cmd.Env = cliEnv()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	time.Sleep(500 * time.Millisecond) // the follower subscribes
+	writer := filepath.Join(dir, "writer.state")
+	c.ok("--state", writer, "update")
+	start := time.Now()
+	c.ok("--notify", addr, "--state", writer, "set", "news", "fresh")
+	for {
+		if r := c.run("--state", follower, "get", "news"); r.code == 0 {
+			break
+		}
+		if time.Since(start) > 10*time.Second {
+			t.Fatal("the announced write did not reach the follower (interval 30 s) in 10 s")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Logf("propagated in %v", time.Since(start).Round(time.Millisecond))
 }

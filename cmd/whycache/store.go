@@ -122,6 +122,9 @@ func (e *env) open() (*session, error) {
 		s.close()
 		return nil, err
 	}
+	if e.notif != nil {
+		s.closers = append(s.closers, e.notif.Close)
+	}
 	s.inst = inst
 	s.closers = append(s.closers, inst.Close)
 	return s, nil
@@ -140,6 +143,13 @@ func (e *env) openInstance(store logstore.Store, readOnly bool) (*whycache.Insta
 	}
 	if opts.FileMode, err = e.g.stateFileMode(); err != nil {
 		return nil, err
+	}
+	if e.g.notify != "" && !readOnly {
+		n, err := e.notifier()
+		if err != nil {
+			return nil, err
+		}
+		e.notif, opts.Notifier = n, n
 	}
 	inst, err := whycache.Open(store, opts)
 	switch {
