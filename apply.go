@@ -15,6 +15,10 @@ import (
 const (
 	applyBatchItems = 4096
 	applyBatchBytes = 8 << 20
+	// applyMaxBytes bounds what a batch holds even inside one commit: a
+	// commit larger than this (a giant SetMulti) is applied in several
+	// batches, which readers may see between.
+	applyMaxBytes = 256 << 20
 )
 
 // errStateMoved is returned by a flush that finds the state's log identity
@@ -26,6 +30,7 @@ var errStateMoved = errors.New("whycache: the state changed log under the update
 type pendingRecord struct {
 	pos   logstore.Position
 	items []logstore.Item
+	size  int // bytes of the encoded record
 }
 
 // applier applies log records to a state in id order, in batches that
@@ -58,7 +63,7 @@ type applier struct {
 // queue is full enough to flush.
 func (a *applier) add(e logstore.Entry) (full bool, err error) {
 	buf := append([]byte(nil), e.Contents...)
-	rec := pendingRecord{pos: e.Position()}
+	rec := pendingRecord{pos: e.Position(), size: len(buf)}
 	if err := logstore.DecodeRecord(buf, func(it logstore.Item) error {
 		rec.items = append(rec.items, it)
 		return nil
@@ -69,6 +74,54 @@ func (a *applier) add(e logstore.Entry) (full bool, err error) {
 	a.items += len(rec.items)
 	a.bytes += len(buf)
 	return a.items >= applyBatchItems || a.bytes >= applyBatchBytes, nil
+}
+
+// full reports whether the pending records fill a batch.
+func (a *applier) full() bool {
+	return a.items >= applyBatchItems || a.bytes >= applyBatchBytes
+}
+
+// overfull reports whether the pending records must be applied even in
+// the middle of a commit (applyMaxBytes).
+func (a *applier) overfull() bool { return a.bytes >= applyMaxBytes }
+
+// startsCommit reports whether e begins another commit than the last
+// pending record's: all records of a commit carry its nonce (a record
+// without one counts as a commit of its own).
+func (a *applier) startsCommit(e logstore.Entry) bool {
+	n := len(a.pending)
+	return n == 0 || e.Nonce == 0 || a.pending[n-1].pos.Nonce != e.Nonce
+}
+
+// flushComplete applies the pending records of complete commits, keeping
+// the trailing records of a commit that may go on in the next poll (all
+// of them when they exceed applyMaxBytes), so that readers see a commit of
+// several records whole.
+func (a *applier) flushComplete() error {
+	n := len(a.pending)
+	if n == 0 {
+		return nil
+	}
+	cut := n
+	if last := a.pending[n-1].pos.Nonce; last != 0 && !a.overfull() {
+		for cut > 0 && a.pending[cut-1].pos.Nonce == last {
+			cut--
+		}
+	}
+	if cut == 0 {
+		return nil
+	}
+	keep := append([]pendingRecord(nil), a.pending[cut:]...)
+	a.pending = a.pending[:cut]
+	if err := a.flush(nil, false); err != nil {
+		return err
+	}
+	for _, r := range keep {
+		a.pending = append(a.pending, r)
+		a.items += len(r.items)
+		a.bytes += r.size
+	}
+	return nil
 }
 
 // read applies the records ReadUpdates(low, high) delivers, flushing

@@ -355,3 +355,52 @@ func TestInstanceSetAfterRestore(t *testing.T) {
 		}
 	})
 }
+
+// TestInstanceRemoteCommitSeenWhole: a SetMulti split over 3,000 records
+// (one commit) reaches another machine in polls of 1,024 records; a
+// reader there must never see some of its keys without the others.
+func TestInstanceRemoteCommitSeenWhole(t *testing.T) {
+	forEachStore(t, func(t *testing.T, ts testStore) {
+		ctx := context.Background()
+		store := ts.newLog(t)
+		a := newInstance(t, store, Options{MaxUpdateSize: 64})
+		b := newInstance(t, store, Options{})
+		mustUpdate(t, a)
+		mustUpdate(t, b)
+		const n = 3000
+		items := make([]Item, n)
+		for i := range items {
+			items[i] = Item{Key: []byte(fmt.Sprintf("tx-%04d", i)), Value: []byte("v")}
+		}
+		if _, err := a.SetMulti(ctx, items); err != nil {
+			t.Fatal(err)
+		}
+		stop := make(chan struct{})
+		partial := make(chan string, 1)
+		go func() {
+			for {
+				select {
+				case <-stop:
+					close(partial)
+					return
+				default:
+				}
+				_, e1 := b.Get([]byte("tx-0000"))
+				_, e2 := b.Get([]byte(fmt.Sprintf("tx-%04d", n-1)))
+				_, e3 := b.Get([]byte("tx-0000"))
+				if e1 == nil && e3 == nil && e2 != nil {
+					partial <- "the first key without the last"
+					return
+				}
+			}
+		}()
+		mustUpdate(t, b)
+		close(stop)
+		if msg, ok := <-partial; ok {
+			t.Fatalf("a reader saw part of the commit: %s", msg)
+		}
+		for _, k := range []string{"tx-0000", "tx-1500", fmt.Sprintf("tx-%04d", n-1)} {
+			wantValue(t, b, k, []byte("v"))
+		}
+	})
+}

@@ -164,14 +164,17 @@ func (c *Instance) tail(ctx context.Context, t *prefixtree.Tree, primary bool) (
 			ap.logID = res.Info.ID
 		}
 		if res.stopped != nil && !errors.Is(res.stopped, errPageFull) {
-			// A record failed validation: keep the ones before it.
-			if ferr := ap.flush(nil, false); ferr != nil {
+			// A record failed validation: keep the complete commits
+			// before it.
+			if ferr := ap.flushComplete(); ferr != nil {
 				return ap.applied, errors.Join(res.stopped, ferr)
 			}
 			return ap.applied, res.stopped
 		}
 		if res.stopped != nil || res.More {
-			if err := ap.flush(nil, false); err != nil {
+			// The last commit read may go on in the next poll: apply the
+			// complete ones and keep its records pending.
+			if err := ap.flushComplete(); err != nil {
 				return ap.applied, err
 			}
 			pos, data = res.Next, true
@@ -196,12 +199,14 @@ type pollResult struct {
 func (c *Instance) poll(ctx context.Context, pos logstore.Position, primary bool, ap *applier) (pollResult, error) {
 	var stopped error
 	res, err := c.store.Poll(ctx, logstore.PollRequest{After: pos, Max: pollPage, Primary: primary}, func(e logstore.Entry) error {
-		full, err := ap.add(e)
-		switch {
-		case err != nil:
-			stopped = err
-		case full:
+		// A full batch ends before the next commit (or, for a giant
+		// commit, once it holds applyMaxBytes): e is not taken then.
+		if (ap.full() && ap.startsCommit(e)) || ap.overfull() {
 			stopped = errPageFull
+			return stopped
+		}
+		if _, err := ap.add(e); err != nil {
+			stopped = err
 		}
 		return stopped
 	})
