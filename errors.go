@@ -24,6 +24,15 @@ var (
 	// nothing is committed.
 	ErrBadTTL = errors.New("whycache: invalid expiry")
 
+	// ErrLoadPanicked is returned by GetOrLoad to the callers that waited
+	// for a load that panicked (the caller whose load panicked gets the
+	// panic).
+	ErrLoadPanicked = errors.New("whycache: load panicked")
+
+	// ErrTxnDone is returned by the methods of a Txn used after its
+	// function returned.
+	ErrTxnDone = errors.New("whycache: transaction already ended")
+
 	// ErrEmptyKey is returned when a key is empty. Keys are non-empty byte
 	// strings.
 	ErrEmptyKey = errors.New("whycache: empty key")

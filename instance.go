@@ -134,6 +134,7 @@ type Instance struct {
 	retired      []*prefixtree.Tree              // replaced states, unmapped at Close (readers may still use them)
 	view         LogView                         // what the last complete poll of the log showed
 	notifyErrors atomic.Uint64                   // announcements the Notifier failed to publish
+	loads        loadGroup                       // GetOrLoad's loads in flight
 	closed       bool
 }
 
