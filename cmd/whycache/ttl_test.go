@@ -21,6 +21,7 @@ func TestSetTTL(t *testing.T) {
 		const ttl = 3 * time.Second
 		start := time.Now()
 		c.ok("--state", a, "set", "--ttl", ttl.String(), "temp", "soon gone")
+		expiredBy := time.Now().Add(ttl) // the expiry is computed inside the command
 		c.ok("--state", a, "set", "kept", "stays")
 		c.ok("--state", b, "update")
 		for _, st := range []string{a, b} {
@@ -34,7 +35,7 @@ func TestSetTTL(t *testing.T) {
 				t.Errorf("ls before expiry = %q", got)
 			}
 		}
-		time.Sleep(time.Until(start.Add(ttl)) + 50*time.Millisecond)
+		time.Sleep(time.Until(expiredBy) + 50*time.Millisecond)
 		for _, st := range []string{a, b} {
 			c.fails(3, "--state", st, "get", "temp")
 			if got := c.ok("--state", st, "ls"); got != "kept\n" {
