@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/whycache/whycache/logstore"
 )
@@ -16,20 +17,36 @@ import (
 // delivered from such a poll.
 var ErrReplicaMismatch = errors.New("mysqlstore: the read pool holds another log than the primary")
 
+// primaryIdentityTTL is how long a poll of the read pool trusts the
+// primary's identity it last read: a log recreated on the primary is
+// noticed within this time even by a replica that still shows the old one.
+const primaryIdentityTTL = 10 * time.Second
+
+// primaryIdentity is the primary's log identity and when it was read.
+type primaryIdentity struct {
+	id logstore.LogID
+	at time.Time
+}
+
 // checkReplica checks the identity a poll of the read pool showed against
 // the primary's. The primary is asked (one small statement) on the first
-// check and whenever seen differs from its identity as last read, so a
-// primary whose log was recreated is seen as such; the answer is kept for
-// the next checks.
+// check, whenever seen differs from its identity as last read, and when
+// that was read more than primaryIdentityTTL ago, so a log recreated on
+// the primary is seen as such even while a replica still serves the old
+// one.
 func (s *Store) checkReplica(ctx context.Context, seen logstore.LogID) error {
-	if p := s.primaryID.Load(); p != nil && *p == seen {
+	ttl := primaryIdentityTTL
+	if s.identityTTL > 0 {
+		ttl = s.identityTTL
+	}
+	if p := s.primaryID.Load(); p != nil && p.id == seen && time.Since(p.at) < ttl {
 		return nil
 	}
 	in, err := s.info(ctx, s.db)
 	if err != nil {
 		return fmt.Errorf("mysqlstore: poll: compare the read pool's log with the primary's: %w", err)
 	}
-	s.primaryID.Store(&in.ID)
+	s.primaryID.Store(&primaryIdentity{id: in.ID, at: time.Now()})
 	if in.ID != seen {
 		return fmt.Errorf("%w: table %s holds log %x on the read pool but %x on the primary "+
 			"(a replica of another server or database, or one behind a log recreated on the primary): %w",

@@ -94,10 +94,10 @@ type Options struct {
 	// read from it; Commit, Compact, Reset, CreateTable, CheckServer and
 	// Heartbeat use the primary. Reads never write: a replica without
 	// the log fails with logstore.ErrNoLog ("run init-schema on the
-	// primary"). The first Poll on ReadDB, and every one that shows a log
-	// identity other than the primary's last known one, asks the primary
-	// for its identity (one small statement); a read pool on another log
-	// fails with ErrReplicaMismatch. nil reads from db. The store never
+	// primary"). The first Poll on ReadDB, every one that shows a log
+	// identity other than the primary's last known one, and the first
+	// after 10 s, ask the primary for its identity (one small statement);
+	// a read pool on another log fails with ErrReplicaMismatch. nil reads from db. The store never
 	// closes it.
 	ReadDB *sql.DB
 }
@@ -154,7 +154,7 @@ type Store struct {
 	stmts  map[stmtKey]*sql.Stmt // prepared statements by pool and SQL text, made on first successful use; closed by Close
 	pollN  atomic.Int64          // rows the next Poll asks for (PageRows, less after a page reached PageBytes); 0 until the first Poll
 
-	primaryID atomic.Pointer[logstore.LogID] // the primary's log identity as last read by checkReplica; nil until then
+	primaryID atomic.Pointer[primaryIdentity] // the primary's log identity as last read by checkReplica; nil until then
 
 	packetMu  sync.Mutex // guards maxPacket
 	maxPacket int        // server's max_allowed_packet; 0 until known
@@ -170,6 +170,7 @@ type Store struct {
 	hookStatement    func(rows, bytes int)                                                   // for every multi-row REPLACE
 	hookBatch        func(requests, rows int)                                                // for every commit transaction attempt
 	hookEnqueue      func()                                                                  // after a Commit call joined the queue
+	identityTTL      time.Duration                                                           // how long checkReplica trusts the primary's identity; 0 means primaryIdentityTTL
 }
 
 var _ logstore.Store = (*Store)(nil)
