@@ -145,6 +145,24 @@ func TestReplicaPollFollowsPrimary(t *testing.T) {
 	}
 }
 
+// beatAndPoll writes a heartbeat, waits for the replica to have it and
+// polls the replica.
+func (r *replicaSetup) beatAndPoll(t *testing.T) logstore.PollResult {
+	t.Helper()
+	ctx := context.Background()
+	if err := r.replicated.Heartbeat(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.pair.WaitCaughtUp(ctx); err != nil {
+		t.Fatal(err)
+	}
+	res, _, err := pollAll(t, r.replicated, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res
+}
+
 // TestReplicaHeartbeatLag: Heartbeat writes the primary's clock; a poll of
 // the replica returns it with the replica's clock, so ReadTime -
 // Heartbeat grows while replication is stopped (the heartbeat going on on
@@ -163,16 +181,7 @@ func TestReplicaHeartbeatLag(t *testing.T) {
 	if d := time.Since(res.ReadTime); d < -5*time.Second || d > 5*time.Second {
 		t.Fatalf("ReadTime %v is %v away from this machine's clock (time zones mixed up?)", res.ReadTime, d)
 	}
-	if err := r.replicated.Heartbeat(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if err := r.pair.WaitCaughtUp(ctx); err != nil {
-		t.Fatal(err)
-	}
-	res, _, err = pollAll(t, r.replicated, false)
-	if err != nil {
-		t.Fatal(err)
-	}
+	res = r.beatAndPoll(t)
 	caughtUp := res.ReadTime.Sub(res.Heartbeat)
 	if res.Heartbeat.IsZero() || caughtUp < 0 || caughtUp > 2*time.Second {
 		t.Fatalf("caught up: Heartbeat %v, ReadTime %v: lag %v", res.Heartbeat, res.ReadTime, caughtUp)
@@ -203,16 +212,7 @@ func TestReplicaHeartbeatLag(t *testing.T) {
 	if err := r.pair.StartReplication(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if err := r.replicated.Heartbeat(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if err := r.pair.WaitCaughtUp(ctx); err != nil {
-		t.Fatal(err)
-	}
-	res, _, err = pollAll(t, r.replicated, false)
-	if err != nil {
-		t.Fatal(err)
-	}
+	res = r.beatAndPoll(t)
 	if lag := res.ReadTime.Sub(res.Heartbeat); lag > stopped {
 		t.Fatalf("after replication restarted: lag %v, want below %v", lag, stopped)
 	}
