@@ -66,11 +66,13 @@ func Start(ctx context.Context) (_ *Pair, err error) {
 	var wg sync.WaitGroup
 	for i, name := range names {
 		sub := filepath.Join(dir, name)
-		if err := os.Mkdir(sub, 0o755); err != nil {
-			return nil, err
-		}
-		if err := os.Chown(sub, as.uid, as.gid); err != nil {
-			return nil, err
+		for _, d := range []string{sub, filepath.Join(sub, "tmp")} {
+			if err := os.Mkdir(d, 0o755); err != nil {
+				return nil, err
+			}
+			if err := os.Chown(d, as.uid, as.gid); err != nil {
+				return nil, err
+			}
 		}
 		wg.Add(1)
 		go func() {

@@ -124,12 +124,15 @@ func install(ctx context.Context, dir string, as runAs) error {
 		return errors.New("mariadb-install-db is not installed (apt-get install mariadb-server)")
 	}
 	data := filepath.Join(dir, "data")
+	// A tmpdir of its own: concurrent bootstraps in a shared /tmp can
+	// collide on their temporary tables' names.
 	cmd := exec.CommandContext(ctx, bin, "--no-defaults", "--datadir="+data, "--user="+as.name,
+		"--tmpdir="+filepath.Join(dir, "tmp"),
 		"--auth-root-authentication-method=normal", "--skip-test-db",
 		"--innodb-buffer-pool-size=16M", "--innodb-log-file-size=8M")
 	out, err := cmd.CombinedOutput()
 	if err != nil {
-		return fmt.Errorf("mariadb-install-db in %s: %w\n%s", dir, err, tail(string(out), 8))
+		return fmt.Errorf("mariadb-install-db in %s: %w\n%s", dir, err, tail(string(out), 25))
 	}
 	return nil
 }
@@ -172,6 +175,7 @@ func startServer(ctx context.Context, dir string, id int, as runAs) (*Server, er
 			"--socket="+filepath.Join(dir, "mysqld.sock"),
 			"--pid-file="+filepath.Join(dir, "mysqld.pid"),
 			"--log-error="+filepath.Join(dir, "error.log"),
+			"--tmpdir="+filepath.Join(dir, "tmp"),
 			"--user="+as.name,
 			"--server-id="+strconv.Itoa(id),
 			"--log-bin="+filepath.Join(dir, "data", "binlog"), "--binlog-format=ROW",
