@@ -1,0 +1,141 @@
+package whycache
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/hex"
+	"fmt"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/whycache/whycache/internal/mariadbtest"
+)
+
+// replicaPools returns pools on the database test of the shared private
+// primary and replica, and a fresh table name whose tables are dropped on
+// the primary at cleanup (replication drops them on the replica).
+func replicaPools(t *testing.T) (pair *mariadbtest.Pair, pdb, rdb *sql.DB, table string) {
+	t.Helper()
+	pair = mariadbtest.Shared(t)
+	var b [6]byte
+	rand.Read(b[:])
+	table = "wcf_" + hex.EncodeToString(b[:])
+	var err error
+	if pdb, err = pair.Primary.Open(mariadbtest.Database); err != nil {
+		t.Fatal(err)
+	}
+	if rdb, err = pair.Replica.Open(mariadbtest.Database); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		pair.StartReplication(ctx)
+		pdb.ExecContext(ctx, "DROP TABLE IF EXISTS `"+table+"`, `"+table+"_meta`, `"+table+"_marks`")
+		pdb.Close()
+		rdb.Close()
+	})
+	return pair, pdb, rdb, table
+}
+
+// TestFollowReplicaLag: a follower reading a replica (MySQLStoreOptions.
+// ReadDB) and writing heartbeats to the primary converges with writes to
+// the primary; with replication stopped its Stats.ReadLagSeconds and
+// LagSeconds grow with the time stopped (reported within two intervals)
+// while it keeps the replica's state; after replication restarts it
+// converges and the lag falls.
+func TestFollowReplicaLag(t *testing.T) {
+	pair, pdb, rdb, table := replicaPools(t)
+	ctx := context.Background()
+	const interval = 100 * time.Millisecond
+
+	ws, err := NewMySQLStore(pdb, table)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.Close()
+	if err := ws.CreateTable(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := pair.WaitCaughtUp(ctx); err != nil {
+		t.Fatal(err)
+	}
+	writer, err := Open(ws, Options{StatePath: filepath.Join(t.TempDir(), "writer.state")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer writer.Close()
+
+	fs, err := NewMySQLStoreOptions(pdb, table, MySQLStoreOptions{ReadDB: rdb})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fs.Close()
+	fc, err := Open(fs, Options{StatePath: filepath.Join(t.TempDir(), "follower.state")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fc.Close()
+	f := startFollower(t, fc, FollowOptions{Interval: interval, Heartbeat: true, Logger: quietLogger()})
+
+	// waitFor returns the first poll event that satisfies ok.
+	waitFor := func(what string, ok func(pollEvent) bool) pollEvent {
+		t.Helper()
+		deadline := time.Now().Add(30 * time.Second)
+		for time.Now().Before(deadline) {
+			if ev := f.next(t); ev.err == nil && ok(ev) {
+				return ev
+			}
+		}
+		t.Fatalf("follower: %s: not within 30 s", what)
+		return pollEvent{}
+	}
+
+	var last uint64
+	for i := range 20 {
+		if last, err = writer.Set(ctx, []byte(fmt.Sprintf("k%02d", i)), []byte("v")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor("converge with the primary", func(ev pollEvent) bool { return ev.st.UpdateID == last })
+	if v, err := fc.Get([]byte("k19")); err != nil || string(v) != "v" {
+		t.Fatalf("follower Get(k19) = %q, %v", v, err)
+	}
+
+	if err := pair.StopReplication(ctx); err != nil {
+		t.Fatal(err)
+	}
+	stopped := time.Now()
+	late, err := writer.Set(ctx, []byte("late"), []byte("x"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const stall = time.Second
+	time.Sleep(stall)
+	ev := waitFor("a poll after the stall", func(ev pollEvent) bool { return ev.at.After(stopped.Add(stall)) })
+	if ev.at.Sub(stopped) > stall+2*interval+500*time.Millisecond {
+		t.Errorf("first poll after the stall came %v after the stop", ev.at.Sub(stopped))
+	}
+	// The heartbeat the replica holds is at most one poll older than the
+	// stop: the lag shown is the time stopped less at most two intervals.
+	if min := (stall - 2*interval).Seconds(); ev.st.ReadLagSeconds < min || ev.st.LagSeconds < ev.st.ReadLagSeconds {
+		t.Errorf("replication stopped for %v: ReadLagSeconds %.2f, LagSeconds %.2f; want at least %.2f", ev.at.Sub(stopped), ev.st.ReadLagSeconds, ev.st.LagSeconds, min)
+	}
+	if ev.st.UpdateID >= late {
+		t.Errorf("follower at %d with replication stopped, but %d was committed after the stop", ev.st.UpdateID, late)
+	}
+	later := waitFor("a later poll", func(e pollEvent) bool { return e.at.After(ev.at.Add(3 * interval)) })
+	if later.st.ReadLagSeconds <= ev.st.ReadLagSeconds {
+		t.Errorf("ReadLagSeconds did not grow while replication stayed stopped: %.2f then %.2f", ev.st.ReadLagSeconds, later.st.ReadLagSeconds)
+	}
+
+	if err := pair.StartReplication(ctx); err != nil {
+		t.Fatal(err)
+	}
+	done := waitFor("converge after replication restarted", func(ev pollEvent) bool { return ev.st.UpdateID == late && ev.st.ReadLagSeconds < 0.5 })
+	if v, err := fc.Get([]byte("late")); err != nil || string(v) != "x" {
+		t.Fatalf("follower Get(late) after restart = %q, %v (lag %.2f)", v, err, done.st.ReadLagSeconds)
+	}
+}
