@@ -44,7 +44,7 @@ With --read-store mysql:DSN (a global flag) the leader polls a replica and
 writes only heartbeats to --store. --heartbeat makes it write the primary's
 clock to the log before every poll; one follower in the fleet is enough for
 every machine to see its replica's lag. A follower holds at most one
-connection to each server and closes it after 5 s unused.`,
+connection to each server and closes it after 3 to 6 s unused.`,
 		maxArgs: 0,
 		setup: func(fs *flag.FlagSet) runFunc {
 			var o followFlags

@@ -135,11 +135,13 @@ func parseReadStore(v string) (storeSpec, error) {
 }
 
 // Pool settings of the commands that only follow the log (oneConn):
-// one connection per server, kept while polls come more often than
-// followerIdleTime and closed after that long unused, so a fleet of
-// followers polling every second or faster holds one connection per
-// machine and server, and one polling every 10 s holds none between polls.
-const followerIdleTime = 5 * time.Second
+// one connection per server, closed once unused for followerIdleTime
+// (database/sql looks every followerIdleTime, so it goes after 3 to 6 s):
+// a follower polling every second or faster keeps its connection, one
+// polling every 10 s holds none between polls (a reconnect costs a
+// handshake every 10 s; a held connection costs the server a thread or
+// a pool slot all the time).
+const followerIdleTime = 3 * time.Second
 
 // openMySQL opens a pool on the MySQL DSN of spec, given by flag (for
 // messages, which never show a password), with the password of
