@@ -45,7 +45,7 @@ var mysqlSchema mysqlstore.Schema
 // recreated on the primary) is an error wrapping ErrReplicaMismatch and
 // ErrLogMismatch, reported by the first poll: the primary's identity is
 // read on the first poll of ReadDB, again whenever a poll shows another
-// one, and at least every 10 s.
+// one, and at least once a minute.
 //
 // Honest replica lag: Heartbeat writes the primary's clock into the meta
 // row (FollowOptions.Heartbeat; one follower of the fleet is enough), and

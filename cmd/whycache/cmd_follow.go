@@ -44,7 +44,9 @@ With --read-store mysql:DSN (a global flag) the leader polls a replica and
 writes only heartbeats to --store. --heartbeat makes it write the primary's
 clock to the log before every poll; one follower in the fleet is enough for
 every machine to see its replica's lag. A follower holds at most one
-connection to each server and closes it after 3 to 6 s unused.`,
+connection to each server and closes it after 3 to 6 s unused; reading a
+replica without --heartbeat it keeps none to the primary, which it asks
+for the log's identity once a minute.`,
 		maxArgs: 0,
 		setup: func(fs *flag.FlagSet) runFunc {
 			var o followFlags
@@ -107,6 +109,7 @@ func (e *env) follow(o followFlags) error {
 		return err
 	}
 	e.oneConn = true // a follower: one connection per server, closed when idle
+	e.keepPrimary = o.heartbeat
 	s, err := e.open()
 	if err != nil {
 		return err

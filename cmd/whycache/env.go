@@ -36,6 +36,9 @@ type env struct {
 	// (the commands that only follow the log: follow, update, stats,
 	// verify, get and ls).
 	oneConn bool
+	// keepPrimary keeps a follower's idle connection to the primary when
+	// it reads a replica (follow --heartbeat writes there every poll).
+	keepPrimary bool
 	// notif is the --notify notifier, once made.
 	notif *redisnotify.Notifier
 }

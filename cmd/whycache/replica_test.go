@@ -158,7 +158,8 @@ func TestFollowReadStoreReplica(t *testing.T) {
 }
 
 // TestFollowReleasesIdleConnection: a follower polling every 8 s closes
-// its connection between polls.
+// its connection to the replica between polls, and keeps none to the
+// primary.
 func TestFollowReleasesIdleConnection(t *testing.T) {
 	pair, writer, follower := replicaCLI(t)
 	dir := t.TempDir()
@@ -169,6 +170,14 @@ func TestFollowReleasesIdleConnection(t *testing.T) {
 	polled := time.Now()
 	if n := connections(t, pair.ReplicaDB()); n != 1 {
 		t.Fatalf("right after its poll the follower holds %d connections on the replica, want 1", n)
+	}
+	// The primary (asked for the log's identity at the first poll) keeps
+	// no connection of a follower without --heartbeat.
+	for connections(t, pair.PrimaryDB()) != 0 {
+		if time.Since(polled) > time.Second {
+			t.Fatalf("the follower still holds a connection on the primary %v after its poll", time.Since(polled))
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 	for connections(t, pair.ReplicaDB())+connections(t, pair.PrimaryDB()) != 0 {
 		if time.Since(polled) > 7*time.Second {

@@ -110,6 +110,12 @@ func (e *env) openStore() (*session, error) {
 			}
 			s.closers = append(s.closers, rdb.Close)
 			s.readSpec, opts.ReadDB = rspec, rdb
+			if e.oneConn && !e.keepPrimary {
+				// A follower of a replica uses the primary rarely (an
+				// identity check a minute, a state ahead of its
+				// replica): no connection is kept there between uses.
+				db.SetMaxIdleConns(0)
+			}
 		}
 		ms, err := whycache.NewMySQLStoreOptions(db, e.g.table, opts)
 		if err != nil {

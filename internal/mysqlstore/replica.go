@@ -19,8 +19,10 @@ var ErrReplicaMismatch = errors.New("mysqlstore: the read pool holds another log
 
 // primaryIdentityTTL is how long a poll of the read pool trusts the
 // primary's identity it last read: a log recreated on the primary is
-// noticed within this time even by a replica that still shows the old one.
-const primaryIdentityTTL = 10 * time.Second
+// noticed within this time even by a replica that still shows the old
+// one (a replica that received the new log shows it at once). It costs
+// each follower one statement on the primary per TTL.
+const primaryIdentityTTL = time.Minute
 
 // primaryIdentity is the primary's log identity and when it was read.
 type primaryIdentity struct {

@@ -282,7 +282,7 @@ func TestReplicaOtherLog(t *testing.T) {
 // TestReplicaBehindRecreatedLog: after the primary's log got a new
 // identity (Reset) that the replica has not received, a poll of the
 // replica fails with ErrReplicaMismatch once the primary's identity is
-// read again (at the latest after primaryIdentityTTL), and succeeds with
+// read again (at the latest after primaryIdentityTTL; here at every poll), and succeeds with
 // the new identity once the replica caught up.
 func TestReplicaBehindRecreatedLog(t *testing.T) {
 	r := newReplicaSetup(t)

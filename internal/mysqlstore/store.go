@@ -96,7 +96,8 @@ type Options struct {
 	// the log fails with logstore.ErrNoLog ("run init-schema on the
 	// primary"). The first Poll on ReadDB, every one that shows a log
 	// identity other than the primary's last known one, and the first
-	// after 10 s, ask the primary for its identity (one small statement);
+	// after a minute, ask the primary for its identity (one small
+	// statement);
 	// a read pool on another log fails with ErrReplicaMismatch. nil reads from db. The store never
 	// closes it.
 	ReadDB *sql.DB
