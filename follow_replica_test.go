@@ -139,3 +139,45 @@ func TestFollowReplicaLag(t *testing.T) {
 		t.Fatalf("follower Get(late) after restart = %q, %v (lag %.2f)", v, err, done.st.ReadLagSeconds)
 	}
 }
+
+// TestUpdateReplicaBehindOwnWrite: a machine whose own Set went to the
+// primary while its replica stalls is not rebuilt by its next Update: the
+// replica's older position is checked against the primary, and the state
+// keeps its write.
+func TestUpdateReplicaBehindOwnWrite(t *testing.T) {
+	pair, pdb, rdb, table := replicaPools(t)
+	ctx := context.Background()
+	s, err := NewMySQLStoreOptions(pdb, table, MySQLStoreOptions{ReadDB: rdb})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.CreateTable(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := pair.WaitCaughtUp(ctx); err != nil {
+		t.Fatal(err)
+	}
+	c, err := Open(s, Options{StatePath: filepath.Join(t.TempDir(), "state")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.Update(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := pair.StopReplication(ctx); err != nil {
+		t.Fatal(err)
+	}
+	id, err := c.Set(ctx, []byte("mine"), []byte("1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	up, err := c.UpdateStats(ctx)
+	if err != nil || up.Rebuilt != nil {
+		t.Fatalf("Update with the replica behind this machine's own write: rebuilt %v, %v", up.Rebuilt, err)
+	}
+	if v, err := c.Get([]byte("mine")); err != nil || string(v) != "1" || c.UpdateID() != id {
+		t.Fatalf("after Update: Get(mine) = %q, %v; update id %d, want %d", v, err, c.UpdateID(), id)
+	}
+}
