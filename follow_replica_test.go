@@ -40,6 +40,31 @@ func replicaPools(t *testing.T) (pair *mariadbtest.Pair, pdb, rdb *sql.DB, table
 	return pair, pdb, rdb, table
 }
 
+// replicaInstance returns an instance on a new state file and a store on
+// table with opts, whose log it creates on the primary (if missing) and
+// waits for on the replica; both closed at cleanup.
+func replicaInstance(t *testing.T, pair *mariadbtest.Pair, pdb *sql.DB, table string, opts MySQLStoreOptions) *Instance {
+	t.Helper()
+	ctx := context.Background()
+	s, err := NewMySQLStoreOptions(pdb, table, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	if err := s.CreateTable(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := pair.WaitCaughtUp(ctx); err != nil {
+		t.Fatal(err)
+	}
+	c, err := Open(s, Options{StatePath: filepath.Join(t.TempDir(), "state")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
 // TestFollowReplicaLag: a follower reading a replica (MySQLStoreOptions.
 // ReadDB) and writing heartbeats to the primary converges with writes to
 // the primary; with replication stopped its Stats.ReadLagSeconds and
@@ -51,33 +76,8 @@ func TestFollowReplicaLag(t *testing.T) {
 	ctx := context.Background()
 	const interval = 100 * time.Millisecond
 
-	ws, err := NewMySQLStore(pdb, table)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ws.Close()
-	if err := ws.CreateTable(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if err := pair.WaitCaughtUp(ctx); err != nil {
-		t.Fatal(err)
-	}
-	writer, err := Open(ws, Options{StatePath: filepath.Join(t.TempDir(), "writer.state")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer writer.Close()
-
-	fs, err := NewMySQLStoreOptions(pdb, table, MySQLStoreOptions{ReadDB: rdb})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer fs.Close()
-	fc, err := Open(fs, Options{StatePath: filepath.Join(t.TempDir(), "follower.state")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer fc.Close()
+	writer := replicaInstance(t, pair, pdb, table, MySQLStoreOptions{})
+	fc := replicaInstance(t, pair, pdb, table, MySQLStoreOptions{ReadDB: rdb})
 	f := startFollower(t, fc, FollowOptions{Interval: interval, Heartbeat: true, Logger: quietLogger()})
 
 	// waitFor returns the first poll event that satisfies ok.
@@ -94,6 +94,7 @@ func TestFollowReplicaLag(t *testing.T) {
 	}
 
 	var last uint64
+	var err error
 	for i := range 20 {
 		if last, err = writer.Set(ctx, []byte(fmt.Sprintf("k%02d", i)), []byte("v")); err != nil {
 			t.Fatal(err)
@@ -147,22 +148,7 @@ func TestFollowReplicaLag(t *testing.T) {
 func TestUpdateReplicaBehindOwnWrite(t *testing.T) {
 	pair, pdb, rdb, table := replicaPools(t)
 	ctx := context.Background()
-	s, err := NewMySQLStoreOptions(pdb, table, MySQLStoreOptions{ReadDB: rdb})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	if err := s.CreateTable(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if err := pair.WaitCaughtUp(ctx); err != nil {
-		t.Fatal(err)
-	}
-	c, err := Open(s, Options{StatePath: filepath.Join(t.TempDir(), "state")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := replicaInstance(t, pair, pdb, table, MySQLStoreOptions{ReadDB: rdb})
 	if err := c.Update(ctx); err != nil {
 		t.Fatal(err)
 	}
