@@ -99,11 +99,8 @@ func (e *env) stats(local bool) error {
 	} else {
 		fmt.Fprintf(tw, "latest id\t%d\n", st.LatestID)
 		fmt.Fprintf(tw, "lag\t%d records, %.1fs\n", st.LagRecords, st.LagSeconds)
-		switch {
-		case s.readSpec.kind != "" && st.ReadLagSeconds > 0:
-			fmt.Fprintf(tw, "replica lag\t%.1fs (the replica's clock less the last heartbeat it holds)\n", st.ReadLagSeconds)
-		case s.readSpec.kind != "":
-			fmt.Fprintf(tw, "replica lag\tunknown: no heartbeats (run one 'whycache follow --heartbeat' against the primary)\n")
+		if s.readSpec.kind != "" {
+			fmt.Fprintf(tw, "replica lag\t%.1fs (the replica's clock less the last heartbeat it holds; 0 when no 'whycache follow --heartbeat' writes them)\n", st.ReadLagSeconds)
 		}
 	}
 	if !st.LastApplied.IsZero() {
