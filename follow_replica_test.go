@@ -116,7 +116,9 @@ func TestFollowReplicaLag(t *testing.T) {
 	const stall = time.Second
 	time.Sleep(stall)
 	ev := waitFor("a poll after the stall", func(ev pollEvent) bool { return ev.at.After(stopped.Add(stall)) })
-	if ev.at.Sub(stopped) > stall+2*interval+500*time.Millisecond {
+	// Generous: a loaded machine delays polls; the bound on the lag
+	// below is what the two intervals promise.
+	if ev.at.Sub(stopped) > stall+3*time.Second {
 		t.Errorf("first poll after the stall came %v after the stop", ev.at.Sub(stopped))
 	}
 	// The heartbeat the replica holds is at most one poll older than the

@@ -124,12 +124,17 @@ func TestFollowReadStoreReplica(t *testing.T) {
 	stopped := time.Now()
 	writer.ok("--state", wstate, "set", "late", "x")
 	m := waitMetric(t, url, "lag shown", func(m map[string]float64) bool { return m["whycache_read_lag_seconds"] >= 1 })
-	if took := time.Since(stopped); took > 1500*time.Millisecond {
-		t.Errorf("a lag of 1 s was shown %v after replication stopped (want within two intervals of it)", took)
+	// Shown late only on a loaded machine (polls delayed); that the lag
+	// is not understated is checked by stats below.
+	if took := time.Since(stopped); took > 4*time.Second {
+		t.Errorf("a lag of 1 s was shown %v after replication stopped", took)
 	}
 	if m["whycache_lag_seconds"] < m["whycache_read_lag_seconds"] || m["whycache_update_id"] != want || latest() <= want {
 		t.Errorf("replication stopped: lag %v s, update id %v (want at least the read lag %v, and %v)", m["whycache_lag_seconds"], m["whycache_update_id"], m["whycache_read_lag_seconds"], want)
 	}
+	// The replica's last heartbeat is from before the stop, and stats
+	// reads the replica's clock after this.
+	before := time.Since(stopped)
 	var st struct {
 		ReadLag float64 `json:"read_lag_seconds"`
 		Lag     float64 `json:"lag_seconds"`
@@ -137,8 +142,8 @@ func TestFollowReadStoreReplica(t *testing.T) {
 	if err := json.Unmarshal([]byte(follower.ok("--state", fstate, "--json", "stats")), &st); err != nil {
 		t.Fatal(err)
 	}
-	if st.ReadLag < 1 || st.Lag < st.ReadLag {
-		t.Errorf("stats --read-store with replication stopped for %v: read lag %.2f s, lag %.2f s", time.Since(stopped), st.ReadLag, st.Lag)
+	if min := before.Seconds() - 0.05; st.ReadLag < min || st.Lag < st.ReadLag {
+		t.Errorf("stats --read-store with replication stopped for over %v: read lag %.2f s, lag %.2f s", before, st.ReadLag, st.Lag)
 	}
 	text := follower.ok("--state", fstate, "stats")
 	if !strings.Contains(text, "replica lag") {
