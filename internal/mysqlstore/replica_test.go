@@ -318,3 +318,33 @@ func TestReplicaBehindRecreatedLog(t *testing.T) {
 		t.Fatalf("poll of the caught-up replica: identity %x (old %x), %v", res.Info.ID, old, err)
 	}
 }
+
+// TestHeartbeatColumnUpgrade: a meta table of the version before
+// heartbeats fails polls and Heartbeat with ErrNoLog saying to run
+// init-schema to upgrade (as for every earlier column), and CreateTable
+// adds the column in place, keeping the log.
+func TestHeartbeatColumnUpgrade(t *testing.T) {
+	s, db := testStore(t, Options{})
+	ctx := context.Background()
+	last := commitKeys(t, s, "a")
+	if _, err := db.Exec("ALTER TABLE `" + s.Table() + "_meta` DROP COLUMN heartbeat_us"); err != nil {
+		t.Fatal(err)
+	}
+	_, _, err := pollAll(t, s, false)
+	if !errors.Is(err, logstore.ErrNoLog) || !strings.Contains(err.Error(), "older layout") {
+		t.Errorf("poll of a meta table without heartbeat_us: %v; want ErrNoLog saying the layout is older", err)
+	}
+	if err := s.Heartbeat(ctx); !errors.Is(err, logstore.ErrNoLog) {
+		t.Errorf("Heartbeat on a meta table without heartbeat_us: %v; want ErrNoLog", err)
+	}
+	if err := s.CreateTable(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Heartbeat(ctx); err != nil {
+		t.Fatal(err)
+	}
+	res, ids, err := pollAll(t, s, false)
+	if err != nil || res.Heartbeat.IsZero() || res.Latest.ID != last || len(ids) != 1 {
+		t.Fatalf("after the upgrade: heartbeat %v, latest %d, %d records, %v; want a heartbeat and the log as it was (%d)", res.Heartbeat, res.Latest.ID, len(ids), err, last)
+	}
+}
