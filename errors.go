@@ -118,6 +118,14 @@ var (
 	// value the MySQL store wraps (its message starts "mysqlstore: "), not
 	// a copy, so errors.Is matches the store's errors.
 	ErrCommitUnknown = mysqlstore.ErrCommitUnknown
+
+	// ErrReplicaMismatch is returned (wrapped, together with
+	// ErrLogMismatch) by a poll of a MySQLStore whose read pool
+	// (MySQLStoreOptions.ReadDB) holds another log than its primary: a
+	// replica of another server or database, or one that has not yet
+	// received a log recreated on the primary. Nothing is applied from
+	// it. It is the very value the MySQL store wraps.
+	ErrReplicaMismatch = mysqlstore.ErrReplicaMismatch
 )
 
 // lowerSentinels maps the sentinels of the layers below (the log, the

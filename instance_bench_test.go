@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"github.com/whycache/whycache/internal/mariadbtest"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -108,7 +109,7 @@ func benchInstance1M(b *testing.B) (*Instance, [][]byte) {
 }
 
 func TestMain(m *testing.M) {
-	code := m.Run()
+	code := mariadbtest.Main(m)
 	if benchInst.c != nil {
 		benchInst.c.Close()
 		os.RemoveAll(benchInst.dir)

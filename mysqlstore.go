@@ -32,9 +32,32 @@ var mysqlSchema mysqlstore.Schema
 // SELECT, read in one InnoDB snapshot. Keep autocommit on in the DSN; with
 // interpolateParams=true also set maxAllowedPacket=0.
 //
-// Its methods are those of logstore.Store and logstore.Checker (Check
-// verifies the whole log), CreateTable, CheckServer (what in the server's
-// settings can lose or reorder commits) and Table. A MySQLStore is safe
+// Reads from a replica: with MySQLStoreOptions.ReadDB (a pool on a
+// replica of db's server), Poll, LatestUpdateID, Info, ReadUpdates and
+// Check read from ReadDB, and Update, Stats and Follow with them; Commit
+// (Set and its siblings), Compact (RewriteHistory), Reset, CreateTable,
+// CheckServer and Heartbeat use db, and a writer checks its own commits
+// on the primary. The read path never writes: a replica where the log does
+// not exist (init-schema not run, or not yet replicated) fails with an
+// error wrapping logstore.ErrNoLog that says to run init-schema on the
+// primary, and nothing is created. A read pool holding another log than
+// the primary's (another server, database, or a replica behind a log
+// recreated on the primary) is an error wrapping ErrReplicaMismatch and
+// ErrLogMismatch, reported by the first poll: the primary's identity is
+// read on the first poll of ReadDB, again whenever a poll shows another
+// one, and at least once a minute.
+//
+// Honest replica lag: Heartbeat writes the primary's clock into the meta
+// row (FollowOptions.Heartbeat; one follower of the fleet is enough), and
+// every poll returns the heartbeat the snapshot holds and the clock of
+// the server it read (PollResult.Heartbeat, ReadTime), in the same
+// statement. Stats.ReadLagSeconds is their difference: it grows while the
+// replica stalls, whether or not anything is committed.
+//
+// Its methods are those of logstore.Store, logstore.Checker (Check
+// verifies the whole log) and logstore.Heartbeater, CreateTable,
+// CheckServer (what in the server's settings can lose or reorder commits)
+// and Table. A MySQLStore is safe
 // for concurrent use, and any number of them in any number of processes
 // may use one table. Close stops it; the *sql.DB stays open. The commit
 // protocol in detail is the documentation of package internal/mysqlstore.
@@ -47,7 +70,8 @@ type MySQLStore = mysqlstore.Store
 // MaxStatementBytes, below the server's MaxAllowedPacket (asked when 0);
 // the reads' PageRows (1,000) and PageBytes (8 MiB); the retries of
 // deadlocks and lock wait timeouts, MaxAttempts (10), RetryBaseDelay
-// (5 ms) and RetryMaxDelay (500 ms).
+// (5 ms) and RetryMaxDelay (500 ms); ReadDB, the pool reads go to (a
+// replica; nil reads from the primary).
 type MySQLStoreOptions = mysqlstore.Options
 
 // NewMySQLStore returns a store on table (and table_meta, table_marks) in

@@ -38,7 +38,9 @@ CREATE TABLE IF NOT EXISTS `whycache` (
 -- latest_nonce and latest_us are the nonce and the commit time (the
 -- server's clock, microseconds since 1970 UTC) of the latest commit; 0
 -- before the first commit with a nonce, and latest_nonce is 0 again after
--- Reset.
+-- Reset. heartbeat_us is the primary's clock (as latest_us) at the last
+-- heartbeat (a follow daemon's --heartbeat), 0 if none: a reader of a
+-- replica compares it with the replica's clock to tell how far it lags.
 CREATE TABLE IF NOT EXISTS `whycache_meta` (
   one TINYINT UNSIGNED NOT NULL,
   log_id BINARY(16) NOT NULL,
@@ -46,6 +48,7 @@ CREATE TABLE IF NOT EXISTS `whycache_meta` (
   horizon BIGINT UNSIGNED NOT NULL,
   latest_nonce BIGINT UNSIGNED NOT NULL DEFAULT 0,
   latest_us BIGINT UNSIGNED NOT NULL DEFAULT 0,
+  heartbeat_us BIGINT UNSIGNED NOT NULL DEFAULT 0,
   PRIMARY KEY (one),
   CHECK (one = 1)
 ) ENGINE=InnoDB;

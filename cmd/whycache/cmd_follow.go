@@ -31,11 +31,22 @@ Logs are structured (log/slog) on stderr.
 
 With --metrics-addr it serves Prometheus metrics at http://ADDR/metrics:
 whycache_update_id, whycache_latest_id, whycache_lag_records,
-whycache_lag_seconds, whycache_applied_records_total (rate() gives the apply
-rate), whycache_keys, whycache_data_bytes, whycache_state_file_bytes,
+whycache_lag_seconds (the larger of the replica's lag and, while the state is
+behind the log it reads, the seconds since it last applied records),
+whycache_read_lag_seconds (with --read-store: the replica's clock less the
+last heartbeat it holds), whycache_applied_records_total (rate() gives the
+apply rate), whycache_keys, whycache_data_bytes, whycache_state_file_bytes,
 whycache_update_errors_total and whycache_leader (1 on the leader, 0 on a
 standby), each labelled with the state file, plus the Go runtime and
-process series. Latest id and lag come from the leader (standbys show 0).`,
+process series. Latest id and lag come from the leader (standbys show 0).
+
+With --read-store mysql:DSN (a global flag) the leader polls a replica and
+writes only heartbeats to --store. --heartbeat makes it write the primary's
+clock to the log before every poll; one follower in the fleet is enough for
+every machine to see its replica's lag. A follower holds at most one
+connection to each server and closes it after 3 to 6 s unused; reading a
+replica without --heartbeat it keeps none to the primary, which it asks
+for the log's identity once a minute.`,
 		maxArgs: 0,
 		setup: func(fs *flag.FlagSet) runFunc {
 			var o followFlags
@@ -97,6 +108,8 @@ func (e *env) follow(o followFlags) error {
 	if err != nil {
 		return err
 	}
+	e.oneConn = true // a follower: one connection per server, closed when idle
+	e.keepPrimary = o.heartbeat
 	s, err := e.open()
 	if err != nil {
 		return err

@@ -29,6 +29,7 @@ follow daemon) to see other machines' writes, or pass --update.`,
 }
 
 func (e *env) get(key string, update bool) error {
+	e.oneConn = true // a follower: one connection per server, closed when idle
 	s, err := e.openFor(update)
 	if err != nil {
 		return err

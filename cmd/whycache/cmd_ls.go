@@ -34,6 +34,7 @@ the output is one JSON array of {"key", "value"} objects (see 'whycache get
 }
 
 func (e *env) ls(prefix string, values bool, limit int, update bool) error {
+	e.oneConn = true // a follower: one connection per server, closed when idle
 	s, err := e.openFor(update)
 	if err != nil {
 		return err

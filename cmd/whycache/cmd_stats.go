@@ -20,7 +20,12 @@ func statsCommand() *command {
 		help: `Prints the state's statistics: live keys and their bytes, the state file's
 size, the update id and how far it is behind the log (records, and seconds
 since the last applied update while behind). With --local the log is not
-asked (latest id and lag are then unknown and shown as 0).`,
+asked (latest id and lag are then unknown and shown as 0).
+
+With --read-store the log is read from a replica, and the replica's own lag
+is shown too: the replica's clock less the last heartbeat it received from
+the primary (written by a 'whycache follow --heartbeat' somewhere in the
+fleet). The lag in seconds is then the larger of the two.`,
 		maxArgs: 0,
 		setup: func(fs *flag.FlagSet) runFunc {
 			local := fs.Bool("local", false, "read only the local state; do not ask the log for its latest id")
@@ -43,12 +48,14 @@ type statsJSON struct {
 	LatestID    uint64     `json:"latest_id"`
 	LagRecords  uint64     `json:"lag_records"`
 	LagSeconds  float64    `json:"lag_seconds"`
+	ReadLag     float64    `json:"read_lag_seconds"`
 	LastApplied *time.Time `json:"last_applied,omitempty"`
 	Commits     uint64     `json:"commits"`
 	Recoveries  uint64     `json:"recoveries"`
 }
 
 func (e *env) stats(local bool) error {
+	e.oneConn = true // a follower: one connection per server, closed when idle
 	s, err := e.openFor(!local)
 	if err != nil {
 		return err
@@ -67,7 +74,7 @@ func (e *env) stats(local bool) error {
 		Keys: st.Keys, Tombstones: st.Tombstones, DataBytes: st.DataBytes,
 		FileBytes: st.FileSize, HeapBytes: st.HeapBytes,
 		UpdateID: st.UpdateID, LatestID: st.LatestID,
-		LagRecords: st.LagRecords, LagSeconds: st.LagSeconds,
+		LagRecords: st.LagRecords, LagSeconds: st.LagSeconds, ReadLag: st.ReadLagSeconds,
 		Commits: st.Commits, Recoveries: st.Recoveries,
 	}
 	if !st.LastApplied.IsZero() {
@@ -92,6 +99,9 @@ func (e *env) stats(local bool) error {
 	} else {
 		fmt.Fprintf(tw, "latest id\t%d\n", st.LatestID)
 		fmt.Fprintf(tw, "lag\t%d records, %.1fs\n", st.LagRecords, st.LagSeconds)
+		if s.readSpec.kind != "" {
+			fmt.Fprintf(tw, "replica lag\t%.1fs (the replica's clock less the last heartbeat it holds; 0 when no 'whycache follow --heartbeat' writes them)\n", st.ReadLagSeconds)
+		}
 	}
 	if !st.LastApplied.IsZero() {
 		fmt.Fprintf(tw, "last applied\t%s (%s ago)\n", st.LastApplied.Format(time.RFC3339), time.Since(st.LastApplied).Round(time.Second))
@@ -125,6 +135,7 @@ stop applying the log before the damage until then.`,
 }
 
 func (e *env) verify() error {
+	e.oneConn = true // a follower: one connection per server, closed when idle
 	s, err := e.open()
 	if err != nil {
 		return err

@@ -37,6 +37,7 @@ unless --rebuild says so: update fails and leaves the state as it is.`,
 }
 
 func (e *env) update() error {
+	e.oneConn = true // a follower: one connection per server, closed when idle
 	s, err := e.open()
 	if err != nil {
 		return err

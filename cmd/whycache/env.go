@@ -32,18 +32,27 @@ type env struct {
 	// createLog lets openStore create a log that does not exist
 	// (init-schema).
 	createLog bool
+	// oneConn gives each MySQL pool one connection, closed when idle
+	// (the commands that only follow the log: follow, update, stats,
+	// verify, get and ls).
+	oneConn bool
+	// keepPrimary keeps a follower's idle connection to the primary when
+	// it reads a replica (follow --heartbeat writes there every poll).
+	keepPrimary bool
 	// notif is the --notify notifier, once made.
 	notif *redisnotify.Notifier
 }
 
 // globals are the flags every command accepts, before or after its name.
 type globals struct {
-	store    string // file:DIR or mysql:DSN
-	table    string // MySQL table
-	state    string // state file path
-	name     string // instance name (state file in the default directory)
-	json     bool   // machine-readable output
-	progress string // auto, on or off
+	store string // file:DIR or mysql:DSN
+	// readStore is the MySQL server the reads go to (a replica of store's).
+	readStore string
+	table     string // MySQL table
+	state     string // state file path
+	name      string // instance name (state file in the default directory)
+	json      bool   // machine-readable output
+	progress  string // auto, on or off
 	// readTimeout bounds a read's wait for a writer that makes no progress.
 	readTimeout time.Duration
 	// passwordFile holds the MySQL password.
@@ -72,6 +81,7 @@ const defaultTable = "whycache"
 // defaults (so flags given before the command carry over).
 func (g *globals) register(fs *flag.FlagSet) {
 	fs.StringVar(&g.store, "store", g.store, "the change log: `file:DIR` or mysql:DSN (default $WHYCACHE_STORE)")
+	fs.StringVar(&g.readStore, "read-store", g.readStore, "read the log from `mysql:DSN`, a replica of the --store server (polls, reads, stats); writes and heartbeats go to --store (default $WHYCACHE_READ_STORE)")
 	fs.StringVar(&g.table, "table", g.table, "MySQL log `table` (default $WHYCACHE_TABLE, else \"whycache\")")
 	fs.StringVar(&g.state, "state", g.state, "state file `path` (default $WHYCACHE_STATE, else the --name file)")
 	fs.StringVar(&g.name, "name", g.name, "instance `name`: state file "+filepath.Join(whycache.DefaultStateDir(), "NAME.state")+" (default \"default\")")
@@ -97,6 +107,9 @@ const (
 func (g *globals) resolve(getenv func(string) string) error {
 	if g.store == "" {
 		g.store = getenv("WHYCACHE_STORE")
+	}
+	if g.readStore == "" {
+		g.readStore = getenv("WHYCACHE_READ_STORE")
 	}
 	if g.table == "" {
 		g.table = getenv("WHYCACHE_TABLE")

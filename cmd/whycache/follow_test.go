@@ -35,10 +35,10 @@ type followerProc struct {
 	done chan error     // receives Wait's result
 }
 
-func startFollow(t *testing.T, c *cli, state string, interval time.Duration) *followerProc {
+func startFollow(t *testing.T, c *cli, state string, interval time.Duration, extra ...string) *followerProc {
 	t.Helper()
-	args := c.args([]string{"--state", state, "follow", "--interval", interval.String(),
-		"--metrics-addr", "127.0.0.1:0", "--log-format", "json", "--log-level", "debug"})
+	args := c.args(append([]string{"--state", state, "follow", "--interval", interval.String(),
+		"--metrics-addr", "127.0.0.1:0", "--log-format", "json", "--log-level", "debug"}, extra...))
 	cmd := exec.Command(binPath, args...)
 	cmd.Env = cliEnv()
 	stderr, err := cmd.StderrPipe()

@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"github.com/whycache/whycache/internal/mariadbtest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -40,7 +41,7 @@ func TestMain(m *testing.M) {
 		os.RemoveAll(dir)
 		os.Exit(1)
 	}
-	code := m.Run()
+	code := mariadbtest.Main(m)
 	os.RemoveAll(dir)
 	os.Exit(code)
 }
@@ -69,6 +70,7 @@ type cli struct {
 	t     *testing.T
 	store string // --store value
 	table string // --table value ("" for the default)
+	read  string // --read-store value ("" for none)
 }
 
 // env returns the environment of the command: the test's, without
@@ -91,6 +93,9 @@ func (c *cli) args(args []string) []string {
 	}
 	if c.table != "" {
 		all = append(all, "--table", c.table)
+	}
+	if c.read != "" {
+		all = append(all, "--read-store", c.read)
 	}
 	return append(all, args...)
 }

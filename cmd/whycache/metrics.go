@@ -19,6 +19,7 @@ type metrics struct {
 	latestID   prometheus.Gauge
 	lagRecords prometheus.Gauge
 	lagSeconds prometheus.Gauge
+	readLag    prometheus.Gauge
 	keys       prometheus.Gauge
 	dataBytes  prometheus.Gauge
 	fileBytes  prometheus.Gauge
@@ -42,7 +43,8 @@ func newMetrics(statePath string) *metrics {
 		updateID:   gauge("whycache_update_id", "Id of the last log record applied to the state in order."),
 		latestID:   gauge("whycache_latest_id", "Latest id in the log, as the leader last read it (0 on a standby, which does not ask the log)."),
 		lagRecords: gauge("whycache_lag_records", "Ids the state is behind the log's latest id (leader only)."),
-		lagSeconds: gauge("whycache_lag_seconds", "Seconds since the state last applied records, while it is behind the log (leader only)."),
+		lagSeconds: gauge("whycache_lag_seconds", "Seconds the state is behind the primary (leader only): the larger of whycache_read_lag_seconds and, while the state is behind the log it reads, the seconds since it last applied records."),
+		readLag:    gauge("whycache_read_lag_seconds", "Seconds the log as read (a --read-store replica) is behind its primary: the replica's clock less the last heartbeat it holds (follow --heartbeat on one machine writes them); 0 without heartbeats (leader only)."),
 		keys:       gauge("whycache_keys", "Live keys in the state."),
 		dataBytes:  gauge("whycache_data_bytes", "Total bytes of the live keys and values."),
 		fileBytes:  gauge("whycache_state_file_bytes", "Size of the state file on disk."),
@@ -50,7 +52,7 @@ func newMetrics(statePath string) *metrics {
 		applied:    counter("whycache_applied_records_total", "Log records applied by this process's polls (rate() gives the apply rate)."),
 		errors:     counter("whycache_update_errors_total", "Failed polls of the log."),
 	}
-	m.reg.MustRegister(m.updateID, m.latestID, m.lagRecords, m.lagSeconds, m.keys, m.dataBytes,
+	m.reg.MustRegister(m.updateID, m.latestID, m.lagRecords, m.lagSeconds, m.readLag, m.keys, m.dataBytes,
 		m.fileBytes, m.leader, m.applied, m.errors,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
@@ -71,6 +73,7 @@ func (m *metrics) observe(st whycache.FollowStats, err error) {
 		m.latestID.Set(0)
 		m.lagRecords.Set(0)
 		m.lagSeconds.Set(0)
+		m.readLag.Set(0)
 		return
 	}
 	m.leader.Set(1)
@@ -78,6 +81,7 @@ func (m *metrics) observe(st whycache.FollowStats, err error) {
 		m.latestID.Set(float64(st.LatestID))
 		m.lagRecords.Set(float64(st.LagRecords))
 		m.lagSeconds.Set(st.LagSeconds)
+		m.readLag.Set(st.ReadLagSeconds)
 	}
 }
 

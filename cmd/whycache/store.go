@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"strings"
+	"time"
 
 	"github.com/go-sql-driver/mysql"
 	"github.com/whycache/whycache"
@@ -57,14 +58,15 @@ func (s storeSpec) String() string {
 // session is an open store and instance for one command. close releases
 // both (and the MySQL pool).
 type session struct {
-	spec    storeSpec
-	table   string
-	store   logstore.Store
-	file    *whycache.FileStore  // when spec.kind is storeFile
-	mysql   *whycache.MySQLStore // when spec.kind is storeMySQL
-	db      *sql.DB              // the pool of mysql
-	inst    *whycache.Instance
-	closers []func() error
+	spec     storeSpec
+	readSpec storeSpec // --read-store, when given
+	table    string
+	store    logstore.Store
+	file     *whycache.FileStore  // when spec.kind is storeFile
+	mysql    *whycache.MySQLStore // when spec.kind is storeMySQL
+	db       *sql.DB              // the pool of mysql
+	inst     *whycache.Instance
+	closers  []func() error
 }
 
 // openStore opens the log store the global flags name. Only init-schema
@@ -78,6 +80,9 @@ func (e *env) openStore() (*session, error) {
 	s := &session{spec: spec, table: e.g.table}
 	switch spec.kind {
 	case storeFile:
+		if e.g.readStore != "" {
+			return nil, usageErrorf("--read-store %s: a read pool needs a mysql --store (the log is %s)", redactDSN(e.g.readStore), spec)
+		}
 		fs, err := whycache.NewFileStoreOptions(spec.arg, whycache.FileStoreOptions{NoCreate: !e.createLog})
 		if err != nil {
 			return nil, wrap(err, "open %s", spec)
@@ -85,21 +90,34 @@ func (e *env) openStore() (*session, error) {
 		s.file, s.store = fs, fs
 		s.closers = append(s.closers, fs.Close)
 	case storeMySQL:
-		cfg, err := mysql.ParseDSN(spec.arg)
+		db, err := e.openMySQL("--store", spec)
 		if err != nil {
-			return nil, usageErrorf("--store %s: invalid DSN", spec)
-		}
-		if err := e.applyPassword(cfg); err != nil {
 			return nil, err
 		}
-		conn, err := mysql.NewConnector(cfg)
-		if err != nil {
-			return nil, usageErrorf("--store %s: invalid DSN settings", spec)
-		}
-		db := sql.OpenDB(conn)
 		s.db = db
 		s.closers = append(s.closers, db.Close)
-		ms, err := whycache.NewMySQLStore(db, e.g.table)
+		var opts whycache.MySQLStoreOptions
+		if e.g.readStore != "" {
+			rspec, err := parseReadStore(e.g.readStore)
+			if err != nil {
+				s.close()
+				return nil, err
+			}
+			rdb, err := e.openMySQL("--read-store", rspec)
+			if err != nil {
+				s.close()
+				return nil, err
+			}
+			s.closers = append(s.closers, rdb.Close)
+			s.readSpec, opts.ReadDB = rspec, rdb
+			if e.oneConn && !e.keepPrimary {
+				// A follower of a replica uses the primary rarely (an
+				// identity check a minute, a state ahead of its
+				// replica): no connection is kept there between uses.
+				db.SetMaxIdleConns(0)
+			}
+		}
+		ms, err := whycache.NewMySQLStoreOptions(db, e.g.table, opts)
 		if err != nil {
 			s.close()
 			return nil, withCode(exitUsage, wrap(err, "--table %q", e.g.table))
@@ -108,6 +126,54 @@ func (e *env) openStore() (*session, error) {
 		s.closers = append(s.closers, ms.Close)
 	}
 	return s, nil
+}
+
+// parseReadStore parses --read-store: "mysql:DSN" only.
+func parseReadStore(v string) (storeSpec, error) {
+	spec, err := parseStore(v)
+	if err != nil {
+		return storeSpec{}, usageErrorf("--read-store: %v", strings.TrimPrefix(err.Error(), "--store "))
+	}
+	if spec.kind != storeMySQL {
+		return storeSpec{}, usageErrorf("--read-store %s: want mysql:DSN (a replica of the --store server)", spec)
+	}
+	return spec, nil
+}
+
+// Pool settings of the commands that only follow the log (oneConn):
+// one connection per server, closed once unused for followerIdleTime
+// (database/sql looks every followerIdleTime, so it goes after 3 to 6 s):
+// a follower polling every second or faster keeps its connection, one
+// polling every 10 s holds none between polls (a reconnect costs a
+// handshake every 10 s; a held connection costs the server a thread or
+// a pool slot all the time).
+const followerIdleTime = 3 * time.Second
+
+// openMySQL opens a pool on the MySQL DSN of spec, given by flag (for
+// messages, which never show a password), with the password of
+// $WHYCACHE_PASSWORD or --password-file when the DSN has none. For the
+// commands that only follow the log (e.oneConn) the pool holds at most one
+// connection, closed after followerIdleTime unused; writers keep
+// database/sql's defaults.
+func (e *env) openMySQL(flag string, spec storeSpec) (*sql.DB, error) {
+	cfg, err := mysql.ParseDSN(spec.arg)
+	if err != nil {
+		return nil, usageErrorf("%s %s: invalid DSN", flag, spec)
+	}
+	if err := e.applyPassword(cfg); err != nil {
+		return nil, err
+	}
+	conn, err := mysql.NewConnector(cfg)
+	if err != nil {
+		return nil, usageErrorf("%s %s: invalid DSN settings", flag, spec)
+	}
+	db := sql.OpenDB(conn)
+	if e.oneConn {
+		db.SetMaxOpenConns(1)
+		db.SetMaxIdleConns(1)
+		db.SetConnMaxIdleTime(followerIdleTime)
+	}
+	return db, nil
 }
 
 // open opens the store and the instance on the state file the global
@@ -185,6 +251,9 @@ func (s *session) close() error {
 // describe names the store in messages ("file:/dir", "mysql:u:xxxxx@.../db
 // table whycache").
 func (s *session) describe() string {
+	if s.spec.kind == storeMySQL && s.readSpec.kind != "" {
+		return s.spec.String() + " table " + s.table + ", read from " + s.readSpec.String()
+	}
 	if s.spec.kind == storeMySQL {
 		return s.spec.String() + " table " + s.table
 	}

@@ -103,7 +103,7 @@ func (s *Store) commitNothing(ctx context.Context, expect logstore.LogID) (logst
 	err := s.db.QueryRowContext(ctx, s.q.identity).Scan(&id, &next)
 	switch {
 	case isMissing(err):
-		return logstore.Committed{}, s.noLog(ctx, "commit", err)
+		return logstore.Committed{}, s.noLog(ctx, s.db, "commit", err)
 	case err != nil:
 		return logstore.Committed{}, fmt.Errorf("mysqlstore: commit: %w", err)
 	case next == 0 || len(id) != len(expect):

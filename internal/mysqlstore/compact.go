@@ -56,7 +56,7 @@ func (s *Store) Compact(ctx context.Context, limit, horizon uint64, fn logstore.
 		return stats, fmt.Errorf("mysqlstore: compact: %w", err)
 	}
 	maxRecord := limitsFor(packet).MaxRecordSize
-	if _, err := s.Info(ctx); err != nil {
+	if _, err := s.info(ctx, s.db); err != nil {
 		return stats, err
 	}
 	if horizon > 0 {
@@ -130,11 +130,11 @@ func (s *Store) Compact(ctx context.Context, limit, horizon uint64, fn logstore.
 // statement, so commits, which insert marks far above, are not held up).
 func (s *Store) raiseHorizon(ctx context.Context, horizon uint64) error {
 	if err := s.exec(ctx, s.q.raiseHorizon, horizon); err != nil {
-		return fmt.Errorf("mysqlstore: raise horizon: %w", s.txError(ctx, err))
+		return fmt.Errorf("mysqlstore: raise horizon: %w", s.txError(ctx, s.db, err))
 	}
 	var maxMark uint64
 	if err := s.db.QueryRowContext(ctx, s.q.maxMark).Scan(&maxMark); err != nil {
-		return fmt.Errorf("mysqlstore: raise horizon: %w", s.txError(ctx, err))
+		return fmt.Errorf("mysqlstore: raise horizon: %w", s.txError(ctx, s.db, err))
 	}
 	if err := s.deleteChunks(ctx, s.q.pruneMarks, min(horizon, maxMark)); err != nil {
 		return fmt.Errorf("mysqlstore: raise horizon: prune marks: %w", err)
@@ -226,7 +226,7 @@ func (s *Store) Reset(ctx context.Context) error {
 	if err := s.checkUsable(ctx); err != nil {
 		return err
 	}
-	if _, err := s.Info(ctx); err != nil {
+	if _, err := s.info(ctx, s.db); err != nil {
 		return err
 	}
 	id, err := newLogID()
@@ -256,7 +256,7 @@ func (s *Store) resetTx(ctx context.Context, tx *sql.Tx, id logstore.LogID) erro
 	var next uint64
 	if err := tx.QueryRowContext(ctx, s.q.lockCounter).Scan(&next); err != nil {
 		if isMissing(err) {
-			return s.noLog(ctx, "reset", err)
+			return s.noLog(ctx, tx, "reset", err)
 		}
 		return err
 	}

@@ -35,9 +35,11 @@ func (l tableLayout) columns(table string) (map[string]string, bool) {
 }
 
 // inspect reads the columns of the log, meta and marks tables from
-// information_schema. It writes nothing.
-func (s *Store) inspect(ctx context.Context) (tableLayout, error) {
-	rows, err := s.db.QueryContext(ctx,
+// information_schema, through q (a pool, or the transaction that met the
+// missing table, so a pool of one connection cannot wait on itself). It
+// writes nothing.
+func (s *Store) inspect(ctx context.Context, q querier) (tableLayout, error) {
+	rows, err := q.QueryContext(ctx,
 		"SELECT TABLE_NAME, COLUMN_NAME, COALESCE(EXTRA, '') FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME IN (?, ?, ?)",
 		s.table, s.table+"_meta", s.table+"_marks")
 	if err != nil {
@@ -70,8 +72,8 @@ const pythonHint = "this store does not read or write that layout; a Python mode
 // AUTO_INCREMENT id (Python whycache's layout, whose writers take ids
 // outside the counter), missing log columns, or, when there is no meta
 // table, a first row that is not a record in the Go format. It writes
-// nothing.
-func (s *Store) foreign(ctx context.Context, l tableLayout) (string, error) {
+// nothing; q is the pool or transaction it reads through.
+func (s *Store) foreign(ctx context.Context, q querier, l tableLayout) (string, error) {
 	cols, ok := l.columns(s.table)
 	if !ok {
 		return "", nil
@@ -88,7 +90,7 @@ func (s *Store) foreign(ctx context.Context, l tableLayout) (string, error) {
 		return "", nil
 	}
 	var c []byte
-	switch err := s.db.QueryRowContext(ctx, s.q.firstContents).Scan(&c); {
+	switch err := q.QueryRowContext(ctx, s.q.firstContents).Scan(&c); {
 	case errors.Is(err, sql.ErrNoRows):
 		return "", nil
 	case err != nil:
@@ -116,21 +118,22 @@ func isMissing(err error) bool {
 // missing: cause is sql.ErrNoRows for a missing meta row, or the server's
 // error for a missing table or column. It looks at the tables (only
 // reading) to say which: a table in Python whycache's layout, missing
-// tables, tables of an older layout, or no meta row. The error wraps
-// logstore.ErrNoLog.
-func (s *Store) noLog(ctx context.Context, op string, cause error) error {
-	why := s.noLogReason(ctx, cause)
+// tables, tables of an older layout, or no meta row, through q: the pool
+// the operation read (the read pool, for reads on a replica) or the
+// transaction it runs in. The error wraps logstore.ErrNoLog.
+func (s *Store) noLog(ctx context.Context, q querier, op string, cause error) error {
+	why := s.noLogReason(ctx, q, cause)
 	return fmt.Errorf("mysqlstore: %s: %s: %w", op, why, logstore.ErrNoLog)
 }
 
 // noLogReason is the reason part of noLog's message.
-func (s *Store) noLogReason(ctx context.Context, cause error) string {
+func (s *Store) noLogReason(ctx context.Context, q querier, cause error) string {
 	const fix = "run whycache init-schema (CreateTable) on the primary"
-	l, err := s.inspect(ctx)
+	l, err := s.inspect(ctx, q)
 	if err != nil {
 		return fmt.Sprintf("the log %s is not initialized (%v); %s", s.table, cause, fix)
 	}
-	if why, err := s.foreign(ctx, l); err == nil && why != "" {
+	if why, err := s.foreign(ctx, q, l); err == nil && why != "" {
 		return why
 	}
 	var missing []string

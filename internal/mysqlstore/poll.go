@@ -25,6 +25,8 @@ type pollPage struct {
 	latestFound               bool // the highest mark
 	latestMarkID, latestMarkN uint64
 
+	heartbeatUS, nowUS uint64 // the meta row's heartbeat, the reading server's clock
+
 	ids, nonces []uint64
 	ends        []int // ends[i] is the end of record i in data
 	data        []byte
@@ -33,7 +35,10 @@ type pollPage struct {
 }
 
 // Poll reads, with one SELECT statement (one InnoDB read view, one round
-// trip; prepared once per connection), the meta row, the highest mark,
+// trip; prepared once per connection) on the read pool (Options.ReadDB,
+// or the primary when there is none or req.Primary is set), the meta row
+// (with the last heartbeat: PollResult.Heartbeat), the reading server's
+// clock (PollResult.ReadTime), the highest mark,
 // the trace the verdict on req.After needs (the lowest row and mark at or
 // above req.After.ID, looked up only when logstore.NeedsLookup says so;
 // a trace without a nonce checks the position by id only) and up to req.Max
@@ -45,11 +50,15 @@ type pollPage struct {
 // LatestTime, Verdict, More) is settled, with no connection held;
 // contents are valid only during the call. An error from fn stops the
 // delivery and is returned as is, with that result and Next = the
-// position of the last entry fn accepted. Poll never writes; req.Primary
-// is ignored (the store has one pool).
+// position of the last entry fn accepted. Poll never writes.
+//
+// A poll of the read pool checks the identity it shows against the
+// primary's (see Options.ReadDB) before fn is called.
 //
 // Errors: ErrNoLog when the tables or the meta row are missing (the
 // message says why, and names a table in Python whycache's layout),
+// ErrReplicaMismatch when the read pool holds another log than the
+// primary,
 // ErrCorrupt for a damaged meta row, ErrClosed, the context's, the
 // server's, or fn's as is.
 func (s *Store) Poll(ctx context.Context, req logstore.PollRequest, fn func(logstore.Entry) error) (logstore.PollResult, error) {
@@ -60,7 +69,11 @@ func (s *Store) Poll(ctx context.Context, req logstore.PollRequest, fn func(logs
 	if req.Max > 0 && req.Max < limit {
 		limit = req.Max
 	}
-	p, err := s.pollQuery(ctx, req.After, limit)
+	db := s.rdb
+	if req.Primary {
+		db = s.db
+	}
+	p, err := s.pollQuery(ctx, db, req.After, limit)
 	if err != nil {
 		return logstore.PollResult{}, err
 	}
@@ -79,8 +92,13 @@ func (s *Store) Poll(ctx context.Context, req logstore.PollRequest, fn func(logs
 	if res.Info.ID, err = s.decodeLogID(p.logID); err != nil {
 		return logstore.PollResult{}, fmt.Errorf("mysqlstore: poll: %w", err)
 	}
-	if p.latestUS > 0 && p.latestUS <= math.MaxInt64 {
-		res.LatestTime = time.UnixMicro(int64(p.latestUS))
+	res.LatestTime = microTime(p.latestUS)
+	res.Heartbeat = microTime(p.heartbeatUS)
+	res.ReadTime = microTime(p.nowUS)
+	if db != s.db {
+		if err := s.checkReplica(ctx, res.Info.ID); err != nil {
+			return logstore.PollResult{}, err
+		}
 	}
 	found, nonce := p.rowFound, p.rowNonce
 	if p.markFound && (!found || p.markID < p.rowID) {
@@ -110,6 +128,15 @@ func (s *Store) Poll(ctx context.Context, req logstore.PollRequest, fn func(logs
 	return res, nil
 }
 
+// microTime converts microseconds since 1970 UTC; 0 (unknown) and values
+// out of range are the zero time.
+func microTime(us uint64) time.Time {
+	if us == 0 || us > math.MaxInt64 {
+		return time.Time{}
+	}
+	return time.UnixMicro(int64(us))
+}
+
 // pollLimit returns the rows the next Poll asks for.
 func (s *Store) pollLimit() int {
 	if n := s.pollN.Load(); n > 0 {
@@ -130,12 +157,12 @@ func (s *Store) pollAdapt(p *pollPage, limit int) {
 	}
 }
 
-// pollQuery runs the Poll statement for the records after after, at most
-// limit+1 of them (the extra one tells that there are more).
-func (s *Store) pollQuery(ctx context.Context, after logstore.Position, limit int) (*pollPage, error) {
-	st, err := s.prepared(ctx, s.q.poll)
+// pollQuery runs the Poll statement on db for the records after after,
+// at most limit+1 of them (the extra one tells that there are more).
+func (s *Store) pollQuery(ctx context.Context, db *sql.DB, after logstore.Position, limit int) (*pollPage, error) {
+	st, err := s.prepared(ctx, db, s.q.poll)
 	if err != nil {
-		return nil, s.pollError(ctx, err)
+		return nil, s.pollError(ctx, db, err)
 	}
 	// Judge needs the lookup only below the latest id, which the statement
 	// compares itself; ids never exceed MaxInt64 (the counter goes through
@@ -146,7 +173,7 @@ func (s *Store) pollQuery(ctx context.Context, after logstore.Position, limit in
 	}
 	rows, err := st.QueryContext(ctx, lookup, at, at, lookup, at, at, after.ID, limit+1)
 	if err != nil {
-		return nil, s.pollError(ctx, err)
+		return nil, s.pollError(ctx, db, err)
 	}
 	p := &pollPage{}
 	if err := s.pollRead(rows, p, after.ID); err != nil {
@@ -154,13 +181,13 @@ func (s *Store) pollQuery(ctx context.Context, after logstore.Position, limit in
 		return nil, err
 	}
 	if err := rows.Close(); err != nil {
-		return nil, s.pollError(ctx, err)
+		return nil, s.pollError(ctx, db, err)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, s.pollError(ctx, err)
+		return nil, s.pollError(ctx, db, err)
 	}
 	if !p.metaFound {
-		return nil, s.noLog(ctx, "poll", sql.ErrNoRows)
+		return nil, s.noLog(ctx, db, "poll", sql.ErrNoRows)
 	}
 	if p.next == 0 {
 		return nil, fmt.Errorf("mysqlstore: poll: meta row of %s has next_id 0: %w", s.table, logstore.ErrCorrupt)
@@ -186,6 +213,8 @@ func (s *Store) pollRead(rows *sql.Rows, p *pollPage, after uint64) error {
 			p.rowFound, p.rowID, p.rowNonce = true, id, nonce
 		case pollKindMark:
 			p.markFound, p.markID, p.markNonce = true, id, nonce
+		case pollKindClock:
+			p.heartbeatUS, p.nowUS = id, nonce
 		case pollKindLatest:
 			p.latestFound, p.latestMarkID, p.latestMarkN = true, id, nonce
 		case pollKindRecord:
@@ -208,12 +237,12 @@ func (s *Store) pollRead(rows *sql.Rows, p *pollPage, after uint64) error {
 	return nil
 }
 
-// pollError maps an error of the Poll statement: missing tables or
+// pollError maps an error of the Poll statement on db: missing tables or
 // columns are ErrNoLog, a statement closed by Close is ErrClosed.
-func (s *Store) pollError(ctx context.Context, err error) error {
+func (s *Store) pollError(ctx context.Context, db *sql.DB, err error) error {
 	switch {
 	case isMissing(err):
-		return s.noLog(ctx, "poll", err)
+		return s.noLog(ctx, db, "poll", err)
 	case errors.Is(err, logstore.ErrClosed):
 		return err
 	case s.closed.Load():

@@ -27,9 +27,10 @@ func (s *Store) Limits() logstore.Limits {
 }
 
 // LatestUpdateID returns the highest id committed so far: next_id - 1
-// from the meta row, read in autocommit, so every record up to it that
-// still exists is visible to a read that starts afterwards. It never
-// writes (it works on a replica). Errors: ErrNoLog when the meta row or
+// from the meta row, read in autocommit from the read pool
+// (Options.ReadDB, else the primary), so every record up to it that
+// still exists is visible to a read of that pool that starts afterwards.
+// It never writes (it works on a replica). Errors: ErrNoLog when the meta row or
 // table is missing, ErrCorrupt for next_id 0, ErrClosed, the context's,
 // the server's.
 func (s *Store) LatestUpdateID(ctx context.Context) (uint64, error) {
@@ -37,10 +38,10 @@ func (s *Store) LatestUpdateID(ctx context.Context) (uint64, error) {
 		return 0, err
 	}
 	var next uint64
-	err := s.db.QueryRowContext(ctx, s.q.latest).Scan(&next)
+	err := s.rdb.QueryRowContext(ctx, s.q.latest).Scan(&next)
 	switch {
 	case isMissing(err):
-		return 0, s.noLog(ctx, "latest update id", err)
+		return 0, s.noLog(ctx, s.rdb, "latest update id", err)
 	case err != nil:
 		return 0, fmt.Errorf("mysqlstore: latest update id: %w", err)
 	case next == 0:
@@ -49,20 +50,26 @@ func (s *Store) LatestUpdateID(ctx context.Context) (uint64, error) {
 	return next - 1, nil
 }
 
-// Info returns the log identity and compaction horizon from the meta row.
-// It never writes (it works on a replica). Errors: ErrNoLog when the meta
-// row or table is missing, ErrCorrupt for a malformed identity, ErrClosed,
-// the context's, the server's.
+// Info returns the log identity and compaction horizon from the meta row
+// of the read pool (Options.ReadDB, else the primary). It never writes (it
+// works on a replica). Errors: ErrNoLog when the meta row or table is
+// missing, ErrCorrupt for a malformed identity, ErrClosed, the context's,
+// the server's.
 func (s *Store) Info(ctx context.Context) (logstore.Info, error) {
 	if err := s.checkUsable(ctx); err != nil {
 		return logstore.Info{}, err
 	}
+	return s.info(ctx, s.rdb)
+}
+
+// info is Info read from db.
+func (s *Store) info(ctx context.Context, db *sql.DB) (logstore.Info, error) {
 	var in logstore.Info
 	var id []byte
-	err := s.db.QueryRowContext(ctx, s.q.info).Scan(&id, &in.Horizon)
+	err := db.QueryRowContext(ctx, s.q.info).Scan(&id, &in.Horizon)
 	switch {
 	case isMissing(err):
-		return in, s.noLog(ctx, "info", err)
+		return in, s.noLog(ctx, db, "info", err)
 	case err != nil:
 		return in, fmt.Errorf("mysqlstore: info: %w", err)
 	}
@@ -87,7 +94,8 @@ func (s *Store) decodeLogID(b []byte) (logstore.LogID, error) {
 }
 
 // ReadUpdates calls fn for every record with low <= id <= high in
-// ascending id order. It reads pages of PageRows rows in autocommit
+// ascending id order, from the read pool (Options.ReadDB, else the
+// primary). It reads pages of PageRows rows in autocommit
 // (WHERE id BETWEEN ? AND ? ORDER BY id LIMIT ?), buffers each page and
 // calls fn with no connection held, so fn may call into this or any other
 // store. contents is valid only during the call. An error from fn is
@@ -98,7 +106,7 @@ func (s *Store) ReadUpdates(ctx context.Context, low, high uint64, fn func(id ui
 	}
 	r := s.newPager(low, high)
 	for {
-		n, err := r.next(ctx, s, s.db)
+		n, err := r.next(ctx, s, s.rdb)
 		if err != nil {
 			return err
 		}
@@ -158,7 +166,7 @@ func (r *pager) next(ctx context.Context, s *Store, q querier) (int, error) {
 	asked := r.limit
 	rows, err := q.QueryContext(ctx, s.q.page, r.low, r.high, asked)
 	if isMissing(err) {
-		return 0, s.noLog(ctx, "read updates", err)
+		return 0, s.noLog(ctx, q, "read updates", err)
 	}
 	if err != nil {
 		return 0, fmt.Errorf("mysqlstore: read records %d..%d: %w", r.low, r.high, err)

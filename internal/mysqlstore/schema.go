@@ -149,11 +149,11 @@ func (s *Store) CreateTable(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	layout, err := s.inspect(ctx)
+	layout, err := s.inspect(ctx, s.db)
 	if err != nil {
 		return fmt.Errorf("mysqlstore: create table %s: %w", s.table, err)
 	}
-	if why, err := s.foreign(ctx, layout); err != nil {
+	if why, err := s.foreign(ctx, s.db, layout); err != nil {
 		return fmt.Errorf("mysqlstore: create table %s: %w", s.table, err)
 	} else if why != "" {
 		return fmt.Errorf("mysqlstore: create table: %s: %w", why, logstore.ErrNoLog)
@@ -186,7 +186,7 @@ func (s *Store) exec(ctx context.Context, query string, args ...any) error {
 // again.
 func (s *Store) upgrade(ctx context.Context, defs []tableDef) error {
 	for attempt := 0; ; attempt++ {
-		layout, err := s.inspect(ctx)
+		layout, err := s.inspect(ctx, s.db)
 		if err != nil {
 			return fmt.Errorf("mysqlstore: upgrade %s: %w", s.table, err)
 		}

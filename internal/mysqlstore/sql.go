@@ -29,7 +29,8 @@ type queries struct {
 	latest            string // next_id
 	info              string // log_id, horizon
 	identity          string // log_id, next_id
-	poll              string // one Poll: meta row, verification lookup and records in one statement
+	poll              string // one Poll: meta row, clocks, verification lookup and records in one statement
+	heartbeat         string // UPDATE meta: heartbeat_us = the server's clock
 	createMeta        string // INSERT the meta row
 	maxID             string // highest id in the log table
 	maxMark           string // highest id in the marks table
@@ -61,6 +62,7 @@ const (
 	pollKindMark   = 2 // the lowest mark at or above the position: last_id, nonce
 	pollKindRecord = 3 // a record to deliver: id, nonce, contents
 	pollKindLatest = 4 // the highest mark: last_id, nonce
+	pollKindClock  = 5 // the clocks: heartbeat_us of the meta row, the reading server's clock (both µs since 1970 UTC)
 )
 
 // newQueries returns the SQL texts for table, which must be valid.
@@ -85,9 +87,13 @@ func newQueries(table string) queries {
 		// the verdict needs (the lowest row and the lowest mark at or
 		// above the position, only when the lookup argument is 1 and the
 		// position is below the latest id of that view), and the records
-		// after the position up to that latest id. Arguments: lookup,
-		// position, position, lookup, position, position, position, limit.
+		// after the position up to that latest id; and the clocks: the
+		// last heartbeat the view holds and the reading server's time
+		// (the statement's start, as UTC_TIMESTAMP is). Arguments:
+		// lookup, position, position, lookup, position, position,
+		// position, limit.
 		poll: "SELECT " + itoa(pollKindMeta) + ", next_id, latest_nonce, horizon, latest_us, log_id FROM " + m + " WHERE one = 1" +
+			" UNION ALL SELECT " + itoa(pollKindClock) + ", heartbeat_us, " + commitTimeSQL + ", " + sqlZero + ", " + sqlZero + ", NULL FROM " + m + " WHERE one = 1" +
 			" UNION ALL (SELECT " + itoa(pollKindLatest) + ", last_id, nonce, " + sqlZero + ", " + sqlZero + ", NULL FROM " + k + " ORDER BY last_id DESC LIMIT 1)" +
 			" UNION ALL (SELECT " + itoa(pollKindRow) + ", id, nonce, " + sqlZero + ", " + sqlZero + ", NULL FROM " + t +
 			" WHERE ? = 1 AND id >= ? AND ? + 1 < (SELECT next_id FROM " + m + " WHERE one = 1) ORDER BY id LIMIT 1)" +
@@ -95,6 +101,7 @@ func newQueries(table string) queries {
 			" WHERE ? = 1 AND last_id >= ? AND ? + 1 < (SELECT next_id FROM " + m + " WHERE one = 1) ORDER BY last_id LIMIT 1)" +
 			" UNION ALL (SELECT " + itoa(pollKindRecord) + ", id, nonce, " + sqlZero + ", " + sqlZero + ", contents FROM " + t +
 			" WHERE id > ? AND id < (SELECT next_id FROM " + m + " WHERE one = 1) ORDER BY id LIMIT ?)",
+		heartbeat:       "UPDATE " + m + " SET heartbeat_us = " + commitTimeSQL + " WHERE one = 1",
 		createMeta:      "INSERT INTO " + m + " (one, log_id, next_id, horizon) VALUES (1, ?, ?, 0)",
 		maxID:           "SELECT COALESCE(MAX(id), 0) FROM " + t,
 		maxMark:         "SELECT COALESCE(MAX(last_id), 0) FROM " + k,

@@ -87,6 +87,20 @@ type Options struct {
 	// RetryBaseDelay and RetryMaxDelay bound the jittered exponential
 	// backoff between attempts; 0 means 5 ms and 500 ms.
 	RetryBaseDelay, RetryMaxDelay time.Duration
+
+	// ReadDB, when not nil, is the pool the reads go to: typically a
+	// replica of the primary that New's db reaches. Poll (unless
+	// PollRequest.Primary), LatestUpdateID, Info, ReadUpdates and Check
+	// read from it; Commit, Compact, Reset, CreateTable, CheckServer and
+	// Heartbeat use the primary. Reads never write: a replica without
+	// the log fails with logstore.ErrNoLog ("run init-schema on the
+	// primary"). The first Poll on ReadDB, every one that shows a log
+	// identity other than the primary's last known one, and the first
+	// after a minute, ask the primary for its identity (one small
+	// statement);
+	// a read pool on another log fails with ErrReplicaMismatch. nil reads from db. The store never
+	// closes it.
+	ReadDB *sql.DB
 }
 
 // withDefaults returns o with every zero field set to its default.
@@ -128,7 +142,8 @@ func (o Options) withDefaults() Options {
 // returns one; Close stops it, leaving the *sql.DB open (it belongs to the
 // caller).
 type Store struct {
-	db     *sql.DB
+	db     *sql.DB // the primary: every write, and reads that must see them
+	rdb    *sql.DB // the read pool: Options.ReadDB, or db
 	table  string
 	schema Schema  // the tables CreateTable makes, named as in schema.sql; never changes
 	opts   Options // normalized by withDefaults; never changes
@@ -136,9 +151,11 @@ type Store struct {
 
 	closed atomic.Bool // set once by Close
 
-	stmtMu sync.Mutex           // guards stmts
-	stmts  map[string]*sql.Stmt // prepared statements by SQL text, made on first successful use; closed by Close
-	pollN  atomic.Int64         // rows the next Poll asks for (PageRows, less after a page reached PageBytes); 0 until the first Poll
+	stmtMu sync.Mutex            // guards stmts
+	stmts  map[stmtKey]*sql.Stmt // prepared statements by pool and SQL text, made on first successful use; closed by Close
+	pollN  atomic.Int64          // rows the next Poll asks for (PageRows, less after a page reached PageBytes); 0 until the first Poll
+
+	primaryID atomic.Pointer[primaryIdentity] // the primary's log identity as last read by checkReplica; nil until then
 
 	packetMu  sync.Mutex // guards maxPacket
 	maxPacket int        // server's max_allowed_packet; 0 until known
@@ -154,6 +171,7 @@ type Store struct {
 	hookStatement    func(rows, bytes int)                                                   // for every multi-row REPLACE
 	hookBatch        func(requests, rows int)                                                // for every commit transaction attempt
 	hookEnqueue      func()                                                                  // after a Commit call joined the queue
+	identityTTL      time.Duration                                                           // how long checkReplica trusts the primary's identity; 0 means primaryIdentityTTL
 }
 
 var _ logstore.Store = (*Store)(nil)
@@ -177,7 +195,11 @@ func New(db *sql.DB, table string, schema Schema, opts Options) (*Store, error) 
 		schema: schema,
 		opts:   opts.withDefaults(),
 		q:      newQueries(table),
-		stmts:  map[string]*sql.Stmt{},
+		stmts:  map[stmtKey]*sql.Stmt{},
+	}
+	s.rdb = db
+	if opts.ReadDB != nil {
+		s.rdb = opts.ReadDB
 	}
 	s.maxPacket = s.opts.MaxAllowedPacket
 	return s, nil
@@ -235,23 +257,33 @@ func (s *Store) Close() error {
 	return nil
 }
 
-// prepared returns the store's prepared statement for query, preparing it
-// (on one connection; database/sql prepares it again on each connection
-// that runs it) on first use. A failed prepare is not remembered. After
-// Close it fails with ErrClosed.
-func (s *Store) prepared(ctx context.Context, query string) (*sql.Stmt, error) {
+// stmtKey names a prepared statement: its pool and its SQL text.
+type stmtKey struct {
+	db    *sql.DB
+	query string
+}
+
+// prepared returns the store's prepared statement for query on the pool
+// db (s.db or s.rdb), preparing it (on one connection; database/sql
+// prepares it again on each connection that runs it) on first use. A
+// failed prepare is not remembered. After Close it fails with ErrClosed.
+func (s *Store) prepared(ctx context.Context, db *sql.DB, query string) (*sql.Stmt, error) {
 	s.stmtMu.Lock()
 	defer s.stmtMu.Unlock()
 	if s.closed.Load() {
 		return nil, fmt.Errorf("mysqlstore: %w", logstore.ErrClosed)
 	}
-	if st := s.stmts[query]; st != nil {
+	k := stmtKey{db, query}
+	if st := s.stmts[k]; st != nil {
 		return st, nil
 	}
-	st, err := s.db.PrepareContext(ctx, query)
+	st, err := db.PrepareContext(ctx, query)
 	if err != nil {
 		return nil, err
 	}
-	s.stmts[query] = st
+	s.stmts[k] = st
 	return st, nil
 }
+
+// hasReadPool reports whether reads go to a pool of their own.
+func (s *Store) hasReadPool() bool { return s.rdb != s.db }

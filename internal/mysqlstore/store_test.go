@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/whycache/whycache/internal/mariadbtest"
 	"github.com/whycache/whycache/internal/mysqltest"
 	"github.com/whycache/whycache/logstore"
 	"github.com/whycache/whycache/logstore/storetest"
@@ -27,7 +28,7 @@ func TestMain(m *testing.M) {
 		os.Exit(2)
 	}
 	testSchema = Schema(b)
-	os.Exit(m.Run())
+	os.Exit(mariadbtest.Main(m))
 }
 
 // commitLast commits recs and returns the id of the last one.

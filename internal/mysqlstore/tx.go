@@ -202,9 +202,9 @@ func (s *Store) commitTx(ctx context.Context, batch []*commitReq, expect logstor
 	if expect != (logstore.LogID{}) {
 		query, args = s.q.bumpCounterExpect, append(args, expect[:])
 	}
-	bump, err := s.prepared(ctx, query)
+	bump, err := s.prepared(ctx, s.db, query)
 	if err != nil {
-		return 0, 0, prev, s.txError(ctx, err)
+		return 0, 0, prev, s.txError(ctx, s.db, err)
 	}
 	if h := s.hookBatch; h != nil {
 		h(len(batch), total)
@@ -226,13 +226,13 @@ func (s *Store) commitTx(ctx context.Context, batch []*commitReq, expect logstor
 	case errors.Is(err, sql.ErrNoRows):
 		return 0, 0, prev, s.noCounter(ctx, tx, expect)
 	case err != nil:
-		return 0, 0, prev, s.txError(ctx, err)
+		return 0, 0, prev, s.txError(ctx, tx, err)
 	case prevNext > 1:
 		prev = logstore.Position{ID: prevNext - 1, Nonce: prevNonce}
 	}
 	res, err := tx.StmtContext(ctx, bump).ExecContext(ctx, args...)
 	if err != nil {
-		return 0, 0, prev, s.txError(ctx, err)
+		return 0, 0, prev, s.txError(ctx, tx, err)
 	}
 	if n, err := res.RowsAffected(); err != nil {
 		return 0, 0, prev, err
@@ -248,10 +248,10 @@ func (s *Store) commitTx(ctx context.Context, batch []*commitReq, expect logstor
 	}
 	first = uint64(next) - uint64(total)
 	if err := s.insertRows(ctx, tx, batch, first, nonce, total, packet); err != nil {
-		return 0, 0, prev, s.txError(ctx, err)
+		return 0, 0, prev, s.txError(ctx, tx, err)
 	}
 	if _, err := tx.ExecContext(ctx, s.q.insertMark); err != nil {
-		return 0, 0, prev, s.txError(ctx, err)
+		return 0, 0, prev, s.txError(ctx, tx, err)
 	}
 	if h := s.hookBeforeCommit; h != nil {
 		if err := h(ctx, first, first+uint64(total)-1, batch); err != nil {
@@ -275,9 +275,9 @@ func (s *Store) commitTx(ctx context.Context, batch []*commitReq, expect logstor
 
 // txError returns err, or the ErrNoLog error when err says a table or
 // column is missing.
-func (s *Store) txError(ctx context.Context, err error) error {
+func (s *Store) txError(ctx context.Context, q querier, err error) error {
 	if isMissing(err) {
-		return s.noLog(ctx, "commit", err)
+		return s.noLog(ctx, q, "commit", err)
 	}
 	return err
 }
@@ -291,7 +291,7 @@ func (s *Store) noCounter(ctx context.Context, tx *sql.Tx, expect logstore.LogID
 	err := tx.QueryRowContext(ctx, s.q.identity+" FOR UPDATE").Scan(&have, new(uint64))
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
-		return s.noLog(ctx, "commit", err)
+		return s.noLog(ctx, tx, "commit", err)
 	case err != nil:
 		return err
 	case len(have) != len(logstore.LogID{}):

@@ -96,7 +96,7 @@ func TestSchemaTables(t *testing.T) {
 	}
 	want := map[string][]string{
 		"t":       {"id", "single_key", "contents", "nonce"},
-		"t_meta":  {"one", "log_id", "next_id", "horizon", "latest_nonce", "latest_us"},
+		"t_meta":  {"one", "log_id", "next_id", "horizon", "latest_nonce", "latest_us", "heartbeat_us"},
 		"t_marks": {"last_id", "nonce", "commit_us"},
 	}
 	if !reflect.DeepEqual(got, want) {

@@ -89,7 +89,8 @@ func (c *markCursor) load(ctx context.Context) error {
 }
 
 // Check verifies the whole log in one consistent snapshot (a read-only
-// transaction; it never writes): the meta row (a non-zero 16-byte
+// transaction on the read pool, Options.ReadDB or the primary; it never
+// writes): the meta row (a non-zero 16-byte
 // identity, next_id from 1 to 2^63), every row (an id from 1 to the
 // latest id; contents that decode completely, in either framing; a
 // single_key that is the record's only key; a nonce equal to that of its
@@ -104,7 +105,7 @@ func (s *Store) Check(ctx context.Context) error {
 	if err := s.checkUsable(ctx); err != nil {
 		return err
 	}
-	tx, err := s.db.BeginTx(ctx, &sql.TxOptions{Isolation: sql.LevelRepeatableRead, ReadOnly: true})
+	tx, err := s.rdb.BeginTx(ctx, &sql.TxOptions{Isolation: sql.LevelRepeatableRead, ReadOnly: true})
 	if err != nil {
 		return fmt.Errorf("mysqlstore: check: %w", err)
 	}
@@ -114,7 +115,7 @@ func (s *Store) Check(ctx context.Context) error {
 			return err
 		}
 		if isMissing(err) {
-			return s.noLog(ctx, "check", err)
+			return s.noLog(ctx, tx, "check", err)
 		}
 		return fmt.Errorf("mysqlstore: check: %w", err)
 	}
@@ -132,7 +133,7 @@ func (s *Store) checkTx(ctx context.Context, tx *sql.Tx) error {
 	var next, horizon, latestNonce, latestUS uint64
 	err := tx.QueryRowContext(ctx, s.q.meta).Scan(&id, &next, &horizon, &latestNonce, &latestUS)
 	if errors.Is(err, sql.ErrNoRows) {
-		return s.noLog(ctx, "check", err)
+		return s.noLog(ctx, tx, "check", err)
 	}
 	if err != nil {
 		return err
