@@ -132,7 +132,7 @@ func TestFollowOneLeaderAndTakeover(t *testing.T) {
 	state := filepath.Join(t.TempDir(), "state")
 	a := newInstance(t, store, Options{StatePath: state})
 	b := newInstance(t, store, Options{StatePath: state})
-	const interval = 200 * time.Millisecond
+	const interval = 500 * time.Millisecond // long enough that a loaded machine's scheduling noise stays well inside two intervals
 	opts := FollowOptions{Interval: interval, Logger: quietLogger()}
 	fa := startFollower(t, a, opts)
 	evA := fa.next(t)
