@@ -103,6 +103,13 @@ var (
 	// value the MySQL store wraps (its message starts "mysqlstore: "), not
 	// a copy, so errors.Is matches the store's errors.
 	ErrCommitUnknown = mysqlstore.ErrCommitUnknown
+
+	// ErrNotRepresentable is returned (wrapped) by writes the log's format
+	// cannot express, before anything is committed: in Python mode
+	// (FormatPython), a set of an empty value (Python reads an empty value
+	// as a delete) and a history rewrite that drops keys on purpose. It is
+	// logstore.ErrNotRepresentable itself.
+	ErrNotRepresentable = logstore.ErrNotRepresentable
 )
 
 // lowerSentinels maps the sentinels of the layers below (the log, the

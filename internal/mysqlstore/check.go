@@ -69,7 +69,11 @@ func (s *Store) CheckServer(ctx context.Context) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	return append(problems, checkEngines(s.table, engines)...), nil
+	tables := []string{s.table, s.table + "_meta", s.table + "_marks"}
+	if s.py != nil {
+		tables = tables[:1]
+	}
+	return append(problems, checkEngines(tables, engines)...), nil
 }
 
 // engines returns the storage engine of the log, meta and marks tables
@@ -96,11 +100,11 @@ func (s *Store) engines(ctx context.Context, conn *sql.Conn) (map[string]string,
 	return out, nil
 }
 
-// checkEngines returns a problem for each of the three tables that is
-// missing from engines or not InnoDB.
-func checkEngines(table string, engines map[string]string) []string {
+// checkEngines returns a problem for each of tables that is missing from
+// engines or not InnoDB.
+func checkEngines(tables []string, engines map[string]string) []string {
 	var out []string
-	for _, name := range []string{table, table + "_meta", table + "_marks"} {
+	for _, name := range tables {
 		engine, ok := engines[strings.ToLower(name)]
 		switch {
 		case !ok:

@@ -36,6 +36,9 @@ func (s *Store) LatestUpdateID(ctx context.Context) (uint64, error) {
 	if err := s.checkUsable(ctx); err != nil {
 		return 0, err
 	}
+	if s.py != nil {
+		return s.pyLatest(ctx)
+	}
 	var next uint64
 	err := s.db.QueryRowContext(ctx, s.q.latest).Scan(&next)
 	switch {
@@ -56,6 +59,9 @@ func (s *Store) LatestUpdateID(ctx context.Context) (uint64, error) {
 func (s *Store) Info(ctx context.Context) (logstore.Info, error) {
 	if err := s.checkUsable(ctx); err != nil {
 		return logstore.Info{}, err
+	}
+	if s.py != nil {
+		return s.pyInfo(ctx)
 	}
 	var in logstore.Info
 	var id []byte
@@ -96,6 +102,17 @@ func (s *Store) ReadUpdates(ctx context.Context, low, high uint64, fn func(id ui
 	if err := s.checkUsable(ctx); err != nil {
 		return err
 	}
+	if s.py != nil {
+		if err := s.pyReady(ctx, "read updates"); err != nil {
+			return err
+		}
+		fn = s.pyFramed("read updates", fn)
+	}
+	return s.readRange(ctx, low, high, fn)
+}
+
+// readRange is ReadUpdates without the checks.
+func (s *Store) readRange(ctx context.Context, low, high uint64, fn func(id uint64, contents []byte) error) error {
 	r := s.newPager(low, high)
 	for {
 		n, err := r.next(ctx, s, s.db)
