@@ -15,7 +15,6 @@ import (
 	"github.com/whycache/whycache/logstore"
 )
 
-
 // Writer writes records to one table as Python whycache does.
 type Writer struct {
 	DB    *sql.DB
