@@ -99,7 +99,11 @@ func (e *env) openStore() (*session, error) {
 		db := sql.OpenDB(conn)
 		s.db = db
 		s.closers = append(s.closers, db.Close)
-		ms, err := whycache.NewMySQLStore(db, e.g.table)
+		opts := whycache.MySQLStoreOptions{Format: whycache.FormatGo}
+		if e.g.format == formatPython {
+			opts.Format = whycache.FormatPython
+		}
+		ms, err := whycache.NewMySQLStoreOptions(db, e.g.table, opts)
 		if err != nil {
 			s.close()
 			return nil, withCode(exitUsage, wrap(err, "--table %q", e.g.table))
