@@ -71,6 +71,22 @@ func TestFormatPython(t *testing.T) {
 	if line := c.fails(exitFailure, "--format", "python", "--state", state, "set", "empty", ""); !strings.Contains(line, "Python") {
 		t.Fatalf("set of an empty value in Python mode: %s", line)
 	}
+
+	// A rewrite keeps what Python reads; dropping keys is refused.
+	w.Set(t, "after-held", "y") // REPLACE: the old row goes
+	c.ok("--format", "python", "--state", state, "del", "from-python")
+	before := w.Replay(t)
+	if line := c.fails(exitFailure, "--format", "python", "--state", state, "rewrite-history", "--drop-prefix", "from"); !strings.Contains(line, "cannot be dropped") {
+		t.Fatalf("rewrite-history --drop-prefix in Python mode: %s", line)
+	}
+	c.ok("--format", "python", "--state", state, "rewrite-history")
+	if after := w.Replay(t); len(after) != len(before) || after["after-held"] != "y" || after["from-python"] != "" {
+		t.Fatalf("Python's replay after rewrite-history = %v, before %v", after, before)
+	}
+	fresh := filepath.Join(t.TempDir(), "fresh.state")
+	c.ok("--format", "python", "--state", fresh, "update")
+	c.ok("--format", "python", "--state", state, "update")
+	c.sameContent(state, fresh)
 }
 
 func TestFormatFlagRefusals(t *testing.T) {

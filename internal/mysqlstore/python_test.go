@@ -443,6 +443,26 @@ func TestPythonConformance(t *testing.T) {
 	})
 }
 
+// TestPythonPollBackwards: with nonces 0, a log that went backwards is
+// seen only when its highest id is below the reader's position.
+func TestPythonPollBackwards(t *testing.T) {
+	s, w := pyStore(t, Options{})
+	w.Set(t, "a", "1")
+	b := w.Set(t, "b", "2")
+	for _, tc := range []struct {
+		after uint64
+		want  logstore.Verdict
+	}{{0, logstore.VerdictNone}, {b - 1, logstore.VerdictMatch}, {b, logstore.VerdictMatch}, {b + 1, logstore.VerdictAhead}} {
+		ids, res := pollIDs(t, s, tc.after)
+		if res.Verdict != tc.want {
+			t.Errorf("Poll after %d: verdict %v, want %v", tc.after, res.Verdict, tc.want)
+		}
+		if tc.want == logstore.VerdictAhead && (len(ids) != 0 || res.Latest.ID != b) {
+			t.Errorf("Poll ahead of the log: ids %v, latest %d; want none, %d", ids, res.Latest.ID, b)
+		}
+	}
+}
+
 func TestPythonCompactHorizon(t *testing.T) {
 	s, w := pyStore(t, Options{})
 	w.Set(t, "a", "1")
