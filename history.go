@@ -57,7 +57,9 @@ func (c *Instance) RewriteHistory(ctx context.Context, limit uint64, opts Rewrit
 	return err
 }
 
-// RewriteHistoryStats is RewriteHistory returning a summary.
+// RewriteHistoryStats is RewriteHistory returning a summary. On a store
+// whose ids commit out of order (Python mode) the limit is at most the
+// state's update id after an Update: ids above it may still commit.
 func (c *Instance) RewriteHistoryStats(ctx context.Context, limit uint64, opts RewriteOptions) (RewriteStats, error) {
 	var st RewriteStats
 	if opts.Filter != nil && logstore.TraitsOf(c.store).NoHorizon {
@@ -69,6 +71,16 @@ func (c *Instance) RewriteHistoryStats(ctx context.Context, limit uint64, opts R
 	}
 	if limit == 0 || limit > latest {
 		limit = latest
+	}
+	if logstore.TraitsOf(c.store).OutOfOrderIDs {
+		// Ids up to the latest may still commit (a record that lands
+		// between the passes below would be dropped as superseded): only
+		// the ids the state holds, with every hole below resolved, are
+		// rewritten.
+		if err := c.Update(ctx); err != nil {
+			return st, withContext("rewrite", err)
+		}
+		limit = min(limit, c.UpdateID())
 	}
 	st.Limit = limit
 	if limit == 0 {

@@ -10,7 +10,10 @@
 // order: once a reader has seen a record with id N, every record with an id
 // below N that will ever exist is already visible to it. Ids are never
 // reused within one log identity, so a reader that remembers the last id it
-// applied can resume with ReadUpdates(last+1, ...) and miss nothing.
+// applied can resume with ReadUpdates(last+1, ...) and miss nothing. A
+// store that cannot keep this (a table another program writes with
+// AUTO_INCREMENT ids) says so through Traits, and its Poll keeps the
+// promise instead: it never delivers past an id that may still commit.
 //
 // Records may disappear from the log, but only in ways that keep every
 // reader convergent:

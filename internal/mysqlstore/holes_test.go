@@ -50,6 +50,21 @@ func TestHoleClock(t *testing.T) {
 	}
 }
 
+func TestPyCheckVars(t *testing.T) {
+	for mode, want := range map[string]int{"0": 0, "1": 0, "2": 1, "": 0} {
+		v := map[string]string{}
+		if mode != "" {
+			v["innodb_autoinc_lock_mode"] = mode
+		}
+		if got := pyCheckVars(v); len(got) != want {
+			t.Errorf("innodb_autoinc_lock_mode %q: problems %q, want %d", mode, got, want)
+		}
+		if len(checkVars(v)) != 0 {
+			t.Errorf("innodb_autoinc_lock_mode %q is a problem in Go mode", mode)
+		}
+	}
+}
+
 func TestParseFormat(t *testing.T) {
 	for _, tc := range []struct {
 		in   string

@@ -26,7 +26,10 @@ func (s *Store) Limits() logstore.Limits {
 	return limitsFor(p)
 }
 
-// LatestUpdateID returns the highest id committed so far: next_id - 1
+// LatestUpdateID returns the highest id committed so far. In Python mode
+// it is the table's MAX(id), and ids below it may still commit (their
+// inserts still open): readers use Poll, which waits for them. In Go mode
+// it is next_id - 1
 // from the meta row, read in autocommit, so every record up to it that
 // still exists is visible to a read that starts afterwards. It never
 // writes (it works on a replica). Errors: ErrNoLog when the meta row or
