@@ -126,6 +126,13 @@ var (
 	// received a log recreated on the primary. Nothing is applied from
 	// it. It is the very value the MySQL store wraps.
 	ErrReplicaMismatch = mysqlstore.ErrReplicaMismatch
+
+	// ErrNotRepresentable is returned (wrapped) by writes the log's format
+	// cannot express, before anything is committed: in Python mode
+	// (FormatPython), a set of an empty value (Python reads an empty value
+	// as a delete) and a history rewrite that drops keys on purpose. It is
+	// logstore.ErrNotRepresentable itself.
+	ErrNotRepresentable = logstore.ErrNotRepresentable
 )
 
 // lowerSentinels maps the sentinels of the layers below (the log, the

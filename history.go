@@ -57,15 +57,30 @@ func (c *Instance) RewriteHistory(ctx context.Context, limit uint64, opts Rewrit
 	return err
 }
 
-// RewriteHistoryStats is RewriteHistory returning a summary.
+// RewriteHistoryStats is RewriteHistory returning a summary. On a store
+// whose ids commit out of order (Python mode) the limit is at most the
+// state's update id after an Update: ids above it may still commit.
 func (c *Instance) RewriteHistoryStats(ctx context.Context, limit uint64, opts RewriteOptions) (RewriteStats, error) {
 	var st RewriteStats
+	if opts.Filter != nil && logstore.TraitsOf(c.store).NoHorizon {
+		return st, fmt.Errorf("%w: rewrite: this log keeps no compaction horizon (a Python whycache table), so keys cannot be dropped from it on purpose: machines that hold them would keep them unnoticed", logstore.ErrNotRepresentable)
+	}
 	latest, err := c.store.LatestUpdateID(ctx)
 	if err != nil {
 		return st, withContext("rewrite", err)
 	}
 	if limit == 0 || limit > latest {
 		limit = latest
+	}
+	if logstore.TraitsOf(c.store).OutOfOrderIDs {
+		// Ids up to the latest may still commit (a record that lands
+		// between the passes below would be dropped as superseded): only
+		// the ids the state holds, with every hole below resolved, are
+		// rewritten.
+		if err := c.Update(ctx); err != nil {
+			return st, withContext("rewrite", err)
+		}
+		limit = min(limit, c.UpdateID())
 	}
 	st.Limit = limit
 	if limit == 0 {
@@ -96,6 +111,7 @@ func (c *Instance) RewriteHistoryStats(ctx context.Context, limit uint64, opts R
 
 	// Pass 1: decide, count, and find the horizon the decisions need.
 	d := rewriteDecider{final: final, filter: opts.Filter, keepDeletesAbove: opts.KeepDeletesAbove, filtered: map[string]bool{}}
+	d.keepAllDeletes = logstore.TraitsOf(c.store).NoHorizon
 	err = c.store.ReadUpdates(ctx, 1, limit, func(id uint64, contents []byte) error {
 		_, _, err := d.decide(id, contents, &st)
 		return err
@@ -133,6 +149,7 @@ type rewriteDecider struct {
 	final            *prefixtree.Tree
 	filter           func(key, value []byte) bool
 	keepDeletesAbove uint64
+	keepAllDeletes   bool            // the log keeps no horizon: every unsuperseded delete marker stays
 	horizon          uint64          // highest id whose dropped items are not superseded
 	filtered         map[string]bool // keys dropped by the filter (pass 1 only)
 	items            []logstore.Item
@@ -173,8 +190,8 @@ func (d *rewriteDecider) decide(id uint64, contents []byte, st *RewriteStats) ([
 		switch {
 		case finalID != id:
 			// Superseded by a later record: dropping it is safe everywhere.
-		case (it.Delete || !live) && d.keepDeletesAbove != 0 && id > d.keepDeletesAbove:
-			kept = append(kept, it) // a recent delete marker, kept on purpose
+		case (it.Delete || !live) && (d.keepAllDeletes || d.keepDeletesAbove != 0 && id > d.keepDeletesAbove):
+			kept = append(kept, it) // a delete marker kept on purpose
 		case it.Delete || !live:
 			d.horizon = max(d.horizon, id) // a delete marker that nothing supersedes
 		case d.filter != nil && !d.filter(it.Key, it.Value):

@@ -217,13 +217,40 @@ func (c *Instance) applyCommitted(ctx context.Context, res logstore.Committed, g
 		return err
 	}
 	defer c.updateMu.Unlock()
-	if _, err := c.updateLocked(ctx, true); err != nil {
-		return err
-	}
-	if m, err := c.liveState(); err != nil {
-		return err
-	} else if m.filled && m.pos.ID < res.Last {
-		return fmt.Errorf("the log read after the commit ends at id %d, before the commit's %d", m.pos.ID, res.Last)
-	}
-	return nil
+	return c.catchUpTo(ctx, res.Last)
 }
+
+// catchUpTo brings the state (the caller holds updateMu) up to id last,
+// which the log holds. A store whose ids commit out of order
+// (logstore.Traits.OutOfOrderIDs) may stop below it at a hole that may
+// still fill: the state is then brought up again every holePoll until it
+// passes last or the store's HoleWait (and a second) is over.
+func (c *Instance) catchUpTo(ctx context.Context, last uint64) error {
+	tr := logstore.TraitsOf(c.store)
+	deadline := time.Now().Add(tr.HoleWait + time.Second)
+	for {
+		if _, err := c.updateLocked(ctx, true); err != nil {
+			return err
+		}
+		m, err := c.liveState()
+		switch {
+		case err != nil:
+			return err
+		case !m.filled || m.pos.ID >= last:
+			return nil
+		case !tr.OutOfOrderIDs || time.Now().After(deadline):
+			return fmt.Errorf("the log read after the commit ends at id %d, before the commit's %d", m.pos.ID, last)
+		}
+		t := time.NewTimer(holePoll)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return fmt.Errorf("waiting for the ids below %d to commit: %w", last, ctx.Err())
+		case <-t.C:
+		}
+	}
+}
+
+// holePoll is how often a writer reads the log again while a hole below
+// its commit keeps it from applying the commit (catchUpTo).
+const holePoll = 100 * time.Millisecond

@@ -71,8 +71,30 @@ type MySQLStore = mysqlstore.Store
 // the reads' PageRows (1,000) and PageBytes (8 MiB); the retries of
 // deadlocks and lock wait timeouts, MaxAttempts (10), RetryBaseDelay
 // (5 ms) and RetryMaxDelay (500 ms); ReadDB, the pool reads go to (a
-// replica; nil reads from the primary).
+// replica; nil reads from the primary); the log's Format (FormatGo, or
+// FormatPython for a table Python whycache writes) and, in Python mode,
+// HoleTimeout (10 s).
 type MySQLStoreOptions = mysqlstore.Options
+
+// MySQLFormat is the layout of the log a MySQLStore works on
+// (MySQLStoreOptions.Format).
+type MySQLFormat = mysqlstore.Format
+
+const (
+	// FormatGo is the MySQLStore's own layout (schema.sql), the default.
+	FormatGo = mysqlstore.FormatGo
+
+	// FormatPython is Python mode: the store reads and writes the table of
+	// Python whycache as Python created it (an AUTO_INCREMENT id,
+	// single_key, contents; no other table), in Python's framing, so Go
+	// and Python processes share one log. Readers wait for holes (ids
+	// committed out of order) up to HoleTimeout; positions are checked by
+	// id only; a value must not be empty (Python reads an empty value as
+	// a delete: ErrNotRepresentable); a rewrite keeps every delete marker
+	// nothing supersedes and cannot drop keys. The package documentation
+	// of internal/mysqlstore, "Python mode", has the details.
+	FormatPython = mysqlstore.FormatPython
+)
 
 // NewMySQLStore returns a store on table (and table_meta, table_marks) in
 // db with the default options. See NewMySQLStoreOptions.

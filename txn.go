@@ -3,6 +3,7 @@ package whycache
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"time"
 
 	"github.com/whycache/whycache/logstore"
@@ -33,7 +34,10 @@ type Txn struct {
 // last write. Txn gives atomic visibility only, not isolation: the reads
 // of fn are not locked against other writers, whose writes to the same
 // keys, before or after the commit, are ordered by the log as any writes
-// are (the last one wins). Errors of the commit are those of SetMulti.
+// are (the last one wins). Errors of the commit are those of SetMulti;
+// on a log whose readers cannot keep a commit of several records whole (a
+// MySQLStore in Python mode), a transaction larger than one record fails
+// with ErrNotRepresentable and commits nothing.
 func (c *Instance) Txn(ctx context.Context, fn func(tx *Txn) error) (uint64, error) {
 	tx := &Txn{c: c, index: map[string]int{}}
 	if err := runTxn(tx, fn); err != nil {
@@ -41,6 +45,18 @@ func (c *Instance) Txn(ctx context.Context, fn func(tx *Txn) error) (uint64, err
 	}
 	if len(tx.items) == 0 {
 		return 0, nil
+	}
+	if logstore.TraitsOf(c.store).OutOfOrderIDs {
+		// Readers of such a log (Python mode) cannot tell where a commit
+		// of several records ends: only a one-record commit is atomic.
+		recs, _, err := c.packRecords(tx.items)
+		if err != nil {
+			return 0, err
+		}
+		if len(recs) > 1 {
+			return 0, fmt.Errorf("%w: nothing was committed: the transaction needs %d records, and other machines reading this log (a Python whycache table) could apply part of them; keep it within one record (Options.MaxUpdateSize)",
+				ErrNotRepresentable, len(recs))
+		}
 	}
 	return c.commitItems(ctx, tx.items)
 }

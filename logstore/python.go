@@ -39,7 +39,7 @@ func AppendPythonRecord(dst []byte, items []Item) ([]byte, error) {
 			return dst, fmt.Errorf("%w: item %d", ErrEmptyKey, i)
 		}
 		if !it.Delete && len(it.Value) == 0 {
-			return dst, fmt.Errorf("%w: item %d sets an empty value", ErrNotRepresentable, i)
+			return dst, fmt.Errorf("%w: item %d sets an empty value, which Python whycache reads as a delete", ErrNotRepresentable, i)
 		}
 		if it.expires() {
 			return dst, fmt.Errorf("%w: item %d expires", ErrNotRepresentable, i)

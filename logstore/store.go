@@ -10,7 +10,10 @@
 // order: once a reader has seen a record with id N, every record with an id
 // below N that will ever exist is already visible to it. Ids are never
 // reused within one log identity, so a reader that remembers the last id it
-// applied can resume with ReadUpdates(last+1, ...) and miss nothing.
+// applied can resume with ReadUpdates(last+1, ...) and miss nothing. A
+// store that cannot keep this (a table another program writes with
+// AUTO_INCREMENT ids) says so through Traits, and its Poll keeps the
+// promise instead: it never delivers past an id that may still commit.
 //
 // Records may disappear from the log, but only in ways that keep every
 // reader convergent:
@@ -341,4 +344,42 @@ type Heartbeater interface {
 // an error wrapping ErrCorrupt that says where it is.
 type Checker interface {
 	Check(ctx context.Context) error
+}
+
+// Traits are a store's departures from the log model above that readers
+// and writers must allow for. The zero Traits is a store that keeps the
+// model whole.
+type Traits struct {
+	// OutOfOrderIDs: ids are taken before their commit, so they commit in
+	// another order (Python whycache's AUTO_INCREMENT). Poll then stops
+	// below the latest id at a hole that may still fill, for up to
+	// HoleWait; records of one commit need not have consecutive ids with
+	// the other writers' (Committed.Prev still says when a writer may
+	// apply its own commit from memory); nonces are 0 and positions are
+	// checked by id only.
+	OutOfOrderIDs bool
+
+	// HoleWait bounds how long Poll waits for a hole to fill before it
+	// passes it (with OutOfOrderIDs).
+	HoleWait time.Duration
+
+	// NoHorizon: the log has no place for a compaction horizon. Compact
+	// refuses to raise it, so a history rewrite must keep every delete
+	// marker nothing supersedes and cannot drop keys on purpose.
+	NoHorizon bool
+}
+
+// TraitStore is implemented by stores whose Traits are not the zero
+// Traits.
+type TraitStore interface {
+	Traits() Traits
+}
+
+// TraitsOf returns the traits of s: those it reports (TraitStore), else
+// the zero Traits.
+func TraitsOf(s Store) Traits {
+	if ts, ok := s.(TraitStore); ok {
+		return ts.Traits()
+	}
+	return Traits{}
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"strings"
 
 	"github.com/whycache/whycache"
 	"github.com/whycache/whycache/logstore"
@@ -16,6 +17,8 @@ func advice(err error) string {
 		return "check --store and --table; to replace this machine's state with the content of the log they name, run 'whycache update --rebuild'"
 	case errors.Is(err, whycache.ErrSnapshotBehind):
 		return "'whycache snapshot import --force' loads it anyway (keys move back until the next update)"
+	case errors.Is(err, logstore.ErrNoLog) && strings.Contains(err.Error(), "--format python"):
+		return "" // a table of the other format: the error names the flag that fits
 	case errors.Is(err, logstore.ErrNoLog):
 		return "create the log with 'whycache init-schema' (for MySQL, on the primary)"
 	case errors.Is(err, whycache.ErrCorrupt):

@@ -104,6 +104,9 @@ func (e *env) follow(o followFlags) error {
 		return usageErrorf("follow: --max-backoff %s: want a positive duration up to %s", o.maxBackoff, maxFollowBackoff)
 	}
 	o.maxBackoff = max(o.maxBackoff, o.interval) // as Follow does
+	if o.heartbeat && e.g.format == formatPython {
+		return usageErrorf("follow: --heartbeat needs whycache's own MySQL layout: a Python whycache table (--format python) has no meta row to hold it")
+	}
 	logger, err := o.newLogger(e.stderr)
 	if err != nil {
 		return err

@@ -84,6 +84,9 @@ func (e *env) rewrite(limit uint64, drop []string, dry bool, keepDeletesAbove ui
 		p.set(int64(id), int64(limit))
 	}
 	start := time.Now()
+	if _, err := e.updateThroughHoles(s); err != nil { // Python mode rewrites up to the state's update id
+		return wrap(err, "rewrite-history of %s: update", s.describe())
+	}
 	st, err := s.inst.RewriteHistoryStats(e.ctx, limit, opts)
 	p.finish()
 	if err != nil {

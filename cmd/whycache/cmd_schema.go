@@ -14,7 +14,9 @@ func initSchemaCommand() *command {
 creates the log table (--table), its meta table with the log's identity and
 its marks table if they do not exist (the statements of schema.sql),
 upgrades tables of an earlier version in place, refuses a table it does not
-recognise (a Python whycache table, say), then checks the server's settings
+recognise (a Python whycache table, say: with --format python it creates
+Python whycache's table instead, as Python's documentation gives it, only if
+it is missing, and no other table), then checks the server's settings
 and prints a warning for each one that breaks the log's guarantees
 (read-only server, non-durable commits, ...). Run it on the primary. For a
 file store, creates the log directory and its MANIFEST; a directory that

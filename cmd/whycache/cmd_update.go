@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/whycache/whycache"
+	"github.com/whycache/whycache/logstore"
 )
 
 func updateCommand() *command {
@@ -76,12 +77,47 @@ func (e *env) update() error {
 	return nil
 }
 
+// updateThroughHoles runs Update. On a log whose ids commit out of order
+// (--format python) Update stops below a hole that may still fill: it is
+// run again every holeRetry while the state is below the latest id the log
+// had at the start, for at most the store's HoleWait and a second, so a
+// one-shot update passes holes that never fill as a follow daemon does
+// over its polls.
+func (e *env) updateThroughHoles(s *session) (whycache.UpdateStats, error) {
+	tr := logstore.TraitsOf(s.store)
+	var target uint64
+	if tr.OutOfOrderIDs {
+		target, _ = s.store.LatestUpdateID(e.ctx) // an error is Update's to report
+	}
+	deadline := time.Now().Add(tr.HoleWait + time.Second)
+	var total whycache.UpdateStats
+	for {
+		up, err := s.inst.UpdateStats(e.ctx)
+		total.Applied += up.Applied
+		total.Log = up.Log
+		if up.Rebuilt != nil {
+			total.Rebuilt = up.Rebuilt
+		}
+		if err != nil || s.inst.UpdateID() >= target || time.Now().After(deadline) {
+			return total, err
+		}
+		select {
+		case <-e.ctx.Done():
+			return total, e.ctx.Err()
+		case <-time.After(holeRetry):
+		}
+	}
+}
+
+// holeRetry is how often updateThroughHoles runs Update again.
+const holeRetry = 100 * time.Millisecond
+
 // catchUp runs Update, drawing a progress line (records applied of those
 // behind) while it runs.
 func (e *env) catchUp(s *session) (whycache.UpdateStats, error) {
 	p := e.newProgress("update", 0, false)
 	if p == nil {
-		return s.inst.UpdateStats(e.ctx)
+		return e.updateThroughHoles(s)
 	}
 	start := s.inst.UpdateID()
 	if latest, err := s.store.LatestUpdateID(e.ctx); err == nil && latest > start {
@@ -104,7 +140,7 @@ func (e *env) catchUp(s *session) (whycache.UpdateStats, error) {
 			}
 		}
 	}()
-	up, err := s.inst.UpdateStats(e.ctx)
+	up, err := e.updateThroughHoles(s)
 	close(stop)
 	<-done
 	p.finish()

@@ -49,6 +49,7 @@ type globals struct {
 	// readStore is the MySQL server the reads go to (a replica of store's).
 	readStore string
 	table     string // MySQL table
+	format    string // the MySQL log's layout: formatGo or formatPython
 	state     string // state file path
 	name      string // instance name (state file in the default directory)
 	json      bool   // machine-readable output
@@ -73,6 +74,12 @@ const (
 	progressOff  = "off"
 )
 
+// Log formats of --format.
+const (
+	formatGo     = "go"
+	formatPython = "python"
+)
+
 // defaultTable is the MySQL table when neither --table nor WHYCACHE_TABLE
 // names one.
 const defaultTable = "whycache"
@@ -83,6 +90,7 @@ func (g *globals) register(fs *flag.FlagSet) {
 	fs.StringVar(&g.store, "store", g.store, "the change log: `file:DIR` or mysql:DSN (default $WHYCACHE_STORE)")
 	fs.StringVar(&g.readStore, "read-store", g.readStore, "read the log from `mysql:DSN`, a replica of the --store server (polls, reads, stats); writes and heartbeats go to --store (default $WHYCACHE_READ_STORE)")
 	fs.StringVar(&g.table, "table", g.table, "MySQL log `table` (default $WHYCACHE_TABLE, else \"whycache\")")
+	fs.StringVar(&g.format, "format", g.format, "the MySQL log's `format`: go, or python for the table of Python whycache, shared with Python processes (default $WHYCACHE_FORMAT, else go)")
 	fs.StringVar(&g.state, "state", g.state, "state file `path` (default $WHYCACHE_STATE, else the --name file)")
 	fs.StringVar(&g.name, "name", g.name, "instance `name`: state file "+filepath.Join(whycache.DefaultStateDir(), "NAME.state")+" (default \"default\")")
 	fs.BoolVar(&g.json, "json", g.json, "print JSON for scripts instead of text")
@@ -116,6 +124,20 @@ func (g *globals) resolve(getenv func(string) string) error {
 	}
 	if g.table == "" {
 		g.table = defaultTable
+	}
+	if g.format == "" {
+		g.format = getenv("WHYCACHE_FORMAT")
+	}
+	switch g.format {
+	case "":
+		g.format = formatGo
+	case formatGo:
+	case formatPython:
+		if strings.HasPrefix(g.store, storeFile+":") {
+			return usageErrorf("--format python works on a MySQL store only (--store mysql:DSN, the table Python whycache writes); Python whycache's file store is not supported")
+		}
+	default:
+		return usageErrorf("--format %q: want go or python", g.format)
 	}
 	if g.state != "" && g.name != "" {
 		return usageErrorf("--state and --name both choose the state file; give one")

@@ -46,6 +46,7 @@ func TestUsageAndStoreErrors(t *testing.T) {
 		{"unknown snapshot subcommand", []string{"snapshot", "copy"}, exitUsage, `unknown subcommand "copy"`},
 		{"bad log format", []string{"--store", file, "follow", "--log-format", "xml"}, exitUsage, "--log-format"},
 		{"bad interval", []string{"--store", file, "follow", "--interval", "0s"}, exitUsage, "--interval"},
+		{"heartbeat in python mode", []string{"--store", "mysql:user:secret@tcp(127.0.0.1:1)/db", "--format", "python", "follow", "--heartbeat"}, exitUsage, "no meta row"},
 		{"help of unknown command", []string{"help", "frobnicate"}, exitUsage, "unknown command"},
 		{"no log in the directory", []string{"--store", noLog, "--state", state, "update"}, exitFailure, "whycache init-schema --store " + noLog},
 		{"unreachable mysql", []string{"--store", "mysql:user:secret@tcp(127.0.0.1:1)/db", "--state", state, "update"}, exitFailure, "mysql:user:xxxxx@tcp(127.0.0.1:1)/db"},

@@ -88,7 +88,7 @@ func (e *env) printCommandHelp(c *command) {
 		b.WriteString("\nFlags:\n")
 		writeFlags(&b, fs)
 	}
-	b.WriteString("\nGlobal flags (see 'whycache --help'): --store, --table, --state, --name, --json, --progress\n")
+	b.WriteString("\nGlobal flags (see 'whycache --help'): --store, --table, --format, --state, --name, --json, --progress\n")
 	b.WriteString("Exit codes: 0 success, 1 failure, 2 usage error, 3 key not found (get), 4 verification failed (verify)\n")
 	fmt.Fprint(e.stdout, b.String())
 }

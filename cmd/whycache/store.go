@@ -96,7 +96,10 @@ func (e *env) openStore() (*session, error) {
 		}
 		s.db = db
 		s.closers = append(s.closers, db.Close)
-		var opts whycache.MySQLStoreOptions
+		opts := whycache.MySQLStoreOptions{Format: whycache.FormatGo}
+		if e.g.format == formatPython {
+			opts.Format = whycache.FormatPython
+		}
 		if e.g.readStore != "" {
 			rspec, err := parseReadStore(e.g.readStore)
 			if err != nil {

@@ -82,22 +82,35 @@ func TestParseStore(t *testing.T) {
 func TestGlobalsResolve(t *testing.T) {
 	env := map[string]string{"WHYCACHE_STORE": "file:/e", "WHYCACHE_TABLE": "t_env", "WHYCACHE_STATE": "/e.state"}
 	getenv := func(k string) string { return env[k] }
+	pyEnv := func(k string) string {
+		if k == "WHYCACHE_FORMAT" {
+			return formatPython
+		}
+		return env[k]
+	}
 	tests := []struct {
 		name string
 		in   globals
 		want globals
 		err  bool
 	}{
-		{"environment fills", globals{}, globals{store: "file:/e", table: "t_env", state: "/e.state", progress: progressAuto}, false},
-		{"flags win", globals{store: "file:/f", table: "t", state: "/f"}, globals{store: "file:/f", table: "t", state: "/f", progress: progressAuto}, false},
-		{"name hides WHYCACHE_STATE", globals{name: "n"}, globals{store: "file:/e", table: "t_env", name: "n", progress: progressAuto}, false},
+		{"environment fills", globals{}, globals{store: "file:/e", table: "t_env", format: formatGo, state: "/e.state", progress: progressAuto}, false},
+		{"flags win", globals{store: "file:/f", table: "t", state: "/f"}, globals{store: "file:/f", table: "t", format: formatGo, state: "/f", progress: progressAuto}, false},
+		{"name hides WHYCACHE_STATE", globals{name: "n"}, globals{store: "file:/e", table: "t_env", format: formatGo, name: "n", progress: progressAuto}, false},
+		{"python format from the environment, on a file store", globals{}, globals{}, true},
+		{"python format on a MySQL store", globals{store: "mysql:u@tcp(h)/d", format: formatPython}, globals{store: "mysql:u@tcp(h)/d", table: "t_env", format: formatPython, state: "/e.state", progress: progressAuto}, false},
+		{"bad format", globals{store: "mysql:u@tcp(h)/d", format: "py"}, globals{}, true},
 		{"state and name", globals{name: "n", state: "/s"}, globals{}, true},
 		{"bad progress", globals{progress: "x"}, globals{}, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			g := tt.in
-			err := g.resolve(getenv)
+			get := getenv
+			if strings.HasPrefix(tt.name, "python format from the environment") {
+				get = pyEnv
+			}
+			err := g.resolve(get)
 			if (err != nil) != tt.err {
 				t.Fatalf("err = %v, want error %v", err, tt.err)
 			}

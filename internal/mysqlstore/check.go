@@ -29,6 +29,7 @@ var serverVars = []struct{ name, query string }{
 	{"slave_parallel_workers", "SELECT @@global.slave_parallel_workers"},
 	{"replica_preserve_commit_order", "SELECT @@global.replica_preserve_commit_order"},
 	{"slave_preserve_commit_order", "SELECT @@global.slave_preserve_commit_order"},
+	{"innodb_autoinc_lock_mode", "SELECT @@global.innodb_autoinc_lock_mode"},
 }
 
 // CheckServer reports settings of the server, the connection pool and the
@@ -65,11 +66,18 @@ func (s *Store) CheckServer(ctx context.Context) ([]string, error) {
 		vars[v.name] = val.String
 	}
 	problems := checkVars(vars)
+	if s.py != nil {
+		problems = append(problems, pyCheckVars(vars)...)
+	}
 	engines, err := s.engines(ctx, conn)
 	if err != nil {
 		return nil, err
 	}
-	return append(problems, checkEngines(s.table, engines)...), nil
+	tables := []string{s.table, s.table + "_meta", s.table + "_marks"}
+	if s.py != nil {
+		tables = tables[:1]
+	}
+	return append(problems, checkEngines(tables, engines)...), nil
 }
 
 // engines returns the storage engine of the log, meta and marks tables
@@ -96,11 +104,11 @@ func (s *Store) engines(ctx context.Context, conn *sql.Conn) (map[string]string,
 	return out, nil
 }
 
-// checkEngines returns a problem for each of the three tables that is
-// missing from engines or not InnoDB.
-func checkEngines(table string, engines map[string]string) []string {
+// checkEngines returns a problem for each of tables that is missing from
+// engines or not InnoDB.
+func checkEngines(tables []string, engines map[string]string) []string {
 	var out []string
-	for _, name := range []string{table, table + "_meta", table + "_marks"} {
+	for _, name := range tables {
 		engine, ok := engines[strings.ToLower(name)]
 		switch {
 		case !ok:
@@ -110,6 +118,15 @@ func checkEngines(table string, engines map[string]string) []string {
 		}
 	}
 	return out
+}
+
+// pyCheckVars returns the problems the given server variables show for
+// Python mode.
+func pyCheckVars(v map[string]string) []string {
+	if v["innodb_autoinc_lock_mode"] == "2" {
+		return []string{"innodb_autoinc_lock_mode=2: one statement's AUTO_INCREMENT ids may interleave with another writer's, so in Python mode a commit of several records (a SetMulti larger than MaxUpdateSize) is refused"}
+	}
+	return nil
 }
 
 // checkVars returns the problems the given server variables show.

@@ -64,6 +64,9 @@ func (s *Store) Commit(ctx context.Context, expect logstore.LogID, records []log
 	if err := s.checkUsable(ctx); err != nil {
 		return logstore.Committed{}, err
 	}
+	if s.py != nil {
+		return s.pyCommit(ctx, expect, records)
+	}
 	if len(records) == 0 {
 		return s.commitNothing(ctx, expect)
 	}

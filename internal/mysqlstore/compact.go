@@ -59,6 +59,15 @@ func (s *Store) Compact(ctx context.Context, limit, horizon uint64, fn logstore.
 	if _, err := s.info(ctx, s.db); err != nil {
 		return stats, err
 	}
+	if s.py != nil {
+		// Python's table has no place for a horizon: only superseded
+		// effects may go, and rewritten records keep Python's framing.
+		if horizon > 0 {
+			return stats, fmt.Errorf("mysqlstore: compact: a Python whycache table keeps no compaction horizon, so delete markers and filtered keys cannot be dropped (horizon %d asked): %w",
+				horizon, logstore.ErrNotRepresentable)
+		}
+		fn = pyCompactFunc(fn, maxRecord)
+	}
 	if horizon > 0 {
 		if err := s.raiseHorizon(ctx, horizon); err != nil {
 			return stats, err
@@ -228,6 +237,15 @@ func (s *Store) Reset(ctx context.Context) error {
 	}
 	if _, err := s.info(ctx, s.db); err != nil {
 		return err
+	}
+	if s.py != nil {
+		// The identity is derived, so it stays; ids keep increasing
+		// (AUTO_INCREMENT), and readers past the empty log see it as
+		// gone backwards.
+		if err := s.deleteChunks(ctx, s.q.resetChunk); err != nil {
+			return fmt.Errorf("mysqlstore: reset: delete records: %w", err)
+		}
+		return nil
 	}
 	id, err := newLogID()
 	if err != nil {

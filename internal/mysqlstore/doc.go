@@ -39,4 +39,57 @@
 // than the server's max_allowed_packet as prepared statements instead of
 // text. Without that, a record close to Limits().MaxRecordSize whose
 // bytes need escaping can fail with error 1153 (nothing is committed).
+//
+// # Python mode
+//
+// With Options.Format = FormatPython the store works on the table of
+// Python whycache (fuzziqersoftware's, MySQLWhycacheInstance) exactly as
+// Python created it: id BIGINT NOT NULL AUTO_INCREMENT, single_key
+// VARBINARY(1024) unique, contents MEDIUMBLOB; no other table is read or
+// created. CreateTable creates that table (PythonSchema) only if it is
+// missing. A table with a meta table or an id without AUTO_INCREMENT (a Go
+// log) is refused, as Go mode refuses Python's table; a row in the Go
+// framing is ErrCorrupt.
+//
+// Writing: records are stored in the Python framing (logstore's
+// AppendPythonRecord; an empty value means delete there, so a set of an
+// empty value fails with logstore.ErrNotRepresentable before anything is
+// sent). A commit is one multi-row REPLACE INTO t (single_key, contents)
+// in autocommit, the statement Python runs for one record: the ids come
+// from AUTO_INCREMENT (consecutive within one statement under
+// innodb_autoinc_lock_mode 0 or 1; under 2, a commit of several records
+// is refused), and a single-key record removes the older row of its key.
+// The rows of a commit of several records become visible together (a
+// reader applying them may still show them in parts: nonces are 0, so it
+// cannot tell where a commit ends); a commit must fit
+// one statement (max_allowed_packet). There is no group commit.
+//
+// Reading: AUTO_INCREMENT ids are taken when a statement runs and
+// committed in another order, so a row may appear below ids a reader has
+// already seen. Poll reads MAX(id) and the rows after the position in one
+// statement and delivers them only up to the first hole (an id missing
+// below a present one) it cannot rule out yet. A hole may still fill (an
+// insert whose transaction is open) or never (a rolled-back insert, a
+// row a newer single-key REPLACE removed, a row a rewrite dropped); the
+// store cannot tell, so it waits: a hole is passed once a poll of this
+// store saw a higher id at least HoleTimeout (10 s by default) before.
+// That wait is kept per Store, in memory: a new process waits once for
+// the holes it meets. An insert whose transaction stays open longer than
+// HoleTimeout after a later id became visible would be skipped, so
+// HoleTimeout must exceed the longest write transaction on the table
+// (Python's are single autocommit statements; lock waits count). A probe
+// that tells an open insert from a gone row (a locking read of the
+// missing id, or the server's transaction list) is not used: an id is
+// taken before its row is inserted, so a locking read can miss it, and
+// the transaction list needs the PROCESS privilege and says nothing on a
+// replica.
+//
+// Positions: nonces are 0, so a position is checked by id only: a log
+// restored from a backup is detected only when its highest id is below
+// the reader's position. The log identity is derived from the server's
+// @@hostname and @@port, the database and the table, so it survives
+// Reset but changes when the log moves to another server. There is no
+// compaction horizon: Compact refuses to raise one, and the records it
+// rewrites keep the Python framing and their ids. Reset deletes every row;
+// ids go on from AUTO_INCREMENT.
 package mysqlstore

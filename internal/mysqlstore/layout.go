@@ -65,7 +65,7 @@ func (s *Store) inspect(ctx context.Context, q querier) (tableLayout, error) {
 }
 
 // pythonHint is the end of every refusal of a Python whycache table.
-const pythonHint = "this store does not read or write that layout; a Python mode (--format python) is to come"
+const pythonHint = "open it in Python mode (whycache --format python, or MySQLStoreOptions.Format = FormatPython)"
 
 // foreign returns why the log table is not one this store may use or
 // create tables next to, or "" when it is (or does not exist yet): an

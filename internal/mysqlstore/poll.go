@@ -65,6 +65,9 @@ func (s *Store) Poll(ctx context.Context, req logstore.PollRequest, fn func(logs
 	if err := s.checkUsable(ctx); err != nil {
 		return logstore.PollResult{}, err
 	}
+	if s.py != nil {
+		return s.pyPoll(ctx, req, fn)
+	}
 	limit := s.pollLimit()
 	if req.Max > 0 && req.Max < limit {
 		limit = req.Max
@@ -218,22 +221,32 @@ func (s *Store) pollRead(rows *sql.Rows, p *pollPage, after uint64) error {
 		case pollKindLatest:
 			p.latestFound, p.latestMarkID, p.latestMarkN = true, id, nonce
 		case pollKindRecord:
-			p.got++
-			if n := len(p.ids); id <= after || (n > 0 && id <= p.ids[n-1]) {
-				return fmt.Errorf("mysqlstore: poll: server returned record %d out of order: %w", id, logstore.ErrCorrupt)
+			if err := p.add(id, nonce, blob, after, s.opts.PageBytes); err != nil {
+				return err
 			}
-			if p.cut || (len(p.ids) > 0 && len(p.data) >= s.opts.PageBytes) {
-				p.cut = true
-				continue
-			}
-			p.ids = append(p.ids, id)
-			p.nonces = append(p.nonces, nonce)
-			p.data = append(p.data, blob...)
-			p.ends = append(p.ends, len(p.data))
 		default:
 			return fmt.Errorf("mysqlstore: poll: row of unknown kind %d", kind)
 		}
 	}
+	return nil
+}
+
+// add takes one record row of a Poll statement: it must come after the
+// position and the rows before it; it is buffered unless the page already
+// holds pageBytes (the page is then cut).
+func (p *pollPage) add(id, nonce uint64, blob []byte, after uint64, pageBytes int) error {
+	p.got++
+	if n := len(p.ids); id <= after || (n > 0 && id <= p.ids[n-1]) {
+		return fmt.Errorf("mysqlstore: poll: server returned record %d out of order: %w", id, logstore.ErrCorrupt)
+	}
+	if p.cut || (len(p.ids) > 0 && len(p.data) >= pageBytes) {
+		p.cut = true
+		return nil
+	}
+	p.ids = append(p.ids, id)
+	p.nonces = append(p.nonces, nonce)
+	p.data = append(p.data, blob...)
+	p.ends = append(p.ends, len(p.data))
 	return nil
 }
 

@@ -26,9 +26,11 @@ func (s *Store) Limits() logstore.Limits {
 	return limitsFor(p)
 }
 
-// LatestUpdateID returns the highest id committed so far: next_id - 1
-// from the meta row, read in autocommit from the read pool
-// (Options.ReadDB, else the primary), so every record up to it that
+// LatestUpdateID returns the highest id committed so far. In Python mode
+// it is the table's MAX(id), and ids below it may still commit (their
+// inserts still open): readers use Poll, which waits for them. In Go mode
+// it is next_id - 1 from the meta row, read in autocommit from the read
+// pool (Options.ReadDB, else the primary), so every record up to it that
 // still exists is visible to a read of that pool that starts afterwards.
 // It never writes (it works on a replica). Errors: ErrNoLog when the meta row or
 // table is missing, ErrCorrupt for next_id 0, ErrClosed, the context's,
@@ -36,6 +38,9 @@ func (s *Store) Limits() logstore.Limits {
 func (s *Store) LatestUpdateID(ctx context.Context) (uint64, error) {
 	if err := s.checkUsable(ctx); err != nil {
 		return 0, err
+	}
+	if s.py != nil {
+		return s.pyLatest(ctx)
 	}
 	var next uint64
 	err := s.rdb.QueryRowContext(ctx, s.q.latest).Scan(&next)
@@ -58,6 +63,9 @@ func (s *Store) LatestUpdateID(ctx context.Context) (uint64, error) {
 func (s *Store) Info(ctx context.Context) (logstore.Info, error) {
 	if err := s.checkUsable(ctx); err != nil {
 		return logstore.Info{}, err
+	}
+	if s.py != nil {
+		return s.pyInfo(ctx)
 	}
 	return s.info(ctx, s.rdb)
 }
@@ -104,6 +112,17 @@ func (s *Store) ReadUpdates(ctx context.Context, low, high uint64, fn func(id ui
 	if err := s.checkUsable(ctx); err != nil {
 		return err
 	}
+	if s.py != nil {
+		if err := s.pyReady(ctx, "read updates"); err != nil {
+			return err
+		}
+		fn = s.pyFramed("read updates", fn)
+	}
+	return s.readRange(ctx, low, high, fn)
+}
+
+// readRange is ReadUpdates without the checks.
+func (s *Store) readRange(ctx context.Context, low, high uint64, fn func(id uint64, contents []byte) error) error {
 	r := s.newPager(low, high)
 	for {
 		n, err := r.next(ctx, s, s.rdb)

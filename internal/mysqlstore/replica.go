@@ -64,11 +64,14 @@ func (s *Store) checkReplica(ctx context.Context, seen logstore.LogID) error {
 // clock: the difference is the replica's lag (plus up to one heartbeat
 // period), whether or not anything was committed meanwhile. Errors:
 // ErrNoLog when the meta row or the heartbeat column is missing (run
-// init-schema on the primary to add it), ErrClosed, the context's, the
-// server's.
+// init-schema on the primary to add it), ErrNotRepresentable in Python
+// mode (no meta row), ErrClosed, the context's, the server's.
 func (s *Store) Heartbeat(ctx context.Context) error {
 	if err := s.checkUsable(ctx); err != nil {
 		return err
+	}
+	if s.py != nil {
+		return fmt.Errorf("mysqlstore: heartbeat: a Python whycache table has no meta row to hold it: %w", logstore.ErrNotRepresentable)
 	}
 	var n int64
 	err := s.retry(ctx, func(ctx context.Context) error {

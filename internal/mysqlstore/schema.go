@@ -141,6 +141,9 @@ func (s *Store) CreateTable(ctx context.Context) error {
 	if err := s.checkUsable(ctx); err != nil {
 		return err
 	}
+	if s.py != nil {
+		return s.pyCreateTable(ctx)
+	}
 	schema, err := s.schema.For(s.table)
 	if err != nil {
 		return err

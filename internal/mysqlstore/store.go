@@ -101,6 +101,21 @@ type Options struct {
 	// a read pool on another log fails with ErrReplicaMismatch. nil reads from db. The store never
 	// closes it.
 	ReadDB *sql.DB
+
+	// Format is the layout of the log: FormatGo (the default, schema.sql)
+	// or FormatPython, Python whycache's table as Python created it (see
+	// the package documentation, "Python mode"). Each format refuses a
+	// table of the other.
+	Format Format
+
+	// HoleTimeout is, in Python mode, how long a reader waits for a hole
+	// (an id missing below a higher one) to fill before it passes it: 0
+	// means 10 s. An insert whose transaction stays open longer than
+	// that after a later id became visible is skipped by readers; a
+	// hole that never fills (a rolled-back insert, a row a newer
+	// single-key REPLACE removed) holds the records behind it back that
+	// long. Go mode has no holes and ignores it.
+	HoleTimeout time.Duration
 }
 
 // withDefaults returns o with every zero field set to its default.
@@ -132,6 +147,9 @@ func (o Options) withDefaults() Options {
 	if o.RetryMaxDelay < o.RetryBaseDelay {
 		o.RetryMaxDelay = o.RetryBaseDelay
 	}
+	if o.HoleTimeout <= 0 {
+		o.HoleTimeout = defaultHoleTimeout
+	}
 	return o
 }
 
@@ -148,6 +166,7 @@ type Store struct {
 	schema Schema  // the tables CreateTable makes, named as in schema.sql; never changes
 	opts   Options // normalized by withDefaults; never changes
 	q      queries // SQL texts for this table; never change
+	py     *pyMode // Python mode's state; nil in Go mode; never changes
 
 	closed atomic.Bool // set once by Close
 
@@ -189,6 +208,9 @@ func New(db *sql.DB, table string, schema Schema, opts Options) (*Store, error) 
 	if err := validTable(table); err != nil {
 		return nil, err
 	}
+	if opts.Format != FormatGo && opts.Format != FormatPython {
+		return nil, fmt.Errorf("mysqlstore: unknown log format %v", opts.Format)
+	}
 	s := &Store{
 		db:     db,
 		table:  table,
@@ -202,6 +224,9 @@ func New(db *sql.DB, table string, schema Schema, opts Options) (*Store, error) 
 		s.rdb = opts.ReadDB
 	}
 	s.maxPacket = s.opts.MaxAllowedPacket
+	if opts.Format == FormatPython {
+		s.py = newPyMode(table, s.opts.HoleTimeout)
+	}
 	return s, nil
 }
 

@@ -266,7 +266,7 @@ func TestCheckEngines(t *testing.T) {
 		{"memory meta", "t", map[string]string{"t": "InnoDB", "t_meta": "MEMORY", "t_marks": "InnoDB"}, []string{"t_meta uses engine MEMORY"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got := checkEngines(tc.table, tc.engines)
+			got := checkEngines([]string{tc.table, tc.table + "_meta", tc.table + "_marks"}, tc.engines)
 			if len(got) != len(tc.want) {
 				t.Fatalf("problems %q, want %d", got, len(tc.want))
 			}

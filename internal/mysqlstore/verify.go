@@ -105,6 +105,9 @@ func (s *Store) Check(ctx context.Context) error {
 	if err := s.checkUsable(ctx); err != nil {
 		return err
 	}
+	if s.py != nil {
+		return s.pyCheck(ctx)
+	}
 	tx, err := s.rdb.BeginTx(ctx, &sql.TxOptions{Isolation: sql.LevelRepeatableRead, ReadOnly: true})
 	if err != nil {
 		return fmt.Errorf("mysqlstore: check: %w", err)
