@@ -64,14 +64,14 @@ func (s *Store) Info(ctx context.Context) (logstore.Info, error) {
 	if err := s.checkUsable(ctx); err != nil {
 		return logstore.Info{}, err
 	}
-	if s.py != nil {
-		return s.pyInfo(ctx)
-	}
 	return s.info(ctx, s.rdb)
 }
 
-// info is Info read from db.
+// info is Info read from db (in Python mode, the derived identity).
 func (s *Store) info(ctx context.Context, db *sql.DB) (logstore.Info, error) {
+	if s.py != nil {
+		return s.pyInfo(ctx)
+	}
 	var in logstore.Info
 	var id []byte
 	err := db.QueryRowContext(ctx, s.q.info).Scan(&id, &in.Horizon)
