@@ -1,0 +1,79 @@
+package main
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"os/exec"
+	"time"
+)
+
+// lagSample is the lag one follower's `whycache stats` reported.
+type lagSample struct {
+	T          float64 `json:"t_s"` // seconds since replication was stopped
+	LagSeconds float64 `json:"lag_seconds"`
+	LagRecords uint64  `json:"lag_records"`
+	Err        string  `json:"err,omitempty"`
+}
+
+// StallReport is what the -stall phase saw.
+type StallReport struct {
+	StalledSeconds float64 `json:"stalled_s"`
+	// DetectedAfter is the first time since the stop at which the
+	// reported lag exceeded one interval (-1: never while stalled).
+	DetectedAfterSeconds float64     `json:"detected_after_s"`
+	LagAtRestartSeconds  float64     `json:"lag_at_restart_s"`
+	Samples              []lagSample `json:"samples"`
+}
+
+// statsCommand returns the command that prints follower 0's stats as JSON,
+// reading the log where the follower does.
+func statsCommand(ctx context.Context, spec fleetSpec, state string) *exec.Cmd {
+	a := []string{"--store", spec.store, "--table", spec.table, "--state", state}
+	if spec.readStore != "" {
+		a = append(a, "--read-store", spec.readStore)
+	}
+	a = append(a, "--json", "stats")
+	return exec.CommandContext(ctx, spec.bin, a...)
+}
+
+// stall stops replication on replica for d, sampling the lag follower 0
+// reports through `whycache stats --json` every interval (at least 100 ms),
+// then restarts replication.
+func stall(ctx context.Context, replica *sql.DB, spec fleetSpec, state string, d time.Duration) (*StallReport, error) {
+	if _, err := replica.ExecContext(ctx, "STOP SLAVE"); err != nil {
+		return nil, fmt.Errorf("stall: STOP SLAVE: %w", err)
+	}
+	start := time.Now()
+	r := &StallReport{DetectedAfterSeconds: -1}
+	every := max(spec.interval, 100*time.Millisecond)
+	for time.Since(start) < d && ctx.Err() == nil {
+		s := lagSample{T: time.Since(start).Seconds()}
+		out, err := statsCommand(ctx, spec, state).Output()
+		var st struct {
+			LagSeconds float64 `json:"lag_seconds"`
+			LagRecords uint64  `json:"lag_records"`
+		}
+		if err == nil {
+			err = json.Unmarshal(out, &st)
+		}
+		if err != nil {
+			s.Err = err.Error()
+		}
+		s.LagSeconds, s.LagRecords = st.LagSeconds, st.LagRecords
+		if r.DetectedAfterSeconds < 0 && s.LagSeconds > spec.interval.Seconds() {
+			r.DetectedAfterSeconds = s.T
+		}
+		r.Samples = append(r.Samples, s)
+		time.Sleep(every)
+	}
+	if n := len(r.Samples); n > 0 {
+		r.LagAtRestartSeconds = r.Samples[n-1].LagSeconds
+	}
+	r.StalledSeconds = time.Since(start).Seconds()
+	if _, err := replica.ExecContext(context.WithoutCancel(ctx), "START SLAVE"); err != nil {
+		return r, fmt.Errorf("stall: START SLAVE: %w", err)
+	}
+	return r, nil
+}
