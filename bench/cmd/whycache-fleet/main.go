@@ -63,6 +63,7 @@ func mainArgs(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&cfg.rate, "rate", 100, "sets per second of the writer")
 	fs.DurationVar(&cfg.duration, "duration", 30*time.Second, "the measured window")
 	fs.DurationVar(&cfg.warmup, "warmup", 3*time.Second, "writes before the measured window")
+	fs.DurationVar(&cfg.baseline, "baseline", 5*time.Second, "measure the writer alone, then the followers without writes, this long each (0: skip)")
 	fs.DurationVar(&cfg.stall, "stall", 0, "stop replication for this long in the middle of the window (needs -replica)")
 	fs.BoolVar(&cfg.notify, "notify", false, "start a redis-server; followers wake on the writer's announcements (--notify)")
 	fs.BoolVar(&cfg.replica, "replica", false, "start a private MariaDB primary and replica; followers read the replica (--read-store)")

@@ -22,7 +22,7 @@ func TestFleetShort(t *testing.T) {
 	cfg := config{
 		followers: 5, interval: 100 * time.Millisecond, rate: 100,
 		duration: 3 * time.Second, warmup: 500 * time.Millisecond,
-		dsn: dsn, tick: time.Millisecond, command: "test",
+		baseline: time.Second, dsn: dsn, tick: time.Millisecond, command: "test",
 	}
 	r, err := run(context.Background(), cfg, t.Logf)
 	if err != nil {
@@ -43,6 +43,12 @@ func TestFleetShort(t *testing.T) {
 	}
 	if r.Statements["Questions"] <= 0 || r.PerFollowerPerSecond <= 0 || r.PerPoll <= 0 {
 		t.Errorf("statements %v, %.2f per follower per second, %.2f per poll: want counted", r.Statements, r.PerFollowerPerSecond, r.PerPoll)
+	}
+	if r.WriterAlone == nil || r.WriterAlone.Statements["shared"]["Com_insert"]+r.WriterAlone.Statements["shared"]["Com_update"] <= 0 {
+		t.Errorf("writer alone: %+v; want its commits counted", r.WriterAlone)
+	}
+	if r.Idle == nil || r.IdlePerPoll <= 0 {
+		t.Errorf("followers idle: %+v, %.2f statements per poll; want counted", r.Idle, r.IdlePerPoll)
 	}
 	if r.FollowerCPUSum <= 0 || r.RSSMeanMiB <= 0 || r.RSSMaxMiB < r.RSSMeanMiB {
 		t.Errorf("follower CPU %.2f%%, RSS mean %.1f max %.1f MiB: want measured", r.FollowerCPUSum, r.RSSMeanMiB, r.RSSMaxMiB)

@@ -4,8 +4,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"runtime"
+	"slices"
 	"strings"
 	"time"
 )
@@ -49,7 +51,11 @@ type Report struct {
 	PerPoll                float64 `json:"statements_per_poll"`
 	ConnectionsPerFollower float64 `json:"connections_per_follower"`
 
-	ServerCPU       map[string]float64 `json:"server_cpu_pct"` // % of one core, by server
+	ServerCPU       map[string]float64 `json:"server_cpu_pct"`           // % of one core, by server
+	Window          Phase              `json:"window"`                   // the measured window in full
+	WriterAlone     *Phase             `json:"writer_alone,omitempty"`   // before the followers start
+	Idle            *Phase             `json:"followers_idle,omitempty"` // followers polling, no writes
+	IdlePerPoll     float64            `json:"idle_statements_per_poll"`
 	FollowerCPUSum  float64            `json:"follower_cpu_sum_pct"`
 	FollowerCPUMean float64            `json:"follower_cpu_mean_pct"`
 	FollowerCPUMax  float64            `json:"follower_cpu_max_pct"`
@@ -104,17 +110,30 @@ func (r *Report) writeTable(w io.Writer) {
 	row("propagation samples", "%d (followers seen %d/%d, missing %d, early %d)", p.Samples, p.FollowersSeen, r.Followers, p.Missing, p.Early)
 	row("statements per follower per second", "%.2f (SELECT %.2f)", r.PerFollowerPerSecond, r.SelectsPerFollowerS)
 	row("statements per scheduled poll", "%.2f", r.PerPoll)
+	if r.Idle != nil {
+		row("statements per poll, no writes", "%.2f", r.IdlePerPoll)
+	}
 	row("connections per follower", "%.2f", r.ConnectionsPerFollower)
-	for name, c := range r.ServerCPU {
-		row("server CPU ("+name+")", "%.1f%% of a core", c)
+	for _, name := range slices.Sorted(maps.Keys(r.ServerCPU)) {
+		row("server CPU ("+name+")", "%.1f%% of a core", r.ServerCPU[name])
+		if r.Idle != nil {
+			row("  followers idle (no writes)", "%.1f%%", r.Idle.ServerCPU[name])
+		}
+		if r.WriterAlone != nil {
+			row("  writer alone (no followers)", "%.1f%%", r.WriterAlone.ServerCPU[name])
+		}
 	}
 	row("follower CPU sum / mean / max", "%.1f%% / %.2f%% / %.2f%%", r.FollowerCPUSum, r.FollowerCPUMean, r.FollowerCPUMax)
 	row("follower RSS mean / max", "%.1f / %.1f MiB", r.RSSMeanMiB, r.RSSMaxMiB)
 	row("benchmark CPU (writer, watcher)", "%.1f%% (%d scans, longest %.2f ms)", r.BenchCPU, r.WatcherScans, r.WatcherMaxScan)
 	row("all converged after the writes", "%.2f s (%d behind)", r.ConvergedAfter, len(r.Behind))
+	row("machine load average (window)", "%s", r.Window.LoadAvg)
 	row("states verified", "%d (%d keys each, %d failures)", r.StatesVerified, r.KeysChecked, len(r.Failures))
 	if s := r.Stall; s != nil {
 		row("replica stalled", "%.1f s; lag > interval after %.2f s; lag at restart %.1f s", s.StalledSeconds, s.DetectedAfterSeconds, s.LagAtRestartSeconds)
+	}
+	if strings.HasSuffix(r.Server, "(shared)") {
+		fmt.Fprintln(w, "\nThe server is shared: its statements and CPU include every other client's; -private measures on a server of its own.")
 	}
 	for _, f := range r.Failures {
 		fmt.Fprintf(w, "FAIL: %s\n", f)

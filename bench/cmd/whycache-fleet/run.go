@@ -31,7 +31,8 @@ type config struct {
 	dsn       string
 	bin       string // a prebuilt whycache binary, or "" to build one
 	tick      time.Duration
-	command   string // the command line, for the report
+	baseline  time.Duration // the writer alone, then the followers idle
+	command   string        // the command line, for the report
 }
 
 // check validates the flags.
@@ -43,8 +44,8 @@ func (c config) check() error {
 		return errors.New("-interval: want at least 10ms (the follow command's minimum)")
 	case c.rate < 1:
 		return errors.New("-rate: want at least 1 set per second")
-	case c.duration <= 0 || c.warmup < 0:
-		return errors.New("-duration must be positive and -warmup not negative")
+	case c.duration <= 0 || c.warmup < 0 || c.baseline < 0:
+		return errors.New("-duration must be positive, -warmup and -baseline not negative")
 	case c.stall > 0 && !c.replica:
 		return errors.New("-stall needs -replica (it stops the replica's replication)")
 	case c.stall >= c.duration:
@@ -197,6 +198,40 @@ func run(ctx context.Context, cfg config, logf func(string, ...any)) (_ *Report,
 		return nil, fmt.Errorf("first write: %w", err)
 	}
 	writes := []write{{n: 0, id: id0}}
+	next := 1 // the next write's number
+
+	servers := []*server{primary}
+	monitors := [][]*sql.DB{{primary.db}}
+	withWriter := [][]*sql.DB{{primary.db, wdb}}
+	if readSrv != primary {
+		servers = append(servers, readSrv)
+		monitors = append(monitors, []*sql.DB{readSrv.db})
+		withWriter = append(withWriter, []*sql.DB{readSrv.db})
+	}
+
+	// The writer alone, before any follower runs: what the server spends
+	// on the commits.
+	if cfg.baseline > 0 {
+		logf("writer alone for %s", cfg.baseline)
+		w, err := openWindow(ctx, servers, monitors)
+		if err != nil {
+			return nil, err
+		}
+		wr := startWriter(ctx, inst, cfg.rate, next)
+		err = sleepCtx(ctx, cfg.baseline)
+		wr.finish()
+		if err != nil {
+			return nil, err
+		}
+		ph, err := w.close(ctx)
+		if err != nil {
+			return nil, err
+		}
+		r.WriterAlone = &ph
+		writes = append(writes, wr.writes...)
+		next += len(wr.writes) + wr.errors
+		id0 = writes[len(writes)-1].id
+	}
 
 	baseConns, err := threadsConnected(ctx, readSrv.db)
 	if err != nil {
@@ -212,10 +247,30 @@ func run(ctx context.Context, cfg config, logf func(string, ...any)) (_ *Report,
 	if err := waitReady(ctx, fleet, store, id0, 60*time.Second+time.Duration(cfg.followers)*200*time.Millisecond); err != nil {
 		return nil, err
 	}
+	n := float64(cfg.followers)
+	polls := func(secs float64) float64 { return n * secs / cfg.interval.Seconds() }
+
+	// The followers alone, nothing to fetch: what polls cost.
+	if cfg.baseline > 0 {
+		logf("followers idle for %s", cfg.baseline)
+		w, err := openWindow(ctx, servers, withWriter)
+		if err != nil {
+			return nil, err
+		}
+		if err := sleepCtx(ctx, cfg.baseline); err != nil {
+			return nil, err
+		}
+		ph, err := w.close(ctx)
+		if err != nil {
+			return nil, err
+		}
+		r.Idle = &ph
+		r.IdlePerPoll = float64(ph.Statements[readSrv.name]["Questions"]) / polls(ph.Seconds)
+	}
 
 	logf("writing %d sets/s; warm-up %s, measuring %s", cfg.rate, cfg.warmup, cfg.duration)
 	watch := startWatcher(fleet, cfg.tick)
-	wr := startWriter(ctx, inst, cfg.rate, 1)
+	wr := startWriter(ctx, inst, cfg.rate, next)
 	writerDone := false
 	defer func() {
 		if !writerDone {
@@ -228,22 +283,15 @@ func run(ctx context.Context, cfg config, logf func(string, ...any)) (_ *Report,
 	}
 
 	// The measured window.
-	before, err := snapshotServer(ctx, readSrv.db, ownPools(primary, readSrv, wdb))
+	win, err := openWindow(ctx, servers, withWriter)
 	if err != nil {
 		return nil, err
 	}
-	servers := []*server{primary}
-	if readSrv != primary {
-		servers = append(servers, readSrv)
-	}
-	var serverPids, followerPids []string
-	for _, s := range servers {
-		serverPids = append(serverPids, fmt.Sprint(s.pid))
-	}
+	var followerPids []string
 	for _, f := range fleet {
 		followerPids = append(followerPids, f.pid())
 	}
-	serverCPU, followerCPU, selfCPU := startCPU(serverPids), startCPU(followerPids), startCPU([]string{"self"})
+	followerCPU, selfCPU := startCPU(followerPids), startCPU([]string{"self"})
 	wr.measure.Store(true)
 	start := time.Now()
 	var conns int64
@@ -257,23 +305,18 @@ func run(ctx context.Context, cfg config, logf func(string, ...any)) (_ *Report,
 		if err != nil {
 			return nil, err
 		}
-		if err := sleepCtx(ctx, cfg.duration-time.Since(start)); err != nil {
-			return nil, err
-		}
 	} else {
 		if err := sleepCtx(ctx, cfg.duration/2); err != nil {
 			return nil, err
 		}
 		conns, _ = threadsConnected(ctx, readSrv.db)
-		if err := sleepCtx(ctx, cfg.duration-time.Since(start)); err != nil {
-			return nil, err
-		}
+	}
+	if err := sleepCtx(ctx, cfg.duration-time.Since(start)); err != nil {
+		return nil, err
 	}
 	wr.measure.Store(false)
-	window := time.Since(start)
-	sc, fc, bc := serverCPU.stop(), followerCPU.stop(), selfCPU.stop()
-	after, err := snapshotServer(ctx, readSrv.db, ownPools(primary, readSrv, wdb))
-	if err != nil {
+	fc, bc := followerCPU.stop(), selfCPU.stop()
+	if r.Window, err = win.close(ctx); err != nil {
 		return nil, err
 	}
 	var rss []float64
@@ -285,9 +328,9 @@ func run(ctx context.Context, cfg config, logf func(string, ...any)) (_ *Report,
 	wr.finish()
 	writerDone = true
 
-	last := writes[0].id
-	if n := len(wr.writes); n > 0 {
-		last = wr.writes[n-1].id
+	last := writes[len(writes)-1].id
+	if k := len(wr.writes); k > 0 {
+		last = wr.writes[k-1].id
 	}
 	logf("waiting for every follower to reach record %d", last)
 	took, behind := waitConverged(ctx, fleet, last, max(15*time.Second, 10*cfg.interval))
@@ -295,7 +338,7 @@ func run(ctx context.Context, cfg config, logf func(string, ...any)) (_ *Report,
 	stopFleet(fleet)
 
 	// Figures.
-	r.Duration = window.Seconds()
+	r.Duration = r.Window.Seconds
 	r.WriteErrors = wr.errors
 	if wr.firstErr != nil {
 		r.Failures = append(r.Failures, fmt.Sprintf("%d writes failed, the first with: %v", wr.errors, wr.firstErr))
@@ -308,24 +351,17 @@ func run(ctx context.Context, cfg config, logf func(string, ...any)) (_ *Report,
 	}
 	r.Propagation.P50ms, r.Propagation.P99ms, r.Propagation.MaxMs = ms(percentile(p.delays, 0.5)), ms(percentile(p.delays, 0.99)), ms(percentile(p.delays, 1))
 	r.Propagation.Samples, r.Propagation.Missing, r.Propagation.Early = len(p.delays), p.missing, p.early
-	for _, n := range p.perFollower {
-		if n > 0 {
+	for _, k := range p.perFollower {
+		if k > 0 {
 			r.Propagation.FollowersSeen++
 		}
 	}
-	d, err := othersDelta(before, after)
-	if err != nil {
-		return nil, err
-	}
-	r.Statements = d
-	n, secs := float64(cfg.followers), window.Seconds()
-	r.PerFollowerPerSecond = float64(d["Questions"]) / n / secs
-	r.SelectsPerFollowerS = float64(d["Com_select"]) / n / secs
-	r.PerPoll = float64(d["Questions"]) / (n * secs / cfg.interval.Seconds())
+	r.Statements = r.Window.Statements[readSrv.name]
+	r.PerFollowerPerSecond = r.Window.perSecond(readSrv.name, "Questions") / n
+	r.SelectsPerFollowerS = r.Window.perSecond(readSrv.name, "Com_select") / n
+	r.PerPoll = float64(r.Statements["Questions"]) / polls(r.Window.Seconds)
 	r.ConnectionsPerFollower = float64(conns-baseConns) / n
-	for i, s := range servers {
-		r.ServerCPU[s.name] = sc[i]
-	}
+	r.ServerCPU = r.Window.ServerCPU
 	for _, c := range fc {
 		r.FollowerCPUSum += c
 		r.FollowerCPUMax = max(r.FollowerCPUMax, c)
@@ -357,16 +393,6 @@ func run(ctx context.Context, cfg config, logf func(string, ...any)) (_ *Report,
 		r.KeysChecked = k
 	}
 	return r, nil
-}
-
-// ownPools returns the benchmark's pools on the server the followers
-// poll: its monitor and, when it is the primary, the writer's.
-func ownPools(primary, readSrv *server, writerDB *sql.DB) []*sql.DB {
-	pools := []*sql.DB{readSrv.db}
-	if readSrv == primary {
-		pools = append(pools, writerDB)
-	}
-	return pools
 }
 
 // runCLI runs the whycache binary on the fleet's store and table with
