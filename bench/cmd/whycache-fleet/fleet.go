@@ -37,6 +37,7 @@ type fleetSpec struct {
 	channel    string
 	interval   time.Duration
 	heartbeat  bool // follower 0 writes heartbeats (replica mode)
+	gomaxprocs int  // GOMAXPROCS of the followers; 0 leaves Go's default
 }
 
 // args returns the command line of follower i.
@@ -73,6 +74,9 @@ func startFleet(s fleetSpec, n int) ([]*follower, error) {
 		}
 		f.cmd = exec.Command(s.bin, s.args(i, f.state)...)
 		f.cmd.Stdout, f.cmd.Stderr = logFile, logFile
+		if s.gomaxprocs > 0 {
+			f.cmd.Env = append(os.Environ(), "GOMAXPROCS="+strconv.Itoa(s.gomaxprocs))
+		}
 		f.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 		err = f.cmd.Start()
 		logFile.Close()

@@ -52,6 +52,12 @@ func main() {
 	os.Exit(mainArgs(os.Args[1:], os.Stdout, os.Stderr))
 }
 
+// stringList is a repeatable string flag.
+type stringList []string
+
+func (l *stringList) String() string     { return strings.Join(*l, " ") }
+func (l *stringList) Set(v string) error { *l = append(*l, v); return nil }
+
 // mainArgs parses args, runs the benchmark and returns the exit status.
 func mainArgs(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("whycache-fleet", flag.ContinueOnError)
@@ -69,6 +75,8 @@ func mainArgs(args []string, stdout, stderr io.Writer) int {
 	fs.BoolVar(&cfg.replica, "replica", false, "start a private MariaDB primary and replica; followers read the replica (--read-store)")
 	fs.BoolVar(&cfg.private, "private", false, "start a private MariaDB instead of using -dsn's server")
 	fs.IntVar(&cfg.maxConns, "max-connections", 1000, "max_connections of the private servers")
+	fs.IntVar(&cfg.gomaxprocs, "gomaxprocs", 0, "GOMAXPROCS of the followers (0: Go's default, the number of cores)")
+	fs.Var(&cfg.serverArgs, "server-arg", "an extra mariadbd option for the private servers, e.g. --thread-handling=pool-of-threads (repeatable)")
 	fs.StringVar(&cfg.dsn, "dsn", "root@tcp(127.0.0.1:3306)/test", "the MySQL server without -private or -replica")
 	fs.StringVar(&cfg.bin, "whycache", "", "a whycache binary to run (default: build cmd/whycache)")
 	fs.DurationVar(&cfg.tick, "tick", time.Millisecond, "how often the watcher scans the followers' states")

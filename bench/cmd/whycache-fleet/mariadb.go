@@ -87,7 +87,8 @@ func readPidFile(path string) int {
 // privateServer initialises a datadir under dir and starts mariadbd on a
 // free loopback port with root (no password) and database test. With
 // serverID > 0 it writes a binary log (a replication primary or replica).
-func privateServer(ctx context.Context, dir, name string, serverID, maxConns int) (*server, error) {
+// extra options are appended to mariadbd's command line.
+func privateServer(ctx context.Context, dir, name string, serverID, maxConns int, extra []string) (*server, error) {
 	data := filepath.Join(dir, name)
 	install := exec.CommandContext(ctx, "mariadb-install-db", "--no-defaults", "--datadir="+data,
 		"--auth-root-authentication-method=normal", "--skip-test-db", "--user=root")
@@ -106,7 +107,7 @@ func privateServer(ctx context.Context, dir, name string, serverID, maxConns int
 			args = append(args, "--server-id="+strconv.Itoa(serverID),
 				"--log-bin="+filepath.Join(dir, name+"-bin"), "--binlog-format=ROW")
 		}
-		return args
+		return append(args, extra...)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("private %s: %w", name, err)
@@ -135,11 +136,11 @@ func privateServer(ctx context.Context, dir, name string, serverID, maxConns int
 // replicaPair starts a private primary and a replica of it, replicating
 // from the primary's first binary log position (so database test, created
 // on the primary, reaches the replica through replication).
-func replicaPair(ctx context.Context, dir string, maxConns int) (primary, replica *server, err error) {
-	if primary, err = privateServer(ctx, dir, "primary", 1, maxConns); err != nil {
+func replicaPair(ctx context.Context, dir string, maxConns int, extra []string) (primary, replica *server, err error) {
+	if primary, err = privateServer(ctx, dir, "primary", 1, maxConns, extra); err != nil {
 		return nil, nil, err
 	}
-	if replica, err = privateServer(ctx, dir, "replica", 2, maxConns); err != nil {
+	if replica, err = privateServer(ctx, dir, "replica", 2, maxConns, extra); err != nil {
 		primary.close()
 		return nil, nil, err
 	}

@@ -32,7 +32,10 @@ type config struct {
 	bin       string // a prebuilt whycache binary, or "" to build one
 	tick      time.Duration
 	baseline  time.Duration // the writer alone, then the followers idle
-	command   string        // the command line, for the report
+
+	gomaxprocs int        // of the followers; 0 leaves Go's default
+	serverArgs stringList // extra mariadbd options of private servers
+	command    string     // the command line, for the report
 }
 
 // check validates the flags.
@@ -119,14 +122,14 @@ func run(ctx context.Context, cfg config, logf func(string, ...any)) (_ *Report,
 	case cfg.replica:
 		logf("starting a private MariaDB primary and replica")
 		var replica *server
-		if primary, replica, err = replicaPair(ctx, dir, cfg.maxConns); err != nil {
+		if primary, replica, err = replicaPair(ctx, dir, cfg.maxConns, cfg.serverArgs); err != nil {
 			return nil, err
 		}
 		defer replica.close()
 		readSrv = replica
 	case cfg.private:
 		logf("starting a private MariaDB")
-		if primary, err = privateServer(ctx, dir, "primary", 0, cfg.maxConns); err != nil {
+		if primary, err = privateServer(ctx, dir, "primary", 0, cfg.maxConns, cfg.serverArgs); err != nil {
 			return nil, err
 		}
 		readSrv = primary
@@ -149,7 +152,7 @@ func run(ctx context.Context, cfg config, logf func(string, ...any)) (_ *Report,
 	r.Server = version + " (" + primary.name + ")"
 
 	table := fmt.Sprintf("fleet_%d_%d", os.Getpid(), time.Now().UnixNano()%1e9)
-	spec := fleetSpec{bin: bin, dir: stateDir, store: "mysql:" + primary.dsn, table: table, interval: cfg.interval, heartbeat: cfg.replica}
+	spec := fleetSpec{bin: bin, dir: stateDir, store: "mysql:" + primary.dsn, table: table, interval: cfg.interval, heartbeat: cfg.replica, gomaxprocs: cfg.gomaxprocs}
 	if cfg.replica {
 		spec.readStore = "mysql:" + readSrv.dsn
 	}
