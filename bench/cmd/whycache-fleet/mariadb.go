@@ -146,7 +146,11 @@ func replicaPair(ctx context.Context, dir string, maxConns int, extra []string) 
 	}
 	cfg, _ := mysql.ParseDSN(primary.dsn)
 	host, port, _ := strings.Cut(cfg.Addr, ":")
+	// The replica's own bootstrap (CREATE DATABASE test) must not count
+	// as a transaction of its own in its GTID position.
 	stmts := []string{
+		"RESET MASTER",
+		"SET GLOBAL gtid_slave_pos = ''",
 		fmt.Sprintf("CHANGE MASTER TO MASTER_HOST='%s', MASTER_PORT=%s, MASTER_USER='root', MASTER_PASSWORD='', MASTER_USE_GTID=current_pos", host, port),
 		"SET GLOBAL read_only=ON",
 		"START SLAVE",

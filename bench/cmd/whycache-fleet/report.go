@@ -130,7 +130,7 @@ func (r *Report) writeTable(w io.Writer) {
 	row("machine load average (window)", "%s", r.Window.LoadAvg)
 	row("states verified", "%d (%d keys each, %d failures)", r.StatesVerified, r.KeysChecked, len(r.Failures))
 	if s := r.Stall; s != nil {
-		row("replica stalled", "%.1f s; lag > interval after %.2f s; lag at restart %.1f s", s.StalledSeconds, s.DetectedAfterSeconds, s.LagAtRestartSeconds)
+		row("replica stalled", "%.1f s: reported lag ≥ 2 intervals after %.2f s, at restart %.1f s (%d samples, largest shortfall %.2f s)", s.StalledSeconds, s.DetectedAfterSeconds, s.LagAtRestartSeconds, len(s.Samples), s.MaxShortfallSeconds)
 	}
 	if strings.HasSuffix(r.Server, "(shared)") {
 		fmt.Fprintln(w, "\nThe server is shared: its statements and CPU include every other client's; -private measures on a server of its own.")

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"math"
 	"os/exec"
 	"time"
 )
@@ -21,10 +22,13 @@ type lagSample struct {
 type StallReport struct {
 	StalledSeconds float64 `json:"stalled_s"`
 	// DetectedAfter is the first time since the stop at which the
-	// reported lag exceeded one interval (-1: never while stalled).
-	DetectedAfterSeconds float64     `json:"detected_after_s"`
-	LagAtRestartSeconds  float64     `json:"lag_at_restart_s"`
-	Samples              []lagSample `json:"samples"`
+	// reported lag reached two intervals (-1: never while stalled).
+	DetectedAfterSeconds float64 `json:"detected_after_s"`
+	// MaxShortfall is the largest amount by which the reported lag was
+	// below the time since the stop (0 or less: never under-reported).
+	MaxShortfallSeconds float64     `json:"max_shortfall_s"`
+	LagAtRestartSeconds float64     `json:"lag_at_restart_s"`
+	Samples             []lagSample `json:"samples"`
 }
 
 // statsCommand returns the command that prints follower 0's stats as JSON,
@@ -40,13 +44,15 @@ func statsCommand(ctx context.Context, spec fleetSpec, state string) *exec.Cmd {
 
 // stall stops replication on replica for d, sampling the lag follower 0
 // reports through `whycache stats --json` every interval (at least 100 ms),
-// then restarts replication.
+// then restarts replication. Each sample is a process that opens its own
+// connection (a prepare, an execute and a close on the replica), which the
+// window's statement counts include.
 func stall(ctx context.Context, replica *sql.DB, spec fleetSpec, state string, d time.Duration) (*StallReport, error) {
 	if _, err := replica.ExecContext(ctx, "STOP SLAVE"); err != nil {
 		return nil, fmt.Errorf("stall: STOP SLAVE: %w", err)
 	}
 	start := time.Now()
-	r := &StallReport{DetectedAfterSeconds: -1}
+	r := &StallReport{DetectedAfterSeconds: -1, MaxShortfallSeconds: math.Inf(-1)}
 	every := max(spec.interval, 100*time.Millisecond)
 	for time.Since(start) < d && ctx.Err() == nil {
 		s := lagSample{T: time.Since(start).Seconds()}
@@ -62,11 +68,17 @@ func stall(ctx context.Context, replica *sql.DB, spec fleetSpec, state string, d
 			s.Err = err.Error()
 		}
 		s.LagSeconds, s.LagRecords = st.LagSeconds, st.LagRecords
-		if r.DetectedAfterSeconds < 0 && s.LagSeconds > spec.interval.Seconds() {
+		if r.DetectedAfterSeconds < 0 && s.LagSeconds >= 2*spec.interval.Seconds() {
 			r.DetectedAfterSeconds = s.T
+		}
+		if s.Err == "" {
+			r.MaxShortfallSeconds = max(r.MaxShortfallSeconds, s.T-s.LagSeconds)
 		}
 		r.Samples = append(r.Samples, s)
 		time.Sleep(every)
+	}
+	if math.IsInf(r.MaxShortfallSeconds, -1) {
+		r.MaxShortfallSeconds = 0
 	}
 	if n := len(r.Samples); n > 0 {
 		r.LagAtRestartSeconds = r.Samples[n-1].LagSeconds
