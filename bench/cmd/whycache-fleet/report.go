@@ -65,6 +65,15 @@ type Report struct {
 
 	WatcherScans   int     `json:"watcher_scans"`
 	WatcherMaxScan float64 `json:"watcher_max_scan_ms"`
+	// WatcherGap is the time between the starts of the watcher's scans
+	// (its resolution): p99 and max, in ms.
+	WatcherGapP99 float64 `json:"watcher_gap_p99_ms"`
+	WatcherGapMax float64 `json:"watcher_gap_max_ms"`
+	// PollGap is the time between a follower's consecutive update id
+	// changes in the window (see watcher.pollGaps): p50, p99, max in ms.
+	PollGapP50 float64 `json:"update_gap_p50_ms"`
+	PollGapP99 float64 `json:"update_gap_p99_ms"`
+	PollGapMax float64 `json:"update_gap_max_ms"`
 
 	ConvergedAfter float64      `json:"converged_after_s"`
 	Behind         []int        `json:"behind,omitempty"` // followers that did not converge
@@ -126,6 +135,8 @@ func (r *Report) writeTable(w io.Writer) {
 	row("follower CPU sum / mean / max", "%.1f%% / %.2f%% / %.2f%%", r.FollowerCPUSum, r.FollowerCPUMean, r.FollowerCPUMax)
 	row("follower RSS mean / max", "%.1f / %.1f MiB", r.RSSMeanMiB, r.RSSMaxMiB)
 	row("benchmark CPU (writer, watcher)", "%.1f%% (%d scans, longest %.2f ms)", r.BenchCPU, r.WatcherScans, r.WatcherMaxScan)
+	row("watcher scan gap p99 / max", "%.1f / %.1f ms", r.WatcherGapP99, r.WatcherGapMax)
+	row("follower update gap p50 / p99 / max", "%.1f / %.1f / %.1f ms", r.PollGapP50, r.PollGapP99, r.PollGapMax)
 	row("all converged after the writes", "%.2f s (%d behind)", r.ConvergedAfter, len(r.Behind))
 	row("machine load average (window)", "%s", r.Window.LoadAvg)
 	row("states verified", "%d (%d keys each, %d failures)", r.StatesVerified, r.KeysChecked, len(r.Failures))

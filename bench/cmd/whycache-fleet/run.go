@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -318,6 +319,7 @@ func run(ctx context.Context, cfg config, logf func(string, ...any)) (_ *Report,
 		return nil, err
 	}
 	wr.measure.Store(false)
+	end := time.Now()
 	fc, bc := followerCPU.stop(), selfCPU.stop()
 	if r.Window, err = win.close(ctx); err != nil {
 		return nil, err
@@ -376,6 +378,10 @@ func run(ctx context.Context, cfg config, logf func(string, ...any)) (_ *Report,
 		r.RSSMaxMiB = max(r.RSSMaxMiB, b)
 	}
 	r.WatcherScans, r.WatcherMaxScan = watch.scans, ms(watch.maxScan)
+	slices.Sort(watch.gaps)
+	r.WatcherGapP99, r.WatcherGapMax = ms(percentile(watch.gaps, 0.99)), ms(percentile(watch.gaps, 1))
+	gaps := watch.pollGaps(start, end)
+	r.PollGapP50, r.PollGapP99, r.PollGapMax = ms(percentile(gaps, 0.5)), ms(percentile(gaps, 0.99)), ms(percentile(gaps, 1))
 	r.ConvergedAfter, r.Behind = took.Seconds(), behind
 	if len(behind) > 0 {
 		r.Failures = append(r.Failures, fmt.Sprintf("%d followers had not reached record %d %.1f s after the last write: %v", len(behind), last, took.Seconds(), behind))

@@ -26,6 +26,7 @@ type watcher struct {
 	seen    [][]transition // per follower, ids ascending
 	scans   int
 	maxScan time.Duration
+	gaps    []time.Duration // between the starts of consecutive scans
 }
 
 // startWatcher starts scanning fleet every tick.
@@ -40,8 +41,13 @@ func (w *watcher) run() {
 	last := make([]uint64, len(w.fleet))
 	t := time.NewTicker(w.tick)
 	defer t.Stop()
+	var prev time.Time
 	for {
 		start := time.Now()
+		if !prev.IsZero() {
+			w.gaps = append(w.gaps, start.Sub(prev))
+		}
+		prev = start
 		for i, f := range w.fleet {
 			if id := f.inst.UpdateID(); id != last[i] {
 				last[i] = id
@@ -101,6 +107,24 @@ func (w *watcher) match(writes []write) propagation {
 	}
 	slices.Sort(p.delays)
 	return p
+}
+
+// pollGaps returns, sorted, the times between consecutive update id
+// changes of each follower seen between from and to. While the writer
+// commits faster than the followers poll, every poll finds new records,
+// so these are the followers' poll intervals as they happened (plus the
+// watcher's tick): gaps well above the interval mean late polls.
+func (w *watcher) pollGaps(from, to time.Time) []time.Duration {
+	var gaps []time.Duration
+	for _, seen := range w.seen {
+		for i := 1; i < len(seen); i++ {
+			if seen[i-1].at.After(from) && seen[i].at.Before(to) {
+				gaps = append(gaps, seen[i].at.Sub(seen[i-1].at))
+			}
+		}
+	}
+	slices.Sort(gaps)
+	return gaps
 }
 
 // percentile returns the q-quantile (0..1) of sorted by nearest rank, or 0.

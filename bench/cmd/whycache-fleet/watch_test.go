@@ -69,3 +69,19 @@ func TestMatch(t *testing.T) {
 		t.Errorf("missing %d, early %d, per follower %v; want 1, 1, [3 2]", p.missing, p.early, p.perFollower)
 	}
 }
+
+// TestPollGaps: the gaps between a follower's consecutive changes, only
+// for pairs inside the window, over all followers, sorted.
+func TestPollGaps(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	at := func(ms int) time.Time { return t0.Add(time.Duration(ms) * time.Millisecond) }
+	w := &watcher{seen: [][]transition{
+		{{id: 1, at: at(0)}, {id: 2, at: at(100)}, {id: 3, at: at(250)}, {id: 4, at: at(400)}},
+		{{id: 2, at: at(90)}, {id: 4, at: at(190)}},
+	}}
+	got := w.pollGaps(at(50), at(300))
+	want := []time.Duration{100 * time.Millisecond, 150 * time.Millisecond}
+	if len(got) != len(want) || got[0] != want[0] || got[1] != want[1] {
+		t.Errorf("pollGaps = %v; want %v", got, want)
+	}
+}
