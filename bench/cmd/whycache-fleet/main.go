@@ -84,7 +84,12 @@ func mainArgs(args []string, stdout, stderr io.Writer) int {
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	cfg.command = "go run ./cmd/whycache-fleet " + strings.Join(args, " ")
+	cfg.command = "go run ./cmd/whycache-fleet"
+	fs.Visit(func(f *flag.Flag) { // the flags given, without -json
+		if f.Name != "json" {
+			cfg.command += " -" + f.Name + "=" + f.Value.String()
+		}
+	})
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	logf := func(f string, a ...any) {
