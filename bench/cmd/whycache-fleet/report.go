@@ -28,17 +28,12 @@ type Report struct {
 	Writes      int `json:"writes"` // Sets in the measured window
 	WriteErrors int `json:"write_errors"`
 
-	// Propagation from Set returning to a follower's state holding the
-	// write, over every (measured write, follower) pair.
-	Propagation struct {
-		P50ms         float64 `json:"p50_ms"`
-		P99ms         float64 `json:"p99_ms"`
-		MaxMs         float64 `json:"max_ms"`
-		Samples       int     `json:"samples"`
-		Missing       int     `json:"missing"`        // pairs never seen
-		Early         int     `json:"seen_early"`     // seen before Set returned (counted as 0)
-		FollowersSeen int     `json:"followers_seen"` // followers that were seen holding a measured write
-	} `json:"propagation"`
+	// Propagation over every (measured write, follower) pair.
+	Propagation Propagation `json:"propagation"`
+	// OutsideStall is Propagation without the writes made from the stop
+	// of replication until the replica had caught up after its restart
+	// (-stall).
+	OutsideStall *Propagation `json:"propagation_outside_stall,omitempty"`
 
 	// Statements the followers sent to the server they poll (the global
 	// status deltas less the benchmark's own sessions').
@@ -83,6 +78,32 @@ type Report struct {
 	Stall          *StallReport `json:"stall,omitempty"`
 }
 
+// Propagation summarizes the times from Set returning to a follower's
+// state holding the write.
+type Propagation struct {
+	P50ms         float64 `json:"p50_ms"`
+	P99ms         float64 `json:"p99_ms"`
+	MaxMs         float64 `json:"max_ms"`
+	Samples       int     `json:"samples"`
+	Missing       int     `json:"missing"`        // pairs never seen
+	Early         int     `json:"seen_early"`     // seen before Set returned (counted as 0)
+	FollowersSeen int     `json:"followers_seen"` // followers seen holding at least one of the writes
+}
+
+// summarize returns the Propagation of p.
+func summarize(p propagation) Propagation {
+	s := Propagation{
+		P50ms: ms(percentile(p.delays, 0.5)), P99ms: ms(percentile(p.delays, 0.99)), MaxMs: ms(percentile(p.delays, 1)),
+		Samples: len(p.delays), Missing: p.missing, Early: p.early,
+	}
+	for _, k := range p.perFollower {
+		if k > 0 {
+			s.FollowersSeen++
+		}
+	}
+	return s
+}
+
 // ms returns d in milliseconds.
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 
@@ -117,6 +138,9 @@ func (r *Report) writeTable(w io.Writer) {
 	p := r.Propagation
 	row("propagation p50 / p99 / max", "%.1f / %.1f / %.1f ms", p.P50ms, p.P99ms, p.MaxMs)
 	row("propagation samples", "%d (followers seen %d/%d, missing %d, early %d)", p.Samples, p.FollowersSeen, r.Followers, p.Missing, p.Early)
+	if o := r.OutsideStall; o != nil {
+		row("  outside the stall", "%.1f / %.1f / %.1f ms (%d samples)", o.P50ms, o.P99ms, o.MaxMs, o.Samples)
+	}
 	row("statements per follower per second", "%.2f (SELECT %.2f)", r.PerFollowerPerSecond, r.SelectsPerFollowerS)
 	row("statements per scheduled poll", "%.2f", r.PerPoll)
 	if r.Idle != nil {
@@ -141,7 +165,7 @@ func (r *Report) writeTable(w io.Writer) {
 	row("machine load average (window)", "%s", r.Window.LoadAvg)
 	row("states verified", "%d (%d keys each, %d failures)", r.StatesVerified, r.KeysChecked, len(r.Failures))
 	if s := r.Stall; s != nil {
-		row("replica stalled", "%.1f s: reported lag ≥ 2 intervals after %.2f s, at restart %.1f s (%d samples, largest shortfall %.2f s)", s.StalledSeconds, s.DetectedAfterSeconds, s.LagAtRestartSeconds, len(s.Samples), s.MaxShortfallSeconds)
+		row("replica stalled", "%.1f s: reported lag ≥ 2 intervals after %.2f s, at restart %.1f s (%d samples, largest shortfall %.2f s); caught up %.2f s after the restart", s.StalledSeconds, s.DetectedAfterSeconds, s.LagAtRestartSeconds, len(s.Samples), s.MaxShortfallSeconds, s.CatchUpSeconds)
 	}
 	if strings.HasSuffix(r.Server, "(shared)") {
 		fmt.Fprintln(w, "\nThe server is shared: its statements and CPU include every other client's; -private measures on a server of its own.")

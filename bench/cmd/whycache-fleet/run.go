@@ -305,7 +305,7 @@ func run(ctx context.Context, cfg config, logf func(string, ...any)) (_ *Report,
 		}
 		conns, _ = threadsConnected(ctx, readSrv.db)
 		logf("stopping replication for %s", cfg.stall)
-		r.Stall, err = stall(ctx, readSrv.db, spec, fleet[0].state, cfg.stall)
+		r.Stall, err = stall(ctx, primary.db, readSrv.db, spec, fleet[0].state, cfg.stall)
 		if err != nil {
 			return nil, err
 		}
@@ -354,12 +354,16 @@ func run(ctx context.Context, cfg config, logf func(string, ...any)) (_ *Report,
 			r.Writes++
 		}
 	}
-	r.Propagation.P50ms, r.Propagation.P99ms, r.Propagation.MaxMs = ms(percentile(p.delays, 0.5)), ms(percentile(p.delays, 0.99)), ms(percentile(p.delays, 1))
-	r.Propagation.Samples, r.Propagation.Missing, r.Propagation.Early = len(p.delays), p.missing, p.early
-	for _, k := range p.perFollower {
-		if k > 0 {
-			r.Propagation.FollowersSeen++
+	r.Propagation = summarize(p)
+	if st := r.Stall; st != nil {
+		var outside []write
+		for _, w := range wr.writes {
+			if w.returned.Before(st.from) || w.returned.After(st.to) {
+				outside = append(outside, w)
+			}
 		}
+		o := summarize(watch.match(outside))
+		r.OutsideStall = &o
 	}
 	r.Statements = r.Window.Statements[readSrv.name]
 	r.PerFollowerPerSecond = r.Window.perSecond(readSrv.name, "Questions") / n

@@ -26,9 +26,15 @@ type StallReport struct {
 	DetectedAfterSeconds float64 `json:"detected_after_s"`
 	// MaxShortfall is the largest amount by which the reported lag was
 	// below the time since the stop (0 or less: never under-reported).
-	MaxShortfallSeconds float64     `json:"max_shortfall_s"`
-	LagAtRestartSeconds float64     `json:"lag_at_restart_s"`
-	Samples             []lagSample `json:"samples"`
+	MaxShortfallSeconds float64 `json:"max_shortfall_s"`
+	LagAtRestartSeconds float64 `json:"lag_at_restart_s"`
+	// CatchUp is the time from the restart until the replica applied the
+	// primary's position of a moment before within two intervals
+	// (MASTER_GTID_WAIT): it had caught up with the running writer.
+	CatchUpSeconds float64     `json:"catch_up_s"`
+	Samples        []lagSample `json:"samples"`
+
+	from, to time.Time // STOP SLAVE sent, replica caught up
 }
 
 // statsCommand returns the command that prints follower 0's stats as JSON,
@@ -44,15 +50,17 @@ func statsCommand(ctx context.Context, spec fleetSpec, state string) *exec.Cmd {
 
 // stall stops replication on replica for d, sampling the lag follower 0
 // reports through `whycache stats --json` every interval (at least 100 ms),
-// then restarts replication. Each sample is a process that opens its own
+// then restarts replication and waits until the replica has caught up with
+// the primary (see CatchUpSeconds). Each sample is a process that opens its own
 // connection (a prepare, an execute and a close on the replica), which the
 // window's statement counts include.
-func stall(ctx context.Context, replica *sql.DB, spec fleetSpec, state string, d time.Duration) (*StallReport, error) {
+func stall(ctx context.Context, primary, replica *sql.DB, spec fleetSpec, state string, d time.Duration) (*StallReport, error) {
+	from := time.Now()
 	if _, err := replica.ExecContext(ctx, "STOP SLAVE"); err != nil {
 		return nil, fmt.Errorf("stall: STOP SLAVE: %w", err)
 	}
 	start := time.Now()
-	r := &StallReport{DetectedAfterSeconds: -1, MaxShortfallSeconds: math.Inf(-1)}
+	r := &StallReport{from: from, DetectedAfterSeconds: -1, MaxShortfallSeconds: math.Inf(-1)}
 	every := max(spec.interval, 100*time.Millisecond)
 	for time.Since(start) < d && ctx.Err() == nil {
 		s := lagSample{T: time.Since(start).Seconds()}
@@ -84,8 +92,31 @@ func stall(ctx context.Context, replica *sql.DB, spec fleetSpec, state string, d
 		r.LagAtRestartSeconds = r.Samples[n-1].LagSeconds
 	}
 	r.StalledSeconds = time.Since(start).Seconds()
-	if _, err := replica.ExecContext(context.WithoutCancel(ctx), "START SLAVE"); err != nil {
+	ctx = context.WithoutCancel(ctx)
+	restart := time.Now()
+	if _, err := replica.ExecContext(ctx, "START SLAVE"); err != nil {
 		return r, fmt.Errorf("stall: START SLAVE: %w", err)
 	}
+	// Caught up: the replica applied the primary's position of a moment
+	// before within two intervals (the writer goes on meanwhile).
+	for {
+		var pos string
+		if err := primary.QueryRowContext(ctx, "SELECT @@gtid_binlog_pos").Scan(&pos); err != nil {
+			return r, fmt.Errorf("stall: the primary's position: %w", err)
+		}
+		t := time.Now()
+		var waited int
+		if err := replica.QueryRowContext(ctx, "SELECT MASTER_GTID_WAIT(?, 120)", pos).Scan(&waited); err != nil || waited != 0 {
+			return r, fmt.Errorf("stall: the replica did not reach %s within 120 s (%d, %v)", pos, waited, err)
+		}
+		if time.Since(t) < 2*spec.interval {
+			break
+		}
+		if time.Since(restart) > 5*time.Minute {
+			return r, fmt.Errorf("stall: the replica did not catch up with the primary within 5 minutes of the restart")
+		}
+	}
+	r.to = time.Now()
+	r.CatchUpSeconds = r.to.Sub(restart).Seconds()
 	return r, nil
 }
