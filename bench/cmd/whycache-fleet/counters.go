@@ -110,3 +110,28 @@ func othersDelta(before, after serverSnapshot) (counters, error) {
 	}
 	return d, nil
 }
+
+// connectionRoom fails when followers more connections would not fit in
+// the server's max_connections beside the inUse ones (with a margin of 5
+// for the benchmark's own and a stats sampler), so that a fleet does not
+// take a shared server's last connections from its other clients.
+func connectionRoom(maxConns, inUse int64, followers int) error {
+	if need := inUse + int64(followers) + 5; need > maxConns {
+		return fmt.Errorf("-followers %d: the server allows %d connections and %d are in use: run fewer followers, or -private (a server of its own with -max-connections)", followers, maxConns, inUse)
+	}
+	return nil
+}
+
+// checkRoom reads the server's max_connections and Threads_connected and
+// applies connectionRoom.
+func checkRoom(ctx context.Context, db *sql.DB, followers int) error {
+	var maxConns int64
+	if err := db.QueryRowContext(ctx, "SELECT @@max_connections").Scan(&maxConns); err != nil {
+		return err
+	}
+	inUse, err := threadsConnected(ctx, db)
+	if err != nil {
+		return err
+	}
+	return connectionRoom(maxConns, inUse, followers)
+}

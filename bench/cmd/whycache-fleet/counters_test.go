@@ -27,3 +27,22 @@ func TestOthersDelta(t *testing.T) {
 		t.Error("a replaced connection went unnoticed")
 	}
 }
+
+func TestConnectionRoom(t *testing.T) {
+	for _, tc := range []struct {
+		max, inUse int64
+		followers  int
+		ok         bool
+	}{
+		{151, 3, 200, false}, // MariaDB's default: 200 followers never fit
+		{151, 3, 143, true},
+		{151, 3, 144, false},
+		{1000, 4, 200, true},
+		{151, 140, 10, false}, // a shared server busy with other clients
+	} {
+		err := connectionRoom(tc.max, tc.inUse, tc.followers)
+		if (err == nil) != tc.ok {
+			t.Errorf("connectionRoom(%d, %d, %d) = %v; want ok %v", tc.max, tc.inUse, tc.followers, err, tc.ok)
+		}
+	}
+}

@@ -237,6 +237,9 @@ func run(ctx context.Context, cfg config, logf func(string, ...any)) (_ *Report,
 		id0 = writes[len(writes)-1].id
 	}
 
+	if err := checkRoom(ctx, readSrv.db, cfg.followers); err != nil {
+		return nil, err
+	}
 	baseConns, err := threadsConnected(ctx, readSrv.db)
 	if err != nil {
 		return nil, err
