@@ -21,6 +21,13 @@ const (
 	serverStartTries   = 3
 )
 
+// StartServer runs binary with args(port) in dir on a free loopback port,
+// as the peers' own servers are started (see startServer), for commands
+// that need a server of their own (a private MariaDB, say).
+func StartServer(ctx context.Context, dir, name, binary string, args func(port int) []string) (addr string, stop func() error, err error) {
+	return startServer(ctx, dir, name, binary, args)
+}
+
 // startServer runs binary with args(port) in dir on a free loopback port
 // and waits until the port accepts connections. Its output goes to
 // dir/NAME.log. The server gets SIGTERM when stop is called or ctx ends,

@@ -1,0 +1,137 @@
+package main
+
+import (
+	"slices"
+	"sort"
+	"time"
+)
+
+// transition is the moment the watcher saw a state's update id change.
+type transition struct {
+	id uint64
+	at time.Time
+}
+
+// watcher scans every follower's state (mapped read-only in this process)
+// in one goroutine, every tick, and notes when each state's UpdateID
+// changes. A scan of N states is N seqlock reads of shared memory: no
+// system call, no lock the followers take.
+type watcher struct {
+	fleet []*follower
+	tick  time.Duration
+	stop  chan struct{}
+	done  chan struct{}
+
+	// Owned by the goroutine until done is closed.
+	seen    [][]transition // per follower, ids ascending
+	scans   int
+	maxScan time.Duration
+	gaps    []time.Duration // between the starts of consecutive scans
+}
+
+// startWatcher starts scanning fleet every tick.
+func startWatcher(fleet []*follower, tick time.Duration) *watcher {
+	w := &watcher{fleet: fleet, tick: tick, stop: make(chan struct{}), done: make(chan struct{}), seen: make([][]transition, len(fleet))}
+	go w.run()
+	return w
+}
+
+func (w *watcher) run() {
+	defer close(w.done)
+	last := make([]uint64, len(w.fleet))
+	t := time.NewTicker(w.tick)
+	defer t.Stop()
+	var prev time.Time
+	for {
+		start := time.Now()
+		if !prev.IsZero() {
+			w.gaps = append(w.gaps, start.Sub(prev))
+		}
+		prev = start
+		for i, f := range w.fleet {
+			if id := f.inst.UpdateID(); id != last[i] {
+				last[i] = id
+				w.seen[i] = append(w.seen[i], transition{id: id, at: time.Now()})
+			}
+		}
+		w.scans++
+		w.maxScan = max(w.maxScan, time.Since(start))
+		select {
+		case <-w.stop:
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// finish stops the watcher and waits for its goroutine.
+func (w *watcher) finish() {
+	close(w.stop)
+	<-w.done
+}
+
+// propagation is the outcome of matching writes with what the followers
+// were seen to hold.
+type propagation struct {
+	delays      []time.Duration // per (write, follower) seen, sorted
+	missing     int             // (write, follower) pairs never seen
+	early       int             // seen before Set returned (counted as 0)
+	perFollower []int           // writes seen, per follower
+}
+
+// match computes, for every measured write and every follower, the time
+// from Set returning until the follower's update id was first seen at or
+// past the write's id. Call after finish.
+func (w *watcher) match(writes []write) propagation {
+	p := propagation{perFollower: make([]int, len(w.fleet))}
+	for fi, seen := range w.seen {
+		for _, wr := range writes {
+			if !wr.measured {
+				continue
+			}
+			// The first transition to an id at or past the write's; ids
+			// only grow (a rebuild from the log would only raise them too).
+			k := sort.Search(len(seen), func(j int) bool { return seen[j].id >= wr.id })
+			if k == len(seen) {
+				p.missing++
+				continue
+			}
+			d := seen[k].at.Sub(wr.returned)
+			if d < 0 {
+				p.early++
+				d = 0
+			}
+			p.delays = append(p.delays, d)
+			p.perFollower[fi]++
+		}
+	}
+	slices.Sort(p.delays)
+	return p
+}
+
+// pollGaps returns, sorted, the times between consecutive update id
+// changes of each follower seen between from and to. While the writer
+// commits faster than the followers poll, every poll finds new records,
+// so these are the followers' poll intervals as they happened (plus the
+// watcher's tick): gaps well above the interval mean late polls.
+func (w *watcher) pollGaps(from, to time.Time) []time.Duration {
+	var gaps []time.Duration
+	for _, seen := range w.seen {
+		for i := 1; i < len(seen); i++ {
+			if seen[i-1].at.After(from) && seen[i].at.Before(to) {
+				gaps = append(gaps, seen[i].at.Sub(seen[i-1].at))
+			}
+		}
+	}
+	slices.Sort(gaps)
+	return gaps
+}
+
+// percentile returns the q-quantile (0..1) of sorted by nearest rank, or 0.
+func percentile(sorted []time.Duration, q float64) time.Duration {
+	if len(sorted) == 0 {
+		return 0
+	}
+	i := int(q*float64(len(sorted))+0.5) - 1
+	return sorted[min(max(i, 0), len(sorted)-1)]
+}
