@@ -93,11 +93,7 @@ func (e *env) follow(o followFlags) error {
 		return usageErrorf("follow: --max-backoff %s: want a positive duration up to %s", o.maxBackoff, maxFollowBackoff)
 	}
 	o.maxBackoff = max(o.maxBackoff, o.interval) // as Follow does
-	logger, err := o.newLogger(e.stderr)
-	if err != nil {
-		return err
-	}
-	s, err := e.open()
+	s, logger, err := e.openLogged(o)
 	if err != nil {
 		return err
 	}
@@ -149,4 +145,18 @@ func serveMetrics(addr string, m *metrics, logger *slog.Logger) (func(), error) 
 		defer cancel()
 		srv.Shutdown(ctx)
 	}, nil
+}
+
+// openLogged makes the logger o asks for, then opens the session (which
+// the caller closes).
+func (e *env) openLogged(o followFlags) (*session, *slog.Logger, error) {
+	logger, err := o.newLogger(e.stderr)
+	if err != nil {
+		return nil, nil, err
+	}
+	s, err := e.open()
+	if err != nil {
+		return nil, nil, err
+	}
+	return s, logger, nil
 }
