@@ -32,7 +32,7 @@ before they answer. The server keeps the state current itself: it runs the
 follow loop (see 'whycache follow --help') every --interval.
 
 Commands: GET MGET SET DEL UNLINK EXISTS TTL PTTL SCAN KEYS DBSIZE PING ECHO
-INFO QUIT SELECT 0 COMMAND CLIENT HELLO AUTH. SET NX/XX/GET are refused
+INFO QUIT SELECT 0 COMMAND CLIENT HELLO AUTH CONFIG GET. SET NX/XX/GET are refused
 (a write is an unconditional log commit).
 
 Security: reads need no more than a connection, so --addr accepts only

@@ -56,6 +56,7 @@ func init() {
 		{name: "client", arity: -2, run: (*Server).clientCmd},
 		{name: "hello", arity: -1, noAuth: true, run: (*Server).hello},
 		{name: "auth", arity: -2, noAuth: true, run: (*Server).auth},
+		{name: "config", arity: -2, run: (*Server).config},
 	}
 	commandTable = make(map[string]*commandSpec, len(specs))
 	for _, sp := range specs {

@@ -183,3 +183,39 @@ func writeCommandInfo(c redcon.Conn, sp *commandSpec) {
 	c.WriteArray(0)
 	c.WriteArray(0)
 }
+
+// configParams are the parameters CONFIG GET shows: what clients such as
+// redis-benchmark ask for, with the values that describe this server (no
+// persistence of its own, one database).
+var configParams = [][2]string{
+	{"appendonly", "no"},
+	{"databases", "1"},
+	{"save", ""},
+}
+
+// config answers CONFIG GET pattern...; the configuration is the command
+// line's, so CONFIG SET and the rest are refused.
+func (s *Server) config(c redcon.Conn, _ *client, args [][]byte) {
+	if string(appendLower(nil, args[1])) != "get" {
+		c.WriteError("ERR CONFIG " + clip(args[1]) + " is not supported: whycache serve is configured by its command line")
+		return
+	}
+	if len(args) < 3 {
+		c.WriteError("ERR wrong number of arguments for 'config|get' command")
+		return
+	}
+	var out [][2]string
+	for _, p := range configParams {
+		for _, pat := range args[2:] {
+			if globMatch(appendLower(nil, pat), []byte(p[0])) {
+				out = append(out, p)
+				break
+			}
+		}
+	}
+	c.WriteArray(2 * len(out))
+	for _, p := range out {
+		c.WriteBulkString(p[0])
+		c.WriteBulkString(p[1])
+	}
+}
