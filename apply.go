@@ -231,7 +231,7 @@ func applyItems(b *prefixtree.Batch, id uint64, items []logstore.Item) error {
 		if it.Delete {
 			_, err = b.Delete(it.Key, id)
 		} else {
-			_, err = b.Put(it.Key, it.Value, id)
+			_, err = b.PutExpiring(it.Key, it.Value, id, it.Expires)
 		}
 		if err != nil {
 			return err

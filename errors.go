@@ -15,8 +15,23 @@ import (
 // Sentinel errors. Errors returned by this package wrap one of these where
 // the condition applies; test with errors.Is.
 var (
-	// ErrNotFound is returned by Get when the key is not in the state.
+	// ErrNotFound is returned by Get when the key is not in the state, or
+	// its item has expired.
 	ErrNotFound = errors.New("whycache: key not found")
+
+	// ErrBadTTL is returned by SetWithTTL for a ttl of zero or less, and by
+	// SetMulti for an Item whose ExpiresAt is not after the Unix epoch;
+	// nothing is committed.
+	ErrBadTTL = errors.New("whycache: invalid expiry")
+
+	// ErrLoadPanicked is returned by GetOrLoad to the callers that waited
+	// for a load that panicked (the caller whose load panicked gets the
+	// panic).
+	ErrLoadPanicked = errors.New("whycache: load panicked")
+
+	// ErrTxnDone is returned by the methods of a Txn used after its
+	// function returned.
+	ErrTxnDone = errors.New("whycache: transaction already ended")
 
 	// ErrEmptyKey is returned when a key is empty. Keys are non-empty byte
 	// strings.

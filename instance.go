@@ -134,6 +134,7 @@ type Instance struct {
 	retired      []*prefixtree.Tree              // replaced states, unmapped at Close (readers may still use them)
 	view         LogView                         // what the last complete poll of the log showed
 	notifyErrors atomic.Uint64                   // announcements the Notifier failed to publish
+	loads        loadGroup                       // GetOrLoad's loads in flight
 	closed       bool
 }
 
@@ -297,7 +298,7 @@ func (c *Instance) UpdateID() uint64 {
 }
 
 // Get returns a copy of the value of key. It returns ErrNotFound for a
-// missing key, ErrEmptyKey for an empty one, and ErrInvalidState while the
+// missing key or an expired item, ErrEmptyKey for an empty one, and ErrInvalidState while the
 // state has never been filled. It takes no lock and makes no system call.
 func (c *Instance) Get(key []byte) ([]byte, error) {
 	v, err := c.AppendGet(nil, key)
@@ -311,24 +312,32 @@ func (c *Instance) Get(key []byte) ([]byte, error) {
 // slice; with a dst of enough capacity it does not allocate. Errors are
 // those of Get.
 func (c *Instance) AppendGet(dst, key []byte) ([]byte, error) {
+	out, _, err := c.appendGetExpiry(dst, key)
+	return out, err
+}
+
+// appendGetExpiry is AppendGet also returning the item's expiry in
+// nanoseconds since the Unix epoch (0: never).
+func (c *Instance) appendGetExpiry(dst, key []byte) ([]byte, int64, error) {
 	if len(key) == 0 {
-		return dst, ErrEmptyKey
+		return dst, 0, ErrEmptyKey
 	}
 	t := c.cur.Load()
 	if t != nil && filled(t) {
-		out, found, err := t.AppendGet(dst, key)
+		out, exp, found, err := t.AppendGetExpiry(dst, key)
 		if err == nil {
 			if !found {
-				return dst, ErrNotFound
+				return dst, 0, ErrNotFound
 			}
-			return out, nil
+			return out, exp, nil
 		}
 	}
 	return c.appendGetSlow(dst, key)
 }
 
-func (c *Instance) appendGetSlow(dst, key []byte) ([]byte, error) {
+func (c *Instance) appendGetSlow(dst, key []byte) ([]byte, int64, error) {
 	out := dst
+	var exp int64
 	err := c.withTree(func(t *prefixtree.Tree) error {
 		if !filled(t) {
 			if t.File().Retired() {
@@ -336,20 +345,20 @@ func (c *Instance) appendGetSlow(dst, key []byte) ([]byte, error) {
 			}
 			return ErrInvalidState
 		}
-		v, found, err := t.AppendGet(dst, key)
+		v, e, found, err := t.AppendGetExpiry(dst, key)
 		if err != nil {
 			return err
 		}
 		if !found {
 			return ErrNotFound
 		}
-		out = v
+		out, exp = v, e
 		return nil
 	})
 	if err != nil {
-		return dst, err
+		return dst, 0, err
 	}
-	return out, nil
+	return out, exp, nil
 }
 
 // CloseSharedState detaches the instance from the state file without

@@ -356,7 +356,7 @@ func instRoleSeqWriter(h *instHelper) error {
 			id, err = h.c.DeleteMulti(h.ctx, [][]byte{ka, kb})
 		} else {
 			v := fmt.Appendf(nil, "v%d", j)
-			id, err = h.c.SetMulti(h.ctx, []Item{{[]byte("seq"), []byte(strconv.Itoa(j))}, {ka, v}, {kb, v}})
+			id, err = h.c.SetMulti(h.ctx, []Item{{Key: []byte("seq"), Value: []byte(strconv.Itoa(j))}, {Key: ka, Value: v}, {Key: kb, Value: v}})
 		}
 		if err != nil {
 			return fmt.Errorf("operation %d: %w", j, err)

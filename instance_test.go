@@ -192,11 +192,11 @@ func TestInstanceEmptyKeyAndSizeLimits(t *testing.T) {
 			t.Fatalf("1 MiB value: %v", err)
 		}
 		before, _ := c.Store().LatestUpdateID(ctx)
-		items := []Item{{[]byte("a"), []byte("1")}, {[]byte("b"), make([]byte, 2<<20)}}
+		items := []Item{{Key: []byte("a"), Value: []byte("1")}, {Key: []byte("b"), Value: make([]byte, 2<<20)}}
 		if _, err := c.SetMulti(ctx, items); !errors.Is(err, ErrTooLarge) {
 			t.Fatalf("SetMulti with an oversize item: %v", err)
 		}
-		if _, err := c.SetMulti(ctx, []Item{{[]byte("a"), nil}, {nil, nil}}); !errors.Is(err, ErrEmptyKey) {
+		if _, err := c.SetMulti(ctx, []Item{{Key: []byte("a")}, {}}); !errors.Is(err, ErrEmptyKey) {
 			t.Fatalf("SetMulti with an empty key: %v", err)
 		}
 		after, _ := c.Store().LatestUpdateID(ctx)
@@ -214,7 +214,7 @@ func TestInstanceSetMultiSplits(t *testing.T) {
 		mustUpdate(t, c)
 		var items []Item
 		for i := 0; i < 20; i++ {
-			items = append(items, Item{[]byte(fmt.Sprintf("big%02d", i)), bytes.Repeat([]byte{byte(i)}, 128<<10)})
+			items = append(items, Item{Key: []byte(fmt.Sprintf("big%02d", i)), Value: bytes.Repeat([]byte{byte(i)}, 128<<10)})
 		}
 		before, _ := c.Store().LatestUpdateID(ctx)
 		last, err := c.SetMulti(ctx, items)
@@ -370,7 +370,7 @@ func TestInstanceRewriteHistory(t *testing.T) {
 			for i := 0; i < 40; i++ {
 				mustSet(t, w, fmt.Sprintf("key%02d", i), fmt.Sprintf("v%d.%d", round, i))
 			}
-			w.SetMulti(ctx, []Item{{[]byte("m1"), []byte(fmt.Sprint(round))}, {[]byte("m2"), []byte("x")}})
+			w.SetMulti(ctx, []Item{{Key: []byte("m1"), Value: []byte(fmt.Sprint(round))}, {Key: []byte("m2"), Value: []byte("x")}})
 		}
 		middle := newInstance(t, store, Options{})
 		mustUpdate(t, middle)

@@ -4,13 +4,20 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/whycache/whycache/logstore"
 	"github.com/whycache/whycache/prefixtree"
 )
 
-// Item is one key/value pair of SetMulti.
-type Item struct{ Key, Value []byte }
+// Item is one key/value pair of SetMulti, with its expiry.
+type Item struct {
+	Key, Value []byte
+	// ExpiresAt is the wall-clock time from which the item is invisible
+	// (see SetWithTTL); the zero time means it never expires. A non-zero
+	// time must be after the Unix epoch (ErrBadTTL).
+	ExpiresAt time.Time
+}
 
 // Set commits key=value to the log, then applies it to the local state so
 // every process on this machine sees it at once. It returns the id of the
@@ -32,7 +39,11 @@ func (c *Instance) Set(ctx context.Context, key, value []byte) (uint64, error) {
 func (c *Instance) SetMulti(ctx context.Context, items []Item) (uint64, error) {
 	li := make([]logstore.Item, len(items))
 	for i, it := range items {
-		li[i] = logstore.Item{Key: it.Key, Value: it.Value}
+		exp, err := expiresNano(it.ExpiresAt)
+		if err != nil {
+			return 0, err
+		}
+		li[i] = logstore.Item{Key: it.Key, Value: it.Value, Expires: exp}
 	}
 	return c.commitItems(ctx, li)
 }
@@ -61,7 +72,7 @@ func (c *Instance) validateItem(it logstore.Item) error {
 	if len(it.Key) > prefixtree.MaxKeySize {
 		return fmt.Errorf("%w: key of %d bytes (the limit is %d)", ErrTooLarge, len(it.Key), prefixtree.MaxKeySize)
 	}
-	if size := logstore.RecordOverhead + logstore.ItemSize(len(it.Key), len(it.Value), it.Delete); size > c.maxRecord {
+	if size := logstore.RecordOverhead + it.EncodedSize(); size > c.maxRecord {
 		return fmt.Errorf("%w: item of key %.40q needs a %d-byte record; MaxUpdateSize is %d", ErrTooLarge, it.Key, size, c.maxRecord)
 	}
 	return nil
@@ -81,7 +92,7 @@ func (c *Instance) packRecords(items []logstore.Item) ([]logstore.Record, [][]lo
 		size := logstore.RecordOverhead
 		end := start
 		for end < len(items) {
-			s := logstore.ItemSize(len(items[end].Key), len(items[end].Value), items[end].Delete)
+			s := items[end].EncodedSize()
 			if end > start && size+s > c.maxRecord {
 				break
 			}

@@ -10,30 +10,37 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"time"
 
 	"github.com/cespare/xxhash/v2"
 	"github.com/whycache/whycache/logstore"
 	"github.com/whycache/whycache/prefixtree"
 )
 
-// Snapshot format, version 2. Integers are little-endian whatever the
+// Snapshot format, version 3. Integers are little-endian whatever the
 // machine, so a snapshot moves between architectures:
 //
-//	"WHYSNAP" 0x02          magic and version
+//	"WHYSNAP" 0x03          magic and version
 //	[16]byte                log identity
 //	u64                     update id
 //	u64                     nonce of the commit of the update id (0 if unknown)
-//	u64                     item count (so a loader can size its table)
-//	items, ascending keys:  u32 key length (> 0) | u32 value length | u64 record id | key | value
+//	u64                     item count, so a loader can size its table (at least
+//	                        the items that follow: expired items are left out)
+//	items, ascending keys:  u32 key length (> 0), bit 31 = expires | u32 value length |
+//	                        u64 record id | [u64 expiry, if it expires] | key | value
 //	u32 0                   end marker
 //	u64                     item count
 //	u64                     xxhash64 of every byte before it
 //
-// Version 1 is the same without the nonce; it still loads (its position is
-// then checked by id only).
+// The expiry is in nanoseconds since the Unix epoch. A snapshot leaves out
+// the items expired when it is written, and a load drops those expired
+// when it reads them. Version 2 is the same without expiring items, and
+// version 1 the same as 2 without the nonce; both still load (a version 1
+// position is then checked by id only).
 const (
 	snapshotMagic     = "WHYSNAP"
-	snapshotVersion   = 2
+	snapshotVersion   = 3
+	snapExpires       = 1 << 31 // flag in an item's key length
 	snapshotHeaderV1  = 8 + 16 + 8 + 8
 	snapshotHeader    = snapshotHeaderV1 + 8
 	snapItemHeader    = 16
@@ -136,11 +143,20 @@ func writeSnapshotOf(t *prefixtree.Tree, w io.Writer, progress func(uint64)) (ui
 	var ih [snapItemHeader]byte
 	cur := t.Cursor()
 	for cur.Next() {
-		k, v, rid := cur.Key(), cur.Value(), cur.ID()
-		binary.LittleEndian.PutUint32(ih[:], uint32(len(k)))
+		k, v, rid, exp := cur.Key(), cur.Value(), cur.ID(), cur.Expires()
+		kw := uint32(len(k))
+		if exp != 0 {
+			kw |= snapExpires
+		}
+		binary.LittleEndian.PutUint32(ih[:], kw)
 		binary.LittleEndian.PutUint32(ih[4:], uint32(len(v)))
 		binary.LittleEndian.PutUint64(ih[8:], rid)
 		bw.Write(ih[:])
+		if exp != 0 {
+			var e [8]byte
+			binary.LittleEndian.PutUint64(e[:], uint64(exp))
+			bw.Write(e[:])
+		}
 		bw.Write(k)
 		if _, err := bw.Write(v); err != nil {
 			return 0, fmt.Errorf("whycache: write snapshot: %w", err)
@@ -305,9 +321,10 @@ func loadSnapshotInto(ctx context.Context, t *prefixtree.Tree, r io.Reader, want
 		return fmt.Errorf("%w: not a whycache snapshot", ErrCorrupt)
 	}
 	var nonce uint64
-	switch hdr[7] {
+	version := hdr[7]
+	switch version {
 	case 1:
-	case snapshotVersion:
+	case 2, snapshotVersion:
 		if err := s.full(hdr[snapshotHeaderV1:]); err != nil {
 			return err
 		}
@@ -345,6 +362,7 @@ func loadSnapshotInto(ctx context.Context, t *prefixtree.Tree, r io.Reader, want
 		}
 	}()
 	inBatch := 0
+	now := time.Now().UnixNano()
 	for {
 		if err := s.full(ih[:4]); err != nil {
 			return err
@@ -358,6 +376,17 @@ func loadSnapshotInto(ctx context.Context, t *prefixtree.Tree, r io.Reader, want
 		}
 		vl := binary.LittleEndian.Uint32(ih[4:])
 		rid := binary.LittleEndian.Uint64(ih[8:])
+		var exp int64
+		if kl&snapExpires != 0 && version == snapshotVersion {
+			kl &^= snapExpires
+			var e [8]byte
+			if err := s.full(e[:]); err != nil {
+				return err
+			}
+			if exp = int64(binary.LittleEndian.Uint64(e[:])); exp <= 0 {
+				return fmt.Errorf("%w: snapshot item expiry %d", ErrCorrupt, exp)
+			}
+		}
 		if kl > prefixtree.MaxKeySize || vl > maxSnapValueLen {
 			return fmt.Errorf("%w: snapshot item of %d+%d bytes", ErrCorrupt, kl, vl)
 		}
@@ -374,10 +403,13 @@ func loadSnapshotInto(ctx context.Context, t *prefixtree.Tree, r io.Reader, want
 			return fmt.Errorf("%w: snapshot keys out of order", ErrCorrupt)
 		}
 		prev = append(prev[:0], key...)
-		if _, err := b.Put(key, buf[kl:], rid); err != nil {
+		count++
+		if exp != 0 && exp <= now {
+			continue // expired since the snapshot was written
+		}
+		if _, err := b.PutExpiring(key, buf[kl:], rid, exp); err != nil {
 			return wrapStateErr(err)
 		}
-		count++
 		if count == reserved && announced > reserved {
 			reserved = min(announced, 4*reserved)
 			if err := b.Reserve(int(reserved - count)); err != nil {
@@ -408,7 +440,7 @@ func loadSnapshotInto(ctx context.Context, t *prefixtree.Tree, r io.Reader, want
 	if _, err := io.ReadFull(s.r, st[:]); err != nil {
 		return fmt.Errorf("%w: snapshot truncated", ErrCorrupt)
 	}
-	if binary.LittleEndian.Uint64(ct[:]) != count || count != announced || binary.LittleEndian.Uint64(st[:]) != sum {
+	if binary.LittleEndian.Uint64(ct[:]) != count || count > announced || (version < snapshotVersion && count != announced) || binary.LittleEndian.Uint64(st[:]) != sum {
 		return fmt.Errorf("%w: snapshot checksum or count mismatch", ErrCorrupt)
 	}
 	m := stateMeta{updateID: id, pos: logstore.Position{ID: id, Nonce: nonce}, logID: logID, filled: true}

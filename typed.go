@@ -6,6 +6,7 @@ import (
 	"encoding/gob"
 	"encoding/json"
 	"fmt"
+	"time"
 )
 
 // Codec converts values of type V to and from bytes for Map.
@@ -37,20 +38,60 @@ func (m *Map[V]) Get(key []byte) (V, error) {
 	if err != nil {
 		return zero, err
 	}
-	v, err := m.codec.Decode(data)
-	if err != nil {
-		return zero, fmt.Errorf("%w: decode value of %q: %w", ErrCorrupt, key, err)
-	}
-	return v, nil
+	return m.decode(key, data)
 }
 
 // Set encodes v and sets key to it (see Instance.Set).
 func (m *Map[V]) Set(ctx context.Context, key []byte, v V) (uint64, error) {
-	data, err := m.codec.Encode(v)
+	data, err := m.encode(key, v)
 	if err != nil {
-		return 0, fmt.Errorf("whycache: encode value of %q: %w", key, err)
+		return 0, err
 	}
 	return m.inst.Set(ctx, key, data)
+}
+
+// SetWithTTL encodes v and sets key to it for ttl (see
+// Instance.SetWithTTL).
+func (m *Map[V]) SetWithTTL(ctx context.Context, key []byte, v V, ttl time.Duration) (uint64, error) {
+	data, err := m.encode(key, v)
+	if err != nil {
+		return 0, err
+	}
+	return m.inst.SetWithTTL(ctx, key, data, ttl)
+}
+
+// GetWithExpiry returns the decoded value of key and its expiry time (see
+// Instance.GetWithExpiry). Errors are those of Get.
+func (m *Map[V]) GetWithExpiry(key []byte) (V, time.Time, error) {
+	var zero V
+	data, exp, err := m.inst.GetWithExpiry(key)
+	if err != nil {
+		return zero, time.Time{}, err
+	}
+	v, err := m.decode(key, data)
+	if err != nil {
+		return zero, time.Time{}, err
+	}
+	return v, exp, nil
+}
+
+// encode encodes v, the value of key.
+func (m *Map[V]) encode(key []byte, v V) ([]byte, error) {
+	data, err := m.codec.Encode(v)
+	if err != nil {
+		return nil, fmt.Errorf("whycache: encode value of %q: %w", key, err)
+	}
+	return data, nil
+}
+
+// decode decodes data, the value of key.
+func (m *Map[V]) decode(key, data []byte) (V, error) {
+	v, err := m.codec.Decode(data)
+	if err != nil {
+		var zero V
+		return zero, fmt.Errorf("%w: decode value of %q: %w", ErrCorrupt, key, err)
+	}
+	return v, nil
 }
 
 // Delete deletes key (see Instance.Delete).

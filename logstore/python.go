@@ -25,8 +25,9 @@ const pythonItemHeaderSize = 16
 // of a delete item is ignored).
 //
 // It returns dst unchanged and an error wrapping ErrEmptyKey if a key is
-// empty, wrapping ErrNotRepresentable if a set item has an empty value, or
-// wrapping ErrTooLarge if there are 1<<32 or more items.
+// empty, wrapping ErrNotRepresentable if a set item has an empty value or
+// an expiry (the Python framing has no field for it), or wrapping
+// ErrTooLarge if there are 1<<32 or more items.
 func AppendPythonRecord(dst []byte, items []Item) ([]byte, error) {
 	if uint64(len(items)) > math.MaxUint32 {
 		return dst, fmt.Errorf("%w: %d items in one record", ErrTooLarge, len(items))
@@ -39,6 +40,9 @@ func AppendPythonRecord(dst []byte, items []Item) ([]byte, error) {
 		}
 		if !it.Delete && len(it.Value) == 0 {
 			return dst, fmt.Errorf("%w: item %d sets an empty value", ErrNotRepresentable, i)
+		}
+		if it.expires() {
+			return dst, fmt.Errorf("%w: item %d expires", ErrNotRepresentable, i)
 		}
 		size += pythonItemHeaderSize + len(it.Key)
 		if !it.Delete {

@@ -16,11 +16,16 @@ import (
 func set(k, v string) logstore.Item { return logstore.Item{Key: []byte(k), Value: []byte(v)} }
 func del(k string) logstore.Item    { return logstore.Item{Key: []byte(k), Delete: true} }
 
+// expiring is a set of k that expires at exp (unix nanoseconds).
+func expiring(k, v string, exp int64) logstore.Item {
+	return logstore.Item{Key: []byte(k), Value: []byte(v), Expires: exp}
+}
+
 // decodeAll decodes data and returns its items (copied) or the error.
 func decodeAll(data []byte) ([]logstore.Item, error) {
 	var out []logstore.Item
 	err := logstore.DecodeRecord(data, func(it logstore.Item) error {
-		out = append(out, logstore.Item{Key: bytes.Clone(it.Key), Value: bytes.Clone(it.Value), Delete: it.Delete})
+		out = append(out, logstore.Item{Key: bytes.Clone(it.Key), Value: bytes.Clone(it.Value), Delete: it.Delete, Expires: it.Expires})
 		return nil
 	})
 	return out, err
@@ -32,7 +37,7 @@ func normalized(items []logstore.Item) []logstore.Item {
 	for i, it := range items {
 		out[i] = it
 		if it.Delete {
-			out[i].Value = nil
+			out[i].Value, out[i].Expires = nil, 0
 		}
 	}
 	return out
@@ -46,8 +51,8 @@ func diffItems(got, want []logstore.Item) error {
 	}
 	for i := range got {
 		g, w := got[i], want[i]
-		if !bytes.Equal(g.Key, w.Key) || !bytes.Equal(g.Value, w.Value) || g.Delete != w.Delete {
-			return fmt.Errorf("item %d = {%q %q %v}, want {%q %q %v}", i, g.Key, g.Value, g.Delete, w.Key, w.Value, w.Delete)
+		if !bytes.Equal(g.Key, w.Key) || !bytes.Equal(g.Value, w.Value) || g.Delete != w.Delete || g.Expires != w.Expires {
+			return fmt.Errorf("item %d = {%q %q %v %d}, want {%q %q %v %d}", i, g.Key, g.Value, g.Delete, g.Expires, w.Key, w.Value, w.Delete, w.Expires)
 		}
 	}
 	return nil
@@ -178,7 +183,7 @@ func TestDecodeRecordCorrupt(t *testing.T) {
 	}{
 		{"empty", "", "no item count"},
 		{"magic only", "WCR", "shorter than"},
-		{"version 2", string(edit(3, 2)), "unsupported record version 2"},
+		{"version 3", string(edit(3, 3)), "unsupported record version 3"},
 		{"version 0", string(edit(3, 0)), "unsupported record version 0"},
 		{"bad checksum", string(valid[:len(valid)-1]) + string([]byte{^valid[len(valid)-1]}), "checksum"},
 		{"count too high", string(edit(4, 3)), "truncated in item 2"},
@@ -274,6 +279,7 @@ func TestDecodeRecordDoesNotAllocate(t *testing.T) {
 
 func FuzzDecodeRecord(f *testing.F) {
 	f.Add(mustAppend(f, set("key", "value"), del("gone")))
+	f.Add(mustAppend(f, set("key", "value"), expiring("ttl", "v", 1_700_000_000_000_000_000), del("gone")))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		checkDecode(t, data, logstore.DecodeRecord)
 		// Also with a correct checksum, so that mutations reach the checks
@@ -322,7 +328,8 @@ func checkDecode(t *testing.T, data []byte, decode func([]byte, func(logstore.It
 
 // itemsFromBytes turns fuzz input into items: each item takes a header byte
 // (bit 0 delete, bits 1-3 key length, bits 4-7 value length) and then that
-// many key and value bytes, as far as the input goes.
+// many key and value bytes, as far as the input goes. A key length field of
+// 7 also makes the item expire, at a time taken from the header byte.
 func itemsFromBytes(data []byte) []logstore.Item {
 	var items []logstore.Item
 	for len(data) > 0 {
@@ -330,6 +337,9 @@ func itemsFromBytes(data []byte) []logstore.Item {
 		data = data[1:]
 		kl := min(int(h>>1&7), len(data))
 		it := logstore.Item{Key: data[:kl], Delete: h&1 != 0}
+		if h>>1&7 == 7 {
+			it.Expires = 1_700_000_000_000_000_000 + int64(h)
+		}
 		data = data[kl:]
 		vl := min(int(h>>4), len(data))
 		it.Value = data[:vl]
@@ -345,14 +355,14 @@ func FuzzRecordRoundTrip(f *testing.F) {
 	f.Add([]byte{})
 	f.Fuzz(func(t *testing.T, data []byte) {
 		items := itemsFromBytes(data)
-		emptyKey, emptySet := false, false
+		emptyKey, notPython := false, false
 		for _, it := range items {
 			emptyKey = emptyKey || len(it.Key) == 0
-			emptySet = emptySet || (!it.Delete && len(it.Value) == 0)
+			notPython = notPython || (!it.Delete && (len(it.Value) == 0 || it.Expires != 0))
 		}
 		checkRoundTrip(t, items, logstore.AppendRecord, emptyKey, logstore.ErrEmptyKey)
 		if !emptyKey {
-			checkRoundTrip(t, items, logstore.AppendPythonRecord, emptySet, logstore.ErrNotRepresentable)
+			checkRoundTrip(t, items, logstore.AppendPythonRecord, notPython, logstore.ErrNotRepresentable)
 		}
 	})
 }

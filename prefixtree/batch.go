@@ -94,11 +94,26 @@ func validateKV(key []byte, valueLen int) error {
 // (value or tombstone) comes from a newer record, Put changes nothing and
 // returns false. Invalid keys and values fail the call but not the batch.
 func (b *Batch) Put(key, value []byte, id uint64) (bool, error) {
+	return b.PutExpiring(key, value, id, 0)
+}
+
+// PutExpiring is Put of an entry that expires at exp, in nanoseconds since
+// the Unix epoch (0: never; a negative exp fails the call). From that time
+// on, by the clock of the reading machine, reads (AppendGet, GetEntry,
+// cursors) find no entry for the key, while the entry stays in the map and
+// in its counters (Len, DataBytes) until it is overwritten or deleted.
+func (b *Batch) PutExpiring(key, value []byte, id uint64, exp int64) (bool, error) {
 	if b.err != nil {
 		return false, b.err
 	}
 	if err := validateKV(key, len(value)); err != nil {
 		return false, err
+	}
+	if exp < 0 {
+		return false, fmt.Errorf("prefixtree: negative expiry %d", exp)
+	}
+	if exp != 0 && len(value) > MaxValueSize-expirySize {
+		return false, fmt.Errorf("%w: expiring value of %d bytes (max %d)", ErrTooLarge, len(value), MaxValueSize-expirySize)
 	}
 	h := xxhash.Sum64(key)
 	v := b.view()
@@ -106,16 +121,18 @@ func (b *Batch) Put(key, value []byte, id uint64) (bool, error) {
 	if err := b.check(&v, "put"); err != nil {
 		return false, err
 	}
+	sl := storedLen(len(value), exp)
 	if off != 0 {
 		if v.u64(off+8) > id {
 			return false, nil
 		}
-		kl, vl := v.u32(off), v.u32(off+4)
+		kl, vl := v.entryKeyLen(off), v.u32(off+4)
 		if vl&tombFlag == 0 {
-			return true, b.replaceValue(key, value, id, h, slot, off, vl)
+			old, _ := v.entryValue(off)
+			return true, b.replaceValue(key, value, exp, id, h, slot, off, vl, uint64(len(old)))
 		}
-		ne := b.newEntry(key, value, id, false)
-		b.tx.Put64(slot, makeSlot(h, ne, entrySize(kl, uint64(len(value)))))
+		ne := b.newEntry(key, value, exp, id, false)
+		b.tx.Put64(slot, makeSlot(h, ne, entrySize(kl, sl)))
 		b.tx.Free(off, entrySize(kl, vl&^tombFlag))
 		b.tombs--
 		b.live++
@@ -128,33 +145,39 @@ func (b *Batch) Put(key, value []byte, id uint64) (bool, error) {
 	} else if rebuilt {
 		ins = 0
 	}
-	ne := b.newEntry(key, value, id, false)
-	b.insertSlot(key, h, ne, entrySize(uint64(len(key)), uint64(len(value))), ins)
+	ne := b.newEntry(key, value, exp, id, false)
+	b.insertSlot(key, h, ne, entrySize(uint64(len(key)), sl), ins)
 	b.live++
 	b.data += int64(len(key) + len(value))
 	b.treeInsert(key, ne)
 	return true, b.check(nil, "put")
 }
 
-// replaceValue overwrites the live entry at off, in place when the new
-// entry has the same block size, else with a new block referenced from the
-// hash slot and the leaf.
-func (b *Batch) replaceValue(key, value []byte, id, h, slot, off, oldLen uint64) error {
+// replaceValue overwrites the live entry at off (stored length oldStored,
+// value length oldLen), in place when the new entry has the same block
+// size, else with a new block referenced from the hash slot and the leaf.
+func (b *Batch) replaceValue(key, value []byte, exp int64, id, h, slot, off, oldStored, oldLen uint64) error {
 	kl := uint64(len(key))
-	oldSize, newSize := entrySize(kl, oldLen), entrySize(kl, uint64(len(value)))
+	oldSize, newSize := entrySize(kl, oldStored), entrySize(kl, storedLen(len(value), exp))
 	b.data += int64(len(value)) - int64(oldLen)
 	if shm.BlockSize(oldSize) == shm.BlockSize(newSize) {
-		var hdr [12]byte
-		binary.LittleEndian.PutUint32(hdr[:], uint32(len(value)))
-		binary.LittleEndian.PutUint64(hdr[4:], id)
-		b.tx.PutBytes(off+4, hdr[:])
-		b.tx.PutBytes(off+entryHeader+kl, value)
+		var hdr [entryHeader]byte
+		fillEntryHeader(hdr[:], key, len(value), exp, id, false)
+		b.tx.PutBytes(off, hdr[:])
+		vstart := off + entryHeader + kl
+		if exp != 0 {
+			var e [expirySize]byte
+			binary.LittleEndian.PutUint64(e[:], uint64(exp))
+			b.tx.PutBytes(vstart, e[:])
+			vstart += expirySize
+		}
+		b.tx.PutBytes(vstart, value)
 		if oldSize != newSize {
 			b.tx.Put64(slot, makeSlot(h, off, newSize))
 		}
 		return b.check(nil, "put")
 	}
-	ne := b.newEntry(key, value, id, false)
+	ne := b.newEntry(key, value, exp, id, false)
 	b.tx.Put64(slot, makeSlot(h, ne, newSize))
 	leaf, pos := b.findLeafSlot(key, off)
 	if err := b.check(nil, "put"); err != nil {
@@ -185,14 +208,15 @@ func (b *Batch) Delete(key []byte, id uint64) (bool, error) {
 		if v.u64(off+8) > id {
 			return false, nil
 		}
-		kl, vl := v.u32(off), v.u32(off+4)
+		kl, vl := v.entryKeyLen(off), v.u32(off+4)
 		if vl&tombFlag != 0 {
 			b.tx.Put64(off+8, id)
 			return true, b.check(nil, "delete")
 		}
+		old, _ := v.entryValue(off)
 		if shm.BlockSize(entrySize(kl, vl)) > shm.BlockSize(entrySize(kl, 0)) {
 			// Free the value's space now: a smaller tombstone replaces it.
-			ne := b.newEntry(key, nil, id, true)
+			ne := b.newEntry(key, nil, 0, id, true)
 			b.tx.Put64(slot, makeSlot(h, ne, 0))
 			b.tx.Free(off, entrySize(kl, vl))
 		} else {
@@ -202,7 +226,7 @@ func (b *Batch) Delete(key []byte, id uint64) (bool, error) {
 		}
 		b.live--
 		b.tombs++
-		b.data -= int64(kl + vl)
+		b.data -= int64(kl + uint64(len(old)))
 		b.treeRemove(key, off)
 		return true, b.check(nil, "delete")
 	}
@@ -211,7 +235,7 @@ func (b *Batch) Delete(key []byte, id uint64) (bool, error) {
 	} else if rebuilt {
 		ins = 0
 	}
-	ne := b.newEntry(key, nil, id, true)
+	ne := b.newEntry(key, nil, 0, id, true)
 	b.insertSlot(key, h, ne, 0, ins)
 	b.tombs++
 	return true, b.check(nil, "delete")
@@ -233,21 +257,34 @@ func (b *Batch) allocFresh(size uint64) (uint64, []byte) {
 }
 
 // newEntry allocates and fills an entry block.
-func (b *Batch) newEntry(key, value []byte, id uint64, tomb bool) uint64 {
-	off, e := b.allocFresh(entrySize(uint64(len(key)), uint64(len(value))))
+func (b *Batch) newEntry(key, value []byte, exp int64, id uint64, tomb bool) uint64 {
+	off, e := b.allocFresh(entrySize(uint64(len(key)), storedLen(len(value), exp)))
 	if e == nil {
 		return 0
 	}
-	vl := uint32(len(value))
+	fillEntryHeader(e, key, len(value), exp, id, tomb)
+	copy(e[entryHeader:], key)
+	vstart := entryHeader + len(key)
+	if exp != 0 {
+		binary.LittleEndian.PutUint64(e[vstart:], uint64(exp))
+		vstart += expirySize
+	}
+	copy(e[vstart:], value)
+	return off
+}
+
+// fillEntryHeader writes the header of an entry into e.
+func fillEntryHeader(e, key []byte, valueLen int, exp int64, id uint64, tomb bool) {
+	kw, vl := uint32(len(key)), uint32(storedLen(valueLen, exp))
+	if exp != 0 {
+		kw |= expFlag
+	}
 	if tomb {
 		vl |= tombFlag
 	}
-	binary.LittleEndian.PutUint32(e, uint32(len(key)))
+	binary.LittleEndian.PutUint32(e, kw)
 	binary.LittleEndian.PutUint32(e[4:], vl)
 	binary.LittleEndian.PutUint64(e[8:], id)
-	copy(e[entryHeader:], key)
-	copy(e[entryHeader+len(key):], value)
-	return off
 }
 
 // SetMeta sets user metadata word i (0 <= i < MetaWords).

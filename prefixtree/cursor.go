@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"iter"
+	"time"
 
 	"github.com/whycache/whycache/shm"
 )
@@ -13,6 +14,9 @@ import (
 // as the map is at that moment: keys inserted ahead of the cursor appear,
 // keys behind it do not, nothing is returned twice, and every key present
 // and unchanged for the whole iteration is returned.
+//
+// Expired entries (Batch.PutExpiring) are skipped, by the clock at the
+// time each group of keys is read.
 //
 // A Cursor is not safe for concurrent use. Key and Value are valid until the
 // next call to Next or Seek.
@@ -34,11 +38,13 @@ type Cursor struct {
 	key   []byte
 	value []byte
 	id    uint64
+	exp   int64
 }
 
 type cursorItem struct {
 	kStart, kEnd, vEnd int
 	id                 uint64
+	exp                int64
 }
 
 // Cursor returns a cursor positioned before the first key.
@@ -73,7 +79,7 @@ func (c *Cursor) Next() bool {
 	it := c.items[c.idx]
 	c.key = c.arena[it.kStart:it.kEnd:it.kEnd]
 	c.value = c.arena[it.kEnd:it.vEnd:it.vEnd]
-	c.id = it.id
+	c.id, c.exp = it.id, it.exp
 	if c.started && bytes.Compare(c.key, c.last) <= 0 {
 		// Only a damaged tree (unsorted or repeated leaf slots) yields a
 		// key that does not follow the last one; going on could repeat
@@ -100,6 +106,10 @@ func (c *Cursor) Value() []byte { return c.value }
 // ID returns the id of the record that wrote the current value.
 func (c *Cursor) ID() uint64 { return c.id }
 
+// Expires returns the expiry of the current entry, in nanoseconds since
+// the Unix epoch, or 0 if it never expires.
+func (c *Cursor) Expires() int64 { return c.exp }
+
 // Err returns the error that ended the iteration, if any.
 func (c *Cursor) Err() error { return c.err }
 
@@ -109,9 +119,10 @@ func (c *Cursor) fill() bool {
 	if !c.started {
 		target, inclusive = c.from, true
 	}
+	now := time.Now().UnixNano()
 	seq, err := c.t.read(func(v *view) {
 		c.arena, c.items, c.idx = c.arena[:0], c.items[:0], 0
-		c.collect(v, target, inclusive)
+		c.collect(v, target, inclusive, now)
 	})
 	if err != nil {
 		c.err = err
@@ -122,8 +133,9 @@ func (c *Cursor) fill() bool {
 }
 
 // collect appends up to cursorBatchMax entries after target (or at it, if
-// inclusive) from one leaf, moving right past empty ranges.
-func (c *Cursor) collect(v *view, target []byte, inclusive bool) {
+// inclusive) from one leaf, moving right past empty ranges; entries
+// expired at now are left out.
+func (c *Cursor) collect(v *view, target []byte, inclusive bool, now int64) {
 	for hop := 0; hop < maxIterHops && !v.bad; hop++ {
 		root := v.u64(shm.RootOffset(rootTree))
 		if root == 0 {
@@ -139,12 +151,15 @@ func (c *Cursor) collect(v *view, target []byte, inclusive bool) {
 		for ; pos < cnt && len(c.items) < cursorBatchMax && !v.bad; pos++ {
 			off := v.u64(leafSlotOff(leaf, pos) + 8)
 			k := v.entryKey(off)
-			val, _ := v.entryValue(off)
+			val, exp, _ := v.entryValueExp(off)
+			if exp != 0 && exp <= now {
+				continue
+			}
 			start := len(c.arena)
 			c.arena = append(c.arena, k...)
 			kEnd := len(c.arena)
 			c.arena = append(c.arena, val...)
-			c.items = append(c.items, cursorItem{start, kEnd, len(c.arena), v.u64(off + 8)})
+			c.items = append(c.items, cursorItem{start, kEnd, len(c.arena), v.u64(off + 8), exp})
 		}
 		if len(c.items) > 0 || upper == 0 {
 			return

@@ -192,7 +192,7 @@ func (b *Batch) PurgeTombstones(maxID uint64) (int, error) {
 			continue
 		}
 		off := slotOff(s)
-		kl, vl := v.u32(off), v.u32(off+4)
+		kl, vl := v.entryKeyLen(off), v.u32(off+4)
 		if vl&tombFlag == 0 || v.u64(off+8) > maxID {
 			continue
 		}

@@ -16,23 +16,42 @@ const (
 	MetaWords = 16
 )
 
-// treeFormat identifies this layout of the map ("PT" and version 2); a file
-// whose map was written in another layout is rejected by Open.
-const treeFormat = 0x5054<<16 | 2
+// treeFormat identifies this layout of the map ("PT" and version 3); a file
+// whose map was written in another layout is rejected by Open, except
+// version 2 (the same layout without expiring entries), which Open marks
+// as version 3 when it may write.
+const (
+	treeFormat   = 0x5054<<16 | 3
+	treeFormatV2 = 0x5054<<16 | 2
+)
 
 // Entry: one key with its value (or tombstone) and the id of the record that
 // wrote it.
 //
-//	u32 key length | u32 value length, bit 31 = tombstone | u64 record id | key | value
+//	u32 key length, bit 31 = expires | u32 stored length, bit 31 = tombstone |
+//	u64 record id | key | [u64 expiry, if it expires] value
 //
-// A tombstone keeps the value length of the entry it replaced in place, so
-// the block size stays derivable from the header: 16 + key + value length.
+// The stored length counts the 8 bytes of the expiry (unix time in
+// nanoseconds, > 0) of an expiring entry, so the block size stays
+// derivable from the header: 16 + key + stored length. A tombstone never
+// expires and keeps the stored length of the entry it replaced in place.
+// Keys are at most MaxKeySize bytes, so bit 31 of the key length is free.
 const (
 	entryHeader = 16
 	tombFlag    = 1 << 31
+	expFlag     = 1 << 31
+	expirySize  = 8
 )
 
 func entrySize(keyLen, valueLen uint64) uint64 { return entryHeader + keyLen + valueLen }
+
+// storedLen is the stored length of a value of n bytes with expiry exp.
+func storedLen(n int, exp int64) uint64 {
+	if exp != 0 {
+		return uint64(n) + expirySize
+	}
+	return uint64(n)
+}
 
 // Hash table: u64 capacity (a power of two) | u64 used slots | capacity
 // slots. A slot is 0 (empty), slotDeleted (a removed entry; probing goes on),

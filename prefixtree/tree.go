@@ -91,13 +91,16 @@ func open(opts Options, openFile func(shm.Options) (*shm.File, error)) (*Tree, e
 // from the start; a state file created without it (by shm alone) gets it
 // in a transaction of its own while it holds no map yet, so that every map
 // that holds anything was marked before it did. A read-only File cannot
-// mark it, and reads such a file as the empty map it is.
+// mark it, and reads such a file as the empty map it is. A map of layout
+// version 2 holds no expiring entry and is otherwise the same: it is read
+// as it is, and marked version 3 when f may write (a build that reads
+// only version 2 then refuses it instead of misreading expiring entries).
 func initFormat(f *shm.File) error {
 	format := f.Root(rootFormat)
-	if format == treeFormat {
+	if format == treeFormat || (format == treeFormatV2 && f.ReadOnly()) {
 		return nil
 	}
-	if format != 0 || f.Root(rootTable) != 0 || f.Root(rootTree) != 0 {
+	if format != treeFormatV2 && (format != 0 || f.Root(rootTable) != 0 || f.Root(rootTree) != 0) {
 		return fmt.Errorf("prefixtree: %s: %w: map layout %#x, this build reads %#x", f.Path(), ErrCorrupt, format, treeFormat)
 	}
 	if f.ReadOnly() {
@@ -110,7 +113,7 @@ func initFormat(f *shm.File) error {
 		}
 		return err
 	}
-	if f.Root(rootFormat) == 0 {
+	if r := f.Root(rootFormat); r == 0 || r == treeFormatV2 {
 		tx.Put64(shm.RootOffset(rootFormat), treeFormat)
 	}
 	return tx.Commit()
@@ -148,10 +151,18 @@ func (t *Tree) read(fn func(v *view)) (uint64, error) {
 }
 
 // AppendGet appends the value of key to dst and reports whether the key
-// exists. It allocates only if dst lacks capacity; it neither locks nor
-// makes system calls unless it meets a writer's batch. Errors wrap
-// ErrCorrupt, shm.ErrRetired or ErrWriterStuck.
+// exists. An expired entry does not exist (see Batch.PutExpiring). It
+// allocates only if dst lacks capacity; it neither locks nor makes system
+// calls unless it meets a writer's batch. Errors wrap ErrCorrupt,
+// shm.ErrRetired or ErrWriterStuck.
 func (t *Tree) AppendGet(dst, key []byte) ([]byte, bool, error) {
+	out, _, found, err := t.AppendGetExpiry(dst, key)
+	return out, found, err
+}
+
+// AppendGetExpiry is AppendGet also returning the entry's expiry, in
+// nanoseconds since the Unix epoch (0: it never expires).
+func (t *Tree) AppendGetExpiry(dst, key []byte) ([]byte, int64, bool, error) {
 	h := xxhash.Sum64(key)
 	base := len(dst)
 	f := t.f
@@ -160,32 +171,33 @@ func (t *Tree) AppendGet(dst, key []byte) ([]byte, bool, error) {
 		if !ready {
 			var err error
 			if seq, err = f.ReadBegin(); err != nil {
-				return dst[:base], false, err
+				return dst[:base], 0, false, err
 			}
 		}
-		out, found, ok := lookup(f.Mem(), f.Size(), dst[:base], key, h)
+		out, exp, found, ok := lookup(f.Mem(), f.Size(), dst[:base], key, h)
 		if f.ReadValid(seq) {
 			if !ok {
-				return dst[:base], false, fmt.Errorf("prefixtree: %w: lookup in %s went out of bounds", ErrCorrupt, f.Path())
+				return dst[:base], 0, false, fmt.Errorf("prefixtree: %w: lookup in %s went out of bounds", ErrCorrupt, f.Path())
 			}
-			return out, found, nil
+			return out, exp, found, nil
 		}
 	}
 }
 
-// lookup probes the hash table for key. ok is false if it met an offset
-// outside the file (garbage from a racing writer, or corruption).
-func lookup(m []byte, size uint64, dst, key []byte, h uint64) (out []byte, found, ok bool) {
+// lookup probes the hash table for key and returns its value appended to
+// dst and its expiry; an expired entry is not found. ok is false if it met
+// an offset outside the file (garbage from a racing writer, or corruption).
+func lookup(m []byte, size uint64, dst, key []byte, h uint64) (out []byte, exp int64, found, ok bool) {
 	tab := binary.LittleEndian.Uint64(m[shm.RootOffset(rootTable):])
 	if tab == 0 {
-		return dst, false, true
+		return dst, 0, false, true
 	}
 	if tab+tableHeader > size || tab+tableHeader < tab {
-		return dst, false, false
+		return dst, 0, false, false
 	}
 	capacity := binary.LittleEndian.Uint64(m[tab:])
 	if capacity == 0 || capacity&(capacity-1) != 0 || capacity > size || tab+tableSize(capacity) > size {
-		return dst, false, false
+		return dst, 0, false, false
 	}
 	slots := m[tab+tableHeader : tab+tableSize(capacity)]
 	mask := capacity - 1
@@ -193,7 +205,7 @@ func lookup(m []byte, size uint64, dst, key []byte, h uint64) (out []byte, found
 	for i, n := h&mask, uint64(0); n < capacity; i, n = (i+1)&mask, n+1 {
 		s := binary.LittleEndian.Uint64(slots[i*8:])
 		if s == 0 {
-			return dst, false, true
+			return dst, 0, false, true
 		}
 		if !tagMatches(s, h) || s == slotDeleted {
 			continue
@@ -207,36 +219,61 @@ func lookup(m []byte, size uint64, dst, key []byte, h uint64) (out []byte, found
 				continue // its key is shorter than ours
 			}
 			if vend > size {
-				return dst, false, false
+				return dst, 0, false, false
 			}
 			out = append(dst, m[vstart:vend]...)
-			if uint64(binary.LittleEndian.Uint32(m[off:])) == klen && bytes.Equal(m[off+entryHeader:vstart], key) {
-				return out, true, true
+			kw := uint64(binary.LittleEndian.Uint32(m[off:]))
+			if kw == klen && bytes.Equal(m[off+entryHeader:vstart], key) {
+				return out, 0, true, true
+			}
+			if kw == klen|expFlag && bytes.Equal(m[off+entryHeader:vstart], key) {
+				return expiring(dst, out)
 			}
 			continue
 		}
 		// A tombstone or a large entry: read the header first.
 		if off+entryHeader > size {
-			return dst, false, false
+			return dst, 0, false, false
 		}
-		if uint64(binary.LittleEndian.Uint32(m[off:])) != klen {
+		kw := uint64(binary.LittleEndian.Uint32(m[off:]))
+		if kw&^expFlag != klen {
 			continue
 		}
 		vl := uint64(binary.LittleEndian.Uint32(m[off+4:]))
 		kend := off + entryHeader + klen
 		vend := kend + vl&^tombFlag
 		if vend > size {
-			return dst, false, false
+			return dst, 0, false, false
 		}
 		if !bytes.Equal(m[off+entryHeader:kend], key) {
 			continue
 		}
 		if vl&tombFlag != 0 {
-			return dst, false, true
+			return dst, 0, false, true
 		}
-		return append(dst, m[kend:vend]...), true, true
+		out = append(dst, m[kend:vend]...)
+		if kw&expFlag != 0 {
+			return expiring(dst, out)
+		}
+		return out, 0, true, true
 	}
-	return dst, false, true
+	return dst, 0, false, true
+}
+
+// expiring finishes the lookup of an expiring entry whose stored value
+// (expiry, then value) was appended to dst as out: it drops the expiry
+// from out and reports the entry as missing once it has expired.
+func expiring(dst, out []byte) ([]byte, int64, bool, bool) {
+	base := len(dst)
+	if len(out)-base < expirySize {
+		return dst, 0, false, false
+	}
+	exp := int64(binary.LittleEndian.Uint64(out[base:]))
+	if time.Now().UnixNano() >= exp {
+		return dst, 0, false, true
+	}
+	n := copy(out[base:], out[base+expirySize:])
+	return out[:base+n], exp, true, true
 }
 
 // Warm reads the hash slots and entries of keys so that a batch writing
@@ -276,10 +313,12 @@ func (t *Tree) Get(key []byte) ([]byte, error) {
 }
 
 // GetEntry returns a copy of the value of key and the id of the record that
-// last wrote it. For a deleted key whose tombstone is still kept, it
-// returns found=false with the tombstone's id; for an unknown key, id 0.
+// last wrote it. For a deleted key whose tombstone is still kept, or an
+// expired entry, it returns found=false with the entry's id; for an unknown
+// key, id 0.
 func (t *Tree) GetEntry(key []byte) (value []byte, id uint64, found bool, err error) {
 	h := xxhash.Sum64(key)
+	now := time.Now().UnixNano()
 	_, err = t.read(func(v *view) {
 		value, id, found = nil, 0, false
 		off := v.findEntry(key, h)
@@ -287,8 +326,8 @@ func (t *Tree) GetEntry(key []byte) (value []byte, id uint64, found bool, err er
 			return
 		}
 		id = v.u64(off + 8)
-		val, tomb := v.entryValue(off)
-		if !tomb {
+		val, exp, tomb := v.entryValueExp(off)
+		if !tomb && (exp == 0 || exp > now) {
 			value, found = append([]byte{}, val...), true
 		}
 	})

@@ -53,18 +53,37 @@ func (v *view) bytes(off, n uint64) []byte {
 	return v.m[off : off+n : off+n]
 }
 
-// entryKey returns the key of the entry at off.
-func (v *view) entryKey(off uint64) []byte { return v.bytes(off+entryHeader, v.u32(off)) }
+// entryKeyLen returns the key length of the entry at off.
+func (v *view) entryKeyLen(off uint64) uint64 { return v.u32(off) &^ expFlag }
 
-// entryValue returns the value of the entry at off and whether it is a
-// tombstone.
+// entryKey returns the key of the entry at off.
+func (v *view) entryKey(off uint64) []byte { return v.bytes(off+entryHeader, v.entryKeyLen(off)) }
+
+// entryValue returns the value of the entry at off (without its expiry)
+// and whether it is a tombstone.
 func (v *view) entryValue(off uint64) ([]byte, bool) {
-	kl, vl := v.u32(off), v.u32(off+4)
-	return v.bytes(off+entryHeader+kl, vl&^tombFlag), vl&tombFlag != 0
+	val, _, tomb := v.entryValueExp(off)
+	return val, tomb
+}
+
+// entryValueExp returns the value of the entry at off, its expiry (0 for
+// none) and whether it is a tombstone.
+func (v *view) entryValueExp(off uint64) (val []byte, exp int64, tomb bool) {
+	kw, vl := v.u32(off), v.u32(off+4)
+	start, n := off+entryHeader+kw&^expFlag, vl&^tombFlag
+	if kw&expFlag != 0 {
+		if n < expirySize {
+			v.bad = true
+			return nil, 0, false
+		}
+		exp = int64(v.u64(start))
+		start, n = start+expirySize, n-expirySize
+	}
+	return v.bytes(start, n), exp, vl&tombFlag != 0
 }
 
 func (v *view) entryBlockSize(off uint64) uint64 {
-	return entrySize(v.u32(off), v.u32(off+4)&^tombFlag)
+	return entrySize(v.entryKeyLen(off), v.u32(off+4)&^tombFlag)
 }
 
 func (v *view) sepKey(sep uint64) []byte { return v.bytes(sep+sepHeader, v.u32(sep)) }

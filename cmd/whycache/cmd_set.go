@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"time"
 
 	"github.com/whycache/whycache"
 )
@@ -20,12 +21,17 @@ func setCommand() *command {
 With --stdin the value is read from standard input (binary safe), and VALUE
 is not given. An empty VALUE is a value, not a delete. Prints the id of the
 log record written ({"id": N} with --json). Use "--" before a VALUE that
-starts with "-".`,
+starts with "-". With --ttl DURATION (10s, 5m, 1h30m) the item expires that
+long from now, by this machine's clock: from then on get and ls on every
+machine no longer show it.`,
 		minArgs: 1, maxArgs: 2,
 		setup: func(fs *flag.FlagSet) runFunc {
 			stdin := fs.Bool("stdin", false, "read the value from standard input")
+			ttl := fs.Duration("ttl", 0, "expire the item this long from now (0: never)")
 			return func(e *env, args []string) error {
 				switch {
+				case *ttl < 0:
+					return usageErrorf("set: --ttl %v is negative", *ttl)
 				case *stdin && len(args) == 2:
 					return usageErrorf("set: give VALUE or --stdin, not both")
 				case !*stdin && len(args) == 1:
@@ -41,20 +47,26 @@ starts with "-".`,
 				} else {
 					value = []byte(args[1])
 				}
-				return e.set(args[0], value)
+				return e.set(args[0], value, *ttl)
 			}
 		},
 	}
 }
 
-func (e *env) set(key string, value []byte) error {
+// set writes key=value, expiring ttl from now when ttl is positive.
+func (e *env) set(key string, value []byte, ttl time.Duration) error {
 	s, err := e.open()
 	if err != nil {
 		return err
 	}
 	defer s.close()
 	what := "set " + shownKey(key)
-	id, err := s.inst.Set(e.ctx, []byte(key), value)
+	var id uint64
+	if ttl > 0 {
+		id, err = s.inst.SetWithTTL(e.ctx, []byte(key), value, ttl)
+	} else {
+		id, err = s.inst.Set(e.ctx, []byte(key), value)
+	}
 	if err != nil && id == 0 {
 		return writeError(what, err)
 	}
