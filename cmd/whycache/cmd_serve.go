@@ -31,9 +31,11 @@ of the shared state; writes (SET, DEL) commit to the log, then apply here,
 before they answer. The server keeps the state current itself: it runs the
 follow loop (see 'whycache follow --help') every --interval.
 
-Commands: GET MGET SET DEL UNLINK EXISTS TTL PTTL SCAN KEYS DBSIZE PING ECHO
-INFO QUIT SELECT 0 COMMAND CLIENT HELLO AUTH CONFIG GET. SET NX/XX/GET are refused
-(a write is an unconditional log commit).
+Commands: GET MGET SET (EX PX EXAT PXAT) DEL UNLINK EXISTS TTL PTTL SCAN KEYS
+DBSIZE PING ECHO INFO QUIT SELECT 0 COMMAND CLIENT HELLO AUTH CONFIG GET.
+SET NX/XX/GET/KEEPTTL and EXPIRE/PERSIST are refused: a write is an
+unconditional log commit, and a value or expiry read here may already be
+replaced on another machine.
 
 Security: reads need no more than a connection, so --addr accepts only
 loopback addresses unless --allow-remote is given; the socket of --unix is

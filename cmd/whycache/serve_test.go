@@ -283,7 +283,8 @@ func TestServeRedisCLI(t *testing.T) {
 }
 
 // TestServePython runs a Python script with Debian's python3-redis
-// against the server: set, get, SET EX, scan, delete.
+// against the server: set, get, SET EX (and the key gone after it),
+// scan, delete.
 func TestServePython(t *testing.T) {
 	// The first python3 on PATH may be another installation than the
 	// system's, which Debian's python3-redis extends.
@@ -303,7 +304,7 @@ func TestServePython(t *testing.T) {
 	host, port, sock := startServeBoth(t)
 	for _, target := range [][]string{{"--host", host, "--port", port}, {"--unix", sock}} {
 		out, err := exec.Command(python, append([]string{"testdata/serve_client.py"}, target...)...).CombinedOutput()
-		if err != nil || !strings.Contains(string(out), "all checks passed") {
+		if err != nil || !strings.Contains(string(out), "expiry: ok") || !strings.Contains(string(out), "all checks passed") {
 			t.Errorf("serve_client.py %q: %v\n%s", target, err, out)
 		}
 	}

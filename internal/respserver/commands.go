@@ -44,6 +44,11 @@ func init() {
 		{name: "exists", arity: -2, run: (*Server).exists},
 		{name: "ttl", arity: 2, run: (*Server).ttl},
 		{name: "pttl", arity: 2, run: (*Server).pttl},
+		{name: "expire", arity: -3, write: true, run: (*Server).expireRefused},
+		{name: "pexpire", arity: -3, write: true, run: (*Server).expireRefused},
+		{name: "expireat", arity: -3, write: true, run: (*Server).expireRefused},
+		{name: "pexpireat", arity: -3, write: true, run: (*Server).expireRefused},
+		{name: "persist", arity: 2, write: true, run: (*Server).expireRefused},
 		{name: "scan", arity: -2, run: (*Server).scan},
 		{name: "keys", arity: 2, run: (*Server).keys},
 		{name: "dbsize", arity: 1, run: (*Server).dbsize},
@@ -199,6 +204,8 @@ func errorReply(err error) string {
 		return "ERR value too large for one log record: " + oneLine(err)
 	case errors.Is(err, whycache.ErrEmptyKey):
 		return "ERR empty keys are not supported by whycache"
+	case errors.Is(err, whycache.ErrBadTTL):
+		return "ERR invalid expire time: " + oneLine(err)
 	case errors.Is(err, whycache.ErrReadOnly):
 		return "READONLY the whycache state is open read-only"
 	case errors.Is(err, context.Canceled):

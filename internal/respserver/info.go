@@ -102,7 +102,9 @@ func (s *Server) writeInfo(b *strings.Builder, sec string) error {
 		}
 		b.WriteString("# Keyspace\r\n")
 		if st.Keys > 0 {
-			fmt.Fprintf(b, "db0:keys=%d,expires=0,avg_ttl=0\r\n", st.Keys)
+			// Keys counts expired items not yet overwritten or dropped,
+			// as Redis counts the expired keys it has not evicted yet.
+			fmt.Fprintf(b, "db0:keys=%d\r\n", st.Keys)
 		}
 	}
 	return nil

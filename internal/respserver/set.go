@@ -2,6 +2,7 @@ package respserver
 
 import (
 	"errors"
+	"math"
 	"strconv"
 	"time"
 
@@ -11,7 +12,7 @@ import (
 
 // setOptions are the parsed options of SET.
 type setOptions struct {
-	ttl       time.Duration // > 0 with EX, PX, EXAT or PXAT
+	expiresAt time.Time // with EX, PX, EXAT or PXAT
 	nx, xx    bool
 	get       bool
 	keepTTL   bool
@@ -47,16 +48,13 @@ func parseSet(args [][]byte, now time.Time) (setOptions, string) {
 			o.hasExpiry = true
 			switch opt {
 			case "ex":
-				o.ttl = durationOf(n, time.Second)
+				o.expiresAt = now.Add(durationOf(n, time.Second))
 			case "px":
-				o.ttl = durationOf(n, time.Millisecond)
+				o.expiresAt = now.Add(durationOf(n, time.Millisecond))
 			case "exat":
-				o.ttl = time.Unix(n, 0).Sub(now)
+				o.expiresAt = time.Unix(n, 0)
 			case "pxat":
-				o.ttl = time.UnixMilli(n).Sub(now)
-			}
-			if o.ttl <= 0 {
-				o.ttl = time.Nanosecond // already past: the key expires at once
+				o.expiresAt = time.UnixMilli(n)
 			}
 		default:
 			return o, errSyntax
@@ -68,10 +66,11 @@ func parseSet(args [][]byte, now time.Time) (setOptions, string) {
 	return o, ""
 }
 
-// durationOf is n units, saturated instead of overflowing.
+// durationOf is n units, saturated instead of overflowing (an expiry
+// past the year 2262 is then refused by SetMulti with ErrBadTTL).
 func durationOf(n int64, unit time.Duration) time.Duration {
-	if n > int64(1<<63-1)/int64(unit) {
-		return 1<<63 - 1
+	if n > math.MaxInt64/int64(unit) {
+		return math.MaxInt64
 	}
 	return time.Duration(n) * unit
 }
@@ -88,10 +87,13 @@ func (s *Server) set(c redcon.Conn, _ *client, args [][]byte) {
 	case o.get:
 		c.WriteError("ERR SET GET is not supported: a whycache write does not read and replace in one step")
 		return
+	case o.keepTTL:
+		c.WriteError("ERR SET KEEPTTL is not supported: the expiry read here may already be replaced on another machine")
+		return
 	}
 	var err error
 	if o.hasExpiry {
-		err = s.setWithTTL(args[1], args[2], o.ttl)
+		err = s.setExpiring(args[1], args[2], o.expiresAt)
 	} else {
 		_, err = s.inst.Set(s.ctx, args[1], args[2])
 	}
