@@ -146,7 +146,8 @@ func TestServe(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	info, err := tcp.Info(ctx, "replication").Result()
-	if err != nil || !strings.Contains(info, "whycache_follow:on") || !strings.Contains(info, "whycache_follow_leader:1") {
+	if err != nil || !strings.Contains(info, "whycache_follow:on") || !strings.Contains(info, "whycache_follow_leader:1") ||
+		!strings.Contains(info, "whycache_latest_id:") || !strings.Contains(info, "whycache_lag_records:") {
 		t.Errorf("INFO replication: %q, %v", info, err)
 	}
 	if err := p.stop(t); err != nil {

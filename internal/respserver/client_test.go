@@ -154,3 +154,26 @@ func TestGlobLikeRedis(t *testing.T) {
 		}
 	}
 }
+
+// TestUnauthenticatedInputBounded checks that a client without the
+// password cannot make the server read more than maxUnauthBytes, while an
+// authenticated one sends large values.
+func TestUnauthenticatedInputBounded(t *testing.T) {
+	addr, _ := startServer(t, "pw")
+	big := strings.Repeat("x", 2*maxUnauthBytes)
+	rc := dialRaw(t, addr)
+	rc.send(encode("SET", "k", big))
+	if got, err := readReply(rc.r); err == nil {
+		t.Fatalf("the server answered %.80s instead of closing the connection", got)
+	}
+	rc = dialRaw(t, addr)
+	if got := rc.do("AUTH", "pw"); got != "OK" {
+		t.Fatal(got)
+	}
+	if got := rc.do("SET", "k", big); got != "OK" {
+		t.Fatalf("SET of a large value after AUTH: %.80s", got)
+	}
+	if got := rc.do("GET", "k"); len(got) != len(big)+2 {
+		t.Errorf("GET returned %d bytes", len(got))
+	}
+}

@@ -266,3 +266,20 @@ func replyLike(got, want string) bool {
 	}
 	return got == want
 }
+
+// TestDelOneCommit checks that DEL of several keys is one log record: the
+// keys disappear together for every reader.
+func TestDelOneCommit(t *testing.T) {
+	addr, inst := startServer(t, "")
+	rc := dialRaw(t, addr)
+	for _, k := range []string{"a", "b", "c"} {
+		rc.do("SET", k, "v")
+	}
+	before := inst.UpdateID()
+	if got := rc.do("DEL", "a", "b", "c", "missing"); got != ":3" {
+		t.Fatalf("DEL: %s", got)
+	}
+	if got := inst.UpdateID() - before; got != 1 {
+		t.Errorf("DEL of 4 keys wrote %d records, want 1", got)
+	}
+}

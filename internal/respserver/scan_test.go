@@ -115,6 +115,12 @@ func TestScan(t *testing.T) {
 	if _, page := parseScanReply(t, rc.do("SCAN", "0", "COUNT", "4")); len(page) != 4 {
 		t.Errorf("SCAN 0 COUNT 4 returned %d keys", len(page))
 	}
+	// MATCH with a literal prefix examines only keys with that prefix: the
+	// first page of COUNT 10 holds the 10 matching keys, where filtering
+	// all keys in order would find none among the first 10.
+	if _, page := parseScanReply(t, rc.do("SCAN", "0", "MATCH", "k05*", "COUNT", "10")); !slices.Equal(page, k05) {
+		t.Errorf("SCAN 0 MATCH k05* COUNT 10: %q, want %q", page, k05)
+	}
 	if got := rc.do("KEYS", "k05*"); got != `["`+strings.Join(k05, `" "`)+`"]` {
 		t.Errorf("KEYS k05*: %s", got)
 	}

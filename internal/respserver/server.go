@@ -94,7 +94,7 @@ func (s *Server) Serve(ln net.Listener) error {
 	s.listeners = append(s.listeners, rs)
 	s.mu.Unlock()
 	rs.AcceptError = func(err error) { s.log.Warn("whycache: serve: accept", "err", err) }
-	err := rs.Serve(ln)
+	err := rs.Serve(guardListener{ln})
 	s.mu.Lock()
 	closed := s.closed
 	s.mu.Unlock()
@@ -132,7 +132,11 @@ type client struct {
 
 func (s *Server) accept(c redcon.Conn) bool {
 	s.clients.Add(1)
-	c.SetContext(&client{id: s.lastID.Add(1), authed: s.password == ""})
+	cl := &client{id: s.lastID.Add(1), authed: s.password == ""}
+	c.SetContext(cl)
+	if g, ok := c.NetConn().(*guardConn); ok {
+		g.cl = cl
+	}
 	return true
 }
 
