@@ -322,3 +322,51 @@ func startServeBoth(t *testing.T) (host, port, sock string) {
 	host, port, _ = net.SplitHostPort(p.addrs[0])
 	return host, port, sock
 }
+
+// TestServeSocketOtherUser checks the socket's mode against a second
+// user: with 0600 the user cannot connect, with 0666 it can; and a socket
+// that user planted at the path in a shared sticky directory is refused,
+// not removed.
+func TestServeSocketOtherUser(t *testing.T) {
+	cliBin, err := exec.LookPath("redis-cli")
+	if err != nil {
+		t.Skip("redis-cli is not installed: apt-get install redis-tools to run this test")
+	}
+	m := newSharedMachine(t)
+	c := fileCLI(t)
+	for _, tc := range []struct {
+		mode    string
+		connect bool
+	}{{"0600", false}, {"0666", true}} {
+		sock := filepath.Join(m.pub, "s"+tc.mode+".sock")
+		startServe(t, c, nil, "--state", filepath.Join(t.TempDir(), "s.state"), "serve", "--unix", sock, "--socket-mode", tc.mode)
+		out, err := m.user.Command(cliBin, m.pub, "-s", sock, "ping").CombinedOutput()
+		switch got := strings.TrimSpace(string(out)); {
+		case tc.connect && (err != nil || got != "PONG"):
+			t.Errorf("mode %s: the other user could not connect: %q, %v", tc.mode, got, err)
+		case !tc.connect && strings.Contains(got, "PONG"):
+			t.Errorf("mode %s: the other user connected", tc.mode)
+		case !tc.connect && !strings.Contains(got, "ermission denied"):
+			t.Errorf("mode %s: the other user's redis-cli said %q, want permission denied", tc.mode, got)
+		}
+	}
+
+	python := "/usr/bin/python3"
+	if _, err := os.Stat(python); err != nil {
+		t.Log("no /usr/bin/python3 to plant a socket as the other user; that case is skipped")
+		return
+	}
+	planted := filepath.Join(m.sticky, "planted.sock")
+	if out, err := m.user.Command(python, m.pub, "-c", "import socket,sys; socket.socket(socket.AF_UNIX).bind(sys.argv[1])", planted).CombinedOutput(); err != nil {
+		t.Fatalf("plant a socket as %d: %v: %s", m.user.UID, err, out)
+	}
+	cmd := exec.Command(binPath, c.args([]string{"--state", filepath.Join(t.TempDir(), "p.state"), "serve", "--unix", planted})...)
+	cmd.Env = cliEnv()
+	line := checkFailure(t, runCmd(t, cmd), exitFailure, []string{"serve", "--unix", planted})
+	if !strings.Contains(line, "not yours") {
+		t.Errorf("serve on a planted socket: %s", line)
+	}
+	if _, err := os.Lstat(planted); err != nil {
+		t.Errorf("the planted socket was removed: %v", err)
+	}
+}
