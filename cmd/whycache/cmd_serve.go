@@ -26,8 +26,8 @@ func serveCommand() *command {
 		summary: "serve the cache over the Redis protocol (for clients in other languages)",
 		help: `Serves this machine's state to Redis clients on a loopback TCP address
 (--addr HOST:PORT) and/or a Unix socket (--unix PATH), until SIGINT or
-SIGTERM. Reads (GET, MGET, EXISTS, SCAN, KEYS, DBSIZE) are memory reads
-of the shared state; writes (SET, DEL) commit to the log, then apply here,
+SIGTERM. Reads (GET, MGET, EXISTS, TTL, SCAN, KEYS) are memory reads of
+the shared state; writes (SET, DEL) commit to the log, then apply here,
 before they answer. The server keeps the state current itself: it runs the
 follow loop (see 'whycache follow --help') every --interval.
 

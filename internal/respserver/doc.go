@@ -2,8 +2,8 @@
 // (RESP2), so that programs in other languages can use the cache through
 // their ordinary Redis clients. It is the server behind "whycache serve".
 //
-// Reads (GET, MGET, EXISTS, SCAN, KEYS, DBSIZE) are reads of the local
-// shared state: no lock and no system call per key. Writes (SET, DEL) go
+// Reads (GET, MGET, EXISTS, TTL, SCAN, KEYS) are reads of the local shared
+// state: no lock and no system call per key. Writes (SET, DEL) go
 // through the Instance: they return after the log commit and the local
 // apply, so a connection reads its own writes. Consecutive plain SETs of
 // one pipeline are committed together through SetMulti, in order, which

@@ -52,8 +52,15 @@ type Server struct {
 	commands atomic.Uint64 // commands processed
 
 	mu        sync.Mutex // guards the following
-	listeners []*redcon.Server
+	listeners []listener
 	closed    bool
+}
+
+// listener is one Serve: the redcon server and the listener it serves
+// (closed by Close too, in case Close comes before redcon took it).
+type listener struct {
+	rs *redcon.Server
+	ln net.Listener
 }
 
 // ErrClosed is returned by Serve once Close was called.
@@ -91,7 +98,7 @@ func (s *Server) Serve(ln net.Listener) error {
 		ln.Close()
 		return ErrClosed
 	}
-	s.listeners = append(s.listeners, rs)
+	s.listeners = append(s.listeners, listener{rs, ln})
 	s.mu.Unlock()
 	rs.AcceptError = func(err error) { s.log.Warn("whycache: serve: accept", "err", err) }
 	err := rs.Serve(guardListener{ln})
@@ -113,8 +120,9 @@ func (s *Server) Close() error {
 	s.listeners = nil
 	s.mu.Unlock()
 	s.cancel()
-	for _, rs := range ls {
-		rs.Close()
+	for _, l := range ls {
+		l.rs.Close()
+		l.ln.Close()
 	}
 	return nil
 }
