@@ -90,7 +90,7 @@ func (e *env) servePassword(file string) (string, error) {
 	return env, nil
 }
 
-// socketMode parses --socket-mode.
+// parseSocketMode parses --socket-mode.
 func (o serveFlags) parseSocketMode() (os.FileMode, error) {
 	n, err := strconv.ParseUint(o.socketMode, 8, 32)
 	if err != nil || n > 0o777 {
@@ -112,15 +112,23 @@ func listenTCP(addr string, allowRemote bool) (net.Listener, error) {
 	if host == "" && !allowRemote {
 		return nil, usageErrorf("serve: --addr %q listens on every interface: give a loopback host (127.0.0.1:PORT), or --allow-remote", addr)
 	}
+	if ip := net.ParseIP(host); ip != nil && !ip.IsLoopback() && !allowRemote {
+		return nil, notLoopback(addr, ip)
+	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, wrap(err, "serve: --addr %s", addr)
 	}
 	if ip := ln.Addr().(*net.TCPAddr).IP; !allowRemote && !ip.IsLoopback() {
-		ln.Close()
-		return nil, usageErrorf("serve: --addr %s is not a loopback address (%s): anyone who can reach it could read the cache; pass --allow-remote (and set a password) to serve it", addr, ip)
+		ln.Close() // a name that resolved beyond loopback
+		return nil, notLoopback(addr, ip)
 	}
 	return ln, nil
+}
+
+// notLoopback is the refusal of an --addr beyond loopback.
+func notLoopback(addr string, ip net.IP) error {
+	return usageErrorf("serve: --addr %s is not a loopback address (%s): anyone who can reach it could read the cache; pass --allow-remote (and set a password) to serve it", addr, ip)
 }
 
 func (e *env) serve(o serveFlags) error {
