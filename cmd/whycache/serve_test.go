@@ -370,3 +370,18 @@ func TestServeSocketOtherUser(t *testing.T) {
 		t.Errorf("the planted socket was removed: %v", err)
 	}
 }
+
+// TestServeNoFollow checks that --no-follow leaves the follow loop (and
+// its leader lock) to a 'whycache follow' beside the server.
+func TestServeNoFollow(t *testing.T) {
+	c := fileCLI(t)
+	state := filepath.Join(t.TempDir(), "s.state")
+	p := startServe(t, c, nil, "--state", state, "serve", "--addr", "127.0.0.1:0", "--no-follow")
+	info, err := p.client(t, 0, "").Info(context.Background(), "replication").Result()
+	if err != nil || !strings.Contains(info, "whycache_follow:off") {
+		t.Errorf("INFO replication: %q, %v", info, err)
+	}
+	if _, err := os.Stat(state + ".follow"); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the follow lock file exists: %v", err)
+	}
+}
