@@ -107,13 +107,9 @@ func (e *env) follow(o followFlags) error {
 	if o.heartbeat && e.g.format == formatPython {
 		return usageErrorf("follow: --heartbeat needs whycache's own MySQL layout: a Python whycache table (--format python) has no meta row to hold it")
 	}
-	logger, err := o.newLogger(e.stderr)
-	if err != nil {
-		return err
-	}
 	e.oneConn = true // a follower: one connection per server, closed when idle
 	e.keepPrimary = o.heartbeat
-	s, err := e.open()
+	s, logger, err := e.openLogged(o)
 	if err != nil {
 		return err
 	}
@@ -165,4 +161,18 @@ func serveMetrics(addr string, m *metrics, logger *slog.Logger) (func(), error) 
 		defer cancel()
 		srv.Shutdown(ctx)
 	}, nil
+}
+
+// openLogged makes the logger o asks for, then opens the session (which
+// the caller closes).
+func (e *env) openLogged(o followFlags) (*session, *slog.Logger, error) {
+	logger, err := o.newLogger(e.stderr)
+	if err != nil {
+		return nil, nil, err
+	}
+	s, err := e.open()
+	if err != nil {
+		return nil, nil, err
+	}
+	return s, logger, nil
 }

@@ -66,6 +66,7 @@ func commands() []*command {
 		verifyCommand(),
 		snapshotCommand(),
 		rewriteCommand(),
+		serveCommand(),
 		demoChildCommand(),
 	}
 }

@@ -22,24 +22,11 @@ func (e *env) applyPassword(cfg *mysql.Config) error {
 	var pw string
 	var from string
 	if e.g.passwordFile != "" {
-		f, err := os.Open(e.g.passwordFile)
-		if err != nil {
-			return wrap(err, "--password-file")
+		var err error
+		if pw, err = readSecretFile(e.g.passwordFile, "--password-file"); err != nil {
+			return err
 		}
-		defer f.Close()
-		fi, err := f.Stat()
-		if err != nil {
-			return wrap(err, "--password-file")
-		}
-		if fi.Mode().Perm()&0o004 != 0 {
-			return usageErrorf("--password-file %s is readable by every user (mode %#o): chmod o-r %s", e.g.passwordFile, fi.Mode().Perm(), e.g.passwordFile)
-		}
-		buf := make([]byte, maxPasswordFile+1)
-		n, _ := f.Read(buf)
-		if n > maxPasswordFile {
-			return usageErrorf("--password-file %s is longer than %d bytes", e.g.passwordFile, maxPasswordFile)
-		}
-		pw, from = strings.TrimRight(string(buf[:n]), "\r\n"), "--password-file"
+		from = "--password-file"
 	}
 	if env := e.getenv(passwordEnv); env != "" {
 		if from != "" {
@@ -55,4 +42,28 @@ func (e *env) applyPassword(cfg *mysql.Config) error {
 	}
 	cfg.Passwd = pw
 	return nil
+}
+
+// readSecretFile reads a password from path, given by flagName: at most
+// maxPasswordFile bytes, a trailing line break removed. A file readable
+// by every user is refused.
+func readSecretFile(path, flagName string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", wrap(err, "%s", flagName)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return "", wrap(err, "%s", flagName)
+	}
+	if fi.Mode().Perm()&0o004 != 0 {
+		return "", usageErrorf("%s %s is readable by every user (mode %#o): chmod o-r %s", flagName, path, fi.Mode().Perm(), path)
+	}
+	buf := make([]byte, maxPasswordFile+1)
+	n, _ := f.Read(buf)
+	if n > maxPasswordFile {
+		return "", usageErrorf("%s %s is longer than %d bytes", flagName, path, maxPasswordFile)
+	}
+	return strings.TrimRight(string(buf[:n]), "\r\n"), nil
 }

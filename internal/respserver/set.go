@@ -1,0 +1,170 @@
+package respserver
+
+import (
+	"errors"
+	"math"
+	"strconv"
+	"time"
+
+	"github.com/tidwall/redcon"
+	"github.com/whycache/whycache"
+)
+
+// setOptions are the parsed options of SET.
+type setOptions struct {
+	expiresAt time.Time // with EX, PX, EXAT or PXAT
+	nx, xx    bool
+	get       bool
+	keepTTL   bool
+	hasExpiry bool
+}
+
+// parseSet parses SET's options (args[3:]); the error is a reply line.
+func parseSet(args [][]byte, now time.Time) (setOptions, string) {
+	var o setOptions
+	for i := 3; i < len(args); i++ {
+		opt := string(appendLower(nil, args[i]))
+		switch opt {
+		case "nx":
+			o.nx = true
+		case "xx":
+			o.xx = true
+		case "get":
+			o.get = true
+		case "keepttl":
+			o.keepTTL = true
+		case "ex", "px", "exat", "pxat":
+			if o.hasExpiry || i+1 >= len(args) {
+				return o, errSyntax
+			}
+			i++
+			n, err := strconv.ParseInt(string(args[i]), 10, 64)
+			if err != nil {
+				return o, errNotInt
+			}
+			if n <= 0 {
+				return o, "ERR invalid expire time in 'set' command"
+			}
+			o.hasExpiry = true
+			switch opt {
+			case "ex":
+				o.expiresAt = now.Add(durationOf(n, time.Second))
+			case "px":
+				o.expiresAt = now.Add(durationOf(n, time.Millisecond))
+			case "exat":
+				o.expiresAt = time.Unix(n, 0)
+			case "pxat":
+				o.expiresAt = time.UnixMilli(n)
+			}
+		default:
+			return o, errSyntax
+		}
+	}
+	if (o.nx && o.xx) || (o.keepTTL && o.hasExpiry) {
+		return o, errSyntax
+	}
+	return o, ""
+}
+
+// durationOf is n units, saturated instead of overflowing (an expiry
+// past the year 2262 is then refused by SetMulti with ErrBadTTL).
+func durationOf(n int64, unit time.Duration) time.Duration {
+	if n > math.MaxInt64/int64(unit) {
+		return math.MaxInt64
+	}
+	return time.Duration(n) * unit
+}
+
+func (s *Server) set(c redcon.Conn, _ *client, args [][]byte) {
+	o, bad := parseSet(args, time.Now())
+	switch {
+	case bad != "":
+		c.WriteError(bad)
+		return
+	case o.nx || o.xx:
+		c.WriteError("ERR SET NX and XX are not supported: a whycache write is an unconditional log commit, and a check of the local state before it would not hold across machines")
+		return
+	case o.get:
+		c.WriteError("ERR SET GET is not supported: a whycache write does not read and replace in one step")
+		return
+	case o.keepTTL:
+		c.WriteError("ERR SET KEEPTTL is not supported: the expiry read here may already be replaced on another machine")
+		return
+	}
+	var err error
+	if o.hasExpiry {
+		err = s.setExpiring(args[1], args[2], o.expiresAt)
+	} else {
+		_, err = s.inst.Set(s.ctx, args[1], args[2])
+	}
+	if err != nil {
+		c.WriteError(errorReply(err))
+		return
+	}
+	c.WriteString("OK")
+}
+
+// isPlainSet reports whether args is a SET of one key and value without
+// options: the commands runPipeline commits together.
+func isPlainSet(args [][]byte) bool {
+	return len(args) == 3 && len(args[0]) == 3 &&
+		args[0][0]|0x20 == 's' && args[0][1]|0x20 == 'e' && args[0][2]|0x20 == 't'
+}
+
+// runPipeline runs pipelined commands in order, committing every run of
+// consecutive plain SETs with one SetMulti. A run commits all its items
+// or none, and it has been applied locally when its replies are written,
+// so each connection keeps its order and reads its own writes. When the
+// run fails for a reason that concerns one item (an empty key, a value
+// too large), the run is done again one SET at a time so that each gets
+// its own reply.
+func (s *Server) runPipeline(c redcon.Conn, cl *client, cmds []redcon.Command) {
+	for i := 0; i < len(cmds); {
+		j := i
+		for j < len(cmds) && cl.authed && isPlainSet(cmds[j].Args) {
+			j++
+		}
+		if j-i < 2 {
+			s.exec(c, cl, cmds[i].Args)
+			if cl.quit {
+				return // QUIT: the rest of the pipeline is not run
+			}
+			i++
+			continue
+		}
+		s.setRun(c, cl, cmds[i:j])
+		i = j
+	}
+}
+
+// setRun commits the plain SETs of cmds with one SetMulti; a later SET of
+// the same key wins, as it would one at a time.
+func (s *Server) setRun(c redcon.Conn, cl *client, cmds []redcon.Command) {
+	s.commands.Add(uint64(len(cmds)))
+	items := make([]whycache.Item, 0, len(cmds))
+	index := make(map[string]int, len(cmds))
+	for _, cmd := range cmds {
+		k, v := cmd.Args[1], cmd.Args[2]
+		if at, dup := index[string(k)]; dup {
+			items[at].Value = v
+			continue
+		}
+		index[string(k)] = len(items)
+		items = append(items, whycache.Item{Key: k, Value: v})
+	}
+	_, err := s.inst.SetMulti(s.ctx, items)
+	if errors.Is(err, whycache.ErrTooLarge) || errors.Is(err, whycache.ErrEmptyKey) {
+		s.commands.Add(-uint64(len(cmds)))
+		for _, cmd := range cmds {
+			s.exec(c, cl, cmd.Args)
+		}
+		return
+	}
+	for range cmds {
+		if err != nil {
+			c.WriteError(errorReply(err))
+		} else {
+			c.WriteString("OK")
+		}
+	}
+}
