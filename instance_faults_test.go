@@ -375,32 +375,39 @@ func TestInstanceRemoteCommitSeenWhole(t *testing.T) {
 		if _, err := a.SetMulti(ctx, items); err != nil {
 			t.Fatal(err)
 		}
-		stop := make(chan struct{})
-		partial := make(chan string, 1)
-		go func() {
-			for {
-				select {
-				case <-stop:
-					close(partial)
-					return
-				default:
-				}
-				_, e1 := b.Get([]byte("tx-0000"))
-				_, e2 := b.Get([]byte(fmt.Sprintf("tx-%04d", n-1)))
-				_, e3 := b.Get([]byte("tx-0000"))
-				if e1 == nil && e3 == nil && e2 != nil {
-					partial <- "the first key without the last"
-					return
-				}
-			}
-		}()
-		mustUpdate(t, b)
-		close(stop)
-		if msg, ok := <-partial; ok {
-			t.Fatalf("a reader saw part of the commit: %s", msg)
-		}
+		updateWatchingForPart(t, b, "tx-0000", fmt.Sprintf("tx-%04d", n-1))
 		for _, k := range []string{"tx-0000", "tx-1500", fmt.Sprintf("tx-%04d", n-1)} {
 			wantValue(t, b, k, []byte("v"))
 		}
 	})
+}
+
+// updateWatchingForPart runs Update on b while a reader of b's state checks
+// that it never holds the key first of a commit without its key last: the
+// commit must appear whole.
+func updateWatchingForPart(t *testing.T, b *Instance, first, last string) {
+	t.Helper()
+	stop, partial := make(chan struct{}), make(chan string, 1)
+	go func() {
+		defer close(partial)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			_, e1 := b.Get([]byte(first))
+			_, e2 := b.Get([]byte(last))
+			_, e3 := b.Get([]byte(first))
+			if e1 == nil && e3 == nil && e2 != nil {
+				partial <- "the first key without the last"
+				return
+			}
+		}
+	}()
+	mustUpdate(t, b)
+	close(stop)
+	if msg, ok := <-partial; ok {
+		t.Fatalf("a reader saw part of the commit: %s", msg)
+	}
 }

@@ -98,29 +98,7 @@ func TestTxnSeenWholeElsewhere(t *testing.T) {
 		if id-latest < 100 {
 			t.Fatalf("the transaction took %d records; the test needs it split", id-latest)
 		}
-		stop, partial := make(chan struct{}), make(chan string, 1)
-		go func() {
-			defer close(partial)
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				_, e1 := b.Get([]byte("tx-0000"))
-				_, e2 := b.Get([]byte(fmt.Sprintf("tx-%04d", n-1)))
-				_, e3 := b.Get([]byte("tx-0000"))
-				if e1 == nil && e3 == nil && e2 != nil {
-					partial <- "the first key without the last"
-					return
-				}
-			}
-		}()
-		mustUpdate(t, b)
-		close(stop)
-		if msg, ok := <-partial; ok {
-			t.Fatalf("a reader saw part of the transaction: %s", msg)
-		}
+		updateWatchingForPart(t, b, "tx-0000", fmt.Sprintf("tx-%04d", n-1))
 		wantValue(t, b, fmt.Sprintf("tx-%04d", n-1), []byte("v"))
 	})
 }
