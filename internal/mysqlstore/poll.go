@@ -167,19 +167,20 @@ func (s *Store) pollQuery(ctx context.Context, db *sql.DB, after logstore.Positi
 	if err != nil {
 		return nil, s.pollError(ctx, db, err)
 	}
-	// Judge needs the lookup only below the latest id, which the statement
-	// compares itself; ids never exceed MaxInt64 (the counter goes through
-	// LAST_INSERT_ID), so a position above cannot need it.
-	lookup, at := 0, uint64(0)
-	if after.ID != 0 && after.Nonce != 0 && after.ID < math.MaxInt64 {
-		lookup, at = 1, after.ID
+	// Judge needs the lookup only below the latest id, which pollRead
+	// compares with the meta row; ids never exceed MaxInt64 (the counter
+	// goes through LAST_INSERT_ID), so a position above cannot need it.
+	lookup := after.ID != 0 && after.Nonce != 0 && after.ID < math.MaxInt64
+	flag, from, n := 0, after.ID, limit+1
+	if lookup {
+		flag, from, n = 1, after.ID-1, limit+2
 	}
-	rows, err := st.QueryContext(ctx, lookup, at, at, lookup, at, at, after.ID, limit+1)
+	rows, err := st.QueryContext(ctx, flag, after.ID, after.ID, from, n)
 	if err != nil {
 		return nil, s.pollError(ctx, db, err)
 	}
 	p := &pollPage{}
-	if err := s.pollRead(rows, p, after.ID); err != nil {
+	if err := s.pollRead(rows, p, after.ID, lookup); err != nil {
 		rows.Close()
 		return nil, err
 	}
@@ -198,35 +199,57 @@ func (s *Store) pollQuery(ctx context.Context, db *sql.DB, after logstore.Positi
 	return p, nil
 }
 
-// pollRead reads the rows of the Poll statement into p.
-func (s *Store) pollRead(rows *sql.Rows, p *pollPage, after uint64) error {
+// pollRead reads the rows of the Poll statement into p: the meta row
+// comes first (the branches of a UNION ALL are sent in order), then the
+// marks, then the log rows from the position on in id order; with lookup,
+// the first of them is the lowest row at or above after. Rows at or above
+// the meta row's next_id are dropped, and the lookups are kept only when
+// after + 1 < next_id (see the statement's comment in sql.go).
+func (s *Store) pollRead(rows *sql.Rows, p *pollPage, after uint64, lookup bool) error {
+	early := false
 	for rows.Next() {
 		var kind int
-		var id, nonce, horizon, us uint64
+		var id, nonce, horizon, us, heartbeat, now uint64
 		var blob sql.RawBytes
-		if err := rows.Scan(&kind, &id, &nonce, &horizon, &us, &blob); err != nil {
+		if err := rows.Scan(&kind, &id, &nonce, &horizon, &us, &blob, &heartbeat, &now); err != nil {
 			return fmt.Errorf("mysqlstore: poll: %w", err)
+		}
+		if kind != pollKindMeta && !p.metaFound {
+			early = true // without a meta row the log is missing (pollQuery)
+			continue
 		}
 		switch kind {
 		case pollKindMeta:
+			if early {
+				return fmt.Errorf("mysqlstore: poll: server returned rows before the meta row: %w", logstore.ErrCorrupt)
+			}
 			p.metaFound = true
 			p.next, p.latestNonce, p.horizon, p.latestUS = id, nonce, horizon, us
 			p.logID = append(p.logID[:0], blob...)
-		case pollKindRow:
-			p.rowFound, p.rowID, p.rowNonce = true, id, nonce
+			p.heartbeatUS, p.nowUS = heartbeat, now
 		case pollKindMark:
 			p.markFound, p.markID, p.markNonce = true, id, nonce
-		case pollKindClock:
-			p.heartbeatUS, p.nowUS = id, nonce
 		case pollKindLatest:
 			p.latestFound, p.latestMarkID, p.latestMarkN = true, id, nonce
 		case pollKindRecord:
+			if lookup && !p.rowFound {
+				p.rowFound, p.rowID, p.rowNonce = true, id, nonce
+				if id == after {
+					continue
+				}
+			}
+			if id >= p.next {
+				continue
+			}
 			if err := p.add(id, nonce, blob, after, s.opts.PageBytes); err != nil {
 				return err
 			}
 		default:
 			return fmt.Errorf("mysqlstore: poll: row of unknown kind %d", kind)
 		}
+	}
+	if !lookup || after+1 >= p.next {
+		p.rowFound, p.markFound = false, false
 	}
 	return nil
 }
