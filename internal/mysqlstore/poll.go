@@ -22,8 +22,7 @@ type pollPage struct {
 	rowID, rowNonce     uint64
 	markID, markNonce   uint64
 
-	latestFound               bool // the highest mark
-	latestMarkID, latestMarkN uint64
+	latestMarkN uint64 // the nonce of the mark at the latest id, 0 when there is none
 
 	heartbeatUS, nowUS uint64 // the meta row's heartbeat, the reading server's clock
 
@@ -86,9 +85,11 @@ func (s *Store) Poll(ctx context.Context, req logstore.PollRequest, fn func(logs
 		More:   p.cut || p.got > limit,
 	}
 	// The meta row's latest nonce is the latest commit's only if that
-	// commit left the highest mark: a writer of an earlier version (during
-	// a rolling upgrade) advances the counter without a nonce or a mark.
-	if p.latestFound && p.latestMarkID == res.Latest.ID && p.latestMarkN == p.latestNonce {
+	// commit left the mark at the latest id: a writer of an earlier
+	// version (during a rolling upgrade) advances the counter without a
+	// nonce or a mark. (With no mark there, latestMarkN is 0, and equals
+	// latestNonce only when that is 0 too, which sets nothing.)
+	if p.latestMarkN == p.latestNonce {
 		res.Latest.Nonce = p.latestNonce
 	}
 	res.Info.Horizon = p.horizon
@@ -209,9 +210,9 @@ func (s *Store) pollRead(rows *sql.Rows, p *pollPage, after uint64, lookup bool)
 	early := false
 	for rows.Next() {
 		var kind int
-		var id, nonce, horizon, us, heartbeat, now uint64
+		var id, nonce, horizon, us, heartbeat, now, markNonce uint64
 		var blob sql.RawBytes
-		if err := rows.Scan(&kind, &id, &nonce, &horizon, &us, &blob, &heartbeat, &now); err != nil {
+		if err := rows.Scan(&kind, &id, &nonce, &horizon, &us, &blob, &heartbeat, &now, &markNonce); err != nil {
 			return fmt.Errorf("mysqlstore: poll: %w", err)
 		}
 		if kind != pollKindMeta && !p.metaFound {
@@ -226,11 +227,9 @@ func (s *Store) pollRead(rows *sql.Rows, p *pollPage, after uint64, lookup bool)
 			p.metaFound = true
 			p.next, p.latestNonce, p.horizon, p.latestUS = id, nonce, horizon, us
 			p.logID = append(p.logID[:0], blob...)
-			p.heartbeatUS, p.nowUS = heartbeat, now
+			p.heartbeatUS, p.nowUS, p.latestMarkN = heartbeat, now, markNonce
 		case pollKindMark:
 			p.markFound, p.markID, p.markNonce = true, id, nonce
-		case pollKindLatest:
-			p.latestFound, p.latestMarkID, p.latestMarkN = true, id, nonce
 		case pollKindRecord:
 			if lookup && !p.rowFound {
 				p.rowFound, p.rowID, p.rowNonce = true, id, nonce
