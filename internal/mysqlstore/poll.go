@@ -37,8 +37,9 @@ type pollPage struct {
 // trip; prepared once per connection) on the read pool (Options.ReadDB,
 // or the primary when there is none or req.Primary is set), the meta row
 // (with the last heartbeat: PollResult.Heartbeat), the reading server's
-// clock (PollResult.ReadTime), the highest mark,
-// the trace the verdict on req.After needs (the lowest row and mark at or
+// clock (PollResult.ReadTime), the mark at the latest id (the latest
+// position has a nonce only when that mark's matches the meta row's), the
+// trace the verdict on req.After needs (the lowest row and mark at or
 // above req.After.ID, looked up only when logstore.NeedsLookup says so;
 // a trace without a nonce checks the position by id only) and up to req.Max
 // records (PageRows when 0 or larger) with req.After.ID < id <= the latest
