@@ -22,8 +22,7 @@ type pollPage struct {
 	rowID, rowNonce     uint64
 	markID, markNonce   uint64
 
-	latestFound               bool // the highest mark
-	latestMarkID, latestMarkN uint64
+	latestMarkN uint64 // the nonce of the mark at the latest id, 0 when there is none
 
 	heartbeatUS, nowUS uint64 // the meta row's heartbeat, the reading server's clock
 
@@ -38,8 +37,9 @@ type pollPage struct {
 // trip; prepared once per connection) on the read pool (Options.ReadDB,
 // or the primary when there is none or req.Primary is set), the meta row
 // (with the last heartbeat: PollResult.Heartbeat), the reading server's
-// clock (PollResult.ReadTime), the highest mark,
-// the trace the verdict on req.After needs (the lowest row and mark at or
+// clock (PollResult.ReadTime), the mark at the latest id (the latest
+// position has a nonce only when that mark's matches the meta row's), the
+// trace the verdict on req.After needs (the lowest row and mark at or
 // above req.After.ID, looked up only when logstore.NeedsLookup says so;
 // a trace without a nonce checks the position by id only) and up to req.Max
 // records (PageRows when 0 or larger) with req.After.ID < id <= the latest
@@ -86,9 +86,11 @@ func (s *Store) Poll(ctx context.Context, req logstore.PollRequest, fn func(logs
 		More:   p.cut || p.got > limit,
 	}
 	// The meta row's latest nonce is the latest commit's only if that
-	// commit left the highest mark: a writer of an earlier version (during
-	// a rolling upgrade) advances the counter without a nonce or a mark.
-	if p.latestFound && p.latestMarkID == res.Latest.ID && p.latestMarkN == p.latestNonce {
+	// commit left the mark at the latest id: a writer of an earlier
+	// version (during a rolling upgrade) advances the counter without a
+	// nonce or a mark. (With no mark there, latestMarkN is 0, and equals
+	// latestNonce only when that is 0 too, which sets nothing.)
+	if p.latestMarkN == p.latestNonce {
 		res.Latest.Nonce = p.latestNonce
 	}
 	res.Info.Horizon = p.horizon
@@ -167,19 +169,20 @@ func (s *Store) pollQuery(ctx context.Context, db *sql.DB, after logstore.Positi
 	if err != nil {
 		return nil, s.pollError(ctx, db, err)
 	}
-	// Judge needs the lookup only below the latest id, which the statement
-	// compares itself; ids never exceed MaxInt64 (the counter goes through
-	// LAST_INSERT_ID), so a position above cannot need it.
-	lookup, at := 0, uint64(0)
-	if after.ID != 0 && after.Nonce != 0 && after.ID < math.MaxInt64 {
-		lookup, at = 1, after.ID
+	// Judge needs the lookup only below the latest id, which pollRead
+	// compares with the meta row; ids never exceed MaxInt64 (the counter
+	// goes through LAST_INSERT_ID), so a position above cannot need it.
+	lookup := after.ID != 0 && after.Nonce != 0 && after.ID < math.MaxInt64
+	flag, from, n := 0, after.ID, limit+1
+	if lookup {
+		flag, from, n = 1, after.ID-1, limit+2
 	}
-	rows, err := st.QueryContext(ctx, lookup, at, at, lookup, at, at, after.ID, limit+1)
+	rows, err := st.QueryContext(ctx, flag, after.ID, after.ID, from, n)
 	if err != nil {
 		return nil, s.pollError(ctx, db, err)
 	}
 	p := &pollPage{}
-	if err := s.pollRead(rows, p, after.ID); err != nil {
+	if err := s.pollRead(rows, p, after.ID, lookup); err != nil {
 		rows.Close()
 		return nil, err
 	}
@@ -198,35 +201,55 @@ func (s *Store) pollQuery(ctx context.Context, db *sql.DB, after logstore.Positi
 	return p, nil
 }
 
-// pollRead reads the rows of the Poll statement into p.
-func (s *Store) pollRead(rows *sql.Rows, p *pollPage, after uint64) error {
+// pollRead reads the rows of the Poll statement into p: the meta row
+// comes first (the branches of a UNION ALL are sent in order), then the
+// marks, then the log rows from the position on in id order; with lookup,
+// the first of them is the lowest row at or above after. Rows at or above
+// the meta row's next_id are dropped, and the lookups are kept only when
+// after + 1 < next_id (see the statement's comment in sql.go).
+func (s *Store) pollRead(rows *sql.Rows, p *pollPage, after uint64, lookup bool) error {
+	early := false
 	for rows.Next() {
 		var kind int
-		var id, nonce, horizon, us uint64
+		var id, nonce, horizon, us, heartbeat, now, markNonce uint64
 		var blob sql.RawBytes
-		if err := rows.Scan(&kind, &id, &nonce, &horizon, &us, &blob); err != nil {
+		if err := rows.Scan(&kind, &id, &nonce, &horizon, &us, &blob, &heartbeat, &now, &markNonce); err != nil {
 			return fmt.Errorf("mysqlstore: poll: %w", err)
+		}
+		if kind != pollKindMeta && !p.metaFound {
+			early = true // without a meta row the log is missing (pollQuery)
+			continue
 		}
 		switch kind {
 		case pollKindMeta:
+			if early {
+				return fmt.Errorf("mysqlstore: poll: server returned rows before the meta row: %w", logstore.ErrCorrupt)
+			}
 			p.metaFound = true
 			p.next, p.latestNonce, p.horizon, p.latestUS = id, nonce, horizon, us
 			p.logID = append(p.logID[:0], blob...)
-		case pollKindRow:
-			p.rowFound, p.rowID, p.rowNonce = true, id, nonce
+			p.heartbeatUS, p.nowUS, p.latestMarkN = heartbeat, now, markNonce
 		case pollKindMark:
 			p.markFound, p.markID, p.markNonce = true, id, nonce
-		case pollKindClock:
-			p.heartbeatUS, p.nowUS = id, nonce
-		case pollKindLatest:
-			p.latestFound, p.latestMarkID, p.latestMarkN = true, id, nonce
 		case pollKindRecord:
+			if lookup && !p.rowFound {
+				p.rowFound, p.rowID, p.rowNonce = true, id, nonce
+				if id == after {
+					continue
+				}
+			}
+			if id >= p.next {
+				continue
+			}
 			if err := p.add(id, nonce, blob, after, s.opts.PageBytes); err != nil {
 				return err
 			}
 		default:
 			return fmt.Errorf("mysqlstore: poll: row of unknown kind %d", kind)
 		}
+	}
+	if !lookup || after+1 >= p.next {
+		p.rowFound, p.markFound = false, false
 	}
 	return nil
 }

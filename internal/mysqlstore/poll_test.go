@@ -213,14 +213,7 @@ func TestPollOneStatement(t *testing.T) {
 	// connection.
 	s, _ := testStore(t, Options{})
 	ctx := context.Background()
-	var commits []logstore.Committed
-	for i := range 5 {
-		c, err := s.Commit(ctx, logstore.LogID{}, []logstore.Record{{Contents: recordOf(t, fmt.Sprint("k", i), "v")}, {Contents: recordOf(t, "x", "y")}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		commits = append(commits, c)
-	}
+	commits := commitPairs(t, s, 5)
 	db, writes, trips := countingDB(t)
 	p := testStoreOn(t, db, s.Table(), Options{})
 	poll := func(after logstore.Position, max int) logstore.PollResult {
@@ -265,4 +258,68 @@ func TestPollOneStatement(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("one Commit: %d requests in %d round trips", writes.Load()-w0, trips.Load()-t0)
+}
+
+// TestPollRowsAtOrAboveNext: the Poll statement reads the log rows
+// without an id < next_id bound and returns the trace lookups whatever
+// the position; the client applies both bounds. A stray row at or above
+// next_id (none exists in a log only stores wrote; here one is put there
+// by hand) must change nothing a Poll returns: not delivered, not
+// counted for More. And a position at the latest id is judged by the
+// meta row's nonce, not by the row there, even when that row has no
+// nonce (written by an earlier version), which would check by id only.
+func TestPollRowsAtOrAboveNext(t *testing.T) {
+	s, db := testStore(t, Options{})
+	ctx := context.Background()
+	commits := commitPairs(t, s, 3)
+	latest := commits[2].Position()
+	for _, id := range []uint64{latest.ID + 1, latest.ID + 4} {
+		damage(t, db, "INSERT INTO `"+s.Table()+"` (id, single_key, contents, nonce) VALUES (?, ?, ?, 0)", id, fmt.Sprint("stray", id), recordOf(t, "stray", "v"))
+	}
+	for _, tc := range []struct {
+		name    string
+		after   logstore.Position
+		max     int
+		verdict logstore.Verdict
+		ids     []uint64
+	}{
+		{"everything", logstore.Position{}, 0, logstore.VerdictNone, []uint64{1, 2, 3, 4, 5, 6}},
+		{"a page that ends at the latest id", logstore.Position{ID: 2}, 4, logstore.VerdictMatch, []uint64{3, 4, 5, 6}},
+		{"with a lookup", commits[0].Position(), 0, logstore.VerdictMatch, []uint64{3, 4, 5, 6}},
+		{"at the latest", latest, 0, logstore.VerdictMatch, nil},
+		{"at the latest with another nonce", logstore.Position{ID: latest.ID, Nonce: latest.Nonce + 1}, 0, logstore.VerdictMismatch, nil},
+	} {
+		var ids []uint64
+		res, err := s.Poll(ctx, logstore.PollRequest{After: tc.after, Max: tc.max}, func(e logstore.Entry) error {
+			ids = append(ids, e.ID)
+			return nil
+		})
+		if err != nil {
+			t.Fatalf("Poll %s: %v", tc.name, err)
+		}
+		if res.Latest != latest || res.Verdict != tc.verdict || res.More || fmt.Sprint(ids) != fmt.Sprint(tc.ids) {
+			t.Errorf("Poll %s: latest %v, verdict %v, more %v, ids %v; want %v, %v, false, %v", tc.name, res.Latest, res.Verdict, res.More, ids, latest, tc.verdict, tc.ids)
+		}
+		if tc.name == "at the latest with another nonce" {
+			damage(t, db, "UPDATE `"+s.Table()+"` SET nonce = 0 WHERE id = ?", latest.ID)
+			res, err := s.Poll(ctx, logstore.PollRequest{After: tc.after}, func(logstore.Entry) error { return nil })
+			if err != nil || res.Verdict != logstore.VerdictMismatch {
+				t.Errorf("Poll %s, its row without a nonce: verdict %v, %v; want %v", tc.name, res.Verdict, err, logstore.VerdictMismatch)
+			}
+		}
+	}
+}
+
+// commitPairs makes n commits of two records each on s.
+func commitPairs(t *testing.T, s *Store, n int) []logstore.Committed {
+	t.Helper()
+	var commits []logstore.Committed
+	for i := range n {
+		c, err := s.Commit(context.Background(), logstore.LogID{}, []logstore.Record{{Contents: recordOf(t, fmt.Sprint("k", i), "v")}, {Contents: recordOf(t, "x", "y")}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		commits = append(commits, c)
+	}
+	return commits
 }
