@@ -238,8 +238,14 @@ func (c *Instance) catchUpTo(ctx context.Context, last uint64) error {
 			return err
 		case !m.filled || m.pos.ID >= last:
 			return nil
-		case !tr.OutOfOrderIDs || time.Now().After(deadline):
-			return fmt.Errorf("the log read after the commit ends at id %d, before the commit's %d", m.pos.ID, last)
+		case !tr.OutOfOrderIDs:
+			// Ids commit in order: the log lost the commit since (it was
+			// restored from a backup, or failed over to a lagging replica).
+			return fmt.Errorf("%w: the log read after the commit ends at id %d, before the commit's %d: it lost the commit since (restored, or failed over)",
+				ErrLogDiverged, m.pos.ID, last)
+		case time.Now().After(deadline):
+			return fmt.Errorf("the log read after the commit ends at id %d, before the commit's %d: ids below it did not commit within %v",
+				m.pos.ID, last, tr.HoleWait+time.Second)
 		}
 		t := time.NewTimer(holePoll)
 		select {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"path/filepath"
 	"slices"
 	"time"
 
@@ -290,7 +291,10 @@ func (w *tailWriter) append(data []byte, lastID, nonce uint64, sync bool) error 
 // truncated. The caller holds the writer lock.
 func (s *Store) syncWriterLocked(m *manifest) error {
 	w := &s.w
-	if w.wm.f == nil || w.epoch != m.epoch {
+	// Reopened in a new epoch, and when the file was replaced (a restore
+	// in place under a MANIFEST this handle knew): acknowledgements go to
+	// the file readers read.
+	if w.wm.f == nil || w.epoch != m.epoch || !stillAt(w.wm.f, filepath.Join(s.dir, watermarkName)) {
 		if _, err := w.wm.open(s.dir, s.opts.FileMode); err != nil {
 			return err
 		}

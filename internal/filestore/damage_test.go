@@ -596,3 +596,68 @@ func TestNewLogBesideLeftoverWatermark(t *testing.T) {
 		t.Fatalf("new log reads %v", got)
 	}
 }
+
+func TestWatermarkReplacedUnderOpenHandles(t *testing.T) {
+	// An operator restores the directory in place (rm and copy), so the
+	// WATERMARK file is a new one while handles keep the old one open,
+	// and the restored MANIFEST may be the very one they knew (no new
+	// epoch). A handle must then read, and its writer write, the file now
+	// in the directory: a stale watermark would let a reader take
+	// acknowledged bytes for a torn tail and pass damage in them silently,
+	// and a writer record its acknowledgements where nobody reads them.
+	ctx := context.Background()
+	dir := t.TempDir()
+	old := openRaw(t, dir, Options{})
+	mustCommit(t, old, "one")
+	wantCorrupt := func(what string, err error) {
+		t.Helper()
+		if !errors.Is(err, logstore.ErrCorrupt) {
+			t.Fatalf("%s: %v, want ErrCorrupt", what, err)
+		}
+	}
+	if err := old.Check(ctx); err != nil { // opens its watermark reader
+		t.Fatal(err)
+	}
+	// The restore: the same contents in a new WATERMARK file.
+	wm := filepath.Join(dir, watermarkName)
+	data, err := os.ReadFile(wm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(wm); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(wm, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// Another process commits; its acknowledgement is in the new file.
+	other := openRaw(t, dir, Options{})
+	mustCommit(t, other, "two")
+	seg := segPath(t, other)
+	frames := readFrames(t, seg)
+	flipByte(t, seg, frames[len(frames)-1].start+int64(format2.headerLen())+2)
+	wantCorrupt("Check of the handle that had the old file open", old.Check(ctx))
+	wantCorrupt("Check of a new handle", openRaw(t, dir, Options{}).Check(ctx))
+
+	// The old handle's writer records its acknowledgement in the new file
+	// too: a new handle then takes damage in that commit for corruption.
+	dir2 := t.TempDir()
+	w := openRaw(t, dir2, Options{})
+	mustCommit(t, w, "one")
+	wm2 := filepath.Join(dir2, watermarkName)
+	data, err = os.ReadFile(wm2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(wm2); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(wm2, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	mustCommit(t, w, "two")
+	seg2 := segPath(t, w)
+	frames = readFrames(t, seg2)
+	flipByte(t, seg2, frames[len(frames)-1].start+int64(format2.headerLen())+2)
+	wantCorrupt("Check of a new handle after the old handle's commit", openRaw(t, dir2, Options{}).Check(ctx))
+}

@@ -174,9 +174,11 @@ func (ww *watermarkWriter) close() error {
 }
 
 // watermarkReader is a reader's handle on the watermark file, kept open
-// so that reading it costs one pread. It is reopened in each MANIFEST
-// epoch (a restored directory has another watermark file), and looked for
-// again while the file is missing.
+// so that reading it costs a stat, an fstat and a pread. It is reopened in
+// each MANIFEST epoch and whenever the file at its path is another one (a
+// directory restored in place has another watermark file, and its
+// MANIFEST may be the one this handle knew), and looked for again while
+// the file is missing.
 type watermarkReader struct {
 	f     *os.File
 	epoch uint64
@@ -185,11 +187,12 @@ type watermarkReader struct {
 // read returns the watermark of dir as of MANIFEST epoch epoch (the zero
 // watermark when there is none).
 func (r *watermarkReader) read(dir string, epoch uint64) (watermark, error) {
-	if r.f != nil && r.epoch != epoch {
+	path := filepath.Join(dir, watermarkName)
+	if r.f != nil && (r.epoch != epoch || !stillAt(r.f, path)) {
 		r.close()
 	}
 	if r.f == nil {
-		f, err := os.Open(filepath.Join(dir, watermarkName))
+		f, err := os.Open(path)
 		if errors.Is(err, os.ErrNotExist) {
 			return watermark{}, nil
 		}
@@ -209,4 +212,15 @@ func (r *watermarkReader) close() error {
 	err := r.f.Close()
 	r.f = nil
 	return err
+}
+
+// stillAt reports whether f is the file now at path: false when a restore
+// replaced or removed it (or path cannot be checked).
+func stillAt(f *os.File, path string) bool {
+	now, err := os.Stat(path)
+	if err != nil {
+		return false
+	}
+	was, err := f.Stat()
+	return err == nil && os.SameFile(was, now)
 }
