@@ -156,6 +156,18 @@ func warmItems(t *prefixtree.Tree, recs []pendingRecord) {
 // now follows another log.
 func (a *applier) flush(claim *logstore.Position, done bool) error {
 	t := a.t
+	if len(a.pending) == 0 && claim != nil && a.check == nil && !t.File().ReadOnly() {
+		// An idle poll: when the state already holds the claim, a batch
+		// would change nothing. Skip it, and its locks and wake-ups; a
+		// state retired or changed meanwhile takes the batch path, and so
+		// does a read-only one (whose Update fails with ErrReadOnly).
+		if m, err := readState(t); err == nil && m.holds(a.logID, *claim, done) {
+			if a.onBatch != nil {
+				a.onBatch(m.pos)
+			}
+			return nil
+		}
+	}
 	if len(a.pending) > 0 {
 		warmItems(t, a.pending)
 	}

@@ -174,3 +174,10 @@ func withReadLock(t *prefixtree.Tree, fn func()) error {
 // reading the word without the seqlock: a hint for Get's fast path, which
 // validates its read anyway.
 func filled(t *prefixtree.Tree) bool { return t.Meta(metaFilled) != 0 }
+
+// holds reports whether a state with meta m already is what a flush with
+// nothing pending would make of it: following log logID, at position claim
+// with an update id of at least claim.ID, and filled if done asks for it.
+func (m stateMeta) holds(logID logstore.LogID, claim logstore.Position, done bool) bool {
+	return m.logID == logID && m.pos == claim && m.updateID >= claim.ID && (m.filled || !done)
+}
