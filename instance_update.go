@@ -38,11 +38,15 @@ type LogView struct {
 	// Heartbeat when the primary last received a heartbeat, ReadTime the
 	// clock of the server read; each zero when the store does not know.
 	LatestTime, Heartbeat, ReadTime time.Time
+	// HeldBack is the highest id the log holds above Latest that the poll
+	// held back behind a hole (a Python whycache table, whose ids commit
+	// out of order); 0 when none.
+	HeldBack uint64
 }
 
 // viewOf returns the figures of a poll's result.
 func viewOf(res logstore.PollResult) LogView {
-	return LogView{Latest: res.Latest, LatestTime: res.LatestTime, Heartbeat: res.Heartbeat, ReadTime: res.ReadTime}
+	return LogView{Latest: res.Latest, LatestTime: res.LatestTime, Heartbeat: res.Heartbeat, ReadTime: res.ReadTime, HeldBack: res.HeldBack}
 }
 
 // Update applies every log record newer than the state's position, in id

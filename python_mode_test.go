@@ -343,3 +343,37 @@ func TestPythonModeRewriteStopsBelowHole(t *testing.T) {
 		t.Fatalf("Python's replay = %v, want %v", got, want)
 	}
 }
+
+// TestPythonModeStatsShowHeldBack: while a reader waits at a hole (an
+// insert held open below a later one), Stats reports the held-back records
+// as lag instead of saying the state is up to date; when the insert
+// commits, the lag is gone.
+func TestPythonModeStatsShowHeldBack(t *testing.T) {
+	store, w := pythonModeStore(t, time.Hour)
+	ctx := context.Background()
+	w.Set(t, "a", "1")
+	c := newInstance(t, store, Options{})
+	mustUpdate(t, c)
+	held := w.Hold(t, logstore.Item{Key: []byte("b"), Value: []byte("2")})
+	w.Set(t, "c", "3")
+	last := w.Set(t, "d", "4")
+	mustUpdate(t, c) // stops below the hole
+	st, err := c.Stats(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.UpdateID >= held.ID || st.LatestID != last || st.LagRecords != last-st.UpdateID {
+		t.Fatalf("Stats at a hole: update id %d, latest %d, lag %d records; want below %d, %d, %d",
+			st.UpdateID, st.LatestID, st.LagRecords, held.ID, last, last-st.UpdateID)
+	}
+	held.Commit(t)
+	mustUpdate(t, c)
+	st, err = c.Stats(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.UpdateID != last || st.LagRecords != 0 {
+		t.Fatalf("Stats after the insert committed: update id %d, lag %d records; want %d, 0", st.UpdateID, st.LagRecords, last)
+	}
+	wantValue(t, c, "b", []byte("2"))
+}

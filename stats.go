@@ -87,7 +87,7 @@ var errStatsOnly = errors.New("whycache: stats read only the log's figures")
 // applyView fills the figures of st that come from the log, from what a
 // poll showed.
 func (st *Stats) applyView(v LogView) {
-	st.LatestID, st.LatestTime = v.Latest.ID, v.LatestTime
+	st.LatestID, st.LatestTime = max(v.Latest.ID, v.HeldBack), v.LatestTime
 	st.LagRecords, st.LagSeconds, st.ReadLagSeconds = 0, 0, 0
 	if !v.Heartbeat.IsZero() && !v.ReadTime.IsZero() && v.ReadTime.After(v.Heartbeat) {
 		st.ReadLagSeconds = v.ReadTime.Sub(v.Heartbeat).Seconds()

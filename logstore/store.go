@@ -241,6 +241,13 @@ type PollResult struct {
 	// ReadTime is the clock of the server the snapshot was read from, at
 	// the read; zero when the store does not know.
 	ReadTime time.Time
+	// HeldBack is, for a store whose ids commit out of order
+	// (Traits.OutOfOrderIDs) and whose Latest is therefore the end of what
+	// it delivers, the highest id it saw above Latest: records after a
+	// hole it holds back until the hole fills or its wait ends, or beyond
+	// the page (Max); 0 otherwise. Readers never apply past Latest; they
+	// report the records up to HeldBack as lag.
+	HeldBack uint64
 	// Verdict is the check of PollRequest.After.
 	Verdict Verdict
 	// More is set when the call stopped after Max records, before Latest:

@@ -60,6 +60,9 @@ func (s *Store) pyPoll(ctx context.Context, req logstore.PollRequest, fn func(lo
 		res.Latest = logstore.Position{ID: p.ids[n-1]}
 	}
 	res.More = !hole && (p.cut || p.got > limit)
+	if p.next > res.Latest.ID {
+		res.HeldBack = p.next // behind a hole, or beyond the page
+	}
 	for i := range n {
 		start := 0
 		if i > 0 {

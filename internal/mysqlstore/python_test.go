@@ -66,11 +66,14 @@ func TestPythonPollWaitsForHeldInsert(t *testing.T) {
 		if fmt.Sprint(ids) != fmt.Sprint([]uint64{a}) || res.Latest.ID != a || res.More {
 			t.Fatalf("poll with b's insert open: ids %v, latest %d, more %v; want [%d], %d, false", ids, res.Latest.ID, res.More, a, a)
 		}
+		if res.HeldBack != c { // what is held back shows as lag
+			t.Fatalf("poll with b's insert open: HeldBack %d, want %d", res.HeldBack, c)
+		}
 	}
 	held.Commit(t)
 	ids, res := pollIDs(t, s, a)
-	if fmt.Sprint(ids) != fmt.Sprint([]uint64{held.ID, c}) || res.Latest.ID != c {
-		t.Fatalf("poll after b committed: ids %v, latest %d; want [%d %d], %d", ids, res.Latest.ID, held.ID, c, c)
+	if fmt.Sprint(ids) != fmt.Sprint([]uint64{held.ID, c}) || res.Latest.ID != c || res.HeldBack != 0 {
+		t.Fatalf("poll after b committed: ids %v, latest %d, held back %d; want [%d %d], %d, 0", ids, res.Latest.ID, res.HeldBack, held.ID, c, c)
 	}
 }
 
