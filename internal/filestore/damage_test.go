@@ -618,18 +618,7 @@ func TestWatermarkReplacedUnderOpenHandles(t *testing.T) {
 	if err := old.Check(ctx); err != nil { // opens its watermark reader
 		t.Fatal(err)
 	}
-	// The restore: the same contents in a new WATERMARK file.
-	wm := filepath.Join(dir, watermarkName)
-	data, err := os.ReadFile(wm)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Remove(wm); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(wm, data, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	replaceWithCopy(t, filepath.Join(dir, watermarkName)) // the restore
 	// Another process commits; its acknowledgement is in the new file.
 	other := openRaw(t, dir, Options{})
 	mustCommit(t, other, "two")
@@ -644,20 +633,26 @@ func TestWatermarkReplacedUnderOpenHandles(t *testing.T) {
 	dir2 := t.TempDir()
 	w := openRaw(t, dir2, Options{})
 	mustCommit(t, w, "one")
-	wm2 := filepath.Join(dir2, watermarkName)
-	data, err = os.ReadFile(wm2)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Remove(wm2); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(wm2, data, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	replaceWithCopy(t, filepath.Join(dir2, watermarkName))
 	mustCommit(t, w, "two")
 	seg2 := segPath(t, w)
 	frames = readFrames(t, seg2)
 	flipByte(t, seg2, frames[len(frames)-1].start+int64(format2.headerLen())+2)
 	wantCorrupt("Check of a new handle after the old handle's commit", openRaw(t, dir2, Options{}).Check(ctx))
+}
+
+// replaceWithCopy puts a copy of the file at path in its place, as a
+// restore by rm and cp does: the same contents in a new file.
+func replaceWithCopy(t *testing.T, path string) {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
 }
