@@ -5,6 +5,8 @@ import (
 	"flag"
 	"net"
 	"os"
+	"runtime"
+	"runtime/debug"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -44,8 +46,19 @@ directory no other user can write (or a sticky one such as /tmp). A
 password clients must give with AUTH is read from $WHYCACHE_SERVE_PASSWORD
 or --requirepass-file FILE (never from the command line).
 
+Speed: like redis-server's one thread, the server runs its connections
+on --procs 1 core by default (GOMAXPROCS 1): on a machine whose other
+cores run the clients this answers more requests per second than
+spreading the connections over every core, which costs the Go scheduler
+wake-ups between threads. Writes pay for it: while a SET waits for the
+log's fdatasync the other connections wait for the core, so a
+write-heavy server is faster with --procs 0, Go's default (the GOMAXPROCS
+environment variable, or every core). The garbage collector runs with
+GOGC=400 unless $GOGC is set: the server's heap is small and it
+allocates per command, so the default of 100 collects too often.
+
 With --addr 127.0.0.1:0 a free port is chosen; the log line "serving"
-names it.`,
+names it, and the number of cores used.`,
 		maxArgs: 0,
 		setup: func(fs *flag.FlagSet) runFunc {
 			var o serveFlags
@@ -55,6 +68,7 @@ names it.`,
 			fs.BoolVar(&o.allowRemote, "allow-remote", false, "let --addr be a non-loopback address: anyone who can connect reads the cache (use a password)")
 			fs.StringVar(&o.passwordFile, "requirepass-file", "", "require AUTH with the password in `FILE` (not readable by other users; or $"+servePasswordEnv+")")
 			fs.DurationVar(&o.follow.interval, "interval", whycache.DefaultFollowInterval, "time between polls of the log by the built-in follow loop")
+			fs.IntVar(&o.procs, "procs", 1, "cores the server runs on (GOMAXPROCS); 0 keeps Go's default")
 			fs.BoolVar(&o.noFollow, "no-follow", false, "do not run the follow loop (run 'whycache follow' beside the server instead)")
 			fs.StringVar(&o.follow.logFormat, "log-format", "text", "log format: text or json")
 			fs.StringVar(&o.follow.logLevel, "log-level", "info", "log level: debug, info, warn or error")
@@ -63,6 +77,13 @@ names it.`,
 	}
 }
 
+// serveGCPercent is the garbage collector's target of serve unless $GOGC
+// sets one. The server's own heap is small (values are read from the
+// mapped state), while the RESP parser allocates a few hundred bytes per
+// command: at Go's default of 100 the collector runs dozens of times a
+// second under load, at 400 a few times.
+const serveGCPercent = 400
+
 // serveFlags are the flags of serve.
 type serveFlags struct {
 	addr, unix   string
@@ -70,6 +91,7 @@ type serveFlags struct {
 	allowRemote  bool
 	passwordFile string
 	noFollow     bool
+	procs        int         // GOMAXPROCS; 0 keeps the default
 	follow       followFlags // interval and logging
 }
 
@@ -137,6 +159,9 @@ func (e *env) serve(o serveFlags) error {
 	}
 	if !o.noFollow && (o.follow.interval < minFollowInterval || o.follow.interval > maxFollowInterval) {
 		return usageErrorf("serve: --interval %s: want between %s and %s", o.follow.interval, minFollowInterval, maxFollowInterval)
+	}
+	if o.procs < 0 {
+		return usageErrorf("serve: --procs %d: want 1 or more cores, or 0 for Go's default", o.procs)
 	}
 	mode, err := o.parseSocketMode()
 	if err != nil {
@@ -227,6 +252,12 @@ func (e *env) serve(o serveFlags) error {
 			}
 		}()
 	}
+	if o.procs > 0 {
+		runtime.GOMAXPROCS(o.procs)
+	}
+	if e.getenv("GOGC") == "" {
+		debug.SetGCPercent(serveGCPercent)
+	}
 	addrs := make([]string, len(listeners))
 	for i, ln := range listeners {
 		addrs[i] = ln.Addr().String()
@@ -234,7 +265,7 @@ func (e *env) serve(o serveFlags) error {
 			addrs[i] = "unix:" + ul.Path()
 		}
 	}
-	logger.Info("whycache: serve: serving", "addrs", addrs, "state", s.inst.StatePath(), "store", s.describe(), "auth", password != "", "follow", !o.noFollow)
+	logger.Info("whycache: serve: serving", "addrs", addrs, "state", s.inst.StatePath(), "store", s.describe(), "auth", password != "", "follow", !o.noFollow, "procs", runtime.GOMAXPROCS(0))
 	select {
 	case <-e.ctx.Done():
 		logger.Info("whycache: serve: stopping on signal")

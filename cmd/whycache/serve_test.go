@@ -22,6 +22,7 @@ import (
 type serveProc struct {
 	cmd    *exec.Cmd
 	addrs  []string // as logged: HOST:PORT and unix:PATH
+	procs  int      // GOMAXPROCS, as logged
 	stderr *strings.Builder
 	done   chan error
 }
@@ -48,8 +49,10 @@ func startServe(t *testing.T, c *cli, env []string, args ...string) *serveProc {
 			var rec struct {
 				Msg   string   `json:"msg"`
 				Addrs []string `json:"addrs"`
+				Procs int      `json:"procs"`
 			}
 			if json.Unmarshal(sc.Bytes(), &rec) == nil && rec.Msg == "whycache: serve: serving" {
+				p.procs = rec.Procs // read after the send below
 				ready <- rec.Addrs
 			}
 		}
@@ -185,6 +188,7 @@ func TestServeUsageErrors(t *testing.T) {
 		{"password twice", []string{servePasswordEnv + "=x"}, []string{"serve", "--addr", "127.0.0.1:0", "--requirepass-file", private}, exitUsage, "the password is given twice"},
 		{"socket in a file", nil, []string{"serve", "--unix", filepath.Join(notDir, "s")}, exitFailure, "is not a directory"},
 		{"socket on a file", nil, []string{"serve", "--unix", private}, exitFailure, "exists and is not a socket"},
+		{"negative procs", nil, []string{"serve", "--addr", "127.0.0.1:0", "--procs", "-1"}, exitUsage, "want 1 or more cores"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -197,6 +201,35 @@ func TestServeUsageErrors(t *testing.T) {
 			}
 			if strings.Contains(line, "pw") && strings.Contains(tc.name, "password") && strings.Contains(line, "\"pw\"") {
 				t.Errorf("the password shows in %q", line)
+			}
+		})
+	}
+}
+
+// TestServeProcs runs the server on one core unless --procs says
+// otherwise; --procs 0 keeps Go's default, here set by GOMAXPROCS.
+func TestServeProcs(t *testing.T) {
+	c := fileCLI(t)
+	state := filepath.Join(t.TempDir(), "serve.state")
+	cases := []struct {
+		name string
+		env  []string
+		args []string
+		want int
+	}{
+		{"default", []string{"GOMAXPROCS=3"}, nil, 1},
+		{"flag", nil, []string{"--procs", "2"}, 2},
+		{"Go's default", []string{"GOMAXPROCS=3"}, []string{"--procs", "0"}, 3},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			args := append([]string{"--state", state, "serve", "--addr", "127.0.0.1:0", "--no-follow"}, tc.args...)
+			p := startServe(t, c, tc.env, args...)
+			if p.procs != tc.want {
+				t.Errorf("serve runs on %d cores, want %d", p.procs, tc.want)
+			}
+			if err := p.stop(t); err != nil {
+				t.Errorf("stop: %v", err)
 			}
 		})
 	}
