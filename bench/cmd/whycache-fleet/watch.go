@@ -48,18 +48,26 @@ func (w *watcher) run() {
 			w.gaps = append(w.gaps, start.Sub(prev))
 		}
 		prev = start
-		for i, f := range w.fleet {
-			if id := f.inst.UpdateID(); id != last[i] {
-				last[i] = id
-				w.seen[i] = append(w.seen[i], transition{id: id, at: time.Now()})
-			}
-		}
+		w.scan(last)
 		w.scans++
 		w.maxScan = max(w.maxScan, time.Since(start))
 		select {
 		case <-w.stop:
+			// finish may follow a convergence seen by another reader
+			// within the last tick: note what the fleet holds now.
+			w.scan(last)
 			return
 		case <-t.C:
+		}
+	}
+}
+
+// scan notes every follower whose update id changed since last.
+func (w *watcher) scan(last []uint64) {
+	for i, f := range w.fleet {
+		if id := f.inst.UpdateID(); id != last[i] {
+			last[i] = id
+			w.seen[i] = append(w.seen[i], transition{id: id, at: time.Now()})
 		}
 	}
 }
