@@ -753,52 +753,20 @@ func (s *pkScan) step(op byte) error {
 				return err
 			}
 		}
-	case 'p': // PUT
-		line, err := s.readLine()
-		if err != nil {
-			return err
-		}
-		idx, err := s.textIndex(line)
+	case 'p', 'q', 'r': // PUT, BINPUT, LONG_BINPUT
+		idx, err := s.memoArg(op)
 		if err != nil {
 			return err
 		}
 		return s.memoPut(idx)
-	case 'q': // BINPUT
-		b, err := s.read(1)
-		if err != nil {
-			return err
-		}
-		return s.memoPut(uint32(b[0]))
-	case 'r': // LONG_BINPUT
-		b, err := s.read(4)
-		if err != nil {
-			return err
-		}
-		return s.memoPut(binary.LittleEndian.Uint32(b))
 	case 0x94: // MEMOIZE
 		return s.memoPut(uint32(len(s.memo)))
-	case 'g': // GET
-		line, err := s.readLine()
-		if err != nil {
-			return err
-		}
-		idx, err := s.textIndex(line)
+	case 'g', 'h', 'j': // GET, BINGET, LONG_BINGET
+		idx, err := s.memoArg(op)
 		if err != nil {
 			return err
 		}
 		return s.memoGet(idx)
-	case 'h': // BINGET
-		b, err := s.read(1)
-		if err != nil {
-			return err
-		}
-		return s.memoGet(uint32(b[0]))
-	case 'j': // LONG_BINGET
-		b, err := s.read(4)
-		if err != nil {
-			return err
-		}
-		return s.memoGet(binary.LittleEndian.Uint32(b))
 	case 'c': // GLOBAL
 		module, err := s.readLine()
 		if err != nil {
@@ -892,4 +860,30 @@ func pkEscapedSurrogate(b []byte) bool {
 		}
 	}
 	return false
+}
+
+// memoArg reads the memo index argument of a PUT or GET opcode: a decimal
+// line for PUT and GET, one byte for BINPUT and BINGET, four little-endian
+// bytes for LONG_BINPUT and LONG_BINGET.
+func (s *pkScan) memoArg(op byte) (uint32, error) {
+	switch op {
+	case 'p', 'g':
+		line, err := s.readLine()
+		if err != nil {
+			return 0, err
+		}
+		return s.textIndex(line)
+	case 'q', 'h':
+		b, err := s.read(1)
+		if err != nil {
+			return 0, err
+		}
+		return uint32(b[0]), nil
+	default:
+		b, err := s.read(4)
+		if err != nil {
+			return 0, err
+		}
+		return binary.LittleEndian.Uint32(b), nil
+	}
 }
