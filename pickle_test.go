@@ -175,31 +175,25 @@ func pkSame(a, b any) bool {
 		}
 		return true
 	case map[string]any:
-		y := b.(map[string]any)
-		if len(x) != len(y) {
-			return false
-		}
-		for k, v := range x {
-			w, ok := y[k]
-			if !ok || !pkSame(v, w) {
-				return false
-			}
-		}
-		return true
+		return pkSameMap(x, b.(map[string]any))
 	case map[any]any:
-		y := b.(map[any]any)
-		if len(x) != len(y) {
-			return false
-		}
-		for k, v := range x {
-			w, ok := y[k]
-			if !ok || !pkSame(v, w) {
-				return false
-			}
-		}
-		return true
+		return pkSameMap(x, b.(map[any]any))
 	}
 	return reflect.DeepEqual(a, b)
+}
+
+// pkSameMap is pkSame for two maps of one key type.
+func pkSameMap[K comparable](x, y map[K]any) bool {
+	if len(x) != len(y) {
+		return false
+	}
+	for k, v := range x {
+		w, ok := y[k]
+		if !ok || !pkSame(v, w) {
+			return false
+		}
+	}
+	return true
 }
 
 // pkIndexLine is one line of a cases.tsv.
