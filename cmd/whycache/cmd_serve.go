@@ -163,6 +163,13 @@ func (e *env) serve(o serveFlags) error {
 	if o.procs < 0 {
 		return usageErrorf("serve: --procs %d: want 1 or more cores, or 0 for Go's default", o.procs)
 	}
+	// Before anything listens or runs: the whole server on these settings.
+	if o.procs > 0 {
+		runtime.GOMAXPROCS(o.procs)
+	}
+	if e.getenv("GOGC") == "" {
+		debug.SetGCPercent(serveGCPercent)
+	}
 	mode, err := o.parseSocketMode()
 	if err != nil {
 		return err
@@ -251,12 +258,6 @@ func (e *env) serve(o serveFlags) error {
 				errc <- wrap(err, "serve: follow")
 			}
 		}()
-	}
-	if o.procs > 0 {
-		runtime.GOMAXPROCS(o.procs)
-	}
-	if e.getenv("GOGC") == "" {
-		debug.SetGCPercent(serveGCPercent)
 	}
 	addrs := make([]string, len(listeners))
 	for i, ln := range listeners {
