@@ -34,7 +34,8 @@ type pollPage struct {
 }
 
 // Poll reads, with one SELECT statement (one InnoDB read view, one round
-// trip; prepared once per connection) on the read pool (Options.ReadDB,
+// trip; prepared once per connection; a second, itself a whole poll in a
+// view of its own, only where pollQuery says) on the read pool (Options.ReadDB,
 // or the primary when there is none or req.Primary is set), the meta row
 // (with the last heartbeat: PollResult.Heartbeat), the reading server's
 // clock (PollResult.ReadTime), the mark at the latest id (the latest
@@ -162,27 +163,79 @@ func (s *Store) pollAdapt(p *pollPage, limit int) {
 	}
 }
 
-// pollQuery runs the Poll statement on db for the records after after,
-// at most limit+1 of them (the extra one tells that there are more).
+// pollQuery runs a Poll statement on db for the records after after, at
+// most limit+1 of them (the extra one tells that there are more).
+//
+// The statement is pollJoin, unless the last one found no row at or above
+// its position; when it returns no row (no log row at or above the
+// position below the latest id: an empty log, or compaction removed the
+// position's row and nothing came after it), or when the verdict needs
+// the trace of after and compaction removed after's own row, a second
+// statement follows, poll or pollMarks, a whole poll again in a view of
+// its own (see the statements' comment in sql.go). A poll that delivers
+// records goes back to pollJoin, whose position then has a row.
 func (s *Store) pollQuery(ctx context.Context, db *sql.DB, after logstore.Position, limit int) (*pollPage, error) {
-	st, err := s.prepared(ctx, db, s.q.poll)
-	if err != nil {
-		return nil, s.pollError(ctx, db, err)
-	}
 	// Judge needs the lookup only below the latest id, which pollRead
 	// compares with the meta row; ids never exceed MaxInt64 (the counter
 	// goes through LAST_INSERT_ID), so a position above cannot need it.
 	lookup := after.ID != 0 && after.Nonce != 0 && after.ID < math.MaxInt64
-	flag, from, n := 0, after.ID, limit+1
-	if lookup {
-		flag, from, n = 1, after.ID-1, limit+2
+	var p *pollPage
+	if !s.pollWide.Load() {
+		var err error
+		p, err = s.pollRun(ctx, db, s.q.pollJoin, func(rows *sql.Rows, p *pollPage) error {
+			return s.pollReadJoin(rows, p, after.ID, lookup)
+		}, after.ID, after.ID, limit+2)
+		if err != nil {
+			return nil, err
+		}
+		if !p.metaFound {
+			s.pollWide.Store(true)
+			p = nil
+		}
 	}
-	rows, err := st.QueryContext(ctx, flag, after.ID, after.ID, from, n)
+	if p == nil {
+		from, n := min(after.ID, math.MaxUint64-1)+1, limit+1
+		if lookup {
+			from, n = after.ID, limit+2
+		}
+		var err error
+		if p, err = s.pollUnion(ctx, db, s.q.poll, after.ID, lookup, after.ID, from, n); err != nil {
+			return nil, err
+		}
+		if p.got > 0 {
+			s.pollWide.Store(false)
+		}
+	}
+	if !lookup || after.ID+1 >= p.next || (p.rowFound && p.rowID == after.ID) {
+		return p, nil
+	}
+	return s.pollUnion(ctx, db, s.q.pollMarks, after.ID, lookup, after.ID, after.ID, after.ID, limit+2)
+}
+
+// pollUnion runs poll or pollMarks with args and reads their rows.
+func (s *Store) pollUnion(ctx context.Context, db *sql.DB, query string, after uint64, lookup bool, args ...any) (*pollPage, error) {
+	p, err := s.pollRun(ctx, db, query, func(rows *sql.Rows, p *pollPage) error {
+		return s.pollRead(rows, p, after, lookup)
+	}, args...)
+	if err == nil && !p.metaFound {
+		err = s.noLog(ctx, db, "poll", sql.ErrNoRows)
+	}
+	return p, err
+}
+
+// pollRun runs one of the Poll statements with args and reads its rows
+// with read. The page it returns has metaFound unset when no row came.
+func (s *Store) pollRun(ctx context.Context, db *sql.DB, query string, read func(*sql.Rows, *pollPage) error, args ...any) (*pollPage, error) {
+	st, err := s.prepared(ctx, db, query)
+	if err != nil {
+		return nil, s.pollError(ctx, db, err)
+	}
+	rows, err := st.QueryContext(ctx, args...)
 	if err != nil {
 		return nil, s.pollError(ctx, db, err)
 	}
 	p := &pollPage{}
-	if err := s.pollRead(rows, p, after.ID, lookup); err != nil {
+	if err := read(rows, p); err != nil {
 		rows.Close()
 		return nil, err
 	}
@@ -192,21 +245,16 @@ func (s *Store) pollQuery(ctx context.Context, db *sql.DB, after logstore.Positi
 	if err := rows.Err(); err != nil {
 		return nil, s.pollError(ctx, db, err)
 	}
-	if !p.metaFound {
-		return nil, s.noLog(ctx, db, "poll", sql.ErrNoRows)
-	}
-	if p.next == 0 {
+	if p.metaFound && p.next == 0 {
 		return nil, fmt.Errorf("mysqlstore: poll: meta row of %s has next_id 0: %w", s.table, logstore.ErrCorrupt)
 	}
 	return p, nil
 }
 
-// pollRead reads the rows of the Poll statement into p: the meta row
-// comes first (the branches of a UNION ALL are sent in order), then the
-// marks, then the log rows from the position on in id order; with lookup,
-// the first of them is the lowest row at or above after. Rows at or above
-// the meta row's next_id are dropped, and the lookups are kept only when
-// after + 1 < next_id (see the statement's comment in sql.go).
+// pollRead reads the rows of the poll and pollMarks statements into p:
+// the meta row comes first (the branches of a UNION ALL are sent in
+// order), then the mark, then the log rows from the position on in id
+// order (see record).
 func (s *Store) pollRead(rows *sql.Rows, p *pollPage, after uint64, lookup bool) error {
 	early := false
 	for rows.Next() {
@@ -225,33 +273,70 @@ func (s *Store) pollRead(rows *sql.Rows, p *pollPage, after uint64, lookup bool)
 			if early {
 				return fmt.Errorf("mysqlstore: poll: server returned rows before the meta row: %w", logstore.ErrCorrupt)
 			}
-			p.metaFound = true
-			p.next, p.latestNonce, p.horizon, p.latestUS = id, nonce, horizon, us
-			p.logID = append(p.logID[:0], blob...)
-			p.heartbeatUS, p.nowUS, p.latestMarkN = heartbeat, now, markNonce
+			p.meta(id, nonce, horizon, us, blob, heartbeat, now, markNonce)
 		case pollKindMark:
 			p.markFound, p.markID, p.markNonce = true, id, nonce
 		case pollKindRecord:
-			if lookup && !p.rowFound {
-				p.rowFound, p.rowID, p.rowNonce = true, id, nonce
-				if id == after {
-					continue
-				}
-			}
-			if id >= p.next {
-				continue
-			}
-			if err := p.add(id, nonce, blob, after, s.opts.PageBytes); err != nil {
+			if err := p.record(id, nonce, blob, after, lookup, s.opts.PageBytes); err != nil {
 				return err
 			}
 		default:
 			return fmt.Errorf("mysqlstore: poll: row of unknown kind %d", kind)
 		}
 	}
+	p.keepTraces(after, lookup)
+	return nil
+}
+
+// pollReadJoin reads the rows of the pollJoin statement into p: each is
+// a log row from the position on, in id order, with the meta row's
+// columns in front (see record).
+func (s *Store) pollReadJoin(rows *sql.Rows, p *pollPage, after uint64, lookup bool) error {
+	for rows.Next() {
+		var next, latestNonce, horizon, us, heartbeat, now, markNonce, id, nonce uint64
+		var logID, blob sql.RawBytes
+		if err := rows.Scan(&next, &latestNonce, &horizon, &us, &logID, &heartbeat, &now, &markNonce, &id, &nonce, &blob); err != nil {
+			return fmt.Errorf("mysqlstore: poll: %w", err)
+		}
+		if !p.metaFound {
+			p.meta(next, latestNonce, horizon, us, logID, heartbeat, now, markNonce)
+		}
+		if err := p.record(id, nonce, blob, after, lookup, s.opts.PageBytes); err != nil {
+			return err
+		}
+	}
+	p.keepTraces(after, lookup)
+	return nil
+}
+
+// meta takes the meta row's columns.
+func (p *pollPage) meta(next, latestNonce, horizon, latestUS uint64, logID []byte, heartbeatUS, nowUS, latestMarkN uint64) {
+	p.metaFound = true
+	p.next, p.latestNonce, p.horizon, p.latestUS = next, latestNonce, horizon, latestUS
+	p.logID = append(p.logID[:0], logID...)
+	p.heartbeatUS, p.nowUS, p.latestMarkN = heartbeatUS, nowUS, latestMarkN
+}
+
+// record takes one log row of a Poll statement, at or above the position
+// after: with lookup, the first is the lowest row at or above after, its
+// trace; the position's own row is not a record; rows at or above the
+// meta row's next_id are dropped.
+func (p *pollPage) record(id, nonce uint64, blob []byte, after uint64, lookup bool, pageBytes int) error {
+	if lookup && !p.rowFound {
+		p.rowFound, p.rowID, p.rowNonce = true, id, nonce
+	}
+	if id == after || id >= p.next {
+		return nil
+	}
+	return p.add(id, nonce, blob, after, pageBytes)
+}
+
+// keepTraces keeps the traces only when after + 1 < next_id (see the
+// statements' comment in sql.go).
+func (p *pollPage) keepTraces(after uint64, lookup bool) {
 	if !lookup || after+1 >= p.next {
 		p.rowFound, p.markFound = false, false
 	}
-	return nil
 }
 
 // add takes one record row of a Poll statement: it must come after the

@@ -209,9 +209,13 @@ func countingDB(t *testing.T) (db *sql.DB, writes, trips *atomic.Int64) {
 
 func TestPollOneStatement(t *testing.T) {
 	// One Poll is one request and one round trip, whatever it delivers and
-	// whether it looks up a trace, once its statement is prepared on the
-	// connection.
-	s, _ := testStore(t, Options{})
+	// whether it looks up a trace, once its statements are prepared on the
+	// connection. Two when the position has no row at or above it below
+	// the latest id (a position ahead of the log, or the latest row
+	// removed by compaction; then one again at the next poll), or when
+	// compaction removed the row at the position and the trace is the
+	// mark a second statement reads.
+	s, sdb := testStore(t, Options{})
 	ctx := context.Background()
 	commits := commitPairs(t, s, 5)
 	db, writes, trips := countingDB(t)
@@ -224,30 +228,54 @@ func TestPollOneStatement(t *testing.T) {
 		}
 		return res
 	}
-	poll(logstore.Position{}, 0) // prepares the statement on the connection
-	for _, tc := range []struct {
+	// Prepare the statements on the connection.
+	poll(logstore.Position{}, 0)
+	poll(logstore.Position{ID: 1000, Nonce: 1}, 0)
+	poll(logstore.Position{}, 0)
+	type pollCase struct {
 		name  string
 		after logstore.Position
 		max   int
 		want  logstore.Verdict
-	}{
-		{"everything", logstore.Position{}, 0, logstore.VerdictNone},
-		{"a page", logstore.Position{}, 3, logstore.VerdictNone},
-		{"with a lookup", commits[1].Position(), 0, logstore.VerdictMatch},
-		{"with a lookup that mismatches", logstore.Position{ID: commits[1].Last, Nonce: 1}, 0, logstore.VerdictMismatch},
-		{"at the latest", commits[4].Position(), 0, logstore.VerdictMatch},
-		{"ahead", logstore.Position{ID: 1000, Nonce: 1}, 0, logstore.VerdictAhead},
-	} {
-		w0, t0 := writes.Load(), trips.Load()
-		res := poll(tc.after, tc.max)
-		w, r := writes.Load()-w0, trips.Load()-t0
-		if res.Verdict != tc.want {
-			t.Errorf("Poll %s: verdict %v, want %v", tc.name, res.Verdict, tc.want)
-		}
-		if w != 1 || r != 1 {
-			t.Errorf("Poll %s: %d requests in %d round trips, want 1 in 1", tc.name, w, r)
+		stmts int64
+	}
+	run := func(cases []pollCase) {
+		t.Helper()
+		for _, tc := range cases {
+			w0, t0 := writes.Load(), trips.Load()
+			res := poll(tc.after, tc.max)
+			w, r := writes.Load()-w0, trips.Load()-t0
+			if res.Verdict != tc.want {
+				t.Errorf("Poll %s: verdict %v, want %v", tc.name, res.Verdict, tc.want)
+			}
+			if w != tc.stmts || r != tc.stmts {
+				t.Errorf("Poll %s: %d requests in %d round trips, want %d in %d", tc.name, w, r, tc.stmts, tc.stmts)
+			}
 		}
 	}
+	run([]pollCase{
+		{"everything", logstore.Position{}, 0, logstore.VerdictNone, 1},
+		{"a page", logstore.Position{}, 3, logstore.VerdictNone, 1},
+		{"with a lookup", commits[1].Position(), 0, logstore.VerdictMatch, 1},
+		{"with a lookup that mismatches", logstore.Position{ID: commits[1].Last, Nonce: 1}, 0, logstore.VerdictMismatch, 1},
+		{"at the latest", commits[4].Position(), 0, logstore.VerdictMatch, 1},
+		{"ahead", logstore.Position{ID: 1000, Nonce: 1}, 0, logstore.VerdictAhead, 2},
+		{"ahead, again", logstore.Position{ID: 1000, Nonce: 1}, 0, logstore.VerdictAhead, 1},
+		{"from the start after a position ahead", logstore.Position{}, 0, logstore.VerdictNone, 1},
+		{"with a lookup after that", commits[1].Position(), 0, logstore.VerdictMatch, 1},
+	})
+	damage(t, sdb, "DELETE FROM `"+s.Table()+"` WHERE id = ?", commits[1].Last)
+	poll(commits[1].Position(), 0) // prepares pollMarks
+	run([]pollCase{
+		{"the position's row removed", commits[1].Position(), 0, logstore.VerdictMatch, 2},
+		{"the position's row removed, another nonce", logstore.Position{ID: commits[1].Last, Nonce: 1}, 0, logstore.VerdictMismatch, 2},
+	})
+	damage(t, sdb, "DELETE FROM `"+s.Table()+"` WHERE id = ?", commits[4].Last)
+	run([]pollCase{
+		{"the latest row removed", commits[4].Position(), 0, logstore.VerdictMatch, 2},
+		{"the latest row removed, again", commits[4].Position(), 0, logstore.VerdictMatch, 1},
+		{"the latest row removed, another nonce", logstore.Position{ID: commits[4].Last, Nonce: 1}, 0, logstore.VerdictMismatch, 1},
+	})
 	// For the record: what a commit costs on this pool.
 	w0, t0 := writes.Load(), trips.Load()
 	if _, err := p.Commit(ctx, logstore.LogID{}, []logstore.Record{{Contents: recordOf(t, "k", "v")}}); err != nil {

@@ -29,7 +29,9 @@ type queries struct {
 	latest            string // next_id
 	info              string // log_id, horizon
 	identity          string // log_id, next_id
-	poll              string // one Poll: meta row, clocks, verification lookup and records in one statement
+	pollJoin          string // one Poll as one join: the position's row and the records after it, each with the meta row and clocks
+	poll              string // one Poll: meta row, clocks, the position's row and the records after it in one statement
+	pollMarks         string // poll with the lowest mark at or above the position too, when the position's row is gone
 	heartbeat         string // UPDATE meta: heartbeat_us = the server's clock
 	createMeta        string // INSERT the meta row
 	maxID             string // highest id in the log table
@@ -82,18 +84,17 @@ func newQueries(table string) queries {
 		// horizon, latest position and time, the last heartbeat the view
 		// holds and the reading server's clock, the statement's start as
 		// UTC_TIMESTAMP is) with the nonce of the mark at the latest id
-		// (the latest nonce holds only if it is that mark's), the lowest
-		// mark at or above the position (only when the lookup argument is
-		// 1), and the rows from the position on (above it when the lookup
-		// argument is 0) in id order: with the lookup, the first is the
-		// lowest row at or above the position, the trace the verdict
-		// needs, and its contents are left out when it is the position's
-		// own row. Arguments: lookup, position, position,
-		// position - lookup, limit + 1 + lookup.
+		// (the latest nonce holds only if it is that mark's), then the
+		// log rows in id order from the first argument on: with the
+		// verification lookup the position itself, whose row (when
+		// compaction left it) is the trace the verdict needs, its
+		// contents left out. Arguments: position, first id, limit + rows
+		// before the records.
 		//
-		// Three branches, no subquery: MariaDB optimises a prepared
+		// Two branches, no subquery: MariaDB optimises a prepared
 		// statement again at every execution, and the cost grows with the
-		// branches (six branches and four subqueries before; sending the
+		// branches (six branches and four subqueries at first, then three
+		// with the marks branch below in every poll; sending the
 		// statement as text with the values in it costs more than the
 		// prepared one). A Poll returns what it did with those, because:
 		//   - in one view no row or mark has an id at or above next_id: a
@@ -110,15 +111,36 @@ func newQueries(table string) queries {
 		//     drops rows at or above next_id all the same, and as the
 		//     rows come in id order the ones below are a prefix of the
 		//     result, the rows the bound returned;
+		//   - the trace of a position is the lowest row or mark at or
+		//     above it; a row at the position itself is that lowest one,
+		//     so the marks are needed only when compaction removed the
+		//     position's row, and then pollQuery runs pollMarks, a whole
+		//     poll again in a view of its own;
 		//   - the lookups of the position's trace are kept only when
 		//     position + 1 < next_id (pollRead), where the branches
 		//     returned them before; above, Judge does not use them.
-		poll: "SELECT " + itoa(pollKindMeta) + ", m.next_id, m.latest_nonce, m.horizon, m.latest_us, m.log_id, m.heartbeat_us, " + commitTimeSQL + ", COALESCE(k.nonce, 0)" +
-			" FROM " + m + " m LEFT JOIN " + k + " k ON k.last_id = GREATEST(m.next_id, 1) - 1 WHERE m.one = 1" +
-			" UNION ALL (SELECT " + itoa(pollKindMark) + ", last_id, nonce, " + sqlZero + ", " + sqlZero + ", NULL, " + sqlZero + ", " + sqlZero + ", " + sqlZero + " FROM " + k +
-			" WHERE ? = 1 AND last_id >= ? ORDER BY last_id LIMIT 1)" +
+		// pollJoin: the same in one SELECT block, the cheapest for the
+		// server (a join of the meta row and the latest id's mark, both
+		// constant, with a range of the log's primary key read in order):
+		// each row is a log row with the meta row's columns in front.
+		// It returns nothing when no log row lies between the first
+		// argument and next_id; pollQuery then asks poll. Arguments:
+		// position, first id (the position), limit + rows before the
+		// records.
+		pollJoin: "SELECT m.next_id, m.latest_nonce, m.horizon, m.latest_us, m.log_id, m.heartbeat_us, " + commitTimeSQL + ", COALESCE(k.nonce, 0), t.id, t.nonce, IF(t.id > ?, t.contents, NULL)" +
+			" FROM " + m + " m JOIN " + t + " t ON t.id >= ? AND t.id < m.next_id LEFT JOIN " + k + " k ON k.last_id = GREATEST(m.next_id, 1) - 1" +
+			" WHERE m.one = 1 ORDER BY t.id LIMIT ?",
+		poll: pollMetaSQL(m, k) +
 			" UNION ALL (SELECT " + itoa(pollKindRecord) + ", id, nonce, " + sqlZero + ", " + sqlZero + ", IF(id > ?, contents, NULL), " + sqlZero + ", " + sqlZero + ", " + sqlZero + " FROM " + t +
-			" WHERE id > ? ORDER BY id LIMIT ?)",
+			" WHERE id >= ? ORDER BY id LIMIT ?)",
+		// poll with a third branch between the two, the lowest mark at or
+		// above the position. Arguments: position, position, position,
+		// first id, limit + rows before the records.
+		pollMarks: pollMetaSQL(m, k) +
+			" UNION ALL (SELECT " + itoa(pollKindMark) + ", last_id, nonce, " + sqlZero + ", " + sqlZero + ", NULL, " + sqlZero + ", " + sqlZero + ", " + sqlZero + " FROM " + k +
+			" WHERE last_id >= ? ORDER BY last_id LIMIT 1)" +
+			" UNION ALL (SELECT " + itoa(pollKindRecord) + ", id, nonce, " + sqlZero + ", " + sqlZero + ", IF(id > ?, contents, NULL), " + sqlZero + ", " + sqlZero + ", " + sqlZero + " FROM " + t +
+			" WHERE id >= ? ORDER BY id LIMIT ?)",
 		heartbeat:       "UPDATE " + m + " SET heartbeat_us = " + commitTimeSQL + " WHERE one = 1",
 		createMeta:      "INSERT INTO " + m + " (one, log_id, next_id, horizon) VALUES (1, ?, ?, 0)",
 		maxID:           "SELECT COALESCE(MAX(id), 0) FROM " + t,
@@ -138,6 +160,13 @@ func newQueries(table string) queries {
 		deleteAllMarks:  "DELETE FROM " + k,
 		newIdentity:     "UPDATE " + m + " SET log_id = ?, horizon = 0, latest_nonce = 0 WHERE one = 1",
 	}
+}
+
+// pollMetaSQL is the first branch of the Poll statements: the meta row
+// m joined with the mark of marks table k at the latest id.
+func pollMetaSQL(m, k string) string {
+	return "SELECT " + itoa(pollKindMeta) + ", m.next_id, m.latest_nonce, m.horizon, m.latest_us, m.log_id, m.heartbeat_us, " + commitTimeSQL + ", COALESCE(k.nonce, 0)" +
+		" FROM " + m + " m LEFT JOIN " + k + " k ON k.last_id = GREATEST(m.next_id, 1) - 1 WHERE m.one = 1"
 }
 
 // sqlZero is an unsigned 0 for the unused columns of the Poll statement's

@@ -170,9 +170,10 @@ type Store struct {
 
 	closed atomic.Bool // set once by Close
 
-	stmtMu sync.Mutex            // guards stmts
-	stmts  map[stmtKey]*sql.Stmt // prepared statements by pool and SQL text, made on first successful use; closed by Close
-	pollN  atomic.Int64          // rows the next Poll asks for (PageRows, less after a page reached PageBytes); 0 until the first Poll
+	stmtMu   sync.Mutex            // guards stmts
+	stmts    map[stmtKey]*sql.Stmt // prepared statements by pool and SQL text, made on first successful use; closed by Close
+	pollWide atomic.Bool           // the last pollJoin returned no row: Poll starts with the poll statement (pollQuery)
+	pollN    atomic.Int64          // rows the next Poll asks for (PageRows, less after a page reached PageBytes); 0 until the first Poll
 
 	primaryID atomic.Pointer[primaryIdentity] // the primary's log identity as last read by checkReplica; nil until then
 
