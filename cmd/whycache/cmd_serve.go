@@ -47,15 +47,15 @@ password clients must give with AUTH is read from $WHYCACHE_SERVE_PASSWORD
 or --requirepass-file FILE (never from the command line).
 
 Speed: like redis-server's one thread, the server runs its connections
-on --procs 1 core by default (GOMAXPROCS 1): on a machine whose other
-cores run the clients this answers more requests per second than
-spreading the connections over every core, which costs the Go scheduler
-wake-ups between threads. Writes pay for it: while a SET waits for the
-log's fdatasync the other connections wait for the core, so a
-write-heavy server is faster with --procs 0, Go's default (the GOMAXPROCS
-environment variable, or every core). The garbage collector runs with
-GOGC=400 unless $GOGC is set: the server's heap is small and it
-allocates per command, so the default of 100 collects too often.
+on event loops, one per core of --procs (1 by default, GOMAXPROCS 1): a
+loop reads each connection when it is readable and answers every command
+of the read with one write, with no goroutine per connection; on a
+machine whose other cores run the clients this answers more requests per
+second than spreading the connections over every core. A write (SET,
+DEL) runs on a goroutine of its own while the loop serves the other
+connections. --procs 0 keeps Go's default (the GOMAXPROCS environment
+variable, or every core). The garbage collector runs with GOGC=400 unless $GOGC is set: the server's
+heap is small, and the default of 100 collects too often.
 
 With --addr 127.0.0.1:0 a free port is chosen; the log line "serving"
 names it, and the number of cores used.`,

@@ -38,6 +38,20 @@ func startServer(t testing.TB, password string) (string, *whycache.Instance) {
 // serveInstance serves inst on a free loopback port until the test ends.
 func serveInstance(t testing.TB, inst *whycache.Instance, password string) string {
 	t.Helper()
+	srv, addr, done := startServing(t, inst, password)
+	t.Cleanup(func() {
+		srv.Close()
+		if err := <-done; err != nil {
+			t.Errorf("Serve: %v", err)
+		}
+	})
+	return addr
+}
+
+// startServing serves inst on a free loopback port, returning the server,
+// its address and the channel that receives what Serve returns.
+func startServing(t testing.TB, inst *whycache.Instance, password string) (*Server, string, <-chan error) {
+	t.Helper()
 	srv, err := New(Config{Instance: inst, Password: password})
 	if err != nil {
 		t.Fatal(err)
@@ -48,13 +62,7 @@ func serveInstance(t testing.TB, inst *whycache.Instance, password string) strin
 	}
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ln) }()
-	t.Cleanup(func() {
-		srv.Close()
-		if err := <-done; err != nil {
-			t.Errorf("Serve: %v", err)
-		}
-	})
-	return ln.Addr().String()
+	return srv, ln.Addr().String(), done
 }
 
 // rawConn speaks RESP by hand, for the replies a client library would

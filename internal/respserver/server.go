@@ -3,12 +3,15 @@ package respserver
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/panjf2000/gnet/v2"
 	"github.com/tidwall/redcon"
 	"github.com/whycache/whycache"
 )
@@ -47,26 +50,24 @@ type Server struct {
 
 	cursors cursorTable
 
+	// loops are the event loops that serve the connections every Serve
+	// accepts: as many as GOMAXPROCS when New ran.
+	loops *gnet.Client
+
 	clients  atomic.Int64  // connected clients
 	lastID   atomic.Uint64 // the last client id handed out
 	commands atomic.Uint64 // commands processed
 
 	mu        sync.Mutex // guards the following
-	listeners []listener
+	listeners []net.Listener
 	closed    bool
-}
-
-// listener is one Serve: the redcon server and the listener it serves
-// (closed by Close too, in case Close comes before redcon took it).
-type listener struct {
-	rs *redcon.Server
-	ln net.Listener
 }
 
 // ErrClosed is returned by Serve once Close was called.
 var ErrClosed = errors.New("respserver: server closed")
 
-// New returns a Server for cfg.
+// New returns a Server for cfg. It starts the event loops (as many as
+// GOMAXPROCS), which Close stops.
 func New(cfg Config) (*Server, error) {
 	if cfg.Instance == nil {
 		return nil, errors.New("respserver: Config.Instance is nil")
@@ -76,7 +77,7 @@ func New(cfg Config) (*Server, error) {
 		log = slog.Default()
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Server{
+	s := &Server{
 		inst:     cfg.Instance,
 		password: cfg.Password,
 		follow:   cfg.FollowStats,
@@ -85,50 +86,100 @@ func New(cfg Config) (*Server, error) {
 		ctx:      ctx,
 		cancel:   cancel,
 		cursors:  newCursorTable(maxCursors, cursorTTL),
-	}, nil
+	}
+	loops, err := gnet.NewClient(&loop{s: s},
+		gnet.WithNumEventLoop(runtime.GOMAXPROCS(0)),
+		gnet.WithLockOSThread(true),
+		gnet.WithLogger(gnetLogger{log}))
+	if err == nil {
+		err = loops.Start()
+	}
+	if err != nil {
+		cancel()
+		return nil, fmt.Errorf("respserver: event loops: %w", err)
+	}
+	s.loops = loops
+	return s, nil
 }
 
 // Serve accepts connections on ln until Close (then it returns nil) or
-// until ln fails. It closes ln when it returns.
+// until ln fails, and hands each to an event loop. It closes ln when it
+// returns. ln must yield *net.TCPConn or *net.UnixConn connections.
 func (s *Server) Serve(ln net.Listener) error {
-	rs := redcon.NewServerNetwork(ln.Addr().Network(), ln.Addr().String(), s.handle, s.accept, s.closedConn)
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
 		ln.Close()
 		return ErrClosed
 	}
-	s.listeners = append(s.listeners, listener{rs, ln})
+	s.listeners = append(s.listeners, ln)
 	s.mu.Unlock()
-	rs.AcceptError = func(err error) { s.log.Warn("whycache: serve: accept", "err", err) }
-	err := rs.Serve(guardListener{ln})
-	s.mu.Lock()
-	closed := s.closed
-	s.mu.Unlock()
-	if closed {
-		return nil
+	defer ln.Close()
+	var delay time.Duration // after a failed Accept, as net/http does
+	for {
+		nc, err := ln.Accept()
+		if err != nil {
+			if s.isClosed() {
+				return nil
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && !errors.Is(err, net.ErrClosed) {
+				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+				s.log.Warn("whycache: serve: accept", "err", err, "retry in", delay)
+				time.Sleep(delay)
+				continue
+			}
+			return err
+		}
+		delay = 0
+		s.enroll(nc)
 	}
-	return err
 }
 
-// Close stops every Serve, closes the connections and cancels writes in
-// progress. It does not close the Instance.
+// enroll hands nc to an event loop (which takes a copy of its descriptor;
+// nc itself is closed).
+func (s *Server) enroll(nc net.Conn) {
+	cl := &client{id: s.lastID.Add(1), authed: s.password == ""}
+	st := &conn{cl: cl}
+	st.r = replies{cl: cl, remote: nc.RemoteAddr().String()}
+	if _, err := s.loops.EnrollContext(nc, st); err != nil {
+		s.log.Warn("whycache: serve: connection not served", "remote", st.r.remote, "err", err)
+		nc.Close()
+	}
+}
+
+// isClosed reports whether Close was called.
+func (s *Server) isClosed() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closed
+}
+
+// Close stops every Serve, closes the connections, cancels writes in
+// progress and stops the event loops. It does not close the Instance.
 func (s *Server) Close() error {
 	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
 	s.closed = true
 	ls := s.listeners
 	s.listeners = nil
 	s.mu.Unlock()
 	s.cancel()
-	for _, l := range ls {
-		l.rs.Close()
-		l.ln.Close()
+	for _, ln := range ls {
+		ln.Close()
+	}
+	if err := s.loops.Stop(); err != nil {
+		return fmt.Errorf("respserver: close: %w", err)
 	}
 	return nil
 }
 
-// client is the state of one connection, kept in its redcon context. It
-// is used only by the connection's goroutine.
+// client is the state of one connection's session. It is used by one
+// goroutine at a time: the connection's event loop, or the goroutine that
+// runs its writes (see conn).
 type client struct {
 	id     uint64
 	authed bool
@@ -136,45 +187,16 @@ type client struct {
 	quit   bool   // QUIT was received: no more commands are run
 	buf    []byte // reused buffer for values read from the state
 	lower  []byte // reused buffer for the lowercased command name
-}
-
-func (s *Server) accept(c redcon.Conn) bool {
-	s.clients.Add(1)
-	cl := &client{id: s.lastID.Add(1), authed: s.password == ""}
-	c.SetContext(cl)
-	if g, ok := c.NetConn().(*guardConn); ok {
-		g.cl = cl
-	}
-	return true
-}
-
-func (s *Server) closedConn(c redcon.Conn, err error) {
-	s.clients.Add(-1)
-	if err != nil && !errors.Is(err, net.ErrClosed) {
-		s.log.Debug("whycache: serve: connection closed", "remote", c.RemoteAddr(), "err", err)
-	}
-}
-
-// handle runs one command. A plain SET followed by more pipelined
-// commands takes the whole pipeline, so that runs of plain SETs commit
-// together (see runPipeline).
-func (s *Server) handle(c redcon.Conn, cmd redcon.Command) {
-	cl := c.Context().(*client)
-	if cl.authed && isPlainSet(cmd.Args) {
-		if next := c.PeekPipeline(); len(next) > 0 && isPlainSet(next[0].Args) {
-			s.runPipeline(c, cl, append([]redcon.Command{cmd}, c.ReadPipeline()...))
-			return
-		}
-	}
-	s.exec(c, cl, cmd.Args)
+	// last is the spec of the last command looked up, so that a run of
+	// one command skips the table (see lookup).
+	last *commandSpec
 }
 
 // exec looks the command up, checks its arity and the client's
 // authentication, and runs it.
 func (s *Server) exec(c redcon.Conn, cl *client, args [][]byte) {
 	s.commands.Add(1)
-	cl.lower = appendLower(cl.lower[:0], args[0])
-	spec := commandTable[string(cl.lower)]
+	spec := lookup(cl, args)
 	switch {
 	case spec == nil:
 		if !cl.authed {

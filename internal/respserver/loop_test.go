@@ -1,0 +1,157 @@
+package respserver
+
+import (
+	"bytes"
+	"fmt"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tidwall/redcon"
+)
+
+// TestBadRequestsAnsweredAndClosed sends requests redcon's parser refuses,
+// or panics on (a negative bulk length inside a multibulk request): each
+// gets a protocol error and its connection is closed, the server stays up
+// for the next client, and requests split across reads still parse.
+func TestBadRequestsAnsweredAndClosed(t *testing.T) {
+	addr, _ := startServer(t, "")
+	for _, raw := range []string{
+		"*1\r\n$-2\r\n",
+		"*2\r\n$3\r\nGET\r\n$-5\r\nxx\r\n",
+		"*1\r\nGET\r\n",
+		"*x\r\n",
+	} {
+		rc := dialRaw(t, addr)
+		rc.send(raw)
+		got, err := readReply(rc.r)
+		if err != nil || !strings.HasPrefix(got, "-ERR Protocol error") {
+			t.Errorf("%q: reply %q, %v; want a protocol error", raw, got, err)
+		}
+		if more, err := readReply(rc.r); err == nil {
+			t.Errorf("%q: connection still open after the error (read %q)", raw, more)
+		}
+	}
+	rc := dialRaw(t, addr)
+	if got := rc.do("SET", "k", "v"); got != "OK" {
+		t.Fatalf("SET after the bad requests: %s", got)
+	}
+	req := encode("GET", "k") + encode("PING")
+	for i := 1; i < len(req); i++ { // every split point of a pipeline of two
+		rc.send(req[:i])
+		rc.send(req[i:])
+		if got := rc.read(); got != `"v"` {
+			t.Fatalf("split at %d: GET reply %s", i, got)
+		}
+		if got := rc.read(); got != "PONG" {
+			t.Fatalf("split at %d: PING reply %s", i, got)
+		}
+	}
+}
+
+// TestPipelineOrderAroundWrites pipelines reads and writes in one send:
+// the replies come in order and every read sees the writes before it on
+// the same connection (the writes run on a goroutine while the event loop
+// keeps the rest of the input).
+func TestPipelineOrderAroundWrites(t *testing.T) {
+	addr, _ := startServer(t, "")
+	rc := dialRaw(t, addr)
+	var req strings.Builder
+	var want []string
+	for i := range 50 {
+		v := strings.Repeat("v", i)
+		req.WriteString(encode("SET", "k", v))
+		req.WriteString(encode("GET", "k"))
+		req.WriteString(encode("SET", "k2", v))
+		req.WriteString(encode("SET", "k3", v))
+		req.WriteString(encode("MGET", "k2", "k3"))
+		want = append(want, "OK", `"`+v+`"`, "OK", "OK", `["`+v+`" "`+v+`"]`)
+	}
+	rc.send(req.String())
+	for i, w := range want {
+		if got := rc.read(); got != w {
+			t.Fatalf("reply %d: %s, want %s", i, got, w)
+		}
+	}
+	if got := rc.do("QUIT"); got != "OK" {
+		t.Fatalf("QUIT: %s", got)
+	}
+}
+
+// FuzzParseCommand checks parseCommand on any input: it never panics, a
+// complete command's leftover is a suffix of the input, and a complete
+// multibulk command encodes back to the bytes it was parsed from.
+func FuzzParseCommand(f *testing.F) {
+	for _, seed := range []string{
+		encode("GET", "k"), encode("SET", "k", "v") + encode("PING"), "*1\r\n$-2\r\n",
+		"*2\r\n$3\r\nGET\r\n$-5\r\nxx\r\n", "PING\r\n", "*0\r\n", "*1\r\n$3\r\nGE",
+	} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, packet []byte) {
+		complete, args, leftover, err := parseCommand(packet, nil)
+		if err != nil || !complete {
+			return
+		}
+		if len(leftover) > len(packet) || !bytes.Equal(packet[len(packet)-len(leftover):], leftover) {
+			t.Fatalf("leftover %q is not a suffix of %q", leftover, packet)
+		}
+		if len(packet) == 0 || packet[0] != '*' || len(args) == 0 {
+			return
+		}
+		used := packet[:len(packet)-len(leftover)]
+		var enc []byte
+		enc = redcon.AppendArray(enc, len(args))
+		for _, a := range args {
+			enc = redcon.AppendBulk(enc, a)
+		}
+		if !bytes.Equal(enc, used) {
+			t.Fatalf("%q parsed to %q, which encodes to %q", used, args, enc)
+		}
+	})
+}
+
+// TestClientsLeaveDuringWrites closes clients while their pipelined SETs
+// are committing, then closes the server while others are: nothing
+// panics or hangs, and a new connection to a new server on the same
+// instance reads what the finished writes committed.
+func TestClientsLeaveDuringWrites(t *testing.T) {
+	_, inst := startServer(t, "")
+	srv, addr, done := startServing(t, inst, "")
+	var req strings.Builder
+	for i := range 200 {
+		req.WriteString(encode("SET", fmt.Sprint("k", i), "v"))
+	}
+	for i := range 20 {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.Write([]byte(req.String())); err != nil {
+			t.Fatal(err)
+		}
+		if i%2 == 0 {
+			c.Close() // before the replies
+		} else {
+			defer c.Close()
+		}
+	}
+	time.Sleep(20 * time.Millisecond)
+	srv.Close()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Serve: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Serve did not return after Close")
+	}
+	rc := dialRaw(t, serveInstance(t, inst, ""))
+	if got := rc.do("SET", "after", "yes"); got != "OK" {
+		t.Fatalf("SET on a new server: %s", got)
+	}
+	if got := rc.do("GET", "after"); got != `"yes"` {
+		t.Fatalf("GET on a new server: %s", got)
+	}
+}
