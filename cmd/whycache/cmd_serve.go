@@ -160,12 +160,9 @@ func (e *env) serve(o serveFlags) error {
 	if !o.noFollow && (o.follow.interval < minFollowInterval || o.follow.interval > maxFollowInterval) {
 		return usageErrorf("serve: --interval %s: want between %s and %s", o.follow.interval, minFollowInterval, maxFollowInterval)
 	}
-	if o.procs < 0 {
-		return usageErrorf("serve: --procs %d: want 1 or more cores, or 0 for Go's default", o.procs)
-	}
 	// Before anything listens or runs: the whole server on these settings.
-	if o.procs > 0 {
-		runtime.GOMAXPROCS(o.procs)
+	if err := setProcs("serve", o.procs); err != nil {
+		return err
 	}
 	if e.getenv("GOGC") == "" {
 		debug.SetGCPercent(serveGCPercent)

@@ -26,6 +26,7 @@ type logRecord struct {
 	Err  string    `json:"err"`
 
 	Failures int `json:"failures"`
+	Procs    int `json:"procs"`
 }
 
 // followerProc is a "whycache follow" subprocess.
@@ -37,10 +38,17 @@ type followerProc struct {
 
 func startFollow(t *testing.T, c *cli, state string, interval time.Duration, extra ...string) *followerProc {
 	t.Helper()
+	return startFollowEnv(t, c, state, interval, nil, extra...)
+}
+
+// startFollowEnv is startFollow with env added to the follower's
+// environment.
+func startFollowEnv(t *testing.T, c *cli, state string, interval time.Duration, env []string, extra ...string) *followerProc {
+	t.Helper()
 	args := c.args(append([]string{"--state", state, "follow", "--interval", interval.String(),
 		"--metrics-addr", "127.0.0.1:0", "--log-format", "json", "--log-level", "debug"}, extra...))
 	cmd := exec.Command(binPath, args...)
-	cmd.Env = cliEnv()
+	cmd.Env = append(cliEnv(), env...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -309,4 +317,21 @@ func TestFollowWakesOnNotify(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	t.Logf("propagated in %v", time.Since(start).Round(time.Millisecond))
+}
+
+// TestFollowProcs runs the follower on one core unless --procs says
+// otherwise; --procs 0 keeps Go's default, here set by GOMAXPROCS.
+func TestFollowProcs(t *testing.T) {
+	c := fileCLI(t)
+	for _, tc := range procsCases {
+		t.Run(tc.name, func(t *testing.T) {
+			f := startFollowEnv(t, c, filepath.Join(t.TempDir(), "s.state"), time.Second, tc.env, tc.args...)
+			if rec := f.waitLog(t, "follow: starting"); rec.Procs != tc.want {
+				t.Errorf("follow runs on %d cores, want %d", rec.Procs, tc.want)
+			}
+		})
+	}
+	if line := c.fails(exitUsage, "follow", "--procs", "-1"); !strings.Contains(line, "want 1 or more cores") {
+		t.Errorf("follow --procs -1: %s", line)
+	}
 }

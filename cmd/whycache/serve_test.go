@@ -211,17 +211,7 @@ func TestServeUsageErrors(t *testing.T) {
 func TestServeProcs(t *testing.T) {
 	c := fileCLI(t)
 	state := filepath.Join(t.TempDir(), "serve.state")
-	cases := []struct {
-		name string
-		env  []string
-		args []string
-		want int
-	}{
-		{"default", []string{"GOMAXPROCS=3"}, nil, 1},
-		{"flag", nil, []string{"--procs", "2"}, 2},
-		{"Go's default", []string{"GOMAXPROCS=3"}, []string{"--procs", "0"}, 3},
-	}
-	for _, tc := range cases {
+	for _, tc := range procsCases {
 		t.Run(tc.name, func(t *testing.T) {
 			args := append([]string{"--state", state, "serve", "--addr", "127.0.0.1:0", "--no-follow"}, tc.args...)
 			p := startServe(t, c, tc.env, args...)

@@ -37,7 +37,7 @@ type fleetSpec struct {
 	channel    string
 	interval   time.Duration
 	heartbeat  bool // follower 0 writes heartbeats (replica mode)
-	gomaxprocs int  // GOMAXPROCS of the followers; 0 leaves Go's default
+	procs      int  // the followers' --procs (GOMAXPROCS); 0 is Go's default
 }
 
 // args returns the command line of follower i.
@@ -49,7 +49,7 @@ func (s fleetSpec) args(i int, state string) []string {
 	if s.notifyAddr != "" {
 		a = append(a, "--notify", s.notifyAddr, "--notify-channel", s.channel)
 	}
-	a = append(a, "follow", "--interval", s.interval.String(), "--log-level", "warn")
+	a = append(a, "follow", "--interval", s.interval.String(), "--log-level", "warn", "--procs", strconv.Itoa(s.procs))
 	if s.heartbeat && i == 0 {
 		a = append(a, "--heartbeat")
 	}
@@ -74,9 +74,6 @@ func startFleet(s fleetSpec, n int) ([]*follower, error) {
 		}
 		f.cmd = exec.Command(s.bin, s.args(i, f.state)...)
 		f.cmd.Stdout, f.cmd.Stderr = logFile, logFile
-		if s.gomaxprocs > 0 {
-			f.cmd.Env = append(os.Environ(), "GOMAXPROCS="+strconv.Itoa(s.gomaxprocs))
-		}
 		f.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 		err = f.cmd.Start()
 		logFile.Close()

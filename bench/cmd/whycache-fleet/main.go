@@ -75,7 +75,7 @@ func mainArgs(args []string, stdout, stderr io.Writer) int {
 	fs.BoolVar(&cfg.replica, "replica", false, "start a private MariaDB primary and replica; followers read the replica (--read-store)")
 	fs.BoolVar(&cfg.private, "private", false, "start a private MariaDB instead of using -dsn's server")
 	fs.IntVar(&cfg.maxConns, "max-connections", 1000, "max_connections of the private servers")
-	fs.IntVar(&cfg.gomaxprocs, "gomaxprocs", 0, "GOMAXPROCS of the followers (0: Go's default, the number of cores)")
+	fs.IntVar(&cfg.procs, "procs", 1, "the followers' --procs, their GOMAXPROCS (0: Go's default, the number of cores)")
 	fs.Var(&cfg.serverArgs, "server-arg", "an extra mariadbd option for the private servers, e.g. --thread-handling=pool-of-threads (repeatable)")
 	fs.StringVar(&cfg.dsn, "dsn", "root@tcp(127.0.0.1:3306)/test", "the MySQL server without -private or -replica")
 	fs.StringVar(&cfg.bin, "whycache", "", "a whycache binary to run (default: build cmd/whycache)")

@@ -19,6 +19,7 @@ type Report struct {
 	Server  string `json:"server"` // MariaDB version and which server
 
 	Followers int     `json:"followers"`
+	Procs     int     `json:"follower_procs"` // their --procs
 	Interval  string  `json:"interval"`
 	Rate      int     `json:"rate"`
 	Duration  float64 `json:"duration_s"` // the measured window
@@ -133,7 +134,7 @@ func (r *Report) writeTable(w io.Writer) {
 	}
 	fmt.Fprintf(w, "\n%s\n\n", r.Command)
 	fmt.Fprintf(w, "| %-40s | %s |\n|---|---|\n", "what", "measured")
-	row("followers × interval", "%d × %s, %s", r.Followers, r.Interval, mode)
+	row("followers × interval", "%d × %s, %s, --procs %d", r.Followers, r.Interval, mode, r.Procs)
 	row("writes (measured window)", "%d in %.1f s (%d errors)", r.Writes, r.Duration, r.WriteErrors)
 	p := r.Propagation
 	row("propagation p50 / p99 / max", "%.1f / %.1f / %.1f ms", p.P50ms, p.P99ms, p.MaxMs)

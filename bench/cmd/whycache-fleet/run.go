@@ -34,7 +34,7 @@ type config struct {
 	tick      time.Duration
 	baseline  time.Duration // the writer alone, then the followers idle
 
-	gomaxprocs int        // of the followers; 0 leaves Go's default
+	procs      int        // the followers' --procs; 0 is Go's default
 	serverArgs stringList // extra mariadbd options of private servers
 	command    string     // the command line, for the report
 }
@@ -144,7 +144,7 @@ func run(ctx context.Context, cfg config, logf func(string, ...any)) (_ *Report,
 
 	r := &Report{
 		Command: cfg.command, Machine: machine(),
-		Followers: cfg.followers, Interval: cfg.interval.String(), Rate: cfg.rate,
+		Followers: cfg.followers, Procs: cfg.procs, Interval: cfg.interval.String(), Rate: cfg.rate,
 		Notify: cfg.notify, Replica: cfg.replica,
 		ServerCPU: map[string]float64{},
 	}
@@ -153,7 +153,7 @@ func run(ctx context.Context, cfg config, logf func(string, ...any)) (_ *Report,
 	r.Server = version + " (" + primary.name + ")"
 
 	table := fmt.Sprintf("fleet_%d_%d", os.Getpid(), time.Now().UnixNano()%1e9)
-	spec := fleetSpec{bin: bin, dir: stateDir, store: "mysql:" + primary.dsn, table: table, interval: cfg.interval, heartbeat: cfg.replica, gomaxprocs: cfg.gomaxprocs}
+	spec := fleetSpec{bin: bin, dir: stateDir, store: "mysql:" + primary.dsn, table: table, interval: cfg.interval, heartbeat: cfg.replica, procs: cfg.procs}
 	if cfg.replica {
 		spec.readStore = "mysql:" + readSrv.dsn
 	}
