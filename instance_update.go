@@ -234,9 +234,13 @@ func judge(res logstore.PollResult, pos logstore.Position, logID logstore.LogID,
 		return &rebuildError{fmt.Errorf("%w: the state is at id %d, the log's compaction horizon at %d", ErrHistoryCompacted, pos.ID, in.Horizon)}
 	}
 	*horizon = max(*horizon, in.Horizon)
-	switch res.Verdict {
-	case logstore.VerdictNone, logstore.VerdictMatch:
+	switch {
+	case res.Verdict == logstore.VerdictNone || res.Verdict == logstore.VerdictMatch:
 		return nil
+	case res.Detail != "":
+		return &rebuildError{fmt.Errorf("%w: %s", ErrLogDiverged, res.Detail)}
+	}
+	switch res.Verdict {
 	case logstore.VerdictAhead:
 		return &rebuildError{fmt.Errorf("%w: the state applied records up to id %d, the log ends at %d", ErrLogDiverged, pos.ID, res.Latest.ID)}
 	case logstore.VerdictMismatch:

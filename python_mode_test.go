@@ -377,3 +377,44 @@ func TestPythonModeStatsShowHeldBack(t *testing.T) {
 	}
 	wantValue(t, c, "b", []byte("2"))
 }
+
+// TestPythonModeLateInsertRebuilds: a Python process holds an insert open
+// longer than HoleTimeout while others commit after it; the machine's
+// Update passes the hole (it cannot wait forever), and when the insert
+// commits, a later Update rebuilds the state from the log, saying why,
+// so the machine holds the record like every machine that read it later.
+// Before, the record stayed missing on this machine with every Update
+// succeeding.
+func TestPythonModeLateInsertRebuilds(t *testing.T) {
+	const timeout = 200 * time.Millisecond
+	store, w := pythonModeStore(t, timeout)
+	ctx := context.Background()
+	w.Set(t, "a", "1")
+	c := newInstance(t, store, Options{})
+	mustUpdate(t, c)
+	held := w.Hold(t, logstore.Item{Key: []byte("late"), Value: []byte("python")})
+	last := w.Set(t, "after", "2")
+	for start := time.Now(); c.UpdateID() < last; time.Sleep(20 * time.Millisecond) {
+		if time.Since(start) > timeout+5*time.Second {
+			t.Fatalf("Update did not pass the hole of the held insert: update id %d, want %d", c.UpdateID(), last)
+		}
+		mustUpdate(t, c)
+	}
+	held.Commit(t)
+	var rebuilt error
+	for start := time.Now(); rebuilt == nil && time.Since(start) < 4*timeout+5*time.Second; time.Sleep(20 * time.Millisecond) {
+		st, err := c.UpdateStats(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rebuilt = st.Rebuilt
+	}
+	if !errors.Is(rebuilt, ErrLogDiverged) || !strings.Contains(rebuilt.Error(), fmt.Sprintf("record %d ", held.ID)) {
+		t.Fatalf("Update after the held insert committed: rebuilt %v; want ErrLogDiverged naming record %d", rebuilt, held.ID)
+	}
+	wantValue(t, c, "late", []byte("python"))
+	wantValue(t, c, "after", []byte("2"))
+	if c.UpdateID() != last {
+		t.Fatalf("UpdateID after the rebuild = %d, want %d", c.UpdateID(), last)
+	}
+}

@@ -250,6 +250,11 @@ type PollResult struct {
 	HeldBack uint64
 	// Verdict is the check of PollRequest.After.
 	Verdict Verdict
+	// Detail, when not empty, says why the verdict is what it is, in
+	// words for a log line (for example which record a store found
+	// committed in a hole its reader had passed); stores that cannot say
+	// more than the verdict leave it empty.
+	Detail string
 	// More is set when the call stopped after Max records, before Latest:
 	// call again with After = Next.
 	More bool

@@ -75,9 +75,13 @@
 // store saw a higher id at least HoleTimeout (10 s by default) before.
 // That wait is kept per Store, in memory: a new process waits once for
 // the holes it meets. An insert whose transaction stays open longer than
-// HoleTimeout after a later id became visible would be skipped, so
-// HoleTimeout must exceed the longest write transaction on the table
-// (Python's are single autocommit statements; lock waits count). A probe
+// HoleTimeout after a later id became visible is passed over at first;
+// the store keeps the holes it passed (passedHoles, late.go) and checks
+// them once per HoleTimeout, and a row found in one makes the polls of the
+// readers past it a mismatch with a Detail, so they rebuild. HoleTimeout
+// should still exceed the longest write transaction on the table
+// (Python's are single autocommit statements; lock waits count): a
+// rebuild replays the whole table. A probe
 // that tells an open insert from a gone row (a locking read of the
 // missing id, or the server's transaction list) is not used: an id is
 // taken before its row is inserted, so a locking read can miss it, and

@@ -43,7 +43,8 @@ const goModeHint = "this is a whycache for Go log: open it without --format pyth
 // pyMode is the state of a Store in Python mode (Options.Format is
 // FormatPython); a Store in Go mode has none.
 type pyMode struct {
-	holes *holeClock // when a hole may be passed; per process, never persisted
+	holes  *holeClock  // when a hole may be passed; per process, never persisted
+	passed passedHoles // the holes passed, checked for late rows; per process
 
 	ready atomic.Bool // the table was found in Python's layout once
 

@@ -18,8 +18,11 @@ import (
 // (or After.ID), so a reader taking it as its position passes no hole
 // that may still fill; More is set when the page ended before the
 // highest id with no hole in the way. Verdict is Ahead when After.ID is
-// above the highest id (the table lost records the reader applied), else
-// Match: positions are checked by id only (nonces are 0).
+// above the highest id (the table lost records the reader applied);
+// Mismatch, with Detail, when a row was committed in a hole this store
+// passed before (passedHoles; the check runs once per HoleTimeout): the
+// readers that passed it lack that record; else Match: positions are
+// checked by id only (nonces are 0).
 func (s *Store) pyPoll(ctx context.Context, req logstore.PollRequest, fn func(logstore.Entry) error) (logstore.PollResult, error) {
 	if err := s.pyReady(ctx, "poll"); err != nil {
 		return logstore.PollResult{}, err
@@ -32,6 +35,11 @@ func (s *Store) pyPoll(ctx context.Context, req logstore.PollRequest, fn func(lo
 	if req.Max > 0 && req.Max < limit {
 		limit = req.Max
 	}
+	if found, err := s.pyLateRow(ctx, time.Now()); err != nil {
+		return logstore.PollResult{}, err
+	} else if found != 0 {
+		s.py.passed.found(found)
+	}
 	after := logstore.Position{ID: req.After.ID} // nonces are unknown here
 	p, err := s.pyPollQuery(ctx, after.ID, limit)
 	if err != nil {
@@ -41,17 +49,27 @@ func (s *Store) pyPoll(ctx context.Context, req logstore.PollRequest, fn func(lo
 	s.py.holes.observe(p.next, now)
 	res := logstore.PollResult{Info: logstore.Info{ID: id}, Next: req.After}
 	res.Verdict = logstore.Judge(after, logstore.Position{ID: p.next}, 0, false, 0)
-	if res.Verdict == logstore.VerdictAhead {
+	if late := s.py.passed.judge(after.ID); late != 0 && res.Verdict == logstore.VerdictMatch {
+		res.Verdict = logstore.VerdictMismatch
+		res.Detail = fmt.Sprintf("record %d of %s was committed after this reader passed its id as a hole (an insert held open longer than HoleTimeout %s after a later id was seen)",
+			late, s.table, s.py.holes.timeout)
+	}
+	if res.Verdict == logstore.VerdictAhead || res.Verdict == logstore.VerdictMismatch {
 		res.Latest = logstore.Position{ID: p.next}
 		return res, nil
 	}
 	s.pollAdapt(p, limit)
-	// Deliver up to the first unresolved hole.
+	// Deliver up to the first unresolved hole; gaps[i] is the first id of
+	// the hole below record i (0 for none), recorded once i is delivered.
 	n, expect, hole := min(len(p.ids), limit), after.ID+1, false
+	gaps := make([]uint64, n)
 	for i := 0; i < n; i++ {
-		if p.ids[i] > expect && !s.py.holes.resolved(p.ids[i]-1, now) {
-			n, hole = i, true
-			break
+		if p.ids[i] > expect {
+			if !s.py.holes.resolved(p.ids[i]-1, now) {
+				n, hole = i, true
+				break
+			}
+			gaps[i] = expect
 		}
 		expect = p.ids[i] + 1
 	}
@@ -74,6 +92,9 @@ func (s *Store) pyPoll(ctx context.Context, req logstore.PollRequest, fn func(lo
 		}
 		if err := fn(logstore.Entry{ID: p.ids[i], Contents: c}); err != nil {
 			return res, err
+		}
+		if gaps[i] != 0 {
+			s.py.passed.add(gaps[i], p.ids[i]-1, now)
 		}
 		res.Next = logstore.Position{ID: p.ids[i]}
 	}

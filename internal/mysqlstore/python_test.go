@@ -479,3 +479,55 @@ func TestPythonCompactHorizon(t *testing.T) {
 		t.Fatalf("a refused Compact changed the log: %v", got)
 	}
 }
+
+// TestPythonLateRowFound: an insert held open longer than HoleTimeout
+// after a later id was seen is passed as a hole; when it commits, a later
+// poll (within a HoleTimeout or two) says so with a mismatch naming the
+// record, instead of every reader that passed it lacking it forever. The
+// store then starts over: a poll from the start delivers the record, and
+// the next polls match. Holes that never fill (a rolled-back insert, a
+// row a newer REPLACE removed) pass without a mismatch.
+func TestPythonLateRowFound(t *testing.T) {
+	const timeout = 200 * time.Millisecond
+	s, w := pyStore(t, Options{HoleTimeout: timeout})
+	a := w.Set(t, "a", "1")
+	held := w.Hold(t, logstore.Item{Key: []byte("b"), Value: []byte("2")})
+	w.Hold(t, logstore.Item{Key: []byte("x"), Value: []byte("rolled back")}).Rollback(t)
+	w.Set(t, "k", "old")
+	c := w.Set(t, "k", "new") // removes k's old row: a hole that never fills
+	passed := func(after, want uint64) {
+		t.Helper()
+		for start := time.Now(); time.Since(start) < timeout+5*time.Second; time.Sleep(20 * time.Millisecond) {
+			if ids, res := pollIDs(t, s, after); len(ids) > 0 && ids[len(ids)-1] == want {
+				if res.Verdict != logstore.VerdictMatch {
+					t.Fatalf("poll passing the holes: verdict %v (%s)", res.Verdict, res.Detail)
+				}
+				return
+			}
+		}
+		t.Fatalf("the holes after %d were not passed", after)
+	}
+	passed(a, c)
+	for start := time.Now(); time.Since(start) < 4*timeout; time.Sleep(20 * time.Millisecond) {
+		if _, res := pollIDs(t, s, c); res.Verdict != logstore.VerdictMatch {
+			t.Fatalf("polls after holes that never fill: verdict %v (%s)", res.Verdict, res.Detail)
+		}
+	}
+	held.Commit(t)
+	var res logstore.PollResult
+	for start := time.Now(); time.Since(start) < 4*timeout+5*time.Second; time.Sleep(20 * time.Millisecond) {
+		if _, res = pollIDs(t, s, c); res.Verdict != logstore.VerdictMatch {
+			break
+		}
+	}
+	if res.Verdict != logstore.VerdictMismatch || !strings.Contains(res.Detail, fmt.Sprintf("record %d ", held.ID)) {
+		t.Fatalf("after the held insert committed in a passed hole: verdict %v, detail %q; want a mismatch naming record %d", res.Verdict, res.Detail, held.ID)
+	}
+	ids, _ := pollIDs(t, s, 0)
+	if fmt.Sprint(ids) != fmt.Sprint([]uint64{a, held.ID, c}) {
+		t.Fatalf("poll from the start after the mismatch: ids %v, want [%d %d %d]", ids, a, held.ID, c)
+	}
+	if _, res := pollIDs(t, s, c); res.Verdict != logstore.VerdictMatch {
+		t.Fatalf("poll after starting over: verdict %v (%s)", res.Verdict, res.Detail)
+	}
+}

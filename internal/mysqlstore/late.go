@@ -1,0 +1,142 @@
+package mysqlstore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Bounds of passedHoles: the ranges it keeps, and for how long, in
+// multiples of HoleTimeout.
+const (
+	maxPassedRanges  = 1024
+	passedKeepFactor = 60
+)
+
+// passedHoles remembers the holes a Python-mode store passed (ids missing
+// when a poll delivered the records above them; see holeClock), so that a
+// row committed in one of them later — an insert held open longer than
+// HoleTimeout after a later id was seen — is found instead of being
+// missing forever from every state that passed it. A check (lateQuery)
+// runs once per HoleTimeout while holes are kept: a row found in a passed
+// hole makes the next poll's verdict a mismatch, so the reader rebuilds
+// its state.
+//
+// It keeps at most maxPassedRanges ranges, each for passedKeepFactor ×
+// HoleTimeout after it was passed (an insert open longer than that is
+// not seen; dropped counts the ranges let go early for room).
+//
+// A passedHoles is safe for concurrent use.
+type passedHoles struct {
+	mu        sync.Mutex // guards the following
+	ranges    []passedRange
+	lastCheck time.Time
+	dropped   uint64
+	// late is the lowest row found in a passed hole, 0 for none: the
+	// polls of a reader past it are a mismatch until a poll from at or
+	// below it (the reader starting over) clears it.
+	late uint64
+}
+
+// passedRange is the ids lo..hi (inclusive), passed at at.
+type passedRange struct {
+	lo, hi uint64
+	at     time.Time
+}
+
+// add records that a poll at now passed the ids lo..hi.
+func (h *passedHoles) add(lo, hi uint64, now time.Time) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if len(h.ranges) == 0 {
+		h.lastCheck = now // the first check comes one period after the first hole
+	}
+	if len(h.ranges) >= maxPassedRanges {
+		n := len(h.ranges) - maxPassedRanges + 1
+		h.dropped += uint64(n)
+		h.ranges = append(h.ranges[:0], h.ranges[n:]...)
+	}
+	h.ranges = append(h.ranges, passedRange{lo: lo, hi: hi, at: now})
+}
+
+// due returns the ranges to check at now, once every period while some
+// are kept, after dropping those passed more than keep ago; nil when no
+// check is due.
+func (h *passedHoles) due(now time.Time, period, keep time.Duration) []passedRange {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	n := 0
+	for n < len(h.ranges) && now.Sub(h.ranges[n].at) > keep {
+		n++
+	}
+	h.ranges = append(h.ranges[:0], h.ranges[n:]...)
+	if len(h.ranges) == 0 || now.Sub(h.lastCheck) < period {
+		return nil
+	}
+	h.lastCheck = now
+	return append([]passedRange(nil), h.ranges...)
+}
+
+// found records that the row id was found in a passed hole: the ranges
+// are dropped (the readers start over, and record the holes they pass
+// again) and id is kept as late.
+func (h *passedHoles) found(id uint64) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.ranges = h.ranges[:0]
+	if h.late == 0 || id < h.late {
+		h.late = id
+	}
+}
+
+// judge returns the late row a reader at after passed (0 when it passed
+// none), and clears it for a reader at or below it, which reads it in
+// order.
+func (h *passedHoles) judge(after uint64) uint64 {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.late != 0 && after <= h.late {
+		h.late = 0
+	}
+	return h.late
+}
+
+// lateQuery returns the statement that finds the lowest row in ranges of
+// table t (quoted): the ids are numbers written into the text, since the
+// number of ranges varies.
+func lateQuery(t string, ranges []passedRange) string {
+	var b strings.Builder
+	b.WriteString("SELECT id FROM " + t + " WHERE ")
+	for i, r := range ranges {
+		if i > 0 {
+			b.WriteString(" OR ")
+		}
+		b.WriteString("id BETWEEN " + strconv.FormatUint(r.lo, 10) + " AND " + strconv.FormatUint(r.hi, 10))
+	}
+	b.WriteString(" ORDER BY id LIMIT 1")
+	return b.String()
+}
+
+// pyLateRow runs the passed-holes check when it is due: it returns the id
+// of a row now in a hole the store passed (0 when there is none or no
+// check was due).
+func (s *Store) pyLateRow(ctx context.Context, now time.Time) (uint64, error) {
+	period := s.py.holes.timeout
+	ranges := s.py.passed.due(now, period, passedKeepFactor*period)
+	if ranges == nil {
+		return 0, nil
+	}
+	var id uint64
+	err := s.rdb.QueryRowContext(ctx, lateQuery("`"+s.table+"`", ranges)).Scan(&id)
+	switch {
+	case err == nil:
+		return id, nil
+	case errors.Is(err, sql.ErrNoRows):
+		return 0, nil
+	}
+	return 0, s.pollError(ctx, s.rdb, err)
+}

@@ -1,0 +1,66 @@
+package mysqlstore
+
+import (
+	"testing"
+	"time"
+)
+
+func TestPassedHoles(t *testing.T) {
+	const period, keep = time.Second, time.Minute
+	t0 := time.Unix(1000, 0)
+	var h passedHoles
+	if r := h.due(t0, period, keep); r != nil {
+		t.Fatalf("due with nothing passed: %v", r)
+	}
+	h.add(5, 7, t0)
+	if r := h.due(t0.Add(period/2), period, keep); r != nil {
+		t.Fatalf("due half a period after the first hole: %v", r)
+	}
+	h.add(10, 10, t0.Add(period/2))
+	r := h.due(t0.Add(period), period, keep)
+	if len(r) != 2 || r[0].lo != 5 || r[0].hi != 7 || r[1].lo != 10 {
+		t.Fatalf("due a period after the first hole: %v", r)
+	}
+	if r := h.due(t0.Add(period+period/2), period, keep); r != nil {
+		t.Fatalf("due again within the period: %v", r)
+	}
+	if r := h.due(t0.Add(keep+period/4), period, keep); len(r) != 1 || r[0].lo != 10 {
+		t.Fatalf("due after the first range's keep: %v", r)
+	}
+	if r := h.due(t0.Add(2*keep), period, keep); r != nil || len(h.ranges) != 0 {
+		t.Fatalf("due after every range's keep: %v (kept %d)", r, len(h.ranges))
+	}
+
+	for i := range maxPassedRanges + 3 {
+		h.add(uint64(100+2*i), uint64(100+2*i), t0)
+	}
+	if len(h.ranges) != maxPassedRanges || h.dropped != 3 || h.ranges[0].lo != 106 {
+		t.Fatalf("over the bound: %d ranges, %d dropped, first %d; want %d, 3, 106", len(h.ranges), h.dropped, h.ranges[0].lo, maxPassedRanges)
+	}
+
+	h.found(20)
+	h.found(30)
+	if len(h.ranges) != 0 {
+		t.Fatalf("ranges kept after a late row: %d", len(h.ranges))
+	}
+	for _, tc := range []struct {
+		after, want uint64
+	}{
+		{25, 20}, // a reader past the late row
+		{25, 20}, // again: it stays until a reader starts over
+		{20, 0},  // a reader at it clears it
+		{25, 0},
+	} {
+		if got := h.judge(tc.after); got != tc.want {
+			t.Fatalf("judge(%d) = %d, want %d", tc.after, got, tc.want)
+		}
+	}
+}
+
+func TestLateQuery(t *testing.T) {
+	got := lateQuery("`t`", []passedRange{{lo: 5, hi: 7}, {lo: 10, hi: 10}})
+	want := "SELECT id FROM `t` WHERE id BETWEEN 5 AND 7 OR id BETWEEN 10 AND 10 ORDER BY id LIMIT 1"
+	if got != want {
+		t.Fatalf("lateQuery = %q\nwant %q", got, want)
+	}
+}
