@@ -30,11 +30,15 @@ type input struct {
 // pending returns the bytes not parsed yet.
 func (in *input) pending() []byte { return in.buf[in.off:] }
 
-// take marks n more bytes parsed.
+// take marks n more bytes parsed. Once all is parsed, a buffer grown
+// past maxKeptBuffer (a large value) is let go.
 func (in *input) take(n int) {
 	in.off += n
 	if in.off == len(in.buf) {
 		in.buf, in.off = in.buf[:0], 0
+		if cap(in.buf) > maxKeptBuffer {
+			in.buf = nil
+		}
 	}
 }
 
@@ -152,6 +156,9 @@ func (s *Server) process(c gnet.Conn, st *conn) gnet.Action {
 			return gnet.Close
 		}
 		st.r.out = st.r.out[:0]
+		if cap(st.r.out) > maxKeptBuffer {
+			st.r.out = nil // gnet copied what the socket did not take
+		}
 	}
 	if st.r.closing && !st.busy {
 		return gnet.Close
