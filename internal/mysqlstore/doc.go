@@ -78,7 +78,9 @@
 // HoleTimeout after a later id became visible is passed over at first;
 // the store keeps the holes it passed (passedHoles, late.go) and checks
 // them once per HoleTimeout, and a row found in one makes the polls of the
-// readers past it a mismatch with a Detail, so they rebuild. HoleTimeout
+// readers past it a mismatch with a Detail, so they rebuild; a new store
+// takes the holes below its first reader's position (seedWindow ids) as
+// passed, for those an earlier process passed. HoleTimeout
 // should still exceed the longest write transaction on the table
 // (Python's are single autocommit statements; lock waits count): a
 // rebuild replays the whole table. A probe

@@ -10,11 +10,13 @@ import (
 	"time"
 )
 
-// Bounds of passedHoles: the ranges it keeps, and for how long, in
-// multiples of HoleTimeout.
+// Bounds of passedHoles: the ranges it keeps, for how long (in multiples
+// of HoleTimeout), and how many ids below its first reader's position a
+// store looks at for the holes passed before it existed (seed).
 const (
 	maxPassedRanges  = 1024
 	passedKeepFactor = 60
+	seedWindow       = 1 << 16
 )
 
 // passedHoles remembers the holes a Python-mode store passed (ids missing
@@ -28,11 +30,18 @@ const (
 //
 // It keeps at most maxPassedRanges ranges, each for passedKeepFactor ×
 // HoleTimeout after it was passed (an insert open longer than that is
-// not seen; dropped counts the ranges let go early for room).
+// not seen; dropped counts the ranges let go early for room). The holes
+// a reader passed before this store existed (an earlier process) are
+// taken at the store's first poll by a position: every id missing from
+// the seedWindow ids below it is a hole that never fills (a rolled-back
+// insert, a row a REPLACE or a rewrite removed) or an insert still open,
+// which the reader cannot have applied, so a row appearing there later is
+// one it lacks (seed).
 //
 // A passedHoles is safe for concurrent use.
 type passedHoles struct {
 	mu        sync.Mutex // guards the following
+	seeded    bool       // seed ran (or a poll from id 0 made it needless)
 	ranges    []passedRange
 	lastCheck time.Time
 	dropped   uint64
@@ -139,4 +148,49 @@ func (s *Store) pyLateRow(ctx context.Context, now time.Time) (uint64, error) {
 		return 0, nil
 	}
 	return 0, s.pollError(ctx, s.rdb, err)
+}
+
+// needSeed reports whether the store's first poll by a position must look
+// for the holes below it (seed), and marks it done.
+func (h *passedHoles) needSeed(after uint64) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.seeded {
+		return false
+	}
+	h.seeded = true
+	return after > 0
+}
+
+// pySeedPassed records, as passed at now, the ids missing from the
+// seedWindow ids at or below after (see passedHoles): one statement, at
+// the first poll of a store by a reader at after > 0.
+func (s *Store) pySeedPassed(ctx context.Context, after uint64, now time.Time) error {
+	lo := uint64(1)
+	if after > seedWindow {
+		lo = after - seedWindow + 1
+	}
+	rows, err := s.rdb.QueryContext(ctx, "SELECT id FROM `"+s.table+"` WHERE id BETWEEN ? AND ? ORDER BY id", lo, after)
+	if err != nil {
+		return s.pollError(ctx, s.rdb, err)
+	}
+	defer rows.Close()
+	expect := lo
+	for rows.Next() {
+		var id uint64
+		if err := rows.Scan(&id); err != nil {
+			return s.pollError(ctx, s.rdb, err)
+		}
+		if id > expect {
+			s.py.passed.add(expect, id-1, now)
+		}
+		expect = id + 1
+	}
+	if err := rows.Err(); err != nil {
+		return s.pollError(ctx, s.rdb, err)
+	}
+	if expect <= after {
+		s.py.passed.add(expect, after, now)
+	}
+	return nil
 }

@@ -35,6 +35,11 @@ func (s *Store) pyPoll(ctx context.Context, req logstore.PollRequest, fn func(lo
 	if req.Max > 0 && req.Max < limit {
 		limit = req.Max
 	}
+	if s.py.passed.needSeed(req.After.ID) {
+		if err := s.pySeedPassed(ctx, min(req.After.ID, math.MaxInt64), time.Now()); err != nil {
+			return logstore.PollResult{}, err
+		}
+	}
 	if found, err := s.pyLateRow(ctx, time.Now()); err != nil {
 		return logstore.PollResult{}, err
 	} else if found != 0 {

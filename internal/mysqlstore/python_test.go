@@ -495,39 +495,71 @@ func TestPythonLateRowFound(t *testing.T) {
 	w.Hold(t, logstore.Item{Key: []byte("x"), Value: []byte("rolled back")}).Rollback(t)
 	w.Set(t, "k", "old")
 	c := w.Set(t, "k", "new") // removes k's old row: a hole that never fills
-	passed := func(after, want uint64) {
-		t.Helper()
-		for start := time.Now(); time.Since(start) < timeout+5*time.Second; time.Sleep(20 * time.Millisecond) {
-			if ids, res := pollIDs(t, s, after); len(ids) > 0 && ids[len(ids)-1] == want {
-				if res.Verdict != logstore.VerdictMatch {
-					t.Fatalf("poll passing the holes: verdict %v (%s)", res.Verdict, res.Detail)
-				}
-				return
-			}
-		}
-		t.Fatalf("the holes after %d were not passed", after)
-	}
-	passed(a, c)
+	pollPast(t, s, a, c, timeout)
 	for start := time.Now(); time.Since(start) < 4*timeout; time.Sleep(20 * time.Millisecond) {
 		if _, res := pollIDs(t, s, c); res.Verdict != logstore.VerdictMatch {
 			t.Fatalf("polls after holes that never fill: verdict %v (%s)", res.Verdict, res.Detail)
 		}
 	}
 	held.Commit(t)
-	var res logstore.PollResult
-	for start := time.Now(); time.Since(start) < 4*timeout+5*time.Second; time.Sleep(20 * time.Millisecond) {
-		if _, res = pollIDs(t, s, c); res.Verdict != logstore.VerdictMatch {
-			break
-		}
-	}
-	if res.Verdict != logstore.VerdictMismatch || !strings.Contains(res.Detail, fmt.Sprintf("record %d ", held.ID)) {
-		t.Fatalf("after the held insert committed in a passed hole: verdict %v, detail %q; want a mismatch naming record %d", res.Verdict, res.Detail, held.ID)
-	}
+	waitLateRow(t, s, c, held.ID, timeout)
 	ids, _ := pollIDs(t, s, 0)
 	if fmt.Sprint(ids) != fmt.Sprint([]uint64{a, held.ID, c}) {
 		t.Fatalf("poll from the start after the mismatch: ids %v, want [%d %d %d]", ids, a, held.ID, c)
 	}
 	if _, res := pollIDs(t, s, c); res.Verdict != logstore.VerdictMatch {
 		t.Fatalf("poll after starting over: verdict %v (%s)", res.Verdict, res.Detail)
+	}
+}
+
+// TestPythonLateRowFoundAfterRestart: the process that passed the hole
+// exits; a new one (a new store) whose state is past the hole finds the
+// row that commits there later all the same, from the holes below its
+// position at its first poll.
+func TestPythonLateRowFoundAfterRestart(t *testing.T) {
+	const timeout = 200 * time.Millisecond
+	s, w := pyStore(t, Options{HoleTimeout: timeout})
+	a := w.Set(t, "a", "1")
+	held := w.Hold(t, logstore.Item{Key: []byte("b"), Value: []byte("2")})
+	w.Set(t, "k", "old")
+	c := w.Set(t, "k", "new") // removes k's old row: a hole that never fills
+	pollPast(t, s, a, c, timeout)
+	restarted := testStoreOn(t, mysqltest.DB(t), w.Table, Options{Format: FormatPython, HoleTimeout: timeout})
+	for start := time.Now(); time.Since(start) < 4*timeout; time.Sleep(20 * time.Millisecond) {
+		if _, res := pollIDs(t, restarted, c); res.Verdict != logstore.VerdictMatch {
+			t.Fatalf("polls of the new store before the insert commits: verdict %v (%s)", res.Verdict, res.Detail)
+		}
+	}
+	held.Commit(t)
+	waitLateRow(t, restarted, c, held.ID, timeout)
+}
+
+// pollPast polls s from after until it delivers want, past the holes
+// between them (after HoleTimeout timeout); each poll must match.
+func pollPast(t *testing.T, s logstore.Store, after, want uint64, timeout time.Duration) {
+	t.Helper()
+	for start := time.Now(); time.Since(start) < timeout+5*time.Second; time.Sleep(20 * time.Millisecond) {
+		if ids, res := pollIDs(t, s, after); len(ids) > 0 && ids[len(ids)-1] == want {
+			if res.Verdict != logstore.VerdictMatch {
+				t.Fatalf("poll passing the holes: verdict %v (%s)", res.Verdict, res.Detail)
+			}
+			return
+		}
+	}
+	t.Fatalf("the holes after %d were not passed", after)
+}
+
+// waitLateRow polls s from after until a poll says record late was
+// committed in a passed hole: a mismatch naming it.
+func waitLateRow(t *testing.T, s logstore.Store, after, late uint64, timeout time.Duration) {
+	t.Helper()
+	var res logstore.PollResult
+	for start := time.Now(); time.Since(start) < 4*timeout+5*time.Second; time.Sleep(20 * time.Millisecond) {
+		if _, res = pollIDs(t, s, after); res.Verdict != logstore.VerdictMatch {
+			break
+		}
+	}
+	if res.Verdict != logstore.VerdictMismatch || !strings.Contains(res.Detail, fmt.Sprintf("record %d ", late)) {
+		t.Fatalf("after the held insert committed in a passed hole: verdict %v, detail %q; want a mismatch naming record %d", res.Verdict, res.Detail, late)
 	}
 }
