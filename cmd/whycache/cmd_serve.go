@@ -33,8 +33,9 @@ the shared state; writes (SET, DEL) commit to the log, then apply here,
 before they answer. The server keeps the state current itself: it runs the
 follow loop (see 'whycache follow --help') every --interval.
 
-Commands: GET MGET SET (EX PX EXAT PXAT) DEL UNLINK EXISTS TTL PTTL SCAN KEYS
-DBSIZE PING ECHO INFO QUIT SELECT 0 COMMAND CLIENT HELLO AUTH CONFIG GET.
+Commands: GET MGET SET (EX PX EXAT PXAT) MSET SETEX PSETEX DEL UNLINK EXISTS
+TTL PTTL SCAN KEYS DBSIZE PING ECHO INFO QUIT SELECT 0 COMMAND CLIENT HELLO
+AUTH CONFIG GET.
 SET NX/XX/GET/KEEPTTL and EXPIRE/PERSIST are refused: a write is an
 unconditional log commit, and a value or expiry read here may already be
 replaced on another machine.

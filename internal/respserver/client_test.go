@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 	"github.com/whycache/whycache/internal/redistest"
@@ -25,8 +26,20 @@ func TestGoRedisClient(t *testing.T) {
 	if err := rdb.Set(ctx, "user:1", "ann", 0).Err(); err != nil {
 		t.Fatal(err)
 	}
-	if err := rdb.MSet(ctx, "x", "y").Err(); err == nil || !strings.Contains(err.Error(), "unknown command 'mset'") {
+	if err := rdb.MSet(ctx, "x", "y", "user:5", "z").Err(); err != nil {
 		t.Errorf("MSET: %v", err)
+	}
+	if n, err := rdb.Del(ctx, "x", "user:5").Result(); err != nil || n != 2 {
+		t.Errorf("DEL of MSET's keys: %d, %v", n, err)
+	}
+	if err := rdb.SetEx(ctx, "tmp", "t", time.Minute).Err(); err != nil {
+		t.Errorf("SETEX: %v", err)
+	}
+	if d, err := rdb.TTL(ctx, "tmp").Result(); err != nil || d != time.Minute {
+		t.Errorf("TTL after SETEX: %v, %v", d, err)
+	}
+	if n, err := rdb.Del(ctx, "tmp").Result(); err != nil || n != 1 {
+		t.Errorf("DEL of SETEX's key: %d, %v", n, err)
 	}
 	if v, err := rdb.Get(ctx, "user:1").Result(); err != nil || v != "ann" {
 		t.Errorf("GET: %q, %v", v, err)

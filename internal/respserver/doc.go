@@ -3,7 +3,7 @@
 // their ordinary Redis clients. It is the server behind "whycache serve".
 //
 // Reads (GET, MGET, EXISTS, TTL, SCAN, KEYS) are reads of the local shared
-// state: no lock and no system call per key. Writes (SET, DEL) go
+// state: no lock and no system call per key. Writes (SET, MSET, SETEX, DEL) go
 // through the Instance: they return after the log commit and the local
 // apply, so a connection reads its own writes. Consecutive plain SETs of
 // one pipeline are committed together through SetMulti, in order, which

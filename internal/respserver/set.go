@@ -141,17 +141,7 @@ func (s *Server) runPipeline(c redcon.Conn, cl *client, cmds []redcon.Command) {
 // the same key wins, as it would one at a time.
 func (s *Server) setRun(c redcon.Conn, cl *client, cmds []redcon.Command) {
 	s.commands.Add(uint64(len(cmds)))
-	items := make([]whycache.Item, 0, len(cmds))
-	index := make(map[string]int, len(cmds))
-	for _, cmd := range cmds {
-		k, v := cmd.Args[1], cmd.Args[2]
-		if at, dup := index[string(k)]; dup {
-			items[at].Value = v
-			continue
-		}
-		index[string(k)] = len(items)
-		items = append(items, whycache.Item{Key: k, Value: v})
-	}
+	items := lastWrites(len(cmds), func(i int) ([]byte, []byte) { return cmds[i].Args[1], cmds[i].Args[2] })
 	_, err := s.inst.SetMulti(s.ctx, items)
 	if errors.Is(err, whycache.ErrTooLarge) || errors.Is(err, whycache.ErrEmptyKey) {
 		s.commands.Add(-uint64(len(cmds)))
@@ -167,4 +157,62 @@ func (s *Server) setRun(c redcon.Conn, cl *client, cmds []redcon.Command) {
 			c.WriteString("OK")
 		}
 	}
+}
+
+// mset answers MSET key value [key value ...]: every pair in one commit
+// (SetMulti), as Redis sets them atomically; a later pair of the same key
+// wins. Each key loses its expiry, as with a plain SET.
+func (s *Server) mset(c redcon.Conn, _ *client, args [][]byte) {
+	if len(args)%2 == 0 {
+		c.WriteError("ERR wrong number of arguments for 'mset' command")
+		return
+	}
+	items := lastWrites(len(args)/2, func(i int) ([]byte, []byte) { return args[1+2*i], args[2+2*i] })
+	if _, err := s.inst.SetMulti(s.ctx, items); err != nil {
+		c.WriteError(errorReply(err))
+		return
+	}
+	c.WriteString("OK")
+}
+
+// setex answers SETEX key seconds value and PSETEX key milliseconds
+// value: SET key value EX|PX n.
+func (s *Server) setex(c redcon.Conn, _ *client, args [][]byte) {
+	name := string(appendLower(nil, args[0]))
+	unit := time.Second
+	if name == "psetex" {
+		unit = time.Millisecond
+	}
+	n, err := strconv.ParseInt(string(args[2]), 10, 64)
+	switch {
+	case err != nil:
+		c.WriteError(errNotInt)
+		return
+	case n <= 0:
+		c.WriteError("ERR invalid expire time in '" + name + "' command")
+		return
+	}
+	if err := s.setExpiring(args[1], args[3], time.Now().Add(durationOf(n, unit))); err != nil {
+		c.WriteError(errorReply(err))
+		return
+	}
+	c.WriteString("OK")
+}
+
+// lastWrites returns the items of n writes in order, pair(i) giving the
+// key and value of the i-th, one item per key with the value of its last
+// write, as the writes one at a time would leave it.
+func lastWrites(n int, pair func(i int) (key, value []byte)) []whycache.Item {
+	items := make([]whycache.Item, 0, n)
+	index := make(map[string]int, n)
+	for i := range n {
+		k, v := pair(i)
+		if at, dup := index[string(k)]; dup {
+			items[at].Value = v
+			continue
+		}
+		index[string(k)] = len(items)
+		items = append(items, whycache.Item{Key: k, Value: v})
+	}
+	return items
 }
