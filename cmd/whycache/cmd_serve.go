@@ -36,9 +36,9 @@ follow loop (see 'whycache follow --help') every --interval.
 Commands: GET MGET SET (EX PX EXAT PXAT) MSET SETEX PSETEX DEL UNLINK EXISTS
 TTL PTTL SCAN KEYS DBSIZE PING ECHO INFO QUIT SELECT 0 COMMAND CLIENT HELLO
 AUTH CONFIG GET.
-SET NX/XX/GET/KEEPTTL and EXPIRE/PERSIST are refused: a write is an
-unconditional log commit, and a value or expiry read here may already be
-replaced on another machine.
+SET NX/XX/GET/KEEPTTL, EXPIRE/PERSIST and INCR/DECR/APPEND/GETSET/SETNX
+are refused: a write is an unconditional log commit, and a value or
+expiry read here may already be replaced on another machine.
 
 Security: reads need no more than a connection, so --addr accepts only
 loopback addresses unless --allow-remote is given; the socket of --unix is

@@ -59,3 +59,10 @@ func (s *Server) pttl(c redcon.Conn, _ *client, args [][]byte) {
 func (s *Server) expireRefused(c redcon.Conn, _ *client, args [][]byte) {
 	c.WriteError("ERR " + string(appendLower(nil, args[0])) + " is not supported: it would write back a value read from this machine's state over newer writes elsewhere; give the expiry with SET key value EX seconds")
 }
+
+// readModifyWriteRefused answers INCR, INCRBY, DECR, DECRBY, APPEND,
+// GETSET and SETNX: each writes a value computed from (or conditional on)
+// the one read here, which another machine may already have replaced.
+func (s *Server) readModifyWriteRefused(c redcon.Conn, _ *client, args [][]byte) {
+	c.WriteError("ERR " + string(appendLower(nil, args[0])) + " is not supported: it would write a value computed from this machine's state, which another machine may already have replaced; a whycache write is an unconditional SET")
+}
