@@ -325,11 +325,35 @@ func TestServePython(t *testing.T) {
 		}
 		t.Skip("python3 with the redis module is not installed: apt-get install python3-redis to run this test")
 	}
+	runServeClient(t, python, "testdata/serve_client.py", "expiry: ok")
+}
+
+// TestServeRuby runs testdata/serve_client.rb, a Ruby application's use
+// of the server through Debian's ruby-redis, over TCP and the socket.
+func TestServeRuby(t *testing.T) {
+	ruby, err := exec.LookPath("ruby")
+	if err == nil && exec.Command(ruby, "-e", "require 'redis'").Run() != nil {
+		err = errors.New("no redis gem")
+	}
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("ruby with the redis gem is not installed (apt-get install ruby-redis)")
+		}
+		t.Skip("ruby with the redis gem is not installed: apt-get install ruby-redis to run this test")
+	}
+	runServeClient(t, ruby, "testdata/serve_client.rb", "all checks passed")
+}
+
+// runServeClient starts serve and runs script with interpreter against
+// its TCP address and its socket; the output must hold "all checks
+// passed" and want.
+func runServeClient(t *testing.T, interpreter, script, want string) {
+	t.Helper()
 	host, port, sock := startServeBoth(t)
 	for _, target := range [][]string{{"--host", host, "--port", port}, {"--unix", sock}} {
-		out, err := exec.Command(python, append([]string{"testdata/serve_client.py"}, target...)...).CombinedOutput()
-		if err != nil || !strings.Contains(string(out), "expiry: ok") || !strings.Contains(string(out), "all checks passed") {
-			t.Errorf("serve_client.py %q: %v\n%s", target, err, out)
+		out, err := exec.Command(interpreter, append([]string{script}, target...)...).CombinedOutput()
+		if err != nil || !strings.Contains(string(out), want) || !strings.Contains(string(out), "all checks passed") {
+			t.Errorf("%s %q: %v\n%s", script, target, err, out)
 		}
 	}
 }
