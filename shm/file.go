@@ -211,18 +211,26 @@ func openOrCreateIn(dir *statedir.Dir, name string, opts Options) (int, error) {
 	}
 }
 
-// mapFile validates the header of an open file and maps it.
+// mapFile validates the header of an open file and maps it. The header is
+// read before the file's size: a writer extends the file before it
+// records the larger size in the header, so a size read first may be
+// older than the header read after it, and a file growing under Open
+// would look truncated.
 func mapFile(path string, fd int, opts Options) (*File, error) {
+	h := make([]byte, PageSize)
+	n, err := unix.Pread(fd, h, 0)
+	if err != nil {
+		return nil, fmt.Errorf("shm: read header of %s: %w", path, err)
+	}
+	if n < PageSize {
+		return nil, fmt.Errorf("shm: %s: %w: file is %d bytes, shorter than its header", path, ErrCorrupt, n)
+	}
+	if testHookHeaderRead != nil {
+		testHookHeaderRead()
+	}
 	var st unix.Stat_t
 	if err := unix.Fstat(fd, &st); err != nil {
 		return nil, fmt.Errorf("shm: stat %s: %w", path, err)
-	}
-	if st.Size < PageSize {
-		return nil, fmt.Errorf("shm: %s: %w: file is %d bytes, shorter than its header", path, ErrCorrupt, st.Size)
-	}
-	h := make([]byte, PageSize)
-	if _, err := unix.Pread(fd, h, 0); err != nil {
-		return nil, fmt.Errorf("shm: read header of %s: %w", path, err)
 	}
 	maxSize, err := validateHeader(h, uint64(st.Size))
 	if err != nil {
@@ -238,6 +246,10 @@ func mapFile(path string, fd int, opts Options) (*File, error) {
 	}
 	return &File{path: path, fd: fd, mem: mem, opts: opts, wlock: make(chan struct{}, 1)}, nil
 }
+
+// testHookHeaderRead, when set by a test, runs between the two reads of
+// mapFile (the header and the file's size).
+var testHookHeaderRead func()
 
 // validateHeader checks a header read from a file of fileSize bytes and
 // returns the mapping size it asks for.

@@ -193,3 +193,32 @@ func TestFileModeAndGrowth(t *testing.T) {
 		t.Fatalf("size %d", f.Size())
 	}
 }
+
+// TestOpenWhileGrowing opens a file that another handle grows between the
+// two reads of Open (its header and its size): the header says the new
+// size, so the size must be read after it. Read first, the old size made
+// the file look truncated ("file truncated: header says 1048576 bytes,
+// file has 4096", seen under TestTornReads in prefixtree).
+func TestOpenWhileGrowing(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "state")
+	f := openTest(t, path)
+	grown := false
+	testHookHeaderRead = func() {
+		if !grown {
+			grown = true
+			if err := f.growLocked(f.Size() + 1); err != nil {
+				t.Error(err)
+			}
+		}
+	}
+	t.Cleanup(func() { testHookHeaderRead = nil })
+	before := f.Size()
+	g, err := Open(path, Options{NoCreate: true})
+	if err != nil {
+		t.Fatalf("Open while the file grows from %d bytes: %v", before, err)
+	}
+	defer g.Close()
+	if !grown || g.Size() <= before {
+		t.Fatalf("the file did not grow under Open (grown %v, size %d, before %d)", grown, g.Size(), before)
+	}
+}
