@@ -211,7 +211,9 @@ func (s *Server) offload(c gnet.Conn, st *conn) {
 		st.in.take(len(pending) - len(rest))
 	}
 	st.busy = true
+	s.writes.Add(1)
 	go func() {
+		defer s.writes.Done()
 		r := &replies{cl: st.cl, remote: st.r.remote}
 		s.runPipeline(r, st.cl, cmds)
 		closing := r.closing || st.cl.quit

@@ -53,6 +53,10 @@ type Server struct {
 	// loops are the event loops that serve the connections every Serve
 	// accepts: as many as GOMAXPROCS when New ran.
 	loops *gnet.Client
+	// writes counts the goroutines running connections' writes
+	// (offload); Close waits for them, so that the caller may close the
+	// Instance after it.
+	writes sync.WaitGroup
 
 	clients  atomic.Int64  // connected clients
 	lastID   atomic.Uint64 // the last client id handed out
@@ -156,7 +160,9 @@ func (s *Server) isClosed() bool {
 }
 
 // Close stops every Serve, closes the connections, cancels writes in
-// progress and stops the event loops. It does not close the Instance.
+// progress, stops the event loops and waits for the writes to return. It
+// does not close the Instance, which the caller may close once Close
+// returned.
 func (s *Server) Close() error {
 	s.mu.Lock()
 	if s.closed {
@@ -171,7 +177,9 @@ func (s *Server) Close() error {
 	for _, ln := range ls {
 		ln.Close()
 	}
-	if err := s.loops.Stop(); err != nil {
+	err := s.loops.Stop()
+	s.writes.Wait() // no loop runs any more: no write starts after this
+	if err != nil {
 		return fmt.Errorf("respserver: close: %w", err)
 	}
 	return nil
