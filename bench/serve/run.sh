@@ -7,6 +7,10 @@
 #
 #   bash bench/serve/run.sh                 # N=200000 C=50 ROUNDS=3
 #   N=50000 ROUNDS=1 bash bench/serve/run.sh
+#   TRANSPORTS=tcp PIPELINES=1 ROUNDS=10 OUT=/tmp/serve bash bench/serve/run.sh
+#
+# TRANSPORTS (tcp unix) and PIPELINES (1 16) pick the cases; OUT is where
+# serve.csv and serve.md go (bench/results by default).
 #
 # whycache serves a file store log (every SET committed and fdatasynced
 # before it answers; concurrent SETs share a commit) and a state file on
@@ -21,8 +25,11 @@ ROUNDS=${ROUNDS:-3}
 WPORT=${WPORT:-6391}
 RPORT=${RPORT:-6392}
 
+TRANSPORTS=${TRANSPORTS:-tcp unix}
+PIPELINES=${PIPELINES:-1 16}
+
 root="$(cd "$(dirname "$0")/../.." && pwd)"
-out="$root/bench/results"
+out="${OUT:-$root/bench/results}"
 for tool in go redis-server redis-benchmark redis-cli; do
 	command -v "$tool" >/dev/null || { echo "run.sh: $tool is not installed (apt-get install redis-server redis-tools)" >&2; exit 1; }
 done
@@ -71,8 +78,8 @@ bench() { # round transport pipeline server connection-args...
 		awk -F'"' -v pre="$round,$transport,$pipeline,$server" '$2 == "SET" || $2 == "GET" { print pre "," $2 "," $4 }' >>"$csv"
 }
 for round in $(seq "$ROUNDS"); do
-	for transport in tcp unix; do
-		for pipeline in 1 16; do
+	for transport in $TRANSPORTS; do
+		for pipeline in $PIPELINES; do
 			# Alternate which server goes first.
 			order="whycache redis"
 			[ $((round % 2)) -eq 0 ] && order="redis whycache"
@@ -100,8 +107,8 @@ done
 	echo
 	echo "| transport | pipeline | command | whycache (req/s) | redis-server (req/s) | ratio |"
 	echo "|---|---:|---|---:|---:|---:|"
-	for transport in tcp unix; do
-		for pipeline in 1 16; do
+	for transport in $TRANSPORTS; do
+		for pipeline in $PIPELINES; do
 			for test in GET SET; do
 				med() {
 					awk -F, -v t="$transport" -v p="$pipeline" -v s="$1" -v x="$test" \
