@@ -89,6 +89,13 @@ var (
 	// shm.ErrWriterStuck.
 	ErrWriterStuck = errors.New("whycache: the state's writer makes no progress")
 
+	// ErrWouldWait is returned by TryAppendGet when the read cannot be
+	// done without waiting: a writer is inside a batch of the state, or
+	// the state needs the slow path (never filled yet, replaced by a
+	// rebuild or a snapshot). Nothing was read; AppendGet would wait and
+	// answer.
+	ErrWouldWait = errors.New("whycache: the read would wait for a writer")
+
 	// ErrReadOnly is returned by every write (Set, Update, LoadSnapshot,
 	// ...) of an instance whose state file is open read-only
 	// (Options.ReadOnly, or a process with read permission only). It also

@@ -316,6 +316,30 @@ func (c *Instance) AppendGet(dst, key []byte) ([]byte, error) {
 	return out, err
 }
 
+// TryAppendGet is AppendGet that never waits, for event loops that must
+// not block: where AppendGet would wait for a writer's batch (up to
+// Options.ReadTimeout for a stopped writer) or take its slow path, it
+// returns dst and ErrWouldWait at once, and the caller reads with
+// AppendGet where waiting is harmless. Its other errors are ErrNotFound
+// and ErrEmptyKey.
+func (c *Instance) TryAppendGet(dst, key []byte) ([]byte, error) {
+	if len(key) == 0 {
+		return dst, ErrEmptyKey
+	}
+	t := c.cur.Load()
+	if t == nil || !filled(t) {
+		return dst, ErrWouldWait
+	}
+	out, _, found, busy, err := t.TryAppendGetExpiry(dst, key)
+	switch {
+	case busy || err != nil:
+		return dst, ErrWouldWait // AppendGet's slow path decides, as for its fast path's errors
+	case !found:
+		return dst, ErrNotFound
+	}
+	return out, nil
+}
+
 // appendGetExpiry is AppendGet also returning the item's expiry in
 // nanoseconds since the Unix epoch (0: never).
 func (c *Instance) appendGetExpiry(dst, key []byte) ([]byte, int64, error) {

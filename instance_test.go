@@ -642,3 +642,33 @@ func mysqlTestStoreOn(tb testing.TB, db *sql.DB, table string, opts MySQLStoreOp
 	})
 	return s
 }
+
+// TestTryAppendGet: the read that never waits answers like AppendGet
+// where AppendGet would not wait, and ErrWouldWait, with dst unchanged,
+// where it would (a state never filled; a writer inside a batch is
+// prefixtree's TestReadsReportStoppedWriter).
+func TestTryAppendGet(t *testing.T) {
+	store, _ := memstore.New(memstore.Options{})
+	c := newInstance(t, store, Options{})
+	dst := []byte("prefix:")
+	if out, err := c.TryAppendGet(dst, []byte("k")); !errors.Is(err, ErrWouldWait) || string(out) != "prefix:" {
+		t.Fatalf("TryAppendGet before the first Update: %q, %v; want ErrWouldWait", out, err)
+	}
+	mustUpdate(t, c)
+	if _, err := c.Set(context.Background(), []byte("k"), []byte("v")); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		key, want string
+		err       error
+	}{
+		{"k", "prefix:v", nil},
+		{"missing", "prefix:", ErrNotFound},
+		{"", "prefix:", ErrEmptyKey},
+	} {
+		out, err := c.TryAppendGet(dst, []byte(tc.key))
+		if !errors.Is(err, tc.err) || string(out) != tc.want {
+			t.Errorf("TryAppendGet(%q) = %q, %v; want %q, %v", tc.key, out, err, tc.want, tc.err)
+		}
+	}
+}

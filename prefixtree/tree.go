@@ -164,24 +164,51 @@ func (t *Tree) AppendGet(dst, key []byte) ([]byte, bool, error) {
 // nanoseconds since the Unix epoch (0: it never expires).
 func (t *Tree) AppendGetExpiry(dst, key []byte) ([]byte, int64, bool, error) {
 	h := xxhash.Sum64(key)
-	base := len(dst)
 	f := t.f
 	for {
 		seq, ready := f.TryReadBegin()
 		if !ready {
 			var err error
 			if seq, err = f.ReadBegin(); err != nil {
-				return dst[:base], 0, false, err
+				return dst, 0, false, err
 			}
 		}
-		out, exp, found, ok := lookup(f.Mem(), f.Size(), dst[:base], key, h)
-		if f.ReadValid(seq) {
-			if !ok {
-				return dst[:base], 0, false, fmt.Errorf("prefixtree: %w: lookup in %s went out of bounds", ErrCorrupt, f.Path())
-			}
-			return out, exp, found, nil
+		if out, exp, found, valid, err := t.lookupOnce(seq, dst, key, h); valid {
+			return out, exp, found, err
 		}
 	}
+}
+
+// TryAppendGetExpiry is AppendGetExpiry that never waits: busy is set,
+// and dst returned unchanged, when a writer is inside a batch (where
+// AppendGetExpiry would wait for it) or changed the file during the
+// lookup. For event loops, which must not block; the caller reads again
+// with AppendGetExpiry elsewhere. Errors wrap ErrCorrupt.
+func (t *Tree) TryAppendGetExpiry(dst, key []byte) (out []byte, exp int64, found, busy bool, err error) {
+	seq, ready := t.f.TryReadBegin()
+	if !ready {
+		return dst, 0, false, true, nil
+	}
+	out, exp, found, valid, err := t.lookupOnce(seq, dst, key, xxhash.Sum64(key))
+	if !valid {
+		return dst, 0, false, true, nil
+	}
+	return out, exp, found, false, err
+}
+
+// lookupOnce looks key (of hash h) up after the read section seq began:
+// valid is false when a writer changed the file meanwhile (what was read
+// is then discarded, dst returned unchanged).
+func (t *Tree) lookupOnce(seq uint64, dst, key []byte, h uint64) (out []byte, exp int64, found, valid bool, err error) {
+	f := t.f
+	out, exp, found, ok := lookup(f.Mem(), f.Size(), dst, key, h)
+	if !f.ReadValid(seq) {
+		return dst, 0, false, false, nil
+	}
+	if !ok {
+		return dst, 0, false, true, fmt.Errorf("prefixtree: %w: lookup in %s went out of bounds", ErrCorrupt, f.Path())
+	}
+	return out, exp, found, true, nil
 }
 
 // lookup probes the hash table for key and returns its value appended to

@@ -144,6 +144,12 @@ func TestReadsReportStoppedWriter(t *testing.T) {
 		})
 	}
 
+	// The read that never waits says so at once (it would have failed
+	// with ErrWriterStuck after ReadTimeout had it waited).
+	if v, _, _, busy, err := tr.TryAppendGetExpiry(nil, []byte("k1")); !busy || err != nil || v != nil {
+		t.Errorf("TryAppendGetExpiry while the writer is stopped: %q, busy %v, %v; want busy", v, busy, err)
+	}
+
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
 	if b, err := tr.BeginContext(ctx); !errors.Is(err, context.DeadlineExceeded) {
@@ -169,6 +175,9 @@ func TestReadsReportStoppedWriter(t *testing.T) {
 	}
 	if v, err := tr.Get([]byte("stopped/3")); err != nil || string(v) != "v" {
 		t.Errorf("the stopped batch's key after its commit: %q, %v", v, err)
+	}
+	if v, _, found, busy, err := tr.TryAppendGetExpiry(nil, []byte("stopped/3")); busy || err != nil || !found || string(v) != "v" {
+		t.Errorf("TryAppendGetExpiry after the commit: %q, found %v, busy %v, %v", v, found, busy, err)
 	}
 	if m, err := tr.CommittedMeta(0); err != nil || m != 7 {
 		t.Errorf("CommittedMeta(0) after the commit: %d, %v; want 7", m, err)

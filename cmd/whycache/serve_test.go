@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -430,5 +431,47 @@ func TestServeNoFollow(t *testing.T) {
 	}
 	if _, err := os.Stat(state + ".follow"); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("the follow lock file exists: %v", err)
+	}
+}
+
+// TestServeFacingStoppedWriter stops a writer process (SIGSTOP) inside a
+// batch on the state serve reads: a GET waits for it on a goroutine of its
+// own and fails after --read-timeout naming the writer, while the event
+// loop goes on answering other connections (a PING sent during that wait
+// is answered before the GET's read timeout could have passed). On the
+// loop, the GET held up every connection for the whole read timeout.
+func TestServeFacingStoppedWriter(t *testing.T) {
+	const readTimeout = 2 * time.Second // below go-redis's 3 s
+	c := fileCLI(t)
+	state := filledState(c, t.TempDir(), 2)
+	c.ok("--state", state, "set", "k", "v")
+	p := startServe(t, c, nil, "--read-timeout", readTimeout.String(), "--state", state, "serve", "--addr", "127.0.0.1:0", "--no-follow")
+	getter, pinger := p.client(t, 0, ""), p.client(t, 0, "")
+	ctx := context.Background()
+	if err := pinger.Ping(ctx).Err(); err != nil { // connected before the writer stops
+		t.Fatal(err)
+	}
+	pid, cont := startStoppedWriter(t, state)
+	got := make(chan error, 1)
+	start := time.Now()
+	go func() { got <- getter.Get(ctx, "k").Err() }()
+	time.Sleep(300 * time.Millisecond) // the GET is waiting for the writer
+	if err := pinger.Ping(ctx).Err(); err != nil {
+		t.Fatalf("PING while a GET waits for the stopped writer: %v", err)
+	}
+	if took := time.Since(start); took >= readTimeout {
+		t.Fatalf("a PING sent 300 ms after a GET facing the stopped writer was answered %v after the GET: the loop waited with it", took)
+	}
+	select {
+	case err := <-got:
+		if err == nil || !strings.Contains(err.Error(), "pid "+strconv.Itoa(pid)) {
+			t.Errorf("GET facing the stopped writer: %v; want an error naming pid %d", err, pid)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the GET facing the stopped writer did not end in 30 s")
+	}
+	cont()
+	if v, err := getter.Get(ctx, "k").Result(); err != nil || v != "v" {
+		t.Errorf("GET after the writer went on: %q, %v", v, err)
 	}
 }

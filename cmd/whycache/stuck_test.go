@@ -73,30 +73,7 @@ func TestReadFacingStoppedWriter(t *testing.T) {
 	c := fileCLI(t)
 	state := filledState(c, t.TempDir(), 2)
 	c.ok("--state", state, "set", "k", "v")
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), holdBatchEnv+"="+state)
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	pid := cmd.Process.Pid
-	defer func() {
-		syscall.Kill(pid, syscall.SIGCONT)
-		cmd.Wait()
-	}()
-	if line, err := bufio.NewReader(out).ReadString('\n'); err != nil || line != "ready\n" {
-		t.Fatalf("helper: %q, %v", line, err)
-	}
-	for deadline := time.Now().Add(10 * time.Second); procState(pid) != "T"; {
-		if time.Now().After(deadline) {
-			t.Fatalf("helper %d never stopped (state %q)", pid, procState(pid))
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	pid, cont := startStoppedWriter(t, state)
 	for _, args := range [][]string{{"get", "k"}, {"ls"}, {"stats", "--local"}} {
 		start := time.Now()
 		line := c.fails(exitFailure, append([]string{"--read-timeout", "300ms", "--state", state}, args...)...)
@@ -108,11 +85,51 @@ func TestReadFacingStoppedWriter(t *testing.T) {
 			t.Errorf("%s took %s with --read-timeout 300ms", args[0], took)
 		}
 	}
-	syscall.Kill(pid, syscall.SIGCONT)
-	if err := cmd.Wait(); err != nil {
-		t.Fatalf("helper: %v", err)
-	}
+	cont()
 	if got := c.ok("--state", state, "get", "k"); got != "v" {
 		t.Errorf("get after the writer went on: %q", got)
 	}
+}
+
+// startStoppedWriter starts a helper process that opens a batch on the
+// state file at state, changes key k in it and stops itself (SIGSTOP); it
+// returns once the helper is stopped, with its pid and a function that
+// continues it and waits for it to roll back and exit (also run at the
+// test's end).
+func startStoppedWriter(t *testing.T, state string) (int, func()) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), holdBatchEnv+"="+state)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	pid := cmd.Process.Pid
+	done := false
+	cont := func() {
+		t.Helper()
+		if done {
+			return
+		}
+		done = true
+		syscall.Kill(pid, syscall.SIGCONT)
+		if err := cmd.Wait(); err != nil {
+			t.Errorf("helper: %v", err)
+		}
+	}
+	t.Cleanup(cont)
+	if line, err := bufio.NewReader(out).ReadString('\n'); err != nil || line != "ready\n" {
+		t.Fatalf("helper: %q, %v", line, err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); procState(pid) != "T"; {
+		if time.Now().After(deadline) {
+			t.Fatalf("helper %d never stopped (state %q)", pid, procState(pid))
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	return pid, cont
 }

@@ -19,7 +19,13 @@ type commandSpec struct {
 	noAuth bool
 	// write marks commands that commit to the log (COMMAND's flags).
 	write bool
-	run   func(s *Server, c redcon.Conn, cl *client, args [][]byte)
+	// onLoop marks commands that run on the event loop: they never wait
+	// (GET and MGET read with Instance.TryAppendGet and defer to a
+	// goroutine when the read would wait). The others run on a goroutine
+	// (offload), since they may wait: for the log, or for a writer's batch
+	// of the state (up to the read timeout for a stopped writer).
+	onLoop bool
+	run    func(s *Server, c redcon.Conn, cl *client, args [][]byte)
 }
 
 // arityOK reports whether n arguments fit the command's arity.
@@ -36,8 +42,8 @@ var commandTable map[string]*commandSpec
 
 func init() {
 	specs := []*commandSpec{
-		{name: "get", arity: 2, run: (*Server).get},
-		{name: "mget", arity: -2, run: (*Server).mget},
+		{name: "get", arity: 2, onLoop: true, run: (*Server).get},
+		{name: "mget", arity: -2, onLoop: true, run: (*Server).mget},
 		{name: "set", arity: -3, write: true, run: (*Server).set},
 		{name: "mset", arity: -3, write: true, run: (*Server).mset},
 		{name: "setex", arity: 4, write: true, run: (*Server).setex},
@@ -62,16 +68,16 @@ func init() {
 		{name: "scan", arity: -2, run: (*Server).scan},
 		{name: "keys", arity: 2, run: (*Server).keys},
 		{name: "dbsize", arity: 1, run: (*Server).dbsize},
-		{name: "ping", arity: -1, noAuth: true, run: (*Server).ping},
-		{name: "echo", arity: 2, run: (*Server).echo},
+		{name: "ping", arity: -1, noAuth: true, onLoop: true, run: (*Server).ping},
+		{name: "echo", arity: 2, onLoop: true, run: (*Server).echo},
 		{name: "info", arity: -1, run: (*Server).info},
-		{name: "quit", arity: -1, noAuth: true, run: (*Server).quit},
-		{name: "select", arity: 2, run: (*Server).selectDB},
-		{name: "command", arity: -1, run: (*Server).command},
-		{name: "client", arity: -2, run: (*Server).clientCmd},
-		{name: "hello", arity: -1, noAuth: true, run: (*Server).hello},
-		{name: "auth", arity: -2, noAuth: true, run: (*Server).auth},
-		{name: "config", arity: -2, run: (*Server).config},
+		{name: "quit", arity: -1, noAuth: true, onLoop: true, run: (*Server).quit},
+		{name: "select", arity: 2, onLoop: true, run: (*Server).selectDB},
+		{name: "command", arity: -1, onLoop: true, run: (*Server).command},
+		{name: "client", arity: -2, onLoop: true, run: (*Server).clientCmd},
+		{name: "hello", arity: -1, noAuth: true, onLoop: true, run: (*Server).hello},
+		{name: "auth", arity: -2, noAuth: true, onLoop: true, run: (*Server).auth},
+		{name: "config", arity: -2, onLoop: true, run: (*Server).config},
 	}
 	commandTable = make(map[string]*commandSpec, len(specs))
 	for _, sp := range specs {
@@ -79,13 +85,35 @@ func init() {
 	}
 }
 
+// appendGet reads key's value for a command of cl: on the event loop
+// without waiting, setting cl.deferred and returning errDeferred where the
+// read would wait; elsewhere with AppendGet.
+func (s *Server) appendGet(cl *client, dst, key []byte) ([]byte, error) {
+	if !cl.onLoop {
+		return s.inst.AppendGet(dst, key)
+	}
+	v, err := s.inst.TryAppendGet(dst, key)
+	if errors.Is(err, whycache.ErrWouldWait) {
+		cl.deferred = true
+		return dst, errDeferred
+	}
+	return v, err
+}
+
+// errDeferred is what appendGet returns on the event loop for a read that
+// would wait: the handler writes nothing and the loop hands the command to
+// a goroutine.
+var errDeferred = errors.New("respserver: read deferred to a goroutine")
+
 // maxKeptBuffer bounds the value buffer a connection keeps between
 // commands.
 const maxKeptBuffer = 1 << 20
 
 func (s *Server) get(c redcon.Conn, cl *client, args [][]byte) {
-	v, err := s.inst.AppendGet(cl.buf[:0], args[1])
+	v, err := s.appendGet(cl, cl.buf[:0], args[1])
 	switch {
+	case errors.Is(err, errDeferred):
+		return // nothing written: the command runs again on a goroutine
 	case err == nil:
 		c.WriteBulk(v)
 		if cap(v) <= maxKeptBuffer {
@@ -104,8 +132,10 @@ func (s *Server) mget(c redcon.Conn, cl *client, args [][]byte) {
 	buf := cl.buf[:0]
 	ends := make([]int, 0, len(args)-1) // end of each value in buf; -1 for nil
 	for _, k := range args[1:] {
-		v, err := s.inst.AppendGet(buf, k)
+		v, err := s.appendGet(cl, buf, k)
 		switch {
+		case errors.Is(err, errDeferred):
+			return // nothing written: the command runs again on a goroutine
 		case err == nil:
 			buf = v
 			ends = append(ends, len(buf))

@@ -66,11 +66,15 @@ type conn struct {
 }
 
 // loop is the gnet event handler of a Server: the event loop reads each
-// connection when it is readable, parses its commands, runs the reads
-// in place (they are memory reads of the shared state) and sends the
-// replies of one read with one write. A command that commits (SET, DEL)
-// and the rest of its read go to a goroutine (offload), since a commit
-// waits for the log; the connection's later input waits for it.
+// connection when it is readable, parses its commands, runs GET and MGET
+// in place (memory reads of the shared state that never wait) and the
+// commands that read no state, and sends the replies of one read with one
+// write. Any other command (a write, which waits for the log; a read that
+// may wait for a writer's batch) and the rest of its read go to a
+// goroutine (offload); so does a GET that meets a writer's batch. The
+// connection's later input waits for it. A writer stopped inside a batch
+// thus holds up only the connections that read, each on its own
+// goroutine, and never the loop.
 type loop struct {
 	gnet.BuiltinEventEngine
 	s *Server
@@ -141,11 +145,19 @@ func (s *Server) process(c gnet.Conn, st *conn) gnet.Action {
 			st.in.take(n)
 			continue
 		}
-		if spec := lookup(st.cl, args); spec != nil && spec.write && st.cl.authed {
+		if spec := lookup(st.cl, args); spec != nil && !spec.onLoop && st.cl.authed {
 			s.offload(c, st)
 			break
 		}
+		st.cl.onLoop = true
 		s.exec(&st.r, st.cl, args)
+		st.cl.onLoop = false
+		if st.cl.deferred {
+			st.cl.deferred = false
+			s.commands.Add(^uint64(0)) // counted again on the goroutine
+			s.offload(c, st)
+			break
+		}
 		st.in.take(n)
 	}
 	if !st.cl.authed && !st.busy && st.unauth+len(st.in.pending()) > maxUnauthBytes {
@@ -183,8 +195,8 @@ func parseCommand(packet []byte, argsbuf [][]byte) (complete bool, args [][]byte
 // cannot take.
 var errBadRequest = errors.New("Protocol error: invalid request")
 
-// offload takes the complete commands of st's input, from the write just
-// parsed on, and runs them on a goroutine of its own, in order, with
+// offload takes the complete commands of st's input, from the command
+// just parsed on, and runs them on a goroutine of its own, in order, with
 // runPipeline (which commits runs of plain SETs together); the
 // connection's later input waits in st.in. The replies so far are sent
 // first; the goroutine sends its own through the event loop

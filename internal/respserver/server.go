@@ -198,6 +198,9 @@ type client struct {
 	// last is the spec of the last command looked up, so that a run of
 	// one command skips the table (see lookup).
 	last *commandSpec
+	// onLoop is set while a command runs on the event loop; a handler
+	// that would wait there sets deferred and writes nothing (appendGet).
+	onLoop, deferred bool
 }
 
 // exec looks the command up, checks its arity and the client's
