@@ -145,12 +145,13 @@ func (s *Server) process(c gnet.Conn, st *conn) gnet.Action {
 			st.in.take(n)
 			continue
 		}
-		if spec := lookup(st.cl, args); spec != nil && !spec.onLoop && st.cl.authed {
+		spec := lookup(st.cl, args)
+		if spec != nil && !spec.onLoop && st.cl.authed {
 			s.offload(c, st)
 			break
 		}
 		st.cl.onLoop = true
-		s.exec(&st.r, st.cl, args)
+		s.run(&st.r, st.cl, spec, args)
 		st.cl.onLoop = false
 		if st.cl.deferred {
 			st.cl.deferred = false

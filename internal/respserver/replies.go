@@ -17,9 +17,6 @@ type replies struct {
 	cl     *client
 	remote string
 	out    []byte
-	// cmds are the commands of the same read after the one running, for
-	// ReadPipeline and PeekPipeline.
-	cmds []redcon.Command
 	// closing is set by Close (QUIT): the connection is closed once out
 	// is sent.
 	closing bool
@@ -76,17 +73,14 @@ func (r *replies) SetReadBuffer(int) {}
 // Detach is not supported: it returns nil. (No command detaches.)
 func (r *replies) Detach() redcon.DetachedConn { return nil }
 
-// ReadPipeline returns the commands of the same read after the running
-// one and takes them: they are not run by the loop.
-func (r *replies) ReadPipeline() []redcon.Command {
-	cmds := r.cmds
-	r.cmds = nil
-	return cmds
-}
+// ReadPipeline returns nil: the commands after the running one are not
+// parsed yet (the event loop parses one at a time, and runPipeline is
+// given its commands), and a handler that ends the connection (QUIT)
+// stops them by setting client.quit.
+func (r *replies) ReadPipeline() []redcon.Command { return nil }
 
-// PeekPipeline returns the commands of the same read after the running
-// one, leaving them to run.
-func (r *replies) PeekPipeline() []redcon.Command { return r.cmds }
+// PeekPipeline returns nil, as ReadPipeline does.
+func (r *replies) PeekPipeline() []redcon.Command { return nil }
 
 // NetConn returns nil: the socket belongs to the event loop.
 func (r *replies) NetConn() net.Conn { return nil }

@@ -203,11 +203,15 @@ type client struct {
 	onLoop, deferred bool
 }
 
-// exec looks the command up, checks its arity and the client's
-// authentication, and runs it.
+// exec looks the command up and runs it (run).
 func (s *Server) exec(c redcon.Conn, cl *client, args [][]byte) {
+	s.run(c, cl, lookup(cl, args), args)
+}
+
+// run runs the command args that spec (nil for an unknown one) describes,
+// after checking its arity and the client's authentication.
+func (s *Server) run(c redcon.Conn, cl *client, spec *commandSpec, args [][]byte) {
 	s.commands.Add(1)
-	spec := lookup(cl, args)
 	switch {
 	case spec == nil:
 		if !cl.authed {

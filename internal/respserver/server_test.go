@@ -13,16 +13,7 @@ import (
 func TestCloseStopsServe(t *testing.T) {
 	_, inst := startServer(t, "")
 	for i := range 50 {
-		srv, err := New(Config{Instance: inst})
-		if err != nil {
-			t.Fatal(err)
-		}
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		done := make(chan error, 1)
-		go func() { done <- srv.Serve(ln) }()
+		srv, addr, done := startServing(t, inst, "")
 		if i%2 == 1 {
 			time.Sleep(time.Duration(i) * 20 * time.Microsecond)
 		}
@@ -35,7 +26,7 @@ func TestCloseStopsServe(t *testing.T) {
 		case <-time.After(5 * time.Second):
 			t.Fatalf("round %d: Serve did not return after Close", i)
 		}
-		if c, err := net.Dial("tcp", ln.Addr().String()); err == nil {
+		if c, err := net.Dial("tcp", addr); err == nil {
 			c.Close()
 			t.Fatalf("round %d: the listener still accepts after Close", i)
 		}
