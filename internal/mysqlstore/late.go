@@ -28,9 +28,9 @@ const (
 // hole makes the next poll's verdict a mismatch, so the reader rebuilds
 // its state.
 //
-// It keeps at most maxPassedRanges ranges, each for passedKeepFactor ×
-// HoleTimeout after it was passed (an insert open longer than that is
-// not seen; dropped counts the ranges let go early for room). The holes
+// It keeps at most maxPassedRanges ranges (the latest), each for
+// passedKeepFactor × HoleTimeout after it was passed: an insert open
+// longer than that, or in a range let go for room, is not seen. The holes
 // a reader passed before this store existed (an earlier process) are
 // taken at the store's first poll by a position: every id missing from
 // the seedWindow ids below it is a hole that never fills (a rolled-back
@@ -44,7 +44,6 @@ type passedHoles struct {
 	seeded    bool       // seed ran (or a poll from id 0 made it needless)
 	ranges    []passedRange
 	lastCheck time.Time
-	dropped   uint64
 	// late is the lowest row found in a passed hole, 0 for none: the
 	// polls of a reader past it are a mismatch until a poll from at or
 	// below it (the reader starting over) clears it.
@@ -64,9 +63,7 @@ func (h *passedHoles) add(lo, hi uint64, now time.Time) {
 	if len(h.ranges) == 0 {
 		h.lastCheck = now // the first check comes one period after the first hole
 	}
-	if len(h.ranges) >= maxPassedRanges {
-		n := len(h.ranges) - maxPassedRanges + 1
-		h.dropped += uint64(n)
+	if n := len(h.ranges) - maxPassedRanges + 1; n > 0 {
 		h.ranges = append(h.ranges[:0], h.ranges[n:]...)
 	}
 	h.ranges = append(h.ranges, passedRange{lo: lo, hi: hi, at: now})

@@ -34,8 +34,8 @@ func TestPassedHoles(t *testing.T) {
 	for i := range maxPassedRanges + 3 {
 		h.add(uint64(100+2*i), uint64(100+2*i), t0)
 	}
-	if len(h.ranges) != maxPassedRanges || h.dropped != 3 || h.ranges[0].lo != 106 {
-		t.Fatalf("over the bound: %d ranges, %d dropped, first %d; want %d, 3, 106", len(h.ranges), h.dropped, h.ranges[0].lo, maxPassedRanges)
+	if len(h.ranges) != maxPassedRanges || h.ranges[0].lo != 106 || h.ranges[len(h.ranges)-1].lo != uint64(100+2*(maxPassedRanges+2)) {
+		t.Fatalf("over the bound: %d ranges, first %d, last %d; want %d, the 3 oldest let go", len(h.ranges), h.ranges[0].lo, h.ranges[len(h.ranges)-1].lo, maxPassedRanges)
 	}
 
 	h.found(20)

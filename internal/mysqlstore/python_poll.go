@@ -64,17 +64,12 @@ func (s *Store) pyPoll(ctx context.Context, req logstore.PollRequest, fn func(lo
 		return res, nil
 	}
 	s.pollAdapt(p, limit)
-	// Deliver up to the first unresolved hole; gaps[i] is the first id of
-	// the hole below record i (0 for none), recorded once i is delivered.
+	// Deliver up to the first unresolved hole.
 	n, expect, hole := min(len(p.ids), limit), after.ID+1, false
-	gaps := make([]uint64, n)
 	for i := 0; i < n; i++ {
-		if p.ids[i] > expect {
-			if !s.py.holes.resolved(p.ids[i]-1, now) {
-				n, hole = i, true
-				break
-			}
-			gaps[i] = expect
+		if p.ids[i] > expect && !s.py.holes.resolved(p.ids[i]-1, now) {
+			n, hole = i, true
+			break
 		}
 		expect = p.ids[i] + 1
 	}
@@ -86,6 +81,9 @@ func (s *Store) pyPoll(ctx context.Context, req logstore.PollRequest, fn func(lo
 	if p.next > res.Latest.ID {
 		res.HeldBack = p.next // behind a hole, or beyond the page
 	}
+	// A hole below a record is recorded as passed once the record is
+	// delivered (passedHoles).
+	expect = after.ID + 1
 	for i := range n {
 		start := 0
 		if i > 0 {
@@ -98,9 +96,10 @@ func (s *Store) pyPoll(ctx context.Context, req logstore.PollRequest, fn func(lo
 		if err := fn(logstore.Entry{ID: p.ids[i], Contents: c}); err != nil {
 			return res, err
 		}
-		if gaps[i] != 0 {
-			s.py.passed.add(gaps[i], p.ids[i]-1, now)
+		if p.ids[i] > expect {
+			s.py.passed.add(expect, p.ids[i]-1, now)
 		}
+		expect = p.ids[i] + 1
 		res.Next = logstore.Position{ID: p.ids[i]}
 	}
 	return res, nil
