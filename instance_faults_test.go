@@ -362,11 +362,7 @@ func TestInstanceSetAfterRestore(t *testing.T) {
 func TestInstanceRemoteCommitSeenWhole(t *testing.T) {
 	forEachStore(t, func(t *testing.T, ts testStore) {
 		ctx := context.Background()
-		store := ts.newLog(t)
-		a := newInstance(t, store, Options{MaxUpdateSize: 64})
-		b := newInstance(t, store, Options{})
-		mustUpdate(t, a)
-		mustUpdate(t, b)
+		a, b := splittingWriterAndReader(t, ts)
 		const n = 3000
 		items := make([]Item, n)
 		for i := range items {
@@ -410,4 +406,17 @@ func updateWatchingForPart(t *testing.T, b *Instance, first, last string) {
 	if msg, ok := <-partial; ok {
 		t.Fatalf("a reader saw part of the commit: %s", msg)
 	}
+}
+
+// splittingWriterAndReader returns two filled machines on one new log of
+// ts: a, whose writes are split into many records (MaxUpdateSize 64), and
+// b, which reads them.
+func splittingWriterAndReader(t *testing.T, ts testStore) (a, b *Instance) {
+	t.Helper()
+	store := ts.newLog(t)
+	a = newInstance(t, store, Options{MaxUpdateSize: 64})
+	b = newInstance(t, store, Options{})
+	mustUpdate(t, a)
+	mustUpdate(t, b)
+	return a, b
 }

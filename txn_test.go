@@ -77,11 +77,7 @@ func TestTxnReadYourWritesAndRollback(t *testing.T) {
 func TestTxnSeenWholeElsewhere(t *testing.T) {
 	forEachStore(t, func(t *testing.T, ts testStore) {
 		ctx := context.Background()
-		store := ts.newLog(t)
-		a := newInstance(t, store, Options{MaxUpdateSize: 64})
-		b := newInstance(t, store, Options{})
-		mustUpdate(t, a)
-		mustUpdate(t, b)
+		a, b := splittingWriterAndReader(t, ts)
 		const n = 3000
 		latest := a.UpdateID()
 		id, err := a.Txn(ctx, func(tx *Txn) error {
