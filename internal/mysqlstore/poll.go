@@ -166,61 +166,48 @@ func (s *Store) pollAdapt(p *pollPage, limit int) {
 // pollQuery runs a Poll statement on db for the records after after, at
 // most limit+1 of them (the extra one tells that there are more).
 //
-// The statement is pollJoin, unless the last one found no row at or above
-// its position; when it returns no row (no log row at or above the
-// position below the latest id: an empty log, or compaction removed the
-// position's row and nothing came after it), or when the verdict needs
-// the trace of after and compaction removed after's own row, a second
-// statement follows, poll or pollMarks, a whole poll again in a view of
-// its own (see the statements' comment in sql.go). A poll that delivers
-// records goes back to pollJoin, whose position then has a row.
+// The statement is pollJoin, unless the last poll found no row at or
+// above its position; pollFull, a whole poll again in a view of its own,
+// follows when pollJoin returned no row (no log row at or above the
+// position below the latest id: an empty log, a position ahead of the
+// log, or compaction removed the position's row and nothing came after
+// it) or when the verdict needs the trace of after and compaction removed
+// after's own row (see the statements' comment in sql.go). A poll that
+// delivers records goes back to pollJoin, whose position then has a row.
 func (s *Store) pollQuery(ctx context.Context, db *sql.DB, after logstore.Position, limit int) (*pollPage, error) {
 	// Judge needs the lookup only below the latest id, which pollRead
 	// compares with the meta row; ids never exceed MaxInt64 (the counter
 	// goes through LAST_INSERT_ID), so a position above cannot need it.
 	lookup := after.ID != 0 && after.Nonce != 0 && after.ID < math.MaxInt64
-	var p *pollPage
 	if !s.pollWide.Load() {
-		var err error
-		p, err = s.pollRun(ctx, db, s.q.pollJoin, func(rows *sql.Rows, p *pollPage) error {
+		p, err := s.pollRun(ctx, db, s.q.pollJoin, func(rows *sql.Rows, p *pollPage) error {
 			return s.pollReadJoin(rows, p, after.ID, lookup)
 		}, after.ID, after.ID, limit+2)
-		if err != nil {
+		switch {
+		case err != nil:
 			return nil, err
-		}
-		if !p.metaFound {
+		case !p.metaFound:
 			s.pollWide.Store(true)
-			p = nil
+		case !lookup || after.ID+1 >= p.next || (p.rowFound && p.rowID == after.ID):
+			return p, nil
 		}
 	}
-	if p == nil {
-		from, n := min(after.ID, math.MaxUint64-1)+1, limit+1
-		if lookup {
-			from, n = after.ID, limit+2
-		}
-		var err error
-		if p, err = s.pollUnion(ctx, db, s.q.poll, after.ID, lookup, after.ID, from, n); err != nil {
-			return nil, err
-		}
-		if p.got > 0 {
-			s.pollWide.Store(false)
-		}
+	from, n := min(after.ID, math.MaxUint64-1)+1, limit+1
+	if lookup {
+		from, n = after.ID, limit+2
 	}
-	if !lookup || after.ID+1 >= p.next || (p.rowFound && p.rowID == after.ID) {
-		return p, nil
+	p, err := s.pollRun(ctx, db, s.q.pollFull, func(rows *sql.Rows, p *pollPage) error {
+		return s.pollRead(rows, p, after.ID, lookup)
+	}, after.ID, after.ID, from, n)
+	switch {
+	case err != nil:
+		return nil, err
+	case !p.metaFound:
+		return nil, s.noLog(ctx, db, "poll", sql.ErrNoRows)
+	case p.got > 0:
+		s.pollWide.Store(false)
 	}
-	return s.pollUnion(ctx, db, s.q.pollMarks, after.ID, lookup, after.ID, after.ID, after.ID, limit+2)
-}
-
-// pollUnion runs poll or pollMarks with args and reads their rows.
-func (s *Store) pollUnion(ctx context.Context, db *sql.DB, query string, after uint64, lookup bool, args ...any) (*pollPage, error) {
-	p, err := s.pollRun(ctx, db, query, func(rows *sql.Rows, p *pollPage) error {
-		return s.pollRead(rows, p, after, lookup)
-	}, args...)
-	if err == nil && !p.metaFound {
-		err = s.noLog(ctx, db, "poll", sql.ErrNoRows)
-	}
-	return p, err
+	return p, nil
 }
 
 // pollRun runs one of the Poll statements with args and reads its rows
@@ -251,7 +238,7 @@ func (s *Store) pollRun(ctx context.Context, db *sql.DB, query string, read func
 	return p, nil
 }
 
-// pollRead reads the rows of the poll and pollMarks statements into p:
+// pollRead reads the rows of the pollFull statement into p:
 // the meta row comes first (the branches of a UNION ALL are sent in
 // order), then the mark, then the log rows from the position on in id
 // order (see record).

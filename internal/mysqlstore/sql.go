@@ -30,8 +30,7 @@ type queries struct {
 	info              string // log_id, horizon
 	identity          string // log_id, next_id
 	pollJoin          string // one Poll as one join: the position's row and the records after it, each with the meta row and clocks
-	poll              string // one Poll: meta row, clocks, the position's row and the records after it in one statement
-	pollMarks         string // poll with the lowest mark at or above the position too, when the position's row is gone
+	pollFull          string // one Poll as a UNION: the meta row and clocks, the lowest mark at or above the position, the rows from it on
 	heartbeat         string // UPDATE meta: heartbeat_us = the server's clock
 	createMeta        string // INSERT the meta row
 	maxID             string // highest id in the log table
@@ -80,23 +79,33 @@ func newQueries(table string) queries {
 		latest:            "SELECT next_id FROM " + m + " WHERE one = 1",
 		info:              "SELECT log_id, horizon FROM " + m + " WHERE one = 1",
 		identity:          "SELECT log_id, next_id FROM " + m + " WHERE one = 1",
-		// One statement, so one InnoDB read view: the meta row (identity,
-		// horizon, latest position and time, the last heartbeat the view
-		// holds and the reading server's clock, the statement's start as
-		// UTC_TIMESTAMP is) with the nonce of the mark at the latest id
-		// (the latest nonce holds only if it is that mark's), then the
-		// log rows in id order from the first argument on: with the
-		// verification lookup the position itself, whose row (when
-		// compaction left it) is the trace the verdict needs, its
-		// contents left out. Arguments: position, first id, limit + rows
-		// before the records.
+		// A Poll is one statement, so one InnoDB read view, of one of two
+		// shapes (pollQuery chooses). pollJoin, the cheapest for the
+		// server, is one SELECT block: the meta row (identity, horizon,
+		// latest position and time, the last heartbeat the view holds and
+		// the reading server's clock, the statement's start as
+		// UTC_TIMESTAMP is) and the nonce of the mark at the latest id
+		// (the latest nonce holds only if it is that mark's), both
+		// constant, joined to the range of log rows in id order from the
+		// position on: each row is a log row with the meta columns in
+		// front; the position's own row (when compaction left it) is the
+		// trace the verdict needs, its contents left out. It returns
+		// nothing when no log row lies between the position and next_id.
+		// Arguments: position, position, limit + rows before the records.
 		//
-		// Two branches, no subquery: MariaDB optimises a prepared
-		// statement again at every execution, and the cost grows with the
-		// branches (six branches and four subqueries at first, then three
-		// with the marks branch below in every poll; sending the
-		// statement as text with the values in it costs more than the
-		// prepared one). A Poll returns what it did with those, because:
+		// pollFull is the same as a UNION ALL of three branches, which
+		// always returns the meta row: the meta row, the lowest mark at or
+		// above the position, the log rows from the first id on. pollQuery
+		// runs it where pollJoin returned nothing or compaction removed
+		// the position's row. Arguments: position, position, first id,
+		// limit + rows before the records.
+		//
+		// No subquery: MariaDB optimises a prepared statement again at
+		// every execution, and the cost grows with the branches (six
+		// branches and four subqueries at first, then pollFull in every
+		// poll; sending the statement as text with the values in it costs
+		// more than the prepared one). A Poll returns what it did with
+		// those, because:
 		//   - in one view no row or mark has an id at or above next_id: a
 		//     commit takes its ids from next_id and advances it in the
 		//     transaction that inserts its rows and its mark; compaction
@@ -107,36 +116,22 @@ func newQueries(table string) queries {
 		//     mark at next_id - 1 exists: a point lookup joined to the
 		//     meta row (GREATEST keeps a damaged next_id of 0 from
 		//     failing the statement; pollQuery reports it);
-		//   - the records branch needs no id < next_id bound; pollRead
-		//     drops rows at or above next_id all the same, and as the
-		//     rows come in id order the ones below are a prefix of the
+		//   - pollFull's records branch needs no id < next_id bound;
+		//     pollRead drops rows at or above next_id all the same, and as
+		//     the rows come in id order the ones below are a prefix of the
 		//     result, the rows the bound returned;
 		//   - the trace of a position is the lowest row or mark at or
 		//     above it; a row at the position itself is that lowest one,
 		//     so the marks are needed only when compaction removed the
-		//     position's row, and then pollQuery runs pollMarks, a whole
-		//     poll again in a view of its own;
+		//     position's row;
 		//   - the lookups of the position's trace are kept only when
-		//     position + 1 < next_id (pollRead), where the branches
+		//     position + 1 < next_id (pollRead), where the statements
 		//     returned them before; above, Judge does not use them.
-		// pollJoin: the same in one SELECT block, the cheapest for the
-		// server (a join of the meta row and the latest id's mark, both
-		// constant, with a range of the log's primary key read in order):
-		// each row is a log row with the meta row's columns in front.
-		// It returns nothing when no log row lies between the first
-		// argument and next_id; pollQuery then asks poll. Arguments:
-		// position, first id (the position), limit + rows before the
-		// records.
 		pollJoin: "SELECT m.next_id, m.latest_nonce, m.horizon, m.latest_us, m.log_id, m.heartbeat_us, " + commitTimeSQL + ", COALESCE(k.nonce, 0), t.id, t.nonce, IF(t.id > ?, t.contents, NULL)" +
 			" FROM " + m + " m JOIN " + t + " t ON t.id >= ? AND t.id < m.next_id LEFT JOIN " + k + " k ON k.last_id = GREATEST(m.next_id, 1) - 1" +
 			" WHERE m.one = 1 ORDER BY t.id LIMIT ?",
-		poll: pollMetaSQL(m, k) +
-			" UNION ALL (SELECT " + itoa(pollKindRecord) + ", id, nonce, " + sqlZero + ", " + sqlZero + ", IF(id > ?, contents, NULL), " + sqlZero + ", " + sqlZero + ", " + sqlZero + " FROM " + t +
-			" WHERE id >= ? ORDER BY id LIMIT ?)",
-		// poll with a third branch between the two, the lowest mark at or
-		// above the position. Arguments: position, position, position,
-		// first id, limit + rows before the records.
-		pollMarks: pollMetaSQL(m, k) +
+		pollFull: "SELECT " + itoa(pollKindMeta) + ", m.next_id, m.latest_nonce, m.horizon, m.latest_us, m.log_id, m.heartbeat_us, " + commitTimeSQL + ", COALESCE(k.nonce, 0)" +
+			" FROM " + m + " m LEFT JOIN " + k + " k ON k.last_id = GREATEST(m.next_id, 1) - 1 WHERE m.one = 1" +
 			" UNION ALL (SELECT " + itoa(pollKindMark) + ", last_id, nonce, " + sqlZero + ", " + sqlZero + ", NULL, " + sqlZero + ", " + sqlZero + ", " + sqlZero + " FROM " + k +
 			" WHERE last_id >= ? ORDER BY last_id LIMIT 1)" +
 			" UNION ALL (SELECT " + itoa(pollKindRecord) + ", id, nonce, " + sqlZero + ", " + sqlZero + ", IF(id > ?, contents, NULL), " + sqlZero + ", " + sqlZero + ", " + sqlZero + " FROM " + t +
@@ -160,13 +155,6 @@ func newQueries(table string) queries {
 		deleteAllMarks:  "DELETE FROM " + k,
 		newIdentity:     "UPDATE " + m + " SET log_id = ?, horizon = 0, latest_nonce = 0 WHERE one = 1",
 	}
-}
-
-// pollMetaSQL is the first branch of the Poll statements: the meta row
-// m joined with the mark of marks table k at the latest id.
-func pollMetaSQL(m, k string) string {
-	return "SELECT " + itoa(pollKindMeta) + ", m.next_id, m.latest_nonce, m.horizon, m.latest_us, m.log_id, m.heartbeat_us, " + commitTimeSQL + ", COALESCE(k.nonce, 0)" +
-		" FROM " + m + " m LEFT JOIN " + k + " k ON k.last_id = GREATEST(m.next_id, 1) - 1 WHERE m.one = 1"
 }
 
 // sqlZero is an unsigned 0 for the unused columns of the Poll statement's
