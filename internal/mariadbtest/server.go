@@ -183,6 +183,9 @@ func startServer(ctx context.Context, dir string, id int, as runAs) (*Server, er
 			"--innodb-flush-log-at-trx-commit=2",
 			"--skip-name-resolve", "--performance-schema=OFF",
 			"--max-connections=200",
+			// The query cache on, as README's fleet settings recommend:
+			// every test on these servers runs with it.
+			"--query-cache-type=1", "--query-cache-size=16M",
 		)
 		// The servers die with the test binary, even when it is killed:
 		// Pdeathsig, set after the switch to as (a credential change

@@ -24,7 +24,7 @@ type pollPage struct {
 
 	latestMarkN uint64 // the nonce of the mark at the latest id, 0 when there is none
 
-	heartbeatUS, nowUS uint64 // the meta row's heartbeat, the reading server's clock
+	heartbeatUS uint64 // the meta row's heartbeat
 
 	ids, nonces []uint64
 	ends        []int // ends[i] is the end of record i in data
@@ -37,9 +37,9 @@ type pollPage struct {
 // trip; prepared once per connection; a second, itself a whole poll in a
 // view of its own, only where pollQuery says) on the read pool (Options.ReadDB,
 // or the primary when there is none or req.Primary is set), the meta row
-// (with the last heartbeat: PollResult.Heartbeat), the reading server's
-// clock (PollResult.ReadTime), the mark at the latest id (the latest
-// position has a nonce only when that mark's matches the meta row's), the
+// (with the last heartbeat: PollResult.Heartbeat), the mark at the latest
+// id (the latest position has a nonce only when that mark's matches the
+// meta row's), the
 // trace the verdict on req.After needs (the lowest row and mark at or
 // above req.After.ID, looked up only when logstore.NeedsLookup says so;
 // a trace without a nonce checks the position by id only) and up to req.Max
@@ -55,6 +55,12 @@ type pollPage struct {
 //
 // A poll of the read pool checks the identity it shows against the
 // primary's (see Options.ReadDB) before fn is called.
+//
+// PollResult.ReadTime is the server's clock estimated from this machine's
+// and the server's offset, which a poll that shows a heartbeat measures
+// with a second statement once a minute (see readTime): the Poll
+// statement itself reads nothing that changes without a write, so a
+// server with the query cache on can answer it from there.
 //
 // Errors: ErrNoLog when the tables or the meta row are missing (the
 // message says why, and names a table in Python whycache's layout),
@@ -100,7 +106,9 @@ func (s *Store) Poll(ctx context.Context, req logstore.PollRequest, fn func(logs
 	}
 	res.LatestTime = microTime(p.latestUS)
 	res.Heartbeat = microTime(p.heartbeatUS)
-	res.ReadTime = microTime(p.nowUS)
+	if res.ReadTime, err = s.readTime(ctx, db, p.heartbeatUS); err != nil {
+		return logstore.PollResult{}, s.pollError(ctx, db, err)
+	}
 	if db != s.db {
 		if err := s.checkReplica(ctx, res.Info.ID); err != nil {
 			return logstore.PollResult{}, err
@@ -246,9 +254,9 @@ func (s *Store) pollRead(rows *sql.Rows, p *pollPage, after uint64, lookup bool)
 	early := false
 	for rows.Next() {
 		var kind int
-		var id, nonce, horizon, us, heartbeat, now, markNonce uint64
+		var id, nonce, horizon, us, heartbeat, markNonce uint64
 		var blob sql.RawBytes
-		if err := rows.Scan(&kind, &id, &nonce, &horizon, &us, &blob, &heartbeat, &now, &markNonce); err != nil {
+		if err := rows.Scan(&kind, &id, &nonce, &horizon, &us, &blob, &heartbeat, &markNonce); err != nil {
 			return fmt.Errorf("mysqlstore: poll: %w", err)
 		}
 		if kind != pollKindMeta && !p.metaFound {
@@ -260,7 +268,7 @@ func (s *Store) pollRead(rows *sql.Rows, p *pollPage, after uint64, lookup bool)
 			if early {
 				return fmt.Errorf("mysqlstore: poll: server returned rows before the meta row: %w", logstore.ErrCorrupt)
 			}
-			p.meta(id, nonce, horizon, us, blob, heartbeat, now, markNonce)
+			p.meta(id, nonce, horizon, us, blob, heartbeat, markNonce)
 		case pollKindMark:
 			p.markFound, p.markID, p.markNonce = true, id, nonce
 		case pollKindRecord:
@@ -280,13 +288,13 @@ func (s *Store) pollRead(rows *sql.Rows, p *pollPage, after uint64, lookup bool)
 // columns in front (see record).
 func (s *Store) pollReadJoin(rows *sql.Rows, p *pollPage, after uint64, lookup bool) error {
 	for rows.Next() {
-		var next, latestNonce, horizon, us, heartbeat, now, markNonce, id, nonce uint64
+		var next, latestNonce, horizon, us, heartbeat, markNonce, id, nonce uint64
 		var logID, blob sql.RawBytes
-		if err := rows.Scan(&next, &latestNonce, &horizon, &us, &logID, &heartbeat, &now, &markNonce, &id, &nonce, &blob); err != nil {
+		if err := rows.Scan(&next, &latestNonce, &horizon, &us, &logID, &heartbeat, &markNonce, &id, &nonce, &blob); err != nil {
 			return fmt.Errorf("mysqlstore: poll: %w", err)
 		}
 		if !p.metaFound {
-			p.meta(next, latestNonce, horizon, us, logID, heartbeat, now, markNonce)
+			p.meta(next, latestNonce, horizon, us, logID, heartbeat, markNonce)
 		}
 		if err := p.record(id, nonce, blob, after, lookup, s.opts.PageBytes); err != nil {
 			return err
@@ -297,11 +305,11 @@ func (s *Store) pollReadJoin(rows *sql.Rows, p *pollPage, after uint64, lookup b
 }
 
 // meta takes the meta row's columns.
-func (p *pollPage) meta(next, latestNonce, horizon, latestUS uint64, logID []byte, heartbeatUS, nowUS, latestMarkN uint64) {
+func (p *pollPage) meta(next, latestNonce, horizon, latestUS uint64, logID []byte, heartbeatUS, latestMarkN uint64) {
 	p.metaFound = true
 	p.next, p.latestNonce, p.horizon, p.latestUS = next, latestNonce, horizon, latestUS
 	p.logID = append(p.logID[:0], logID...)
-	p.heartbeatUS, p.nowUS, p.latestMarkN = heartbeatUS, nowUS, latestMarkN
+	p.heartbeatUS, p.latestMarkN = heartbeatUS, latestMarkN
 }
 
 // record takes one log row of a Poll statement, at or above the position

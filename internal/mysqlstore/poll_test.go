@@ -350,3 +350,56 @@ func commitPairs(t *testing.T, s *Store, n int) []logstore.Committed {
 	}
 	return commits
 }
+
+func TestPollReadsServerClockOncePerTTL(t *testing.T) {
+	// The Poll statement leaves the server's clock out (a statement that
+	// reads it is never answered from the query cache). A poll that shows
+	// a heartbeat measures the server's clock offset with a second
+	// request, once per serverClockTTL; ReadTime is this machine's clock
+	// plus that offset.
+	s, _ := testStore(t, Options{})
+	ctx := context.Background()
+	commitPairs(t, s, 2)
+	db, writes, _ := countingDB(t)
+	p := testStoreOn(t, db, s.Table(), Options{})
+	poll := func(name string, want int64) logstore.PollResult {
+		t.Helper()
+		w0 := writes.Load()
+		res, err := p.Poll(ctx, logstore.PollRequest{}, func(logstore.Entry) error { return nil })
+		if err != nil {
+			t.Fatal(err)
+		}
+		if w := writes.Load() - w0; want > 0 && w != want {
+			t.Errorf("Poll %s: %d requests, want %d", name, w, want)
+		}
+		if d := time.Since(res.ReadTime); d < -2*time.Second || d > 2*time.Second {
+			t.Errorf("Poll %s: ReadTime %v is %v away from this machine's clock", name, res.ReadTime, d)
+		}
+		return res
+	}
+	poll("to prepare the statement", 0)
+	poll("without heartbeats", 1)
+	if p.primaryClock.Load() != nil {
+		t.Fatal("a poll without heartbeats measured the server's clock")
+	}
+	if err := s.Heartbeat(ctx); err != nil {
+		t.Fatal(err)
+	}
+	res := poll("with a heartbeat", 2)
+	measured := p.primaryClock.Load()
+	if measured == nil {
+		t.Fatal("a poll with a heartbeat did not measure the server's clock")
+	}
+	if lag := res.ReadTime.Sub(res.Heartbeat); lag < -time.Second || lag > 2*time.Second {
+		t.Errorf("read lag on the primary just after a heartbeat: %v (ReadTime %v, Heartbeat %v)", lag, res.ReadTime, res.Heartbeat)
+	}
+	poll("with a heartbeat, again", 1)
+	if p.primaryClock.Load() != measured {
+		t.Error("the offset was measured again within serverClockTTL")
+	}
+	p.primaryClock.Store(&serverClock{offset: measured.offset, at: measured.at.Add(-serverClockTTL)})
+	poll("with a heartbeat, a TTL later", 2)
+	if p.primaryClock.Load().at.Before(measured.at) {
+		t.Error("the offset was not measured again after serverClockTTL")
+	}
+}

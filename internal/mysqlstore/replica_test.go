@@ -348,3 +348,67 @@ func TestHeartbeatColumnUpgrade(t *testing.T) {
 		t.Fatalf("after the upgrade: heartbeat %v, latest %d, %d records, %v; want a heartbeat and the log as it was (%d)", res.Heartbeat, res.Latest.ID, len(ids), err, last)
 	}
 }
+
+// queryCacheHits returns the server's Qcache_hits.
+func queryCacheHits(t *testing.T, db *sql.DB) int64 {
+	t.Helper()
+	var name string
+	var n int64
+	if err := db.QueryRow("SHOW GLOBAL STATUS LIKE 'Qcache_hits'").Scan(&name, &n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func TestPollAnsweredFromQueryCache(t *testing.T) {
+	// Followers at the same position ask the same question: a server with
+	// the query cache on (the test pair's are) answers all but the first
+	// from the cache, and a commit replicated to it invalidates the
+	// answer, so the next poll sees the new records.
+	r := newReplicaSetup(t)
+	r.create(t)
+	ctx := context.Background()
+	commit := func(key string) logstore.Committed {
+		t.Helper()
+		res, err := r.primary.Commit(ctx, logstore.LogID{}, []logstore.Record{{Contents: recordOf(t, key, "v"), SingleKey: []byte(key)}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := r.pair.WaitCaughtUp(ctx); err != nil {
+			t.Fatal(err)
+		}
+		return res
+	}
+	first := commit("a")
+	followers := []*Store{r.replicated, testStoreOn(t, r.pdb, r.table, Options{ReadDB: openDB(t, r.pair.Replica, mariadbtest.Database)})}
+	poll := func(s *Store, after logstore.Position) []uint64 {
+		t.Helper()
+		var ids []uint64
+		if _, err := s.Poll(ctx, logstore.PollRequest{After: after}, func(e logstore.Entry) error {
+			ids = append(ids, e.ID)
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return ids
+	}
+	pos := first.Position()
+	for _, f := range followers {
+		poll(f, pos) // prepares the statement on each pool
+	}
+	before := queryCacheHits(t, r.rdb)
+	for _, f := range followers {
+		if ids := poll(f, pos); len(ids) != 0 {
+			t.Fatalf("at the latest position: delivered %v", ids)
+		}
+	}
+	if hits := queryCacheHits(t, r.rdb) - before; hits < 2 {
+		t.Errorf("two polls at the same position on the replica: %d query cache hits, want 2", hits)
+	}
+	second := commit("b")
+	for i, f := range followers {
+		if ids := poll(f, pos); len(ids) != 1 || ids[0] != second.Last {
+			t.Errorf("follower %d after a replicated commit: delivered %v, want [%d]", i, ids, second.Last)
+		}
+	}
+}

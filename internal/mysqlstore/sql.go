@@ -29,9 +29,10 @@ type queries struct {
 	latest            string // next_id
 	info              string // log_id, horizon
 	identity          string // log_id, next_id
-	pollJoin          string // one Poll as one join: the position's row and the records after it, each with the meta row and clocks
-	pollFull          string // one Poll as a UNION: the meta row and clocks, the lowest mark at or above the position, the rows from it on
+	pollJoin          string // one Poll as one join: the position's row and the records after it, each with the meta row
+	pollFull          string // one Poll as a UNION: the meta row, the lowest mark at or above the position, the rows from it on
 	heartbeat         string // UPDATE meta: heartbeat_us = the server's clock
+	serverClock       string // the server's clock
 	createMeta        string // INSERT the meta row
 	maxID             string // highest id in the log table
 	maxMark           string // highest id in the marks table
@@ -58,7 +59,7 @@ const commitTimeSQL = "TIMESTAMPDIFF(MICROSECOND, '1970-01-01 00:00:00', UTC_TIM
 
 // Row kinds of the Poll statement (its first column).
 const (
-	pollKindMeta   = 0 // the meta row: next_id, latest_nonce, horizon, latest_us, log_id, heartbeat_us, the reading server's clock (µs since 1970 UTC), the nonce of the mark at next_id - 1 (0 if none)
+	pollKindMeta   = 0 // the meta row: next_id, latest_nonce, horizon, latest_us, log_id, heartbeat_us, the nonce of the mark at next_id - 1 (0 if none)
 	pollKindMark   = 2 // the lowest mark at or above the position: last_id, nonce
 	pollKindRecord = 3 // a log row from the position on: id, nonce, contents
 )
@@ -82,11 +83,9 @@ func newQueries(table string) queries {
 		// A Poll is one statement, so one InnoDB read view, of one of two
 		// shapes (pollQuery chooses). pollJoin, the cheapest for the
 		// server, is one SELECT block: the meta row (identity, horizon,
-		// latest position and time, the last heartbeat the view holds and
-		// the reading server's clock, the statement's start as
-		// UTC_TIMESTAMP is) and the nonce of the mark at the latest id
-		// (the latest nonce holds only if it is that mark's), both
-		// constant, joined to the range of log rows in id order from the
+		// latest position and time, the last heartbeat the view holds) and
+		// the nonce of the mark at the latest id (the latest nonce holds
+		// only if it is that mark's), both constant, joined to the range of log rows in id order from the
 		// position on: each row is a log row with the meta columns in
 		// front; the position's own row (when compaction left it) is the
 		// trace the verdict needs, its contents left out. It returns
@@ -99,6 +98,13 @@ func newQueries(table string) queries {
 		// runs it where pollJoin returned nothing or compaction removed
 		// the position's row. Arguments: position, position, first id,
 		// limit + rows before the records.
+		//
+		// Neither reads the server's clock or anything else that changes
+		// without a write to the three tables: a server with the query
+		// cache on then answers the followers that ask the same question
+		// (the same position, as a fleet's do between two commits) from
+		// the cache, until a commit invalidates it (see readTime for the
+		// clock).
 		//
 		// No subquery: MariaDB optimises a prepared statement again at
 		// every execution, and the cost grows with the branches (six
@@ -127,16 +133,17 @@ func newQueries(table string) queries {
 		//   - the lookups of the position's trace are kept only when
 		//     position + 1 < next_id (pollRead), where the statements
 		//     returned them before; above, Judge does not use them.
-		pollJoin: "SELECT m.next_id, m.latest_nonce, m.horizon, m.latest_us, m.log_id, m.heartbeat_us, " + commitTimeSQL + ", COALESCE(k.nonce, 0), t.id, t.nonce, IF(t.id > ?, t.contents, NULL)" +
+		pollJoin: "SELECT m.next_id, m.latest_nonce, m.horizon, m.latest_us, m.log_id, m.heartbeat_us, COALESCE(k.nonce, 0), t.id, t.nonce, IF(t.id > ?, t.contents, NULL)" +
 			" FROM " + m + " m JOIN " + t + " t ON t.id >= ? AND t.id < m.next_id LEFT JOIN " + k + " k ON k.last_id = GREATEST(m.next_id, 1) - 1" +
 			" WHERE m.one = 1 ORDER BY t.id LIMIT ?",
-		pollFull: "SELECT " + itoa(pollKindMeta) + ", m.next_id, m.latest_nonce, m.horizon, m.latest_us, m.log_id, m.heartbeat_us, " + commitTimeSQL + ", COALESCE(k.nonce, 0)" +
+		pollFull: "SELECT " + itoa(pollKindMeta) + ", m.next_id, m.latest_nonce, m.horizon, m.latest_us, m.log_id, m.heartbeat_us, COALESCE(k.nonce, 0)" +
 			" FROM " + m + " m LEFT JOIN " + k + " k ON k.last_id = GREATEST(m.next_id, 1) - 1 WHERE m.one = 1" +
-			" UNION ALL (SELECT " + itoa(pollKindMark) + ", last_id, nonce, " + sqlZero + ", " + sqlZero + ", NULL, " + sqlZero + ", " + sqlZero + ", " + sqlZero + " FROM " + k +
+			" UNION ALL (SELECT " + itoa(pollKindMark) + ", last_id, nonce, " + sqlZero + ", " + sqlZero + ", NULL, " + sqlZero + ", " + sqlZero + " FROM " + k +
 			" WHERE last_id >= ? ORDER BY last_id LIMIT 1)" +
-			" UNION ALL (SELECT " + itoa(pollKindRecord) + ", id, nonce, " + sqlZero + ", " + sqlZero + ", IF(id > ?, contents, NULL), " + sqlZero + ", " + sqlZero + ", " + sqlZero + " FROM " + t +
+			" UNION ALL (SELECT " + itoa(pollKindRecord) + ", id, nonce, " + sqlZero + ", " + sqlZero + ", IF(id > ?, contents, NULL), " + sqlZero + ", " + sqlZero + " FROM " + t +
 			" WHERE id >= ? ORDER BY id LIMIT ?)",
 		heartbeat:       "UPDATE " + m + " SET heartbeat_us = " + commitTimeSQL + " WHERE one = 1",
+		serverClock:     "SELECT " + commitTimeSQL,
 		createMeta:      "INSERT INTO " + m + " (one, log_id, next_id, horizon) VALUES (1, ?, ?, 0)",
 		maxID:           "SELECT COALESCE(MAX(id), 0) FROM " + t,
 		maxMark:         "SELECT COALESCE(MAX(last_id), 0) FROM " + k,

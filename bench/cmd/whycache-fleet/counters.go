@@ -8,18 +8,25 @@ import (
 	"strings"
 )
 
-// counterNames are the server status variables the benchmark counts.
+// counterNames are the server status variables the benchmark counts per
+// client: the followers' are the global counts less the benchmark's own
+// sessions'.
 var counterNames = []string{"Questions", "Com_select", "Com_stmt_execute", "Com_stmt_prepare", "Com_stmt_close", "Com_insert", "Com_update"}
+
+// cacheNames are the query cache's status variables: global only (a
+// session shows the global figure), so they are counted for the whole
+// server, the benchmark's own statements included (a few per second).
+var cacheNames = []string{"Qcache_hits", "Qcache_inserts", "Qcache_not_cached", "Qcache_lowmem_prunes"}
 
 // counters are status variables by name.
 type counters map[string]int64
 
-// readCounters reads the status variables of scope ("GLOBAL" or "SESSION")
-// on db. A pool of one connection reads its own session: the benchmark's
+// readCounters reads the status variables names of scope ("GLOBAL" or
+// "SESSION") on db. A pool of one connection reads its own session: the benchmark's
 // pools each hold one connection so that their own statements can be taken
 // out of the server's totals.
-func readCounters(ctx context.Context, db *sql.DB, scope string) (counters, error) {
-	q := "SHOW " + scope + " STATUS WHERE Variable_name IN ('" + strings.Join(counterNames, "','") + "')"
+func readCounters(ctx context.Context, db *sql.DB, scope string, names []string) (counters, error) {
+	q := "SHOW " + scope + " STATUS WHERE Variable_name IN ('" + strings.Join(names, "','") + "')"
 	rows, err := db.QueryContext(ctx, q)
 	if err != nil {
 		return nil, fmt.Errorf("%s status: %w", strings.ToLower(scope), err)
@@ -70,6 +77,7 @@ func threadsConnected(ctx context.Context, db *sql.DB) (int64, error) {
 // benchmark's own connections to it, taken together.
 type serverSnapshot struct {
 	global counters
+	cache  counters   // cacheNames, global
 	own    []counters // one per own pool, in the order given
 	ids    []int64
 }
@@ -79,7 +87,7 @@ type serverSnapshot struct {
 func snapshotServer(ctx context.Context, db *sql.DB, own []*sql.DB) (serverSnapshot, error) {
 	var s serverSnapshot
 	for _, o := range own {
-		c, err := readCounters(ctx, o, "SESSION")
+		c, err := readCounters(ctx, o, "SESSION", counterNames)
 		if err != nil {
 			return s, err
 		}
@@ -91,7 +99,10 @@ func snapshotServer(ctx context.Context, db *sql.DB, own []*sql.DB) (serverSnaps
 		s.ids = append(s.ids, id)
 	}
 	var err error
-	s.global, err = readCounters(ctx, db, "GLOBAL")
+	if s.global, err = readCounters(ctx, db, "GLOBAL", counterNames); err != nil {
+		return s, err
+	}
+	s.cache, err = readCounters(ctx, db, "GLOBAL", cacheNames)
 	return s, err
 }
 

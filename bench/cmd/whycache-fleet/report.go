@@ -157,6 +157,11 @@ func (r *Report) writeTable(w io.Writer) {
 			row("  writer alone (no followers)", "%.1f%%", r.WriterAlone.ServerCPU[name])
 		}
 	}
+	for _, name := range slices.Sorted(maps.Keys(r.Window.QueryCache)) {
+		if q := r.Window.QueryCache[name]; q["Qcache_hits"]+q["Qcache_inserts"] > 0 {
+			row("query cache ("+name+")", "%.0f%% hits (%d hits, %d inserts, %d not cached, %d pruned)", 100*float64(q["Qcache_hits"])/float64(q["Qcache_hits"]+q["Qcache_inserts"]+q["Qcache_not_cached"]), q["Qcache_hits"], q["Qcache_inserts"], q["Qcache_not_cached"], q["Qcache_lowmem_prunes"])
+		}
+	}
 	row("follower CPU sum / mean / max", "%.1f%% / %.2f%% / %.2f%%", r.FollowerCPUSum, r.FollowerCPUMean, r.FollowerCPUMax)
 	row("follower RSS mean / max", "%.1f / %.1f MiB", r.RSSMeanMiB, r.RSSMaxMiB)
 	row("benchmark CPU (writer, watcher)", "%.1f%% (%d scans, longest %.2f ms)", r.BenchCPU, r.WatcherScans, r.WatcherMaxScan)

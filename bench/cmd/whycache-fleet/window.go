@@ -26,6 +26,10 @@ type Phase struct {
 	Seconds float64 `json:"seconds"`
 	// Statements of the server's other clients, per server.
 	Statements map[string]counters `json:"statements"`
+	// QueryCache is each server's query cache counters (cacheNames) over
+	// the window, for every client: all zero unless the server runs with
+	// query_cache_type on.
+	QueryCache map[string]counters `json:"query_cache,omitempty"`
 	ServerCPU  map[string]float64  `json:"server_cpu_pct"`
 	// LoadAvg is /proc/loadavg at the start and the end: the machine is
 	// shared, and its load explains figures.
@@ -52,7 +56,7 @@ func openWindow(ctx context.Context, servers []*server, own [][]*sql.DB) (*windo
 
 // close ends the measurement.
 func (w *window) close(ctx context.Context) (Phase, error) {
-	p := Phase{Seconds: time.Since(w.start).Seconds(), Statements: map[string]counters{}, ServerCPU: map[string]float64{}}
+	p := Phase{Seconds: time.Since(w.start).Seconds(), Statements: map[string]counters{}, QueryCache: map[string]counters{}, ServerCPU: map[string]float64{}}
 	for i, c := range w.cpu.stop() {
 		p.ServerCPU[w.servers[i].name] = c
 	}
@@ -66,6 +70,7 @@ func (w *window) close(ctx context.Context) (Phase, error) {
 			return p, fmt.Errorf("%s: %w", s.name, err)
 		}
 		p.Statements[s.name] = d
+		p.QueryCache[s.name] = after.cache.sub(w.before[i].cache)
 	}
 	p.LoadAvg = w.load + " → " + loadAvg()
 	return p, nil
