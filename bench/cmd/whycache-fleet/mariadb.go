@@ -59,6 +59,18 @@ func openDB(ctx context.Context, dsn string, conns int) (*sql.DB, error) {
 	return db, nil
 }
 
+// interpolated returns dsn with interpolateParams=true and
+// maxAllowedPacket=0, the options mysqlstore's documentation recommends for
+// writers: a commit's statements then go as text, one round trip each.
+func interpolated(dsn string) (string, error) {
+	cfg, err := mysql.ParseDSN(dsn)
+	if err != nil {
+		return "", fmt.Errorf("invalid DSN: %w", err)
+	}
+	cfg.InterpolateParams, cfg.MaxAllowedPacket = true, 0
+	return cfg.FormatDSN(), nil
+}
+
 // sharedServer opens the server of dsn and finds mariadbd's pid from its
 // pid file when this process may read it.
 func sharedServer(ctx context.Context, dsn string) (*server, error) {

@@ -177,8 +177,13 @@ func run(ctx context.Context, cfg config, logf func(string, ...any)) (_ *Report,
 		defer notifier.Close()
 	}
 
-	// The writer: one connection, so that its session counts its statements.
-	wdb, err := openDB(ctx, primary.dsn, 1)
+	// The writer: one connection, so that its session counts its statements;
+	// with the DSN options package mysqlstore recommends.
+	wdsn, err := interpolated(primary.dsn)
+	if err != nil {
+		return nil, err
+	}
+	wdb, err := openDB(ctx, wdsn, 1)
 	if err != nil {
 		return nil, err
 	}
