@@ -49,10 +49,17 @@ var mysqlSchema mysqlstore.Schema
 //
 // Honest replica lag: Heartbeat writes the primary's clock into the meta
 // row (FollowOptions.Heartbeat; one follower of the fleet is enough), and
-// every poll returns the heartbeat the snapshot holds and the clock of
-// the server it read (PollResult.Heartbeat, ReadTime), in the same
-// statement. Stats.ReadLagSeconds is their difference: it grows while the
-// replica stalls, whether or not anything is committed.
+// every poll returns the heartbeat the snapshot holds (PollResult.Heartbeat)
+// and the clock of the server it read (ReadTime: this machine's clock plus
+// the server's offset, which polls that see a heartbeat measure with one
+// more small statement once a minute). Stats.ReadLagSeconds is their
+// difference: it grows while the replica stalls, whether or not anything
+// is committed.
+//
+// The poll statement reads nothing that changes without a write to the
+// log's tables (not even the clock), so a server with the query cache on
+// (query_cache_type=1) answers the followers that ask it the same
+// question, as a fleet's do between two commits, from the cache.
 //
 // Its methods are those of logstore.Store, logstore.Checker (Check
 // verifies the whole log) and logstore.Heartbeater, CreateTable,

@@ -239,7 +239,8 @@ type PollResult struct {
 	// committed meanwhile.
 	Heartbeat time.Time
 	// ReadTime is the clock of the server the snapshot was read from, at
-	// the read; zero when the store does not know.
+	// the read (a store may estimate it from the local clock and a
+	// measured offset); zero when the store does not know.
 	ReadTime time.Time
 	// HeldBack is, for a store whose ids commit out of order
 	// (Traits.OutOfOrderIDs) and whose Latest is therefore the end of what

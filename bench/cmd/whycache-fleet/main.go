@@ -23,13 +23,14 @@
 // runs a private primary and replica pair, followers reading the replica
 // with --read-store, one of them writing heartbeats; -stall D stops
 // replication for D in the middle of the window and samples the lag
-// follower 0's `whycache stats` reports.
+// follower 0's `whycache stats` reports; -query-cache SIZE runs the
+// private servers with the query cache on (README's fleet settings).
 //
 // Usage (from the bench directory):
 //
-//	go run ./cmd/whycache-fleet -followers 200 -interval 100ms -private
-//	go run ./cmd/whycache-fleet -followers 200 -interval 1s -notify -private
-//	go run ./cmd/whycache-fleet -followers 50 -replica -stall 20s -duration 40s
+//	go run ./cmd/whycache-fleet -followers 200 -interval 100ms -private -query-cache 16M
+//	go run ./cmd/whycache-fleet -followers 200 -interval 1s -notify -private -query-cache 16M
+//	go run ./cmd/whycache-fleet -followers 50 -replica -stall 20s -duration 40s -query-cache 16M
 //
 // Results print as a table; -json FILE appends the report to a JSON array
 // in FILE. The exit status is 1 when a check failed, 2 when the run could
@@ -76,6 +77,7 @@ func mainArgs(args []string, stdout, stderr io.Writer) int {
 	fs.BoolVar(&cfg.private, "private", false, "start a private MariaDB instead of using -dsn's server")
 	fs.IntVar(&cfg.maxConns, "max-connections", 1000, "max_connections of the private servers")
 	fs.IntVar(&cfg.procs, "procs", 1, "the followers' --procs, their GOMAXPROCS (0: Go's default, the number of cores)")
+	fs.StringVar(&cfg.queryCache, "query-cache", "", "the private servers' query_cache_size, e.g. 16M, with query_cache_type on (empty: the server's default, off)")
 	fs.Var(&cfg.serverArgs, "server-arg", "an extra mariadbd option for the private servers, e.g. --thread-handling=pool-of-threads (repeatable)")
 	fs.StringVar(&cfg.dsn, "dsn", "root@tcp(127.0.0.1:3306)/test", "the MySQL server without -private or -replica")
 	fs.StringVar(&cfg.bin, "whycache", "", "a whycache binary to run (default: build cmd/whycache)")
@@ -83,6 +85,9 @@ func mainArgs(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&jsonOut, "json", "", "append the report to the JSON array in `FILE`")
 	if err := fs.Parse(args); err != nil {
 		return 2
+	}
+	if cfg.queryCache != "" {
+		cfg.serverArgs = append(cfg.serverArgs, "--query-cache-type=1", "--query-cache-size="+cfg.queryCache)
 	}
 	cfg.command = "go run ./cmd/whycache-fleet"
 	fs.Visit(func(f *flag.Flag) { // the flags given, without -json

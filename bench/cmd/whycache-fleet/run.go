@@ -36,6 +36,7 @@ type config struct {
 
 	procs      int        // the followers' --procs; 0 is Go's default
 	serverArgs stringList // extra mariadbd options of private servers
+	queryCache string     // query_cache_size of private servers, with the cache on; "" leaves it off
 	command    string     // the command line, for the report
 }
 
