@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"os/exec"
 	"path/filepath"
@@ -17,7 +18,9 @@ import (
 // (the figure behind "server CPU per poll" in bench/README.md). Sub-
 // benchmarks: SELECT 1; the prepared point SELECT of the meta row; a
 // follower's poll at the log's latest position (nothing new, the idle
-// case), through MySQLStore.Poll.
+// case), through MySQLStore.Poll; the same poll answered from the query
+// cache (the server runs with it on; the connection turns it off for the
+// others).
 //
 //	go test -run '^$' -bench ServerCPU -benchtime 5000x ./cmd/whycache-fleet
 func BenchmarkServerCPU(b *testing.B) {
@@ -25,7 +28,7 @@ func BenchmarkServerCPU(b *testing.B) {
 		b.Skip("mariadb-install-db not installed")
 	}
 	ctx := context.Background()
-	srv, err := privateServer(ctx, b.TempDir(), "bench", 0, 100, nil)
+	srv, err := privateServer(ctx, b.TempDir(), "bench", 0, 100, []string{"--query-cache-type=1", "--query-cache-size=16M"})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -63,18 +66,27 @@ func BenchmarkServerCPU(b *testing.B) {
 	}
 	defer meta.Close()
 	pid := strconv.Itoa(srv.pid)
+	pollIdle := func() error {
+		_, err := store.Poll(ctx, logstore.PollRequest{After: res.Latest}, func(logstore.Entry) error { return nil })
+		return err
+	}
 	for _, bc := range []struct {
-		name string
-		op   func() error
+		name   string
+		cached bool
+		op     func() error
 	}{
-		{"Select1", func() error { var x int; return db.QueryRowContext(ctx, "SELECT 1").Scan(&x) }},
-		{"PointSelect", func() error { var x int; return meta.QueryRowContext(ctx).Scan(&x) }},
-		{"PollIdle", func() error {
-			_, err := store.Poll(ctx, logstore.PollRequest{After: res.Latest}, func(logstore.Entry) error { return nil })
-			return err
-		}},
+		{"Select1", false, func() error { var x int; return db.QueryRowContext(ctx, "SELECT 1").Scan(&x) }},
+		{"PointSelect", false, func() error { var x int; return meta.QueryRowContext(ctx).Scan(&x) }},
+		{"PollIdle", false, pollIdle},
+		{"PollIdleCached", true, pollIdle},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
+			// The pool holds one connection: the session's setting holds
+			// for the statements that follow.
+			if _, err := db.ExecContext(ctx, "SET SESSION query_cache_type = "+map[bool]string{false: "OFF", true: "ON"}[bc.cached]); err != nil {
+				b.Fatal(err)
+			}
+			hits := queryCacheHits(b, db)
 			before, err := cpuTime(pid)
 			if err != nil {
 				b.Fatal(err)
@@ -86,6 +98,17 @@ func BenchmarkServerCPU(b *testing.B) {
 			}
 			after, _ := cpuTime(pid)
 			b.ReportMetric(float64((after-before).Microseconds())/float64(b.N), "server-µs/op")
+			b.ReportMetric(float64(queryCacheHits(b, db)-hits)/float64(b.N), "cache-hits/op")
 		})
 	}
+}
+
+// queryCacheHits returns the server's Qcache_hits.
+func queryCacheHits(b *testing.B, db *sql.DB) int64 {
+	b.Helper()
+	c, err := readCounters(context.Background(), db, "GLOBAL", []string{"Qcache_hits"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return c["Qcache_hits"]
 }
