@@ -31,6 +31,11 @@ type Report struct {
 
 	// Propagation over every (measured write, follower) pair.
 	Propagation Propagation `json:"propagation"`
+	// Applied is the same by the apply time the follower's state records
+	// (Stats.LastApplied) rather than the moment the watcher saw it:
+	// without the watcher's own delay. p50/p99/max over the pairs whose
+	// apply time was known.
+	Applied *Propagation `json:"propagation_applied,omitempty"`
 	// OutsideStall is Propagation without the writes made from the stop
 	// of replication until the replica had caught up after its restart
 	// (-stall).
@@ -138,6 +143,9 @@ func (r *Report) writeTable(w io.Writer) {
 	row("writes (measured window)", "%d in %.1f s (%d errors)", r.Writes, r.Duration, r.WriteErrors)
 	p := r.Propagation
 	row("propagation p50 / p99 / max", "%.1f / %.1f / %.1f ms", p.P50ms, p.P99ms, p.MaxMs)
+	if a := r.Applied; a != nil {
+		row("  by the states' apply time", "%.1f / %.1f / %.1f ms (%d samples)", a.P50ms, a.P99ms, a.MaxMs, a.Samples)
+	}
 	row("propagation samples", "%d (followers seen %d/%d, missing %d, early %d)", p.Samples, p.FollowersSeen, r.Followers, p.Missing, p.Early)
 	if o := r.OutsideStall; o != nil {
 		row("  outside the stall", "%.1f / %.1f / %.1f ms (%d samples)", o.P50ms, o.P99ms, o.MaxMs, o.Samples)

@@ -364,6 +364,9 @@ func run(ctx context.Context, cfg config, logf func(string, ...any)) (_ *Report,
 		}
 	}
 	r.Propagation = summarize(p)
+	if len(p.applied) > 0 {
+		r.Applied = &Propagation{P50ms: ms(percentile(p.applied, 0.5)), P99ms: ms(percentile(p.applied, 0.99)), MaxMs: ms(percentile(p.applied, 1)), Samples: len(p.applied)}
+	}
 	if st := r.Stall; st != nil {
 		var outside []write
 		for _, w := range wr.writes {

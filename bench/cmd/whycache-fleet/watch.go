@@ -6,10 +6,12 @@ import (
 	"time"
 )
 
-// transition is the moment the watcher saw a state's update id change.
+// transition is the moment the watcher saw a state's update id change,
+// and when the state says it applied its latest records.
 type transition struct {
-	id uint64
-	at time.Time
+	id      uint64
+	at      time.Time
+	applied time.Time // the state's LastApplied with id (zero if unknown): when its follower committed the batch that reached id
 }
 
 // watcher scans every follower's state (mapped read-only in this process)
@@ -62,12 +64,19 @@ func (w *watcher) run() {
 	}
 }
 
-// scan notes every follower whose update id changed since last.
+// scan notes every follower whose update id changed since last, with
+// the time its state says it applied the records (read with the id, in
+// one consistent read of the state, only on a change).
 func (w *watcher) scan(last []uint64) {
 	for i, f := range w.fleet {
 		if id := f.inst.UpdateID(); id != last[i] {
-			last[i] = id
-			w.seen[i] = append(w.seen[i], transition{id: id, at: time.Now()})
+			now := time.Now()
+			tr := transition{id: id, at: now}
+			if st, err := f.inst.Stats(nil); err == nil && st.UpdateID >= id {
+				tr.id, tr.applied = st.UpdateID, st.LastApplied
+			}
+			last[i] = tr.id
+			w.seen[i] = append(w.seen[i], tr)
 		}
 	}
 }
@@ -82,6 +91,7 @@ func (w *watcher) finish() {
 // were seen to hold.
 type propagation struct {
 	delays      []time.Duration // per (write, follower) seen, sorted
+	applied     []time.Duration // the same pairs by the state's apply time (where known), sorted
 	missing     int             // (write, follower) pairs never seen
 	early       int             // seen before Set returned (counted as 0)
 	perFollower []int           // writes seen, per follower
@@ -89,7 +99,10 @@ type propagation struct {
 
 // match computes, for every measured write and every follower, the time
 // from Set returning until the follower's update id was first seen at or
-// past the write's id. Call after finish.
+// past the write's id, and until the state's apply time noted then (the
+// batch that reached that id: a write applied by an earlier batch between
+// two scans gets the later time, so these are upper bounds too, without
+// the watcher's own delay). Call after finish.
 func (w *watcher) match(writes []write) propagation {
 	p := propagation{perFollower: make([]int, len(w.fleet))}
 	for fi, seen := range w.seen {
@@ -110,10 +123,14 @@ func (w *watcher) match(writes []write) propagation {
 				d = 0
 			}
 			p.delays = append(p.delays, d)
+			if a := seen[k].applied; !a.IsZero() {
+				p.applied = append(p.applied, max(a.Sub(wr.returned), 0))
+			}
 			p.perFollower[fi]++
 		}
 	}
 	slices.Sort(p.delays)
+	slices.Sort(p.applied)
 	return p
 }
 

@@ -50,8 +50,9 @@ func TestMatch(t *testing.T) {
 		{n: 4, id: 13, returned: at(30), measured: true},
 	}
 	w := &watcher{seen: [][]transition{
-		// follower 0 jumps from 10 to 12 at 50 ms, then to 13 at 130 ms.
-		{{id: 10, at: at(5)}, {id: 12, at: at(50)}, {id: 13, at: at(130)}},
+		// follower 0 jumps from 10 to 12 at 50 ms (applied at 45 ms), then
+		// to 13 at 130 ms (apply time unknown).
+		{{id: 10, at: at(5)}, {id: 12, at: at(50), applied: at(45)}, {id: 13, at: at(130)}},
 		// follower 1 holds 11 before its Set returned, never reaches 13.
 		{{id: 11, at: at(8)}, {id: 12, at: at(60)}},
 	}, fleet: make([]*follower, 2)}
@@ -64,6 +65,11 @@ func TestMatch(t *testing.T) {
 		if p.delays[i] != want[i] {
 			t.Fatalf("delays %v; want %v", p.delays, want)
 		}
+	}
+	// By apply time: writes 2 and 3 reached by follower 0's batch applied
+	// at 45 ms; the rest unknown.
+	if wantApplied := []time.Duration{25 * time.Millisecond, 35 * time.Millisecond}; len(p.applied) != 2 || p.applied[0] != wantApplied[0] || p.applied[1] != wantApplied[1] {
+		t.Errorf("applied %v; want %v", p.applied, wantApplied)
 	}
 	if p.missing != 1 || p.early != 1 || p.perFollower[0] != 3 || p.perFollower[1] != 2 {
 		t.Errorf("missing %d, early %d, per follower %v; want 1, 1, [3 2]", p.missing, p.early, p.perFollower)
