@@ -47,7 +47,8 @@ func (s *Store) clockOf(db *sql.DB) *atomicClock {
 // heartbeat (Stats' read lag), so the offset is measured (one SELECT of
 // the server's clock, taken at the middle of its round trip) only for
 // polls that show one, at most once per serverClockTTL; without a
-// measurement the offset is 0. An error of that statement is returned.
+// measurement the offset is 0. An error of that statement is returned
+// without the package prefix (Poll adds it).
 func (s *Store) readTime(ctx context.Context, db *sql.DB, heartbeatUS uint64) (time.Time, error) {
 	c := s.clockOf(db)
 	last := c.Load()
@@ -60,7 +61,7 @@ func (s *Store) readTime(ctx context.Context, db *sql.DB, heartbeatUS uint64) (t
 	before := time.Now()
 	var us uint64 // a text statement (no arguments): one request, nothing to prepare
 	if err := db.QueryRowContext(ctx, s.q.serverClock).Scan(&us); err != nil {
-		return time.Time{}, fmt.Errorf("mysqlstore: read the server's clock: %w", err)
+		return time.Time{}, fmt.Errorf("read the server's clock: %w", err)
 	}
 	after := time.Now()
 	mid := before.Add(after.Sub(before) / 2)
