@@ -50,9 +50,10 @@ var mysqlSchema mysqlstore.Schema
 // Honest replica lag: Heartbeat writes the primary's clock into the meta
 // row (FollowOptions.Heartbeat; one follower of the fleet is enough), and
 // every poll returns the heartbeat the snapshot holds (PollResult.Heartbeat)
-// and the clock of the server it read (ReadTime: this machine's clock plus
-// the server's offset, which polls that see a heartbeat measure with one
-// more small statement once a minute). Stats.ReadLagSeconds is their
+// and the clock of the server it read (ReadTime: a reading of the
+// server's clock, which polls that see a heartbeat make with one more
+// small statement once a minute, carried forward by this machine's
+// monotonic clock). Stats.ReadLagSeconds is their
 // difference: it grows while the replica stalls, whether or not anything
 // is committed.
 //

@@ -8,26 +8,30 @@ import (
 	"time"
 )
 
-// serverClockTTL is how long a measured offset between this machine's
-// clock and a server's is used before it is measured again. Clocks kept
-// by NTP drift by far less than a millisecond a minute; a reader of a
-// replica pays one small statement per TTL for it, and only while the log
-// has heartbeats (see readTime).
+// serverClockTTL is how long a reading of a server's clock is carried
+// forward before the clock is read again. Clocks kept by NTP drift by far
+// less than a millisecond a minute; a reader of a replica pays one small
+// statement per TTL for it, and only while the log has heartbeats (see
+// readTime).
 const serverClockTTL = time.Minute
 
-// serverClock is the offset of a server's clock from this machine's,
-// and when it was measured.
+// serverClock is a reading of a server's clock: its time, and this
+// machine's clock (with its monotonic reading) at that moment.
 type serverClock struct {
-	offset time.Duration // server's clock minus this machine's
-	at     time.Time     // this machine's clock at the measurement
+	server time.Time // the server's clock
+	at     time.Time // this machine's clock at the same moment, from time.Now (monotonic)
 }
 
-// atomicClock holds a server's last measured clock offset; nil until the
-// first measurement.
+// now returns the server's clock now: the reading carried forward by the
+// monotonic time elapsed since, so a step of this machine's wall clock
+// does not move it.
+func (c *serverClock) now() time.Time { return c.server.Add(time.Since(c.at)) }
+
+// atomicClock holds a server's last clock reading; nil until the first.
 type atomicClock = atomic.Pointer[serverClock]
 
-// clockOf returns where the offset of pool db's server is kept: the
-// primary's or the read pool's.
+// clockOf returns where the clock reading of pool db's server is kept:
+// the primary's or the read pool's.
 func (s *Store) clockOf(db *sql.DB) *atomicClock {
 	if db == s.db {
 		return &s.primaryClock
@@ -37,17 +41,17 @@ func (s *Store) clockOf(db *sql.DB) *atomicClock {
 
 // readTime returns PollResult.ReadTime for a poll of db that showed the
 // given heartbeat (µs since 1970 UTC; 0 when nobody writes heartbeats):
-// the server's clock now, as this machine's clock plus the server's
-// offset.
+// the server's clock now, as its last reading plus the time elapsed
+// since on this machine's monotonic clock.
 //
 // The Poll statement does not read the server's clock itself: a
 // statement that calls UTC_TIMESTAMP is never answered from the query
 // cache, and a fleet whose followers ask the same question of a replica
 // is what that cache serves best. ReadTime matters only against a
-// heartbeat (Stats' read lag), so the offset is measured (one SELECT of
-// the server's clock, taken at the middle of its round trip) only for
-// polls that show one, at most once per serverClockTTL; without a
-// measurement the offset is 0. An error of that statement is returned
+// heartbeat (Stats' read lag), so the clock is read (one SELECT, taken
+// as the server's time at the middle of its round trip) only by polls
+// that show one, at most once per serverClockTTL; before any reading
+// ReadTime is this machine's clock. An error of that statement is returned
 // without the package prefix (Poll adds it).
 func (s *Store) readTime(ctx context.Context, db *sql.DB, heartbeatUS uint64) (time.Time, error) {
 	c := s.clockOf(db)
@@ -56,7 +60,7 @@ func (s *Store) readTime(ctx context.Context, db *sql.DB, heartbeatUS uint64) (t
 		if last == nil {
 			return time.Now(), nil
 		}
-		return time.Now().Add(last.offset), nil
+		return last.now(), nil
 	}
 	before := time.Now()
 	var us uint64 // a text statement (no arguments): one request, nothing to prepare
@@ -64,8 +68,7 @@ func (s *Store) readTime(ctx context.Context, db *sql.DB, heartbeatUS uint64) (t
 		return time.Time{}, fmt.Errorf("read the server's clock: %w", err)
 	}
 	after := time.Now()
-	mid := before.Add(after.Sub(before) / 2)
-	offset := microTime(us).Sub(mid)
-	c.Store(&serverClock{offset: offset, at: after})
-	return time.Now().Add(offset), nil
+	reading := &serverClock{server: microTime(us), at: before.Add(after.Sub(before) / 2)}
+	c.Store(reading)
+	return reading.now(), nil
 }

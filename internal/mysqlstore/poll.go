@@ -56,9 +56,9 @@ type pollPage struct {
 // A poll of the read pool checks the identity it shows against the
 // primary's (see Options.ReadDB) before fn is called.
 //
-// PollResult.ReadTime is the server's clock estimated from this machine's
-// and the server's offset, which a poll that shows a heartbeat measures
-// with a second statement once a minute (see readTime): the Poll
+// PollResult.ReadTime is the server's clock carried forward from a
+// reading that a poll that shows a heartbeat makes with a second
+// statement once a minute (see readTime): the Poll
 // statement itself reads nothing that changes without a write, so a
 // server with the query cache on can answer it from there.
 //

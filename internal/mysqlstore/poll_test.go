@@ -354,9 +354,8 @@ func commitPairs(t *testing.T, s *Store, n int) []logstore.Committed {
 func TestPollReadsServerClockOncePerTTL(t *testing.T) {
 	// The Poll statement leaves the server's clock out (a statement that
 	// reads it is never answered from the query cache). A poll that shows
-	// a heartbeat measures the server's clock offset with a second
-	// request, once per serverClockTTL; ReadTime is this machine's clock
-	// plus that offset.
+	// a heartbeat reads the server's clock with a second request, once
+	// per serverClockTTL; ReadTime is that reading carried forward.
 	s, _ := testStore(t, Options{})
 	ctx := context.Background()
 	commitPairs(t, s, 2)
@@ -380,7 +379,7 @@ func TestPollReadsServerClockOncePerTTL(t *testing.T) {
 	poll("to prepare the statement", 0)
 	poll("without heartbeats", 1)
 	if p.primaryClock.Load() != nil {
-		t.Fatal("a poll without heartbeats measured the server's clock")
+		t.Fatal("a poll without heartbeats read the server's clock")
 	}
 	if err := s.Heartbeat(ctx); err != nil {
 		t.Fatal(err)
@@ -388,18 +387,18 @@ func TestPollReadsServerClockOncePerTTL(t *testing.T) {
 	res := poll("with a heartbeat", 2)
 	measured := p.primaryClock.Load()
 	if measured == nil {
-		t.Fatal("a poll with a heartbeat did not measure the server's clock")
+		t.Fatal("a poll with a heartbeat did not read the server's clock")
 	}
 	if lag := res.ReadTime.Sub(res.Heartbeat); lag < -time.Second || lag > 2*time.Second {
 		t.Errorf("read lag on the primary just after a heartbeat: %v (ReadTime %v, Heartbeat %v)", lag, res.ReadTime, res.Heartbeat)
 	}
 	poll("with a heartbeat, again", 1)
 	if p.primaryClock.Load() != measured {
-		t.Error("the offset was measured again within serverClockTTL")
+		t.Error("the clock was read again within serverClockTTL")
 	}
-	p.primaryClock.Store(&serverClock{offset: measured.offset, at: measured.at.Add(-serverClockTTL)})
+	p.primaryClock.Store(&serverClock{server: measured.server, at: measured.at.Add(-serverClockTTL)})
 	poll("with a heartbeat, a TTL later", 2)
 	if p.primaryClock.Load().at.Before(measured.at) {
-		t.Error("the offset was not measured again after serverClockTTL")
+		t.Error("the clock was not read again after serverClockTTL")
 	}
 }

@@ -176,7 +176,7 @@ type Store struct {
 	pollN    atomic.Int64          // rows the next Poll asks for (PageRows, less after a page reached PageBytes); 0 until the first Poll
 
 	primaryID               atomic.Pointer[primaryIdentity] // the primary's log identity as last read by checkReplica; nil until then
-	primaryClock, readClock atomicClock                     // the servers' clock offsets as last measured by readTime (the read pool's in readClock when it has its own)
+	primaryClock, readClock atomicClock                     // the servers' clocks as last read by readTime (the read pool's in readClock when it has its own)
 
 	packetMu  sync.Mutex // guards maxPacket
 	maxPacket int        // server's max_allowed_packet; 0 until known
