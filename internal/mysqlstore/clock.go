@@ -51,8 +51,8 @@ func (s *Store) clockOf(db *sql.DB) *atomicClock {
 // heartbeat (Stats' read lag), so the clock is read (one SELECT, taken
 // as the server's time at the middle of its round trip) only by polls
 // that show one, at most once per serverClockTTL; before any reading
-// ReadTime is this machine's clock. An error of that statement is returned
-// without the package prefix (Poll adds it).
+// ReadTime is this machine's clock. An error of that statement is
+// returned without the package prefix (Poll adds it).
 func (s *Store) readTime(ctx context.Context, db *sql.DB, heartbeatUS uint64) (time.Time, error) {
 	c := s.clockOf(db)
 	last := c.Load()
@@ -68,7 +68,11 @@ func (s *Store) readTime(ctx context.Context, db *sql.DB, heartbeatUS uint64) (t
 		return time.Time{}, fmt.Errorf("read the server's clock: %w", err)
 	}
 	after := time.Now()
-	reading := &serverClock{server: microTime(us), at: before.Add(after.Sub(before) / 2)}
+	server := microTime(us)
+	if server.IsZero() {
+		return time.Time{}, fmt.Errorf("read the server's clock: %d µs since 1970 is not a time", us)
+	}
+	reading := &serverClock{server: server, at: before.Add(after.Sub(before) / 2)}
 	c.Store(reading)
 	return reading.now(), nil
 }

@@ -39,11 +39,10 @@ type pollPage struct {
 // or the primary when there is none or req.Primary is set), the meta row
 // (with the last heartbeat: PollResult.Heartbeat), the mark at the latest
 // id (the latest position has a nonce only when that mark's matches the
-// meta row's), the
-// trace the verdict on req.After needs (the lowest row and mark at or
-// above req.After.ID, looked up only when logstore.NeedsLookup says so;
-// a trace without a nonce checks the position by id only) and up to req.Max
-// records (PageRows when 0 or larger) with req.After.ID < id <= the latest
+// meta row's), the trace the verdict on req.After needs (the lowest row
+// and mark at or above req.After.ID, looked up only when
+// logstore.NeedsLookup says so; a trace without a nonce checks the
+// position by id only) and up to req.Max records (PageRows when 0 or larger) with req.After.ID < id <= the latest
 // id of the same view; see logstore.Store. A page stops early once it
 // buffers PageBytes of contents (at least one record is delivered); More
 // is then set and the next calls ask for fewer rows. fn is called after
@@ -58,9 +57,9 @@ type pollPage struct {
 //
 // PollResult.ReadTime is the server's clock carried forward from a
 // reading that a poll that shows a heartbeat makes with a second
-// statement once a minute (see readTime): the Poll
-// statement itself reads nothing that changes without a write, so a
-// server with the query cache on can answer it from there.
+// statement once a minute (see readTime): the Poll statement itself reads
+// nothing that changes without a write, so a server with the query cache
+// on can answer it from there.
 //
 // Errors: ErrNoLog when the tables or the meta row are missing (the
 // message says why, and names a table in Python whycache's layout),
