@@ -11,10 +11,12 @@ import (
 	"path/filepath"
 	"runtime"
 	"testing"
+	"time"
 
 	"github.com/whycache/whycache/internal/mysqltest"
 	"github.com/whycache/whycache/logstore"
 	"github.com/whycache/whycache/logstore/memstore"
+	"github.com/whycache/whycache/prefixtree"
 )
 
 // backupLog copies the log s keeps, as an operator's backup would, and
@@ -332,11 +334,7 @@ func TestInstanceReadOnly(t *testing.T) {
 func TestInstanceSetAfterRestore(t *testing.T) {
 	forEachStore(t, func(t *testing.T, ts testStore) {
 		ctx := context.Background()
-		store := ts.newLog(t)
-		a := newInstance(t, store, Options{})
-		b := newInstance(t, store, Options{})
-		mustUpdate(t, a)
-		mustUpdate(t, b)
+		store, a, b := twoMachines(t, ts)
 		for i := 0; i < 5; i++ {
 			mustSet(t, a, fmt.Sprintf("kept%d", i), "v")
 		}
@@ -419,4 +417,92 @@ func splittingWriterAndReader(t *testing.T, ts testStore) (a, b *Instance) {
 	mustUpdate(t, a)
 	mustUpdate(t, b)
 	return a, b
+}
+
+// TestRebuildRecordedInState: a machine whose Set found the log restored
+// from a backup rebuilds its state silently (the commit succeeded); the
+// rebuild is recorded in the state, so every process that uses it sees it
+// in Stats, it is carried through a snapshot load, and a second rebuild
+// counts two.
+func TestRebuildRecordedInState(t *testing.T) {
+	forEachStore(t, func(t *testing.T, ts testStore) {
+		ctx := context.Background()
+		store, a, b := twoMachines(t, ts)
+		mustSet(t, a, "kept", "v")
+		if st, err := a.Stats(nil); err != nil || st.Rebuilds != 0 || !st.LastRebuild.IsZero() || st.LastRebuildCause != "" {
+			t.Fatalf("before any rebuild: %+v, %v", st, err)
+		}
+		restore := backupLog(t, store)
+		mustSet(t, a, "lost1", "v")
+		restore(t)
+		mustSet(t, b, "new1", "v")
+		before := time.Now()
+		mustSet(t, a, "mine", "v") // the slow path: the state is rebuilt
+		other := newInstance(t, store, Options{StatePath: a.StatePath()})
+		for name, inst := range map[string]*Instance{"the writer": a, "another process's instance": other} {
+			st, err := inst.Stats(nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if st.Rebuilds != 1 || st.LastRebuild.Before(before) || st.LastRebuild.After(time.Now()) || st.LastRebuildCause != "log diverged" {
+				t.Errorf("%s after a Set rebuilt the state: Rebuilds %d, LastRebuild %v (Set from %v), cause %q; want 1, during the Set, \"log diverged\"",
+					name, st.Rebuilds, st.LastRebuild, before, st.LastRebuildCause)
+			}
+		}
+		// A snapshot load keeps the record.
+		var snap bytes.Buffer
+		if _, err := a.WriteSnapshot(&snap); err != nil {
+			t.Fatal(err)
+		}
+		if err := a.LoadSnapshot(ctx, bytes.NewReader(snap.Bytes())); err != nil {
+			t.Fatal(err)
+		}
+		if st, _ := a.Stats(nil); st.Rebuilds != 1 || st.LastRebuildCause != "log diverged" {
+			t.Errorf("after a snapshot load: Rebuilds %d, cause %q; want 1, \"log diverged\"", st.Rebuilds, st.LastRebuildCause)
+		}
+		// Another restore, found by an Update this time.
+		restore = backupLog(t, store)
+		mustSet(t, a, "lost2", "v")
+		restore(t)
+		mustSet(t, b, "new2", "v")
+		up, err := a.UpdateStats(ctx)
+		if err != nil || up.Rebuilt == nil {
+			t.Fatalf("Update after the second restore: %+v, %v; want a rebuild", up, err)
+		}
+		if st, _ := other.Stats(nil); st.Rebuilds != 2 {
+			t.Errorf("after the second rebuild: Rebuilds %d, want 2", st.Rebuilds)
+		}
+		if err := a.Check(); err != nil {
+			t.Fatal(err)
+		}
+		// Check verifies the record: a count without a time is damage.
+		err = a.withTree(func(tr *prefixtree.Tree) error {
+			b, err := tr.Begin()
+			if err != nil {
+				return err
+			}
+			if err := b.SetMeta(metaRebuiltAt, 0); err != nil {
+				return err
+			}
+			return b.Commit()
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := a.Check(); !errors.Is(err, ErrCorrupt) {
+			t.Errorf("Check of a state with %d rebuilds and no time: %v, want ErrCorrupt", 2, err)
+		}
+	})
+}
+
+// twoMachines returns a new log of ts and two machines on it, both
+// filled (updated once).
+func twoMachines(t *testing.T, ts testStore) (store logstore.Store, a, b *Instance) {
+	t.Helper()
+	store = ts.newLog(t)
+	a = newInstance(t, store, Options{})
+	b = newInstance(t, store, Options{})
+	mustUpdate(t, a)
+	mustUpdate(t, b)
+	return store, a, b
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"time"
 
 	"github.com/whycache/whycache/internal/flock"
 	"github.com/whycache/whycache/prefixtree"
@@ -96,14 +97,19 @@ func (c *Instance) newTempState(what string) (*prefixtree.Tree, string, error) {
 // runs while the old file's writer lock is held, just before the rename,
 // with the old file's meta words (nil when there is none): there it can
 // bring t up to the latest record, so that nothing applied to the old
-// state is missing from the new one, or refuse the swap.
-func (c *Instance) swapIn(ctx context.Context, t *prefixtree.Tree, tmp string, catchUp func(live *stateMeta) error) error {
+// state is missing from the new one, or refuse the swap. Then t takes the
+// old file's record of rebuilds, one more when rebuild (its cause) is set
+// (carryRebuilds).
+func (c *Instance) swapIn(ctx context.Context, t *prefixtree.Tree, tmp string, rebuild *rebuildCause, catchUp func(live *stateMeta) error) error {
 	err := c.withSwapLock(ctx, func() error {
 		return c.retirePath(ctx, func(live *stateMeta) error {
 			if catchUp != nil {
 				if err := catchUp(live); err != nil {
 					return err
 				}
+			}
+			if err := carryRebuilds(ctx, t, live, rebuild); err != nil {
+				return err
 			}
 			if err := c.dir.Rename(tmp, c.name); err != nil {
 				return withContext("install new state", err)
@@ -125,8 +131,10 @@ func (c *Instance) swapIn(ctx context.Context, t *prefixtree.Tree, tmp string, c
 
 // rebuildLocked builds a new state from the whole log beside the old one,
 // catches it up with the records committed meanwhile while holding the old
-// state's writer lock, and swaps it in. updateMu is held.
-func (c *Instance) rebuildLocked(ctx context.Context) (int, error) {
+// state's writer lock, records the rebuild in it (the old state's count
+// plus one, the time, why: see Stats.Rebuilds; swapIn) and swaps it in.
+// updateMu is held.
+func (c *Instance) rebuildLocked(ctx context.Context, cause error) (int, error) {
 	for attempt := 0; ; attempt++ {
 		t, tmp, err := c.newTempState("rebuild")
 		if err != nil {
@@ -134,7 +142,8 @@ func (c *Instance) rebuildLocked(ctx context.Context) (int, error) {
 		}
 		n, err := c.tail(ctx, t, false)
 		if err == nil {
-			err = c.swapIn(ctx, t, tmp, func(*stateMeta) error {
+			why := causeOf(cause)
+			err = c.swapIn(ctx, t, tmp, &why, func(*stateMeta) error {
 				m, err := c.tail(ctx, t, false)
 				n += m
 				return err
@@ -151,6 +160,34 @@ func (c *Instance) rebuildLocked(ctx context.Context) (int, error) {
 		}
 		return n, nil
 	}
+}
+
+// carryRebuilds writes into the new state t, before it replaces live (nil
+// when there is none), the record of rebuilds live holds (Stats.Rebuilds):
+// as is, or, when t is a rebuild (rebuild not nil), one more, now, for
+// that cause.
+func carryRebuilds(ctx context.Context, t *prefixtree.Tree, live *stateMeta, rebuild *rebuildCause) error {
+	if (live == nil || live.rebuilds == 0) && rebuild == nil {
+		return nil
+	}
+	b, err := t.BeginContext(ctx)
+	if err != nil {
+		return err
+	}
+	old := stateMetaLocked(t)
+	m := old
+	if live != nil {
+		m.rebuilds, m.rebuiltAt, m.rebuildBy = live.rebuilds, live.rebuiltAt, live.rebuildBy
+	}
+	if rebuild != nil {
+		m.rebuilds++
+		m.rebuiltAt, m.rebuildBy = uint64(time.Now().UnixNano()), *rebuild
+	}
+	if err := m.writeTo(b, old); err != nil {
+		b.Rollback()
+		return err
+	}
+	return b.Commit()
 }
 
 // DeleteSharedState deletes the state file. Every process using it moves to

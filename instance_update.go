@@ -117,7 +117,7 @@ func (c *Instance) updateLocked(ctx context.Context, primary bool) (UpdateStats,
 			if !c.opts.Rebuild.allows(rb.cause) {
 				return st, fmt.Errorf("%w: %w", ErrRebuildNeeded, bare(rb.cause))
 			}
-			n, err := c.rebuildLocked(ctx)
+			n, err := c.rebuildLocked(ctx, rb.cause)
 			st.Applied += n
 			st.Log = c.lastView()
 			if err == nil {

@@ -2,6 +2,7 @@ package whycache
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 
 	"github.com/whycache/whycache/logstore"
@@ -21,7 +22,47 @@ const (
 	metaAppliedAt = 4 // unix nanoseconds of the last batch that applied records from the log
 	metaPosID     = 5 // position of the last record applied: id
 	metaPosNonce  = 6 // position of the last record applied: its commit's nonce
+	metaRebuilds  = 7 // rebuilds from the whole log since the state file was created, carried from state to state
+	metaRebuiltAt = 8 // unix nanoseconds of the last rebuild (0: never)
+	metaRebuildBy = 9 // why the last rebuild was made (rebuildCause)
 )
+
+// rebuildCause says why a state was rebuilt from the whole log (the meta
+// word metaRebuildBy): which check the state failed against the log.
+type rebuildCause uint64
+
+const (
+	rebuiltUnknown     rebuildCause = iota // none recorded
+	rebuiltDiverged                        // ErrLogDiverged: the log lost or replaced records the state applied
+	rebuiltCompacted                       // ErrHistoryCompacted: the log's horizon passed the state's position
+	rebuiltLogMismatch                     // ErrLogMismatch: the store holds another log (RebuildAnyLog)
+)
+
+// causeOf returns the rebuildCause of a rebuild's cause error.
+func causeOf(err error) rebuildCause {
+	switch {
+	case errors.Is(err, ErrLogDiverged):
+		return rebuiltDiverged
+	case errors.Is(err, ErrHistoryCompacted):
+		return rebuiltCompacted
+	case errors.Is(err, ErrLogMismatch):
+		return rebuiltLogMismatch
+	}
+	return rebuiltUnknown
+}
+
+// String names the cause as Stats.LastRebuildCause does.
+func (c rebuildCause) String() string {
+	switch c {
+	case rebuiltDiverged:
+		return "log diverged"
+	case rebuiltCompacted:
+		return "history compacted"
+	case rebuiltLogMismatch:
+		return "log mismatch"
+	}
+	return ""
+}
 
 // stateMeta is what the state knows of the log.
 //
@@ -37,6 +78,8 @@ const (
 //     applied only in id order, from the log or from this machine's own
 //     commit when it directly follows pos (Instance.applyCommitted).
 //   - logID is zero only while the state holds nothing.
+//   - rebuilds is 0 with rebuiltAt 0 and rebuildBy rebuiltUnknown (never
+//     rebuilt), or above 0 with both set, rebuildBy a known cause.
 //
 // A state file written before positions existed has pos zero and updateID
 // set; it reads as pos = (updateID, nonce 0), checked by id only once.
@@ -46,6 +89,12 @@ type stateMeta struct {
 	logID     logstore.LogID
 	filled    bool
 	appliedAt uint64
+
+	// The state's record of rebuilds (written only by rebuildLocked, onto
+	// the new state it installs): how many, the last one's time and cause.
+	rebuilds  uint64
+	rebuiltAt uint64
+	rebuildBy rebuildCause
 }
 
 // stateMetaLocked reads the meta words directly. The caller holds the
@@ -56,6 +105,9 @@ func stateMetaLocked(t *prefixtree.Tree) stateMeta {
 		pos:       logstore.Position{ID: t.Meta(metaPosID), Nonce: t.Meta(metaPosNonce)},
 		filled:    t.Meta(metaFilled) != 0,
 		appliedAt: t.Meta(metaAppliedAt),
+		rebuilds:  t.Meta(metaRebuilds),
+		rebuiltAt: t.Meta(metaRebuiltAt),
+		rebuildBy: rebuildCause(t.Meta(metaRebuildBy)),
 	}
 	binary.LittleEndian.PutUint64(m.logID[:8], t.Meta(metaLogID0))
 	binary.LittleEndian.PutUint64(m.logID[8:], t.Meta(metaLogID1))
@@ -119,6 +171,9 @@ func (m stateMeta) writeTo(b *prefixtree.Batch, old stateMeta) error {
 		{i: metaLogID0, v: binary.LittleEndian.Uint64(m.logID[:8]), was: oldID0},
 		{i: metaLogID1, v: binary.LittleEndian.Uint64(m.logID[8:]), was: oldID1},
 		{i: metaAppliedAt, v: m.appliedAt, was: old.appliedAt},
+		{i: metaRebuilds, v: m.rebuilds, was: old.rebuilds},
+		{i: metaRebuiltAt, v: m.rebuiltAt, was: old.rebuiltAt},
+		{i: metaRebuildBy, v: uint64(m.rebuildBy), was: uint64(old.rebuildBy)},
 	} {
 		if err := set(w.i, w.v, w.was); err != nil {
 			return err
@@ -149,6 +204,8 @@ func checkMeta(t *prefixtree.Tree) error {
 		return fmt.Errorf("%w: state claims update id %d beyond its applied position %d", ErrCorrupt, m.updateID, rawPos)
 	case m.logID == (logstore.LogID{}) && (t.Len() > 0 || m.filled):
 		return fmt.Errorf("%w: state holds data but no log identity", ErrCorrupt)
+	case (m.rebuilds == 0) != (m.rebuiltAt == 0) || (m.rebuilds == 0) != (m.rebuildBy == rebuiltUnknown) || m.rebuildBy > rebuiltLogMismatch:
+		return fmt.Errorf("%w: state's record of rebuilds is inconsistent: %d rebuilds, the last at %d ns, cause %d", ErrCorrupt, m.rebuilds, m.rebuiltAt, m.rebuildBy)
 	}
 	cur := t.Cursor()
 	for cur.Next() {

@@ -245,7 +245,7 @@ func (c *Instance) LoadSnapshotOptions(ctx context.Context, r io.Reader, opts Sn
 				ErrSnapshotBehind, loaded.updateID, live.pos.ID, bare(err)))
 		}
 	}
-	err = c.swapIn(ctx, t, tmp, func(live *stateMeta) error {
+	err = c.swapIn(ctx, t, tmp, nil, func(live *stateMeta) error {
 		if live == nil || !live.filled || live.logID != loaded.logID {
 			return nil
 		}

@@ -32,6 +32,18 @@ type Stats struct {
 	LagSeconds float64
 	Commits    uint64 // write transactions on the state file since it was created
 	Recoveries uint64 // dead writers' transactions repaired since it was created
+	// Rebuilds counts the times this machine's state was rebuilt from the
+	// whole log because it could no longer follow it (a log restored from
+	// a backup or failed over, compaction past the state's position,
+	// another log with RebuildAnyLog), whichever process's Update, Set or
+	// follow did it; carried to the state that replaces it (a rebuild, a
+	// snapshot load), lost only when the state file is deleted
+	// (DeleteSharedState, an operator). LastRebuild and LastRebuildCause ("log diverged", "history
+	// compacted", "log mismatch") describe the latest; zero and "" when
+	// there was none.
+	Rebuilds         uint64
+	LastRebuild      time.Time
+	LastRebuildCause string
 }
 
 // Stats returns the state's statistics. With a non-nil ctx it also asks
@@ -62,6 +74,10 @@ func (c *Instance) Stats(ctx context.Context) (Stats, error) {
 			}
 			if m.appliedAt != 0 {
 				st.LastApplied = time.Unix(0, int64(m.appliedAt))
+			}
+			st.Rebuilds, st.LastRebuildCause = m.rebuilds, m.rebuildBy.String()
+			if m.rebuiltAt != 0 {
+				st.LastRebuild = time.Unix(0, int64(m.rebuiltAt))
 			}
 		})
 		return err

@@ -52,6 +52,9 @@ type statsJSON struct {
 	LastApplied *time.Time `json:"last_applied,omitempty"`
 	Commits     uint64     `json:"commits"`
 	Recoveries  uint64     `json:"recoveries"`
+	Rebuilds    uint64     `json:"rebuilds"`
+	LastRebuild *time.Time `json:"last_rebuild,omitempty"`
+	RebuildWhy  string     `json:"last_rebuild_cause,omitempty"`
 }
 
 func (e *env) stats(local bool) error {
@@ -76,9 +79,13 @@ func (e *env) stats(local bool) error {
 		UpdateID: st.UpdateID, LatestID: st.LatestID,
 		LagRecords: st.LagRecords, LagSeconds: st.LagSeconds, ReadLag: st.ReadLagSeconds,
 		Commits: st.Commits, Recoveries: st.Recoveries,
+		Rebuilds: st.Rebuilds, RebuildWhy: st.LastRebuildCause,
 	}
 	if !st.LastApplied.IsZero() {
 		j.LastApplied = &st.LastApplied
+	}
+	if !st.LastRebuild.IsZero() {
+		j.LastRebuild = &st.LastRebuild
 	}
 	if e.g.json {
 		return writeJSON(e.stdout, j)
@@ -107,6 +114,12 @@ func (e *env) stats(local bool) error {
 		fmt.Fprintf(tw, "last applied\t%s (%s ago)\n", st.LastApplied.Format(time.RFC3339), time.Since(st.LastApplied).Round(time.Second))
 	}
 	fmt.Fprintf(tw, "commits\t%d state transactions, %d crash recoveries\n", st.Commits, st.Recoveries)
+	if st.Rebuilds > 0 {
+		fmt.Fprintf(tw, "rebuilds\t%d from the whole log; the last %s (%s ago): %s\n", st.Rebuilds,
+			st.LastRebuild.Format(time.RFC3339), time.Since(st.LastRebuild).Round(time.Second), st.LastRebuildCause)
+	} else {
+		fmt.Fprintf(tw, "rebuilds\t0\n")
+	}
 	return tw.Flush()
 }
 

@@ -136,7 +136,7 @@ func metricsOf(t *testing.T, url string) map[string]float64 {
 var followSeries = []string{
 	"whycache_update_id", "whycache_latest_id", "whycache_lag_records", "whycache_lag_seconds",
 	"whycache_applied_records_total", "whycache_keys", "whycache_data_bytes",
-	"whycache_state_file_bytes", "whycache_update_errors_total", "whycache_leader",
+	"whycache_state_file_bytes", "whycache_state_rebuilds", "whycache_update_errors_total", "whycache_leader",
 }
 
 // waitMetric polls url until cond holds for the metrics.

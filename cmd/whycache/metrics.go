@@ -23,6 +23,7 @@ type metrics struct {
 	keys       prometheus.Gauge
 	dataBytes  prometheus.Gauge
 	fileBytes  prometheus.Gauge
+	rebuilds   prometheus.Gauge
 	leader     prometheus.Gauge
 	applied    prometheus.Counter
 	errors     prometheus.Counter
@@ -48,12 +49,13 @@ func newMetrics(statePath string) *metrics {
 		keys:       gauge("whycache_keys", "Live keys in the state."),
 		dataBytes:  gauge("whycache_data_bytes", "Total bytes of the live keys and values."),
 		fileBytes:  gauge("whycache_state_file_bytes", "Size of the state file on disk."),
+		rebuilds:   gauge("whycache_state_rebuilds", "Times the state was rebuilt from the whole log because it could no longer follow it (a log restored or failed over, compaction past it, another log), by any process; kept in the state file. An increase means the log went backwards or changed: see 'whycache stats'."),
 		leader:     gauge("whycache_leader", "1 when this process holds the follow lock and polls the log, 0 on a standby."),
 		applied:    counter("whycache_applied_records_total", "Log records applied by this process's polls (rate() gives the apply rate)."),
 		errors:     counter("whycache_update_errors_total", "Failed polls of the log."),
 	}
 	m.reg.MustRegister(m.updateID, m.latestID, m.lagRecords, m.lagSeconds, m.readLag, m.keys, m.dataBytes,
-		m.fileBytes, m.leader, m.applied, m.errors,
+		m.fileBytes, m.rebuilds, m.leader, m.applied, m.errors,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -64,6 +66,7 @@ func (m *metrics) observe(st whycache.FollowStats, err error) {
 	m.keys.Set(float64(st.Keys))
 	m.dataBytes.Set(float64(st.DataBytes))
 	m.fileBytes.Set(float64(st.FileSize))
+	m.rebuilds.Set(float64(st.Rebuilds))
 	m.applied.Add(float64(st.Applied))
 	if err != nil {
 		m.errors.Inc()
