@@ -72,8 +72,13 @@ func (r *replicaSetup) create(t *testing.T) {
 // ids delivered.
 func pollAll(t *testing.T, s *Store, primary bool) (logstore.PollResult, []uint64, error) {
 	t.Helper()
+	return pollAfter(s, logstore.PollRequest{Primary: primary})
+}
+
+// pollAfter polls s with req and returns the result and the ids delivered.
+func pollAfter(s *Store, req logstore.PollRequest) (logstore.PollResult, []uint64, error) {
 	var ids []uint64
-	res, err := s.Poll(context.Background(), logstore.PollRequest{Primary: primary}, func(e logstore.Entry) error {
+	res, err := s.Poll(context.Background(), req, func(e logstore.Entry) error {
 		ids = append(ids, e.ID)
 		return nil
 	})
@@ -368,47 +373,40 @@ func TestPollAnsweredFromQueryCache(t *testing.T) {
 	r := newReplicaSetup(t)
 	r.create(t)
 	ctx := context.Background()
-	commit := func(key string) logstore.Committed {
+	replicated := func(keys ...string) logstore.Position {
 		t.Helper()
-		res, err := r.primary.Commit(ctx, logstore.LogID{}, []logstore.Record{{Contents: recordOf(t, key, "v"), SingleKey: []byte(key)}})
-		if err != nil {
-			t.Fatal(err)
-		}
+		last := commitKeys(t, r.primary, keys...)
 		if err := r.pair.WaitCaughtUp(ctx); err != nil {
 			t.Fatal(err)
 		}
-		return res
+		return logstore.Position{ID: last}
 	}
-	first := commit("a")
+	pos := replicated("a")
 	followers := []*Store{r.replicated, testStoreOn(t, r.pdb, r.table, Options{ReadDB: openDB(t, r.pair.Replica, mariadbtest.Database)})}
-	poll := func(s *Store, after logstore.Position) []uint64 {
+	poll := func(s *Store) []uint64 {
 		t.Helper()
-		var ids []uint64
-		if _, err := s.Poll(ctx, logstore.PollRequest{After: after}, func(e logstore.Entry) error {
-			ids = append(ids, e.ID)
-			return nil
-		}); err != nil {
+		_, ids, err := pollAfter(s, logstore.PollRequest{After: pos})
+		if err != nil {
 			t.Fatal(err)
 		}
 		return ids
 	}
-	pos := first.Position()
 	for _, f := range followers {
-		poll(f, pos) // prepares the statement on each pool
+		poll(f) // prepares the statement on each pool
 	}
 	before := queryCacheHits(t, r.rdb)
 	for _, f := range followers {
-		if ids := poll(f, pos); len(ids) != 0 {
+		if ids := poll(f); len(ids) != 0 {
 			t.Fatalf("at the latest position: delivered %v", ids)
 		}
 	}
 	if hits := queryCacheHits(t, r.rdb) - before; hits < 2 {
 		t.Errorf("two polls at the same position on the replica: %d query cache hits, want 2", hits)
 	}
-	second := commit("b")
+	second := replicated("b")
 	for i, f := range followers {
-		if ids := poll(f, pos); len(ids) != 1 || ids[0] != second.Last {
-			t.Errorf("follower %d after a replicated commit: delivered %v, want [%d]", i, ids, second.Last)
+		if ids := poll(f); len(ids) != 1 || ids[0] != second.ID {
+			t.Errorf("follower %d after a replicated commit: delivered %v, want [%d]", i, ids, second.ID)
 		}
 	}
 }
