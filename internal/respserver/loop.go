@@ -161,7 +161,8 @@ func (s *Server) process(c gnet.Conn, st *conn) gnet.Action {
 		}
 		st.in.take(n)
 	}
-	if !st.cl.authed && !st.busy && st.unauth+len(st.in.pending()) > maxUnauthBytes {
+	// busy first: while busy, cl belongs to the write's goroutine.
+	if !st.busy && !st.cl.authed && st.unauth+len(st.in.pending()) > maxUnauthBytes {
 		return gnet.Close
 	}
 	if len(st.r.out) > 0 {

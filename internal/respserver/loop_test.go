@@ -155,3 +155,70 @@ func TestClientsLeaveDuringWrites(t *testing.T) {
 		t.Fatalf("GET on a new server: %s", got)
 	}
 }
+
+// TestCloseWhileEnrolling closes the server between the accept of a
+// connection and its hand-over to an event loop: Serve and Close return,
+// and the connection is closed. (gnet's enrolment waits without end for
+// a loop that was stopped.)
+func TestCloseWhileEnrolling(t *testing.T) {
+	_, inst := startServer(t, "")
+	srv, err := New(Config{Instance: inst})
+	if err != nil {
+		t.Fatal(err)
+	}
+	accepted, release := make(chan struct{}), make(chan struct{})
+	srv.testHookEnroll = func() {
+		close(accepted)
+		<-release
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ln) }()
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	<-accepted
+	closed := make(chan error, 1)
+	go func() { closed <- srv.Close() }()
+	time.Sleep(100 * time.Millisecond) // Close stops the loops meanwhile
+	close(release)
+	for name, ch := range map[string]chan error{"Close": closed, "Serve": done} {
+		select {
+		case err := <-ch:
+			if err != nil {
+				t.Errorf("%s: %v", name, err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%s did not return within 10 s of a Close during an enrolment", name)
+		}
+	}
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if n, err := c.Read(make([]byte, 1)); err == nil {
+		t.Errorf("the connection enrolled after Close was served (read %d bytes)", n)
+	}
+}
+
+// TestAuthAfterOffloadedWrite sends a SET and an AUTH in one write: both
+// run on the write's goroutine while the event loop looks at the
+// connection (under -race this once reported the loop reading the
+// client's authentication while AUTH set it).
+func TestAuthAfterOffloadedWrite(t *testing.T) {
+	addr, _ := startServer(t, "pw")
+	rc := dialRaw(t, addr)
+	if got := rc.do("AUTH", "pw"); got != "OK" {
+		t.Fatalf("AUTH: %s", got)
+	}
+	for range 20 {
+		rc.send(encode("SET", "k", "v") + encode("AUTH", "pw") + encode("GET", "k"))
+		for i, want := range []string{"OK", "OK", `"v"`} {
+			if got := rc.read(); got != want {
+				t.Fatalf("reply %d: %s, want %s", i, got, want)
+			}
+		}
+	}
+}

@@ -65,6 +65,8 @@ type Server struct {
 	mu        sync.Mutex // guards the following
 	listeners []net.Listener
 	closed    bool
+
+	testHookEnroll func() // when set (by tests, before Serve), enroll calls it first
 }
 
 // ErrClosed is returned by Serve once Close was called.
@@ -141,8 +143,19 @@ func (s *Server) Serve(ln net.Listener) error {
 }
 
 // enroll hands nc to an event loop (which takes a copy of its descriptor;
-// nc itself is closed).
+// nc itself is closed). It holds mu, so that Close cannot stop the loops
+// meanwhile: gnet's EnrollContext waits for a loop that stopped without
+// end. After Close it closes nc.
 func (s *Server) enroll(nc net.Conn) {
+	if h := s.testHookEnroll; h != nil {
+		h()
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		nc.Close()
+		return
+	}
 	cl := &client{id: s.lastID.Add(1), authed: s.password == ""}
 	st := &conn{cl: cl}
 	st.r = replies{cl: cl, remote: nc.RemoteAddr().String()}
