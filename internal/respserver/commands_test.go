@@ -288,7 +288,7 @@ func replyLike(got, want string) bool {
 
 // TestDelOneCommit checks that DEL of several keys is one log record: the
 // keys disappear together for every reader.
-func TestDelOneCommit(t *testing.T) {
+func TestDelOneCommit(t *testing.T) { // and MSET
 	addr, inst := startServer(t, "")
 	rc := dialRaw(t, addr)
 	for _, k := range []string{"a", "b", "c"} {
@@ -300,5 +300,13 @@ func TestDelOneCommit(t *testing.T) {
 	}
 	if got := inst.UpdateID() - before; got != 1 {
 		t.Errorf("DEL of 4 keys wrote %d records, want 1", got)
+	}
+	// MSET too: its pairs in one commit, as Redis sets them atomically.
+	before = inst.UpdateID()
+	if got := rc.do("MSET", "a", "1", "b", "2", "c", "3"); got != "OK" {
+		t.Fatalf("MSET: %s", got)
+	}
+	if got := inst.UpdateID() - before; got != 1 {
+		t.Errorf("MSET of 3 pairs wrote %d records, want 1", got)
 	}
 }

@@ -38,24 +38,11 @@ func parseSet(args [][]byte, now time.Time) (setOptions, string) {
 				return o, errSyntax
 			}
 			i++
-			n, err := strconv.ParseInt(string(args[i]), 10, 64)
-			if err != nil {
-				return o, errNotInt
-			}
-			if n <= 0 {
-				return o, "ERR invalid expire time in 'set' command"
+			var bad string
+			if o.expiresAt, bad = parseExpiry(opt, args[i], now, "set"); bad != "" {
+				return o, bad
 			}
 			o.hasExpiry = true
-			switch opt {
-			case "ex":
-				o.expiresAt = now.Add(durationOf(n, time.Second))
-			case "px":
-				o.expiresAt = now.Add(durationOf(n, time.Millisecond))
-			case "exat":
-				o.expiresAt = time.Unix(n, 0)
-			case "pxat":
-				o.expiresAt = time.UnixMilli(n)
-			}
 		default:
 			return o, errSyntax
 		}
@@ -64,6 +51,29 @@ func parseSet(args [][]byte, now time.Time) (setOptions, string) {
 		return o, errSyntax
 	}
 	return o, ""
+}
+
+// parseExpiry parses the expiry arg of option opt ("ex", "px", "exat",
+// "pxat") of command cmd, relative ones from now; the error is a reply
+// line.
+func parseExpiry(opt string, arg []byte, now time.Time, cmd string) (time.Time, string) {
+	n, err := strconv.ParseInt(string(arg), 10, 64)
+	switch {
+	case err != nil:
+		return time.Time{}, errNotInt
+	case n <= 0:
+		return time.Time{}, "ERR invalid expire time in '" + cmd + "' command"
+	}
+	switch opt {
+	case "ex":
+		return now.Add(durationOf(n, time.Second)), ""
+	case "px":
+		return now.Add(durationOf(n, time.Millisecond)), ""
+	case "exat":
+		return time.Unix(n, 0), ""
+	default: // "pxat"
+		return time.UnixMilli(n), ""
+	}
 }
 
 // durationOf is n units, saturated instead of overflowing (an expiry
@@ -177,22 +187,17 @@ func (s *Server) mset(c redcon.Conn, _ *client, args [][]byte) {
 
 // setex answers SETEX key seconds value and PSETEX key milliseconds
 // value: SET key value EX|PX n.
-func (s *Server) setex(c redcon.Conn, _ *client, args [][]byte) {
-	name := string(appendLower(nil, args[0]))
-	unit := time.Second
+func (s *Server) setex(c redcon.Conn, cl *client, args [][]byte) {
+	name, opt := string(cl.lower), "ex" // cl.lower: the name as looked up
 	if name == "psetex" {
-		unit = time.Millisecond
+		opt = "px"
 	}
-	n, err := strconv.ParseInt(string(args[2]), 10, 64)
-	switch {
-	case err != nil:
-		c.WriteError(errNotInt)
-		return
-	case n <= 0:
-		c.WriteError("ERR invalid expire time in '" + name + "' command")
+	at, bad := parseExpiry(opt, args[2], time.Now(), name)
+	if bad != "" {
+		c.WriteError(bad)
 		return
 	}
-	if err := s.setExpiring(args[1], args[3], time.Now().Add(durationOf(n, unit))); err != nil {
+	if err := s.setExpiring(args[1], args[3], at); err != nil {
 		c.WriteError(errorReply(err))
 		return
 	}
