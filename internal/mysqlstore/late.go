@@ -41,7 +41,7 @@ const (
 // A passedHoles is safe for concurrent use.
 type passedHoles struct {
 	mu        sync.Mutex // guards the following
-	seeded    bool       // seed ran (or a poll from id 0 made it needless)
+	seeded    bool       // seed succeeded (or a poll from id 0 made it needless)
 	ranges    []passedRange
 	lastCheck time.Time
 	// late is the lowest row found in a passed hole, 0 for none: the
@@ -148,26 +148,34 @@ func (s *Store) pyLateRow(ctx context.Context, now time.Time) (uint64, error) {
 }
 
 // needSeed reports whether the store's first poll by a position must look
-// for the holes below it (seed), and marks it done.
+// for the holes below it (seed): until a seed succeeded or a poll from id
+// 0 made it needless (seeded).
 func (h *passedHoles) needSeed(after uint64) bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if h.seeded {
-		return false
+	if after == 0 {
+		h.seeded = true
 	}
+	return !h.seeded
+}
+
+// seedDone marks the seed done.
+func (h *passedHoles) seedDone() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
 	h.seeded = true
-	return after > 0
 }
 
 // pySeedPassed records, as passed at now, the ids missing from the
 // seedWindow ids at or below after (see passedHoles): one statement, at
-// the first poll of a store by a reader at after > 0.
+// the first poll of a store by a reader at after > 0, and at the next
+// ones until it succeeded.
 func (s *Store) pySeedPassed(ctx context.Context, after uint64, now time.Time) error {
 	lo := uint64(1)
 	if after > seedWindow {
 		lo = after - seedWindow + 1
 	}
-	rows, err := s.rdb.QueryContext(ctx, "SELECT id FROM `"+s.table+"` WHERE id BETWEEN ? AND ? ORDER BY id", lo, after)
+	rows, err := s.rdb.QueryContext(ctx, s.py.seed, lo, after)
 	if err != nil {
 		return s.pollError(ctx, s.rdb, err)
 	}
@@ -189,5 +197,6 @@ func (s *Store) pySeedPassed(ctx context.Context, after uint64, now time.Time) e
 	if expect <= after {
 		s.py.passed.add(expect, after, now)
 	}
+	s.py.passed.seedDone()
 	return nil
 }

@@ -64,3 +64,21 @@ func TestLateQuery(t *testing.T) {
 		t.Fatalf("lateQuery = %q\nwant %q", got, want)
 	}
 }
+
+// TestSeedRetriedUntilDone: a store seeds at its first poll by a position
+// and again at the next ones until a seed succeeded (seedDone); a poll
+// from id 0 makes it needless.
+func TestSeedRetriedUntilDone(t *testing.T) {
+	var h passedHoles
+	if !h.needSeed(5) || !h.needSeed(5) {
+		t.Fatal("a seed that did not succeed is not asked for again")
+	}
+	h.seedDone()
+	if h.needSeed(5) {
+		t.Fatal("seed asked for again after it succeeded")
+	}
+	var fresh passedHoles
+	if fresh.needSeed(0) || fresh.needSeed(7) {
+		t.Fatal("seed asked for after a poll from id 0")
+	}
+}

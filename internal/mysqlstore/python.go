@@ -55,6 +55,7 @@ type pyMode struct {
 
 	replaceHead string // REPLACE INTO t (single_key, contents) VALUES
 	poll        string // MAX(id) and the rows after a position, one statement
+	seed        string // the ids in a range (pySeedPassed)
 	create      string // pythonCreate for the table
 }
 
@@ -68,6 +69,7 @@ func newPyMode(table string, holeTimeout time.Duration) *pyMode {
 		// the rows after the position (arguments: position, limit).
 		poll: "SELECT 0, COALESCE(MAX(id), 0), NULL FROM " + t +
 			" UNION ALL (SELECT 1, id, contents FROM " + t + " WHERE id > ? ORDER BY id LIMIT ?)",
+		seed:   "SELECT id FROM " + t + " WHERE id BETWEEN ? AND ? ORDER BY id",
 		create: fmt.Sprintf(pythonCreate, table),
 	}
 }
