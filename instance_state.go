@@ -162,6 +162,31 @@ func (c *Instance) rebuildLocked(ctx context.Context, cause error) (int, error) 
 	}
 }
 
+// markMustBuild records in the state t that it owes a rebuild for cause
+// (stateMeta.mustBuild; a known cause), unless it already does: a rebuild
+// that does not finish, a process that may not rebuild (RebuildNever) or
+// exits first, and every other process of the machine then meet it again
+// at their next Update (tail), even though what showed it (a late row of
+// a Python table, rebuildError.owed) is not shown again. A rebuild
+// installs a new state, which owes nothing.
+func markMustBuild(ctx context.Context, t *prefixtree.Tree, cause rebuildCause) error {
+	b, err := t.BeginContext(ctx)
+	if err != nil {
+		return err
+	}
+	old := stateMetaLocked(t)
+	if old.mustBuild != rebuiltUnknown {
+		return b.Rollback()
+	}
+	m := old
+	m.mustBuild = cause
+	if err := m.writeTo(b, old); err != nil {
+		b.Rollback()
+		return err
+	}
+	return b.Commit()
+}
+
 // carryRebuilds writes into the new state t, before it replaces live (nil
 // when there is none), the record of rebuilds live holds (Stats.Rebuilds):
 // as is, or, when t is a rebuild (rebuild not nil), one more, now, for

@@ -91,6 +91,12 @@ func (c *Instance) lockUpdate(ctx context.Context) error {
 // rebuildError says that the state cannot follow the log by tailing it.
 type rebuildError struct {
 	cause error // ErrLogDiverged, ErrHistoryCompacted or ErrLogMismatch, wrapped with details
+	// owed is set when the log may not show the cause again (a row the
+	// store found late in a hole it passed: logstore.PollResult.Detail),
+	// so the state must remember it (markMustBuild). The other causes are
+	// found again by every poll, and may go away (a store address
+	// corrected back to the state's log).
+	owed bool
 }
 
 func (e *rebuildError) Error() string { return e.cause.Error() }
@@ -114,6 +120,11 @@ func (c *Instance) updateLocked(ctx context.Context, primary bool) (UpdateStats,
 		var rb *rebuildError
 		switch {
 		case errors.As(err, &rb):
+			if rb.owed {
+				if err := markMustBuild(ctx, t, causeOf(rb.cause)); err != nil {
+					return st, wrapStateErr(err)
+				}
+			}
 			if !c.opts.Rebuild.allows(rb.cause) {
 				return st, fmt.Errorf("%w: %w", ErrRebuildNeeded, bare(rb.cause))
 			}
@@ -144,6 +155,9 @@ func (c *Instance) tail(ctx context.Context, t *prefixtree.Tree, primary bool) (
 	m, err := readState(t)
 	if err != nil {
 		return 0, err
+	}
+	if m.mustBuild != rebuiltUnknown {
+		return 0, &rebuildError{cause: m.mustBuild.err(), owed: true}
 	}
 	ap := applier{ctx: ctx, t: t, logID: m.logID}
 	pos := m.pos
@@ -229,24 +243,24 @@ func judge(res logstore.PollResult, pos logstore.Position, logID logstore.LogID,
 	in := res.Info
 	switch {
 	case data && in.ID != logID:
-		return &rebuildError{fmt.Errorf("%w: the state follows log %x, the store holds log %x", ErrLogMismatch, logID[:], in.ID[:])}
+		return &rebuildError{cause: fmt.Errorf("%w: the state follows log %x, the store holds log %x", ErrLogMismatch, logID[:], in.ID[:])}
 	case data && in.Horizon > pos.ID && in.Horizon > *horizon:
-		return &rebuildError{fmt.Errorf("%w: the state is at id %d, the log's compaction horizon at %d", ErrHistoryCompacted, pos.ID, in.Horizon)}
+		return &rebuildError{cause: fmt.Errorf("%w: the state is at id %d, the log's compaction horizon at %d", ErrHistoryCompacted, pos.ID, in.Horizon)}
 	}
 	*horizon = max(*horizon, in.Horizon)
 	switch {
 	case res.Verdict == logstore.VerdictNone || res.Verdict == logstore.VerdictMatch:
 		return nil
 	case res.Detail != "":
-		return &rebuildError{fmt.Errorf("%w: %s", ErrLogDiverged, res.Detail)}
+		return &rebuildError{cause: fmt.Errorf("%w: %s", ErrLogDiverged, res.Detail), owed: true}
 	}
 	switch res.Verdict {
 	case logstore.VerdictAhead:
-		return &rebuildError{fmt.Errorf("%w: the state applied records up to id %d, the log ends at %d", ErrLogDiverged, pos.ID, res.Latest.ID)}
+		return &rebuildError{cause: fmt.Errorf("%w: the state applied records up to id %d, the log ends at %d", ErrLogDiverged, pos.ID, res.Latest.ID)}
 	case logstore.VerdictMismatch:
-		return &rebuildError{fmt.Errorf("%w: record %d the state applied (commit %016x) is not the log's record %d", ErrLogDiverged, pos.ID, pos.Nonce, pos.ID)}
+		return &rebuildError{cause: fmt.Errorf("%w: record %d the state applied (commit %016x) is not the log's record %d", ErrLogDiverged, pos.ID, pos.Nonce, pos.ID)}
 	}
-	return &rebuildError{fmt.Errorf("%w: the log keeps no trace of the commit of record %d the state applied", ErrLogDiverged, pos.ID)}
+	return &rebuildError{cause: fmt.Errorf("%w: the log keeps no trace of the commit of record %d the state applied", ErrLogDiverged, pos.ID)}
 }
 
 // noteView remembers what the last complete poll of the log showed.

@@ -15,16 +15,17 @@ import (
 // (stateMetaLocked), and stateMeta.writeTo writes the ones that changed in
 // a batch; filled is the one unchecked read, a hint for Get's fast path.
 const (
-	metaUpdateID  = 0 // the id the state claims (see stateMeta.updateID)
-	metaFilled    = 1 // 1 once an Update or LoadSnapshot filled the state
-	metaLogID0    = 2 // log identity, first 8 bytes
-	metaLogID1    = 3 // log identity, last 8 bytes
-	metaAppliedAt = 4 // unix nanoseconds of the last batch that applied records from the log
-	metaPosID     = 5 // position of the last record applied: id
-	metaPosNonce  = 6 // position of the last record applied: its commit's nonce
-	metaRebuilds  = 7 // rebuilds from the whole log since the state file was created, carried from state to state
-	metaRebuiltAt = 8 // unix nanoseconds of the last rebuild (0: never)
-	metaRebuildBy = 9 // why the last rebuild was made (rebuildCause)
+	metaUpdateID  = 0  // the id the state claims (see stateMeta.updateID)
+	metaFilled    = 1  // 1 once an Update or LoadSnapshot filled the state
+	metaLogID0    = 2  // log identity, first 8 bytes
+	metaLogID1    = 3  // log identity, last 8 bytes
+	metaAppliedAt = 4  // unix nanoseconds of the last batch that applied records from the log
+	metaPosID     = 5  // position of the last record applied: id
+	metaPosNonce  = 6  // position of the last record applied: its commit's nonce
+	metaRebuilds  = 7  // rebuilds from the whole log since the state file was created, carried from state to state
+	metaRebuiltAt = 8  // unix nanoseconds of the last rebuild (0: never)
+	metaRebuildBy = 9  // why the last rebuild was made (rebuildCause)
+	metaMustBuild = 10 // a rebuild is owed (rebuildCause; 0: none): set when an Update finds the state cannot follow the log, before it rebuilds
 )
 
 // rebuildCause says why a state was rebuilt from the whole log (the meta
@@ -37,6 +38,19 @@ const (
 	rebuiltCompacted                       // ErrHistoryCompacted: the log's horizon passed the state's position
 	rebuiltLogMismatch                     // ErrLogMismatch: the store holds another log (RebuildAnyLog)
 )
+
+// err returns an error for a rebuild owed for cause c that an earlier
+// Update found (metaMustBuild), wrapping c's sentinel.
+func (c rebuildCause) err() error {
+	sentinel := ErrLogDiverged
+	switch c {
+	case rebuiltCompacted:
+		sentinel = ErrHistoryCompacted
+	case rebuiltLogMismatch:
+		sentinel = ErrLogMismatch
+	}
+	return fmt.Errorf("%w: an earlier Update found that the state can no longer follow the log (%s) and its rebuild did not finish", sentinel, c)
+}
 
 // causeOf returns the rebuildCause of a rebuild's cause error.
 func causeOf(err error) rebuildCause {
@@ -80,6 +94,7 @@ func (c rebuildCause) String() string {
 //   - logID is zero only while the state holds nothing.
 //   - rebuilds is 0 with rebuiltAt 0 and rebuildBy rebuiltUnknown (never
 //     rebuilt), or above 0 with both set, rebuildBy a known cause.
+//   - mustBuild is rebuiltUnknown or a known cause.
 //
 // A state file written before positions existed has pos zero and updateID
 // set; it reads as pos = (updateID, nonce 0), checked by id only once.
@@ -95,6 +110,11 @@ type stateMeta struct {
 	rebuilds  uint64
 	rebuiltAt uint64
 	rebuildBy rebuildCause
+
+	// mustBuild is the cause of a rebuild owed (rebuiltUnknown: none):
+	// the state, not only the process that found it, remembers that it
+	// lacks what the log holds until a rebuild replaces it (markMustBuild).
+	mustBuild rebuildCause
 }
 
 // stateMetaLocked reads the meta words directly. The caller holds the
@@ -108,6 +128,7 @@ func stateMetaLocked(t *prefixtree.Tree) stateMeta {
 		rebuilds:  t.Meta(metaRebuilds),
 		rebuiltAt: t.Meta(metaRebuiltAt),
 		rebuildBy: rebuildCause(t.Meta(metaRebuildBy)),
+		mustBuild: rebuildCause(t.Meta(metaMustBuild)),
 	}
 	binary.LittleEndian.PutUint64(m.logID[:8], t.Meta(metaLogID0))
 	binary.LittleEndian.PutUint64(m.logID[8:], t.Meta(metaLogID1))
@@ -174,6 +195,7 @@ func (m stateMeta) writeTo(b *prefixtree.Batch, old stateMeta) error {
 		{i: metaRebuilds, v: m.rebuilds, was: old.rebuilds},
 		{i: metaRebuiltAt, v: m.rebuiltAt, was: old.rebuiltAt},
 		{i: metaRebuildBy, v: uint64(m.rebuildBy), was: uint64(old.rebuildBy)},
+		{i: metaMustBuild, v: uint64(m.mustBuild), was: uint64(old.mustBuild)},
 	} {
 		if err := set(w.i, w.v, w.was); err != nil {
 			return err
@@ -206,6 +228,8 @@ func checkMeta(t *prefixtree.Tree) error {
 		return fmt.Errorf("%w: state holds data but no log identity", ErrCorrupt)
 	case (m.rebuilds == 0) != (m.rebuiltAt == 0) || (m.rebuilds == 0) != (m.rebuildBy == rebuiltUnknown) || m.rebuildBy > rebuiltLogMismatch:
 		return fmt.Errorf("%w: state's record of rebuilds is inconsistent: %d rebuilds, the last at %d ns, cause %d", ErrCorrupt, m.rebuilds, m.rebuiltAt, m.rebuildBy)
+	case m.mustBuild > rebuiltLogMismatch:
+		return fmt.Errorf("%w: state owes a rebuild of unknown cause %d", ErrCorrupt, m.mustBuild)
 	}
 	cur := t.Cursor()
 	for cur.Next() {

@@ -418,3 +418,57 @@ func TestPythonModeLateInsertRebuilds(t *testing.T) {
 		t.Fatalf("UpdateID after the rebuild = %d, want %d", c.UpdateID(), last)
 	}
 }
+
+// TestPythonModeLateInsertOwedAcrossProcesses: a late row is shown once, by
+// the store (the process) that passed its hole. A machine that may not
+// rebuild (RebuildNever) refuses; a new process on the same state, whose
+// store never passed that hole, must refuse too, and not follow the table
+// from there with the record missing; a process that may rebuild does, and
+// its state then follows the table again. (Before, the new process's
+// Update succeeded and the machine lacked the record for good; the same
+// held after a rebuild that did not finish.)
+func TestPythonModeLateInsertOwedAcrossProcesses(t *testing.T) {
+	const timeout = 200 * time.Millisecond
+	store, w := pythonModeStore(t, timeout)
+	ctx := context.Background()
+	w.Set(t, "a", "1")
+	c := newInstance(t, store, Options{Rebuild: RebuildNever})
+	mustUpdate(t, c)
+	held := w.Hold(t, logstore.Item{Key: []byte("late"), Value: []byte("python")})
+	last := w.Set(t, "after", "2")
+	for start := time.Now(); c.UpdateID() < last; time.Sleep(20 * time.Millisecond) {
+		if time.Since(start) > timeout+5*time.Second {
+			t.Fatalf("Update did not pass the hole of the held insert: update id %d, want %d", c.UpdateID(), last)
+		}
+		mustUpdate(t, c)
+	}
+	held.Commit(t)
+	var err error
+	for start := time.Now(); err == nil && time.Since(start) < 4*timeout+5*time.Second; time.Sleep(20 * time.Millisecond) {
+		err = c.Update(ctx)
+	}
+	if !errors.Is(err, ErrRebuildNeeded) || !errors.Is(err, ErrLogDiverged) {
+		t.Fatalf("Update with RebuildNever after the held insert committed: %v; want ErrRebuildNeeded, ErrLogDiverged", err)
+	}
+	path := c.StatePath()
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// A new process: a store of its own, which never passed the hole.
+	again := mysqlTestStoreOn(t, w.DB, w.Table, MySQLStoreOptions{Format: FormatPython, HoleTimeout: timeout})
+	d := newInstance(t, again, Options{StatePath: path, Rebuild: RebuildNever})
+	if err := d.Update(ctx); !errors.Is(err, ErrRebuildNeeded) || !errors.Is(err, ErrLogDiverged) {
+		t.Fatalf("Update of a new process with RebuildNever on the state that lacks record %d: %v; want ErrRebuildNeeded, ErrLogDiverged", held.ID, err)
+	}
+	d.Close()
+	e := newInstance(t, again, Options{StatePath: path})
+	st, err := e.UpdateStats(ctx)
+	if err != nil || !errors.Is(st.Rebuilt, ErrLogDiverged) {
+		t.Fatalf("Update of a process that may rebuild: rebuilt %v, %v; want ErrLogDiverged", st.Rebuilt, err)
+	}
+	wantValue(t, e, "late", []byte("python"))
+	wantValue(t, e, "after", []byte("2"))
+	if st, err := e.UpdateStats(ctx); err != nil || st.Rebuilt != nil {
+		t.Fatalf("Update after the rebuild: rebuilt %v, %v; want the state to follow the table again", st.Rebuilt, err)
+	}
+}
