@@ -78,6 +78,13 @@ names it, and the number of cores used.`,
 	}
 }
 
+// gcPercent returns the garbage collector's current target (GOGC).
+func gcPercent() int {
+	v := debug.SetGCPercent(100)
+	debug.SetGCPercent(v)
+	return v
+}
+
 // serveGCPercent is the garbage collector's target of serve unless $GOGC
 // sets one. The server's own heap is small (values are read from the
 // mapped state), while the RESP parser allocates a few hundred bytes per
@@ -264,7 +271,7 @@ func (e *env) serve(o serveFlags) error {
 			addrs[i] = "unix:" + ul.Path()
 		}
 	}
-	logger.Info("whycache: serve: serving", "addrs", addrs, "state", s.inst.StatePath(), "store", s.describe(), "auth", password != "", "follow", !o.noFollow, "procs", runtime.GOMAXPROCS(0))
+	logger.Info("whycache: serve: serving", "addrs", addrs, "state", s.inst.StatePath(), "store", s.describe(), "auth", password != "", "follow", !o.noFollow, "procs", runtime.GOMAXPROCS(0), "gogc", gcPercent())
 	select {
 	case <-e.ctx.Done():
 		logger.Info("whycache: serve: stopping on signal")

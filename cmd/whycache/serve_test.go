@@ -24,6 +24,7 @@ type serveProc struct {
 	cmd    *exec.Cmd
 	addrs  []string // as logged: HOST:PORT and unix:PATH
 	procs  int      // GOMAXPROCS, as logged
+	gogc   int      // the collector's target, as logged
 	stderr *strings.Builder
 	done   chan error
 }
@@ -51,9 +52,10 @@ func startServe(t *testing.T, c *cli, env []string, args ...string) *serveProc {
 				Msg   string   `json:"msg"`
 				Addrs []string `json:"addrs"`
 				Procs int      `json:"procs"`
+				GOGC  int      `json:"gogc"`
 			}
 			if json.Unmarshal(sc.Bytes(), &rec) == nil && rec.Msg == "whycache: serve: serving" {
-				p.procs = rec.Procs // read after the send below
+				p.procs, p.gogc = rec.Procs, rec.GOGC // read after the send below
 				ready <- rec.Addrs
 			}
 		}
@@ -209,20 +211,30 @@ func TestServeUsageErrors(t *testing.T) {
 
 // TestServeProcs runs the server on one core unless --procs says
 // otherwise; --procs 0 keeps Go's default, here set by GOMAXPROCS.
-func TestServeProcs(t *testing.T) {
+func TestServeProcs(t *testing.T) { // and GOGC
 	c := fileCLI(t)
 	state := filepath.Join(t.TempDir(), "serve.state")
 	for _, tc := range procsCases {
 		t.Run(tc.name, func(t *testing.T) {
 			args := append([]string{"--state", state, "serve", "--addr", "127.0.0.1:0", "--no-follow"}, tc.args...)
-			p := startServe(t, c, tc.env, args...)
+			p := startServe(t, c, append([]string{"GOGC="}, tc.env...), args...)
 			if p.procs != tc.want {
 				t.Errorf("serve runs on %d cores, want %d", p.procs, tc.want)
+			}
+			if p.gogc != serveGCPercent {
+				t.Errorf("serve's collector at GOGC=%d, want %d when $GOGC is not set", p.gogc, serveGCPercent)
 			}
 			if err := p.stop(t); err != nil {
 				t.Errorf("stop: %v", err)
 			}
 		})
+	}
+	p := startServe(t, c, []string{"GOGC=50"}, "--state", state, "serve", "--addr", "127.0.0.1:0", "--no-follow")
+	if p.gogc != 50 {
+		t.Errorf("serve with $GOGC=50: collector at GOGC=%d", p.gogc)
+	}
+	if err := p.stop(t); err != nil {
+		t.Errorf("stop: %v", err)
 	}
 }
 

@@ -2,13 +2,20 @@ package respserver
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"net"
+	"path/filepath"
+	"runtime"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/tidwall/redcon"
+	"github.com/whycache/whycache"
+	"github.com/whycache/whycache/logstore"
+	"github.com/whycache/whycache/logstore/memstore"
 )
 
 // TestBadRequestsAnsweredAndClosed sends requests redcon's parser refuses,
@@ -220,5 +227,86 @@ func TestAuthAfterOffloadedWrite(t *testing.T) {
 				t.Fatalf("reply %d: %s, want %s", i, got, want)
 			}
 		}
+	}
+}
+
+// TestParseCommandAllocates: parsing a command in place, with the
+// connection's reused argument slice, allocates nothing (README).
+func TestParseCommandAllocates(t *testing.T) {
+	packet := []byte(encode("GET", "some:key") + encode("MGET", "a", "b", "c"))
+	args := make([][]byte, 0, 8)
+	allocs := testing.AllocsPerRun(1000, func() {
+		rest := packet
+		for len(rest) > 0 {
+			complete, a, leftover, err := parseCommand(rest, args[:0])
+			if err != nil || !complete {
+				t.Fatalf("parse: %v, complete %v", err, complete)
+			}
+			args, rest = a, leftover
+		}
+	})
+	if allocs != 0 {
+		t.Errorf("parsing two commands allocated %.1f times, want 0", allocs)
+	}
+}
+
+// blockingStore is a memstore whose commits wait until release is closed.
+type blockingStore struct {
+	*memstore.Store
+	entered chan struct{} // receives once per commit that waits
+	release chan struct{}
+}
+
+func (s *blockingStore) Commit(ctx context.Context, expect logstore.LogID, records []logstore.Record) (logstore.Committed, error) {
+	s.entered <- struct{}{}
+	<-s.release
+	return s.Store.Commit(ctx, expect, records)
+}
+
+// TestWriteLeavesLoopFree: while one connection's SET waits for its
+// commit, the server's one event loop (as serve's default --procs 1 has)
+// answers the other connection's PINGs and GETs; the SET's reply comes
+// once it committed.
+func TestWriteLeavesLoopFree(t *testing.T) {
+	mem, err := memstore.New(memstore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	store := &blockingStore{Store: mem, entered: make(chan struct{}, 1), release: make(chan struct{})}
+	inst, err := whycache.Open(store, whycache.Options{StatePath: filepath.Join(t.TempDir(), "s.state")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { inst.Close() })
+	if err := inst.Update(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	procs := runtime.GOMAXPROCS(1) // New starts as many loops
+	addr := serveInstance(t, inst, "")
+	runtime.GOMAXPROCS(procs)
+	var once sync.Once
+	release := func() { once.Do(func() { close(store.release) }) }
+	t.Cleanup(release) // before the server's Close, which waits for the SET
+	writer, reader := dialRaw(t, addr), dialRaw(t, addr)
+	writer.send(encode("SET", "k", "v"))
+	select {
+	case <-store.entered:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the SET did not reach the store")
+	}
+	for range 3 {
+		if got := reader.do("PING"); got != "PONG" {
+			t.Fatalf("PING during a waiting SET: %s", got)
+		}
+		if got := reader.do("GET", "k"); got != "(nil)" {
+			t.Fatalf("GET during a waiting SET: %s", got)
+		}
+	}
+	release()
+	if got := writer.read(); got != "OK" {
+		t.Fatalf("SET: %s", got)
+	}
+	if got := reader.do("GET", "k"); got != `"v"` {
+		t.Fatalf("GET after the SET: %s", got)
 	}
 }
