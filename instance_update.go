@@ -248,16 +248,15 @@ func judge(res logstore.PollResult, pos logstore.Position, logID logstore.LogID,
 		return &rebuildError{cause: fmt.Errorf("%w: the state is at id %d, the log's compaction horizon at %d", ErrHistoryCompacted, pos.ID, in.Horizon)}
 	}
 	*horizon = max(*horizon, in.Horizon)
-	switch {
-	case res.Verdict == logstore.VerdictNone || res.Verdict == logstore.VerdictMatch:
-		return nil
-	case res.Detail != "":
-		return &rebuildError{cause: fmt.Errorf("%w: %s", ErrLogDiverged, res.Detail), owed: true}
-	}
 	switch res.Verdict {
+	case logstore.VerdictNone, logstore.VerdictMatch:
+		return nil
 	case logstore.VerdictAhead:
 		return &rebuildError{cause: fmt.Errorf("%w: the state applied records up to id %d, the log ends at %d", ErrLogDiverged, pos.ID, res.Latest.ID)}
 	case logstore.VerdictMismatch:
+		if res.Detail != "" { // a row found late in a hole the store passed
+			return &rebuildError{cause: fmt.Errorf("%w: %s", ErrLogDiverged, res.Detail), owed: true}
+		}
 		return &rebuildError{cause: fmt.Errorf("%w: record %d the state applied (commit %016x) is not the log's record %d", ErrLogDiverged, pos.ID, pos.Nonce, pos.ID)}
 	}
 	return &rebuildError{cause: fmt.Errorf("%w: the log keeps no trace of the commit of record %d the state applied", ErrLogDiverged, pos.ID)}

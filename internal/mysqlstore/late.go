@@ -127,24 +127,24 @@ func lateQuery(t string, ranges []passedRange) string {
 	return b.String()
 }
 
-// pyLateRow runs the passed-holes check when it is due: it returns the id
-// of a row now in a hole the store passed (0 when there is none or no
-// check was due).
-func (s *Store) pyLateRow(ctx context.Context, now time.Time) (uint64, error) {
+// pyLateRow runs the passed-holes check when it is due, and records a row
+// it finds in a hole the store passed (found).
+func (s *Store) pyLateRow(ctx context.Context, now time.Time) error {
 	period := s.py.holes.timeout
 	ranges := s.py.passed.due(now, period, passedKeepFactor*period)
 	if ranges == nil {
-		return 0, nil
+		return nil
 	}
 	var id uint64
 	err := s.rdb.QueryRowContext(ctx, lateQuery("`"+s.table+"`", ranges)).Scan(&id)
 	switch {
 	case err == nil:
-		return id, nil
+		s.py.passed.found(id)
+		return nil
 	case errors.Is(err, sql.ErrNoRows):
-		return 0, nil
+		return nil
 	}
-	return 0, s.pollError(ctx, s.rdb, err)
+	return s.pollError(ctx, s.rdb, err)
 }
 
 // needSeed reports whether the store's first poll by a position must look
