@@ -325,41 +325,38 @@ func TestServeRedisCLI(t *testing.T) {
 func TestServePython(t *testing.T) {
 	// The first python3 on PATH may be another installation than the
 	// system's, which Debian's python3-redis extends.
-	python := ""
-	for _, cand := range []string{"python3", "/usr/bin/python3"} {
-		if p, err := exec.LookPath(cand); err == nil && exec.Command(p, "-c", "import redis").Run() == nil {
-			python = p
-			break
-		}
-	}
-	if python == "" {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("python3 with the redis module is not installed (apt-get install python3-redis)")
-		}
-		t.Skip("python3 with the redis module is not installed: apt-get install python3-redis to run this test")
-	}
+	python := clientInterpreter(t, "python3 with the redis module", "python3-redis",
+		[]string{"python3", "/usr/bin/python3"}, "-c", "import redis")
 	runServeClient(t, python, "testdata/serve_client.py", "expiry: ok")
 }
 
-// TestServeRuby runs testdata/serve_client.rb, a Ruby application's use
-// of the server through Debian's ruby-redis, over TCP and the socket.
+// TestServeRuby runs testdata/serve_client.rb (Debian's ruby-redis)
+// against serve.
 func TestServeRuby(t *testing.T) {
-	ruby, err := exec.LookPath("ruby")
-	if err == nil && exec.Command(ruby, "-e", "require 'redis'").Run() != nil {
-		err = errors.New("no redis gem")
-	}
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("ruby with the redis gem is not installed (apt-get install ruby-redis)")
+	ruby := clientInterpreter(t, "ruby with the redis gem", "ruby-redis", []string{"ruby"}, "-e", "require 'redis'")
+	runServeClient(t, ruby, "testdata/serve_client.rb", "")
+}
+
+// clientInterpreter returns the first of candidates on PATH that runs
+// check (a client library's import) successfully; without one the test
+// is skipped, or fails in CI, naming the Debian package.
+func clientInterpreter(t *testing.T, what, pkg string, candidates []string, check ...string) string {
+	t.Helper()
+	for _, cand := range candidates {
+		if p, err := exec.LookPath(cand); err == nil && exec.Command(p, check...).Run() == nil {
+			return p
 		}
-		t.Skip("ruby with the redis gem is not installed: apt-get install ruby-redis to run this test")
 	}
-	runServeClient(t, ruby, "testdata/serve_client.rb", "all checks passed")
+	if os.Getenv("CI") == "true" {
+		t.Fatalf("%s is not installed (apt-get install %s)", what, pkg)
+	}
+	t.Skipf("%s is not installed: apt-get install %s to run this test", what, pkg)
+	return ""
 }
 
 // runServeClient starts serve and runs script with interpreter against
 // its TCP address and its socket; the output must hold "all checks
-// passed" and want.
+// passed" and want (anything, when empty).
 func runServeClient(t *testing.T, interpreter, script, want string) {
 	t.Helper()
 	host, port, sock := startServeBoth(t)
