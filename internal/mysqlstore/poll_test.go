@@ -287,11 +287,12 @@ func TestPollOneStatement(t *testing.T) {
 	t.Logf("one Commit: %d requests in %d round trips", writes.Load()-w0, trips.Load()-t0)
 }
 
-// TestPollRowsAtOrAboveNext: the Poll statement reads the log rows
-// without an id < next_id bound and returns the trace lookups whatever
-// the position; the client applies both bounds. A stray row at or above
-// next_id (none exists in a log only stores wrote; here one is put there
-// by hand) must change nothing a Poll returns: not delivered, not
+// TestPollRowsAtOrAboveNext: pollJoin bounds the log rows by id <
+// next_id in its view; pollFull (the fallback, here for a position ahead
+// of the log) reads them without that bound, and the client drops what
+// lies at or above next_id. A stray row at or above next_id (none exists
+// in a log only stores wrote; here one is put there by hand) must change
+// nothing a Poll returns with either statement: not delivered, not
 // counted for More. And a position at the latest id is judged by the
 // meta row's nonce, not by the row there, even when that row has no
 // nonce (written by an earlier version), which would check by id only.
@@ -315,6 +316,7 @@ func TestPollRowsAtOrAboveNext(t *testing.T) {
 		{"with a lookup", commits[0].Position(), 0, logstore.VerdictMatch, []uint64{3, 4, 5, 6}},
 		{"at the latest", latest, 0, logstore.VerdictMatch, nil},
 		{"at the latest with another nonce", logstore.Position{ID: latest.ID, Nonce: latest.Nonce + 1}, 0, logstore.VerdictMismatch, nil},
+		{"ahead, below a stray row (pollFull)", logstore.Position{ID: latest.ID + 2, Nonce: 1}, 0, logstore.VerdictAhead, nil},
 	} {
 		var ids []uint64
 		res, err := s.Poll(ctx, logstore.PollRequest{After: tc.after, Max: tc.max}, func(e logstore.Entry) error {
